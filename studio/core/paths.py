@@ -1,0 +1,64 @@
+"""Where Studio keeps settings, user models, caches and outputs (platform-standard places).
+
+``STUDIO_HOME`` redirects everything under one folder (tests, portable installs).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP = "studio"
+
+
+def _home_override() -> Path | None:
+    home = os.environ.get("STUDIO_HOME")
+    return Path(home) if home else None
+
+
+def config_dir() -> Path:
+    home = _home_override()
+    path = home / "config" if home else Path(platformdirs.user_config_dir(APP))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_dir() -> Path:
+    home = _home_override()
+    path = home / "data" if home else Path(platformdirs.user_data_dir(APP))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir() -> Path:
+    home = _home_override()
+    path = home / "cache" if home else Path(platformdirs.user_cache_dir(APP))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def user_models_dir() -> Path:
+    path = data_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_output_dir() -> Path:
+    home = _home_override()
+    return home / "outputs" if home else Path(platformdirs.user_documents_dir()) / "Studio"
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def bundled_models_dir() -> Path:
+    """The read-only ``models/`` folder shipped with the program."""
+    override = os.environ.get("STUDIO_BUNDLED_MODELS")
+    return Path(override) if override else repo_root() / "models"
+
+
+def resources_dir() -> Path:
+    return repo_root() / "resources"

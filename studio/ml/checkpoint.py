@@ -1,0 +1,115 @@
+"""Model files: safetensors weights + a JSON sidecar (architecture, config, version, data, metrics).
+
+Never pickle. A file is accepted only when its sidecar names a registered architecture, its config fits that
+architecture, and its tensors match the module exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from studio.core.errors import ModelFileError
+from studio.ml import registry
+
+FORMAT_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar_path(weights: Path) -> Path:
+    return weights.with_suffix(".json")
+
+
+def config_from_dict(config_cls: type, data: dict[str, Any]) -> Any:
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ModelFileError(f"config has fields this version does not know: {', '.join(sorted(unknown))}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return config_cls(**kwargs)
+
+
+def save_model(
+    module: nn.Module, arch_name: str, config: Any, weights: Path, meta: dict[str, Any] | None = None
+) -> Path:
+    """Write ``weights`` (.safetensors) and its JSON sidecar atomically; returns the weights path."""
+    weights = Path(weights)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    tmp = weights.with_suffix(".safetensors.tmp")
+    save_file(state, str(tmp), metadata={"arch": arch_name, "format": str(FORMAT_VERSION)})
+    sidecar = {
+        "arch": arch_name,
+        "format": FORMAT_VERSION,
+        "config": dataclasses.asdict(config),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(meta or {}),
+    }
+    side_tmp = sidecar_path(weights).with_suffix(".json.tmp")
+    side_tmp.write_text(json.dumps(sidecar, indent=2, default=str), encoding="utf-8")
+    tmp.replace(weights)
+    side_tmp.replace(sidecar_path(weights))
+    return weights
+
+
+def read_sidecar(weights: Path) -> dict[str, Any]:
+    side = sidecar_path(Path(weights))
+    if not side.exists():
+        raise ModelFileError(f"{side.name} is missing: a model needs its JSON description beside the weights")
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{side.name} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or "arch" not in data or "config" not in data:
+        raise ModelFileError(f"{side.name} does not describe a Studio model (no 'arch' or 'config')")
+    return data
+
+
+def load_model(
+    weights: Path, expect_arch: str | None = None, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """Load a model file; returns (module in eval mode, config, sidecar)."""
+    weights = Path(weights)
+    if not weights.exists():
+        raise ModelFileError(f"model file {weights} does not exist")
+    meta = read_sidecar(weights)
+    if expect_arch is not None and meta["arch"] != expect_arch:
+        raise ModelFileError(
+            f"{weights.name} is a {meta['arch']!r} model, not {expect_arch!r}: pick a model of the right kind"
+        )
+    try:
+        arch = registry.get(meta["arch"])
+    except KeyError as exc:
+        raise ModelFileError(str(exc)) from None
+    try:
+        config = config_from_dict(arch.config_cls, meta["config"])
+    except TypeError as exc:
+        raise ModelFileError(f"{weights.name}: config does not fit {arch.name}: {exc}") from None
+    module = arch.build(config)
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise ModelFileError(f"{weights.name} is not a readable safetensors file ({exc})") from None
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ModelFileError(f"{weights.name} does not match the {arch.name} architecture: {first}") from None
+    module.eval().to(device)
+    return module, config, meta

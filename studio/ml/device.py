@@ -1,0 +1,42 @@
+"""Choosing where models run, and keeping the desktop responsive on CPU."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def resolve_device(preference: str = "auto") -> str:
+    """'auto' -> cuda when present, else cpu. Asking for cuda without one falls back to cpu."""
+    if preference == "cuda" and not cuda_available():
+        return "cpu"
+    if preference in ("cpu", "cuda"):
+        return preference
+    return "cuda" if cuda_available() else "cpu"
+
+
+def default_cpu_threads() -> int:
+    """Leave one core to the UI thread and the desktop."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def configure_cpu_threads(threads: int = 0) -> int:
+    threads = threads or default_cpu_threads()
+    torch.set_num_threads(threads)
+    return threads
+
+
+def describe_device(device: str) -> str:
+    if device == "cuda" and cuda_available():
+        props = torch.cuda.get_device_properties(0)
+        return f"CUDA: {props.name} ({props.total_memory / 2**30:.0f} GiB)"
+    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads for models)"
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
