@@ -1,0 +1,1 @@
+"""One workspace per modality (sprites, copy, music, training) plus the model manager."""
