@@ -1,0 +1,46 @@
+"""Model-management tasks the UI runs through the worker (it may not touch model files itself)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from studio.core.context import JobContext
+from studio.core.jobs import JobSpec
+from studio.ml.tasks import task
+
+
+def describe_entry(entry: Any) -> dict[str, Any]:
+    meta = entry.meta
+    card = entry.weights.with_suffix(".md")
+    return {
+        "name": entry.name,
+        "arch": entry.arch,
+        "modality": entry.modality,
+        "family": meta.get("family", ""),
+        "source": entry.source,
+        "size_bytes": entry.size_bytes,
+        "categories": list(meta.get("categories", [])),
+        "metrics": dict(meta.get("metrics", {})),
+        "licence": meta.get("licence", ""),
+        "card_path": str(card) if card.exists() else "",
+        "path": str(entry.weights),
+    }
+
+
+@task("models.list")
+def list_models(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
+    entries = ctx.resources.store.entries()
+    modality = spec.params.get("modality")
+    return [describe_entry(e) for e in entries if not modality or e.modality == modality]
+
+
+@task("models.verify")
+def verify_model(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
+    """Check a model's files (sha256 for bundled models, loadability for all)."""
+    from studio.ml.checkpoint import read_sidecar
+
+    store = ctx.resources.store
+    entry = store.find(str(spec.params["name"]))
+    store.verify(entry)
+    read_sidecar(entry.weights)
+    return {"name": entry.name, "ok": True}
