@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from studio.core.settings import Settings
 from studio.ml.cache import ModelCache
 from studio.ml.device import configure_cpu_threads, resolve_device
+from studio.ml.runtime.select import RuntimeSelector
 from studio.ml.store import ModelStore
 
 
@@ -19,6 +21,11 @@ class Resources:
     cache: ModelCache
     cpu_threads: int
     settings: Settings = field(default_factory=Settings)
+
+    @cached_property
+    def runtimes(self) -> RuntimeSelector:
+        """Loads models and picks torch or onnxruntime for each graph (see studio.ml.runtime.select)."""
+        return RuntimeSelector(self)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Resources:

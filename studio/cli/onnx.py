@@ -1,0 +1,34 @@
+"""``studio export onnx MODEL [--fp16] [--int8|--int4] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from studio.ml.export.pipeline import export_model
+
+    variant = "fp16" if args.fp16 else "int8" if args.int8 else "int4" if args.int4 else "fp32"
+    names = args.models
+    if names == ["all"]:
+        from studio.ml.store import ModelStore
+
+        names = [e.name for e in ModelStore().entries() if e.arch != "sprite-encoder"]
+    for name in names:
+        record = export_model(name, variant, Path(args.out) / name if args.out else None)
+        for graph, info in record.graphs.items():
+            print(f"{name}/{graph} [{variant}] -> {record.folder / info['file']}  "
+                  f"{info['size_bytes'] / 1e6:.2f} MB  max abs error {info['max_abs_error']:.2g}")
+    return 0
+
+
+def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
+    parser = groups["export"].add_parser("onnx", help="export models to validated, optimised ONNX")
+    parser.add_argument("models", nargs="+", help="model names (see `studio models list`), or `all`")
+    quant = parser.add_mutually_exclusive_group()
+    quant.add_argument("--fp16", action="store_true", help="fp16 weights and activations (CUDA)")
+    quant.add_argument("--int8", action="store_true", help="dynamic int8 weights (CPU)")
+    quant.add_argument("--int4", action="store_true", help="4-bit weight-only MatMulNBits (CPU, language models)")
+    parser.add_argument("--out", default=None, help="output folder (default: the user model folder)")
+    parser.set_defaults(func=run_export)

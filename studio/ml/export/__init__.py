@@ -1,0 +1,1 @@
+"""ONNX export of registered models: export, validate against torch, optimise, quantise, record."""

@@ -1,0 +1,1 @@
+"""Run a registered model's graph through torch or onnxruntime behind one interface."""

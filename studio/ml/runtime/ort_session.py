@@ -1,0 +1,60 @@
+"""Opening onnxruntime sessions safely: file checks, provider fallback, input checks against the registry."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from studio.core.errors import ModelFileError
+from studio.ml.registry import OnnxGraph
+
+log = logging.getLogger(__name__)
+
+
+def available_providers() -> list[str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+def providers_for(device: str) -> tuple[list[str], str]:
+    """(providers, note): CUDA asked but not installed falls back to CPU with a note saying so."""
+    have = available_providers()
+    if not have:
+        raise ModelFileError("onnxruntime is not installed: run the set-up command (it installs the [cpu] extra)")
+    if device == "cuda":
+        if "CUDAExecutionProvider" in have:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"], ""
+        return ["CPUExecutionProvider"], "onnxruntime has no CUDA provider here (install the [gpu] extra): using CPU"
+    return ["CPUExecutionProvider"], ""
+
+
+def open_session(path: Path, device: str = "cpu", threads: int = 0, graph: OnnxGraph | None = None):
+    """An InferenceSession on ``path``; refuses truncated files and graphs whose inputs differ from the spec."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"ONNX file {path} does not exist")
+    providers, note = providers_for(device)
+    if note:
+        log.warning(note)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types for bad protobufs
+        raise ModelFileError(f"{path.name} is not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from None
+    if graph is not None:
+        names = [i.name for i in session.get_inputs()]
+        if names != list(graph.input_names):
+            raise ModelFileError(
+                f"{path.name} has inputs {names}, but {graph.name!r} expects {list(graph.input_names)}: "
+                "export it again with `studio export onnx`"
+            )
+    return session
