@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from studio.core import paths  # noqa: E402
+from studio.core import paths
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 
 
@@ -12,10 +13,8 @@ def onnxruntime_status() -> tuple[str, list[str], str]:
 
     installed = []
     for dist in ("onnxruntime", "onnxruntime-gpu"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             installed.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            pass
     problem = ""
     if len(installed) > 1:
         problem = (

@@ -46,7 +46,7 @@ def test_corrupt_png_is_refused(tmp_path: Path) -> None:
 def test_non_image_is_refused(tmp_path: Path) -> None:
     notes = tmp_path / "notes.png"
     notes.write_text("this is text")
-    with pytest.raises(BadInputError, match="notes.png"):
+    with pytest.raises(BadInputError, match=r"notes\.png"):
         images.load_rgba(notes)
 
 
@@ -100,7 +100,7 @@ def test_empty_audio_is_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_audio_extension_writes_nothing(tmp_path: Path) -> None:
-    with pytest.raises(BadInputError, match=".mp3"):
+    with pytest.raises(BadInputError, match=r"\.mp3"):
         audio.write_audio(tmp_path / "x.mp3", np.zeros(10, np.float32), 44100)
     assert list(tmp_path.iterdir()) == []
 
