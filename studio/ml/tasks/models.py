@@ -44,3 +44,41 @@ def verify_model(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     store.verify(entry)
     read_sidecar(entry.weights)
     return {"name": entry.name, "ok": True}
+
+
+@task("models.import")
+def import_model(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
+    """Import safetensors (+JSON), ONNX or GGUF into the user model folder, after checking it loads."""
+    from pathlib import Path
+
+    from studio.ml.model_import import import_file
+
+    entry = import_file(Path(str(spec.params["path"])), str(spec.params.get("name", "")), ctx.resources.store)
+    return {"name": entry, "ok": True}
+
+
+@task("models.rename")
+def rename_model(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
+    from studio.ml.model_import import rename_user_model
+
+    new = rename_user_model(ctx.resources.store, str(spec.params["name"]), str(spec.params["new_name"]))
+    ctx.resources.cache.clear()
+    return {"name": new}
+
+
+@task("models.delete")
+def delete_model(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
+    from studio.ml.model_import import delete_user_model
+
+    removed = delete_user_model(ctx.resources.store, str(spec.params["name"]))
+    ctx.resources.cache.clear()
+    return {"removed": removed}
+
+
+@task("models.export_onnx")
+def export_onnx(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
+    from studio.ml.export.pipeline import export_model
+
+    ctx.progress(0.05, "exporting to ONNX and validating against torch…")
+    record = export_model(str(spec.params["name"]), str(spec.params.get("variant", "fp32")), store=ctx.resources.store)
+    return {"folder": str(record.folder), "graphs": record.graphs, "variant": record.variant}

@@ -1,0 +1,122 @@
+"""Importing, renaming and deleting the user's models. Bundled models are read-only.
+
+Every import is checked before anything is copied: safetensors must load into their declared architecture, ONNX
+must pass the checker and open in onnxruntime, GGUF must be a llama-architecture file the loader accepts.
+Files already inside a model folder Studio reads (user or shared) are registered in place, never copied twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from studio.core.errors import BadInputError, ModelFileError
+from studio.ml.checkpoint import load_model, read_sidecar
+from studio.ml.store import ModelStore
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise BadInputError(f"{name!r} is not a usable model name: letters, digits, '.', '_' and '-' (max 64)")
+    return name
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and folder.resolve() in path.resolve().parents
+
+
+def _write_sidecar_name(weights: Path, name: str, extra: dict | None = None) -> None:
+    side = weights.with_suffix(".json")
+    meta = json.loads(side.read_text(encoding="utf-8")) if side.exists() else {}
+    meta.update(extra or {})
+    meta["name"] = name
+    side.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+
+def _import_safetensors(path: Path, name: str, store: ModelStore) -> str:
+    meta = read_sidecar(path)
+    load_model(path)  # raises ModelFileError with the reason when it does not fit its architecture
+    name = check_name(name or meta.get("name") or path.stem)
+    if _inside(path, store.user) or _inside(path, store.shared):
+        _write_sidecar_name(path, name)
+        return name
+    target = store.user / f"{name}.safetensors"
+    if target.exists():
+        raise BadInputError(f"a model named {name!r} already exists: rename it or pick another name")
+    shutil.copy2(path, target)
+    shutil.copy2(path.with_suffix(".json"), target.with_suffix(".json"))
+    card = path.with_suffix(".md")
+    if card.exists():
+        shutil.copy2(card, target.with_suffix(".md"))
+    _write_sidecar_name(target, name, {"imported_from": str(path)})
+    return name
+
+
+def _import_onnx(path: Path, name: str, store: ModelStore) -> str:
+    import onnx
+
+    from studio.ml.runtime.ort_session import open_session
+
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:  # onnx raises ValidationError and protobuf DecodeError
+        raise ModelFileError(f"{path.name} is not a valid ONNX model ({str(exc).splitlines()[0][:200]})") from None
+    open_session(path)
+    name = check_name(name or path.stem)
+    folder = store.user / "onnx-imported" / name
+    if folder.exists():
+        raise BadInputError(f"an ONNX model named {name!r} was already imported")
+    folder.mkdir(parents=True)
+    shutil.copy2(path, folder / path.name)
+    return name
+
+
+def _import_gguf(path: Path, name: str, store: ModelStore) -> str:
+    from studio.ml.text.gguf_loader import register_gguf  # the language-model loader validates the file
+
+    return register_gguf(path, check_name(name or path.stem), store.user / "lm")
+
+
+def import_file(path: Path, name: str, store: ModelStore) -> str:
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(f"{path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        return _import_safetensors(path, name, store)
+    if suffix == ".onnx":
+        return _import_onnx(path, name, store)
+    if suffix == ".gguf":
+        return _import_gguf(path, name, store)
+    raise BadInputError(f"{path.name}: Studio imports .safetensors (with its .json), .onnx and .gguf files")
+
+
+def _user_entry(store: ModelStore, name: str):
+    entry = store.find(name)
+    if entry.source == "bundled":
+        raise BadInputError(f"{name!r} is a bundled model and cannot be changed; import a copy instead")
+    return entry
+
+
+def rename_user_model(store: ModelStore, name: str, new_name: str) -> str:
+    entry = _user_entry(store, name)
+    check_name(new_name)
+    if any(e.name == new_name for e in store.entries()):
+        raise BadInputError(f"a model named {new_name!r} already exists")
+    _write_sidecar_name(entry.weights, new_name)
+    return new_name
+
+
+def delete_user_model(store: ModelStore, name: str) -> list[str]:
+    """Delete a user model's files (weights, sidecar, card, samples); returns the removed paths."""
+    entry = _user_entry(store, name)
+    stem = entry.weights.stem
+    removed = []
+    for path in sorted(entry.weights.parent.glob(f"{stem}.*")) + sorted(entry.weights.parent.glob(f"{stem}-*.png")):
+        path.unlink()
+        removed.append(str(path))
+    return removed
