@@ -1,0 +1,215 @@
+"""The model manager: every bundled, trained and imported model in one table, with its card and actions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.jobs import JobSpec
+from studio.core.settings import Settings
+from studio.engine.client import Engine
+from studio.ui.jobs import run_job
+from studio.ui.workspaces.base import Workspace
+
+COLUMNS = ("Name", "Modality", "Family", "Source", "Size", "Metrics", "Licence")
+
+
+def format_size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    parts = [f"{k} {v:.3g}" for k, v in metrics.items() if isinstance(v, int | float)]
+    return ", ".join(parts[:3])
+
+
+class ModelManagerWorkspace(Workspace):
+    title = "Models"
+    #: (modality, model name): the main window switches the generation workspace to this model
+    use_model = Signal(str, str)
+
+    def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(engine, settings, parent)
+        self.models: list[dict[str, Any]] = []
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._show_card)
+        self.filter = QComboBox()
+        self.filter.addItems(["All", "sprite", "copy", "music", "eval"])
+        self.filter.currentTextChanged.connect(lambda _: self._fill())
+        self.card = QTextBrowser()
+        self.card.setOpenExternalLinks(False)
+        self.status = QLabel()
+        self.buttons: dict[str, QPushButton] = {}
+        actions = (
+            ("Refresh", self.refresh),
+            ("Import…", self.open_dialog),
+            ("Use", self._use),
+            ("Rename…", self._rename),
+            ("Delete", self._delete),
+            ("Verify", self._verify),
+            ("Export ONNX", self.export),
+        )
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Show"))
+        bar.addWidget(self.filter)
+        for label, slot in actions:
+            button = QPushButton(label)
+            button.clicked.connect(slot)
+            self.buttons[label] = button
+            bar.addWidget(button)
+        bar.addStretch(1)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.card)
+        splitter.setSizes([300, 300])
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.status)
+        self._update_buttons()
+        self.refresh()
+
+    # --- data ----------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        run_job(self.engine, JobSpec("models.list"), on_done=self._on_list, on_fail=self._fail)
+
+    def _on_list(self, models: list[dict[str, Any]]) -> None:
+        self.models = models
+        self._fill()
+
+    def _visible(self) -> list[dict[str, Any]]:
+        wanted = self.filter.currentText()
+        return [m for m in self.models if wanted == "All" or m["modality"] == wanted]
+
+    def _fill(self) -> None:
+        visible = self._visible()
+        self.table.setRowCount(len(visible))
+        for row, model in enumerate(visible):
+            cells = (model["name"], model["modality"], model["family"], model["source"],
+                     format_size(model["size_bytes"]), format_metrics(model["metrics"]), model.get("licence", ""))
+            for column, text in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(str(text)))
+        self.status.setText(f"{len(visible)} model(s)")
+        self._update_buttons()
+
+    def selected(self) -> dict[str, Any] | None:
+        rows = self.table.selectionModel().selectedRows()
+        visible = self._visible()
+        return visible[rows[0].row()] if rows and rows[0].row() < len(visible) else None
+
+    def select_name(self, name: str) -> None:
+        for row, model in enumerate(self._visible()):
+            if model["name"] == name:
+                self.table.selectRow(row)
+
+    def _update_buttons(self) -> None:
+        model = self.selected()
+        for label in ("Use", "Verify", "Export ONNX"):
+            self.buttons[label].setEnabled(model is not None)
+        editable = model is not None and model["source"] != "bundled"
+        self.buttons["Rename…"].setEnabled(editable)
+        self.buttons["Delete"].setEnabled(editable)
+
+    def _show_card(self) -> None:
+        self._update_buttons()
+        model = self.selected()
+        if model is None:
+            self.card.clear()
+            return
+        card = Path(model["card_path"]) if model.get("card_path") else None
+        if card is not None and card.exists():
+            self.card.setSearchPaths([str(card.parent)])
+            self.card.setMarkdown(card.read_text(encoding="utf-8", errors="replace"))
+        else:
+            self.card.setMarkdown(
+                f"# {model['name']}\n\nNo model card. Architecture `{model['arch']}`, file `{model['path']}`."
+            )
+
+    # --- actions ---------------------------------------------------------------------------------------
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+        self.status_message.emit(text)
+
+    def _fail(self, message: str) -> None:
+        self._say(message)
+
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import a model", "", "Models (*.safetensors *.onnx *.gguf);;All files (*)"
+        )
+        if path:
+            self.open_path(Path(path))
+
+    def open_path(self, path: Path) -> None:
+        self._say(f"Importing {Path(path).name}…")
+        run_job(self.engine, JobSpec("models.import", {"path": str(path)}),
+                on_done=lambda r: (self._say(f"Imported {r['name']}"), self.refresh()), on_fail=self._fail)
+
+    def _use(self) -> None:
+        model = self.selected()
+        if model:
+            self.use_model.emit(model["modality"], model["name"])
+
+    def _rename(self) -> None:
+        model = self.selected()
+        if model is None:
+            return
+        new, ok = QInputDialog.getText(self, "Rename model", "New name:", text=model["name"])
+        if ok and new and new != model["name"]:
+            self.rename(model["name"], new)
+
+    def rename(self, name: str, new_name: str) -> None:
+        run_job(self.engine, JobSpec("models.rename", {"name": name, "new_name": new_name}),
+                on_done=lambda r: (self._say(f"Renamed to {r['name']}"), self.refresh()), on_fail=self._fail)
+
+    def _delete(self) -> None:
+        model = self.selected()
+        if model is None:
+            return
+        answer = QMessageBox.question(self, "Delete model", f"Delete {model['name']} and its files?")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.delete(model["name"])
+
+    def delete(self, name: str) -> None:
+        run_job(self.engine, JobSpec("models.delete", {"name": name}),
+                on_done=lambda r: (self._say(f"Deleted {name}"), self.refresh()), on_fail=self._fail)
+
+    def _verify(self) -> None:
+        model = self.selected()
+        if model:
+            run_job(self.engine, JobSpec("models.verify", {"name": model["name"]}),
+                    on_done=lambda r: self._say(f"{r['name']}: files verified"), on_fail=self._fail)
+
+    def export(self) -> None:
+        model = self.selected()
+        if model is None:
+            return
+        self._say(f"Exporting {model['name']} to ONNX…")
+        run_job(self.engine, JobSpec("models.export_onnx", {"name": model["name"]}),
+                on_done=lambda r: self._say(f"ONNX export written to {r['folder']}"), on_fail=self._fail)
