@@ -1,0 +1,369 @@
+"""The Train workspace: from a folder of the user's own assets to a registered model, without a terminal.
+
+Training runs in a child process (studio.engine.training_process) running the same `studio train` command as the
+CLI; this widget only builds the command, follows its JSON events and shows them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.jobs import JobSpec
+from studio.core.settings import Settings
+from studio.engine.client import Engine
+from studio.engine.training_process import TrainingProcess
+from studio.ui.jobs import run_job
+from studio.ui.widgets.loss_plot import LossPlot
+from studio.ui.workspaces.base import Workspace
+
+FAMILIES = {
+    "sprite": [
+        ("GAN (fast, one step)", "gan"),
+        ("VAE (variations, blends)", "vae"),
+        ("Diffusion (quality)", "diffusion"),
+    ],
+    "copy": [("LoRA brand voice on the language model", "lora")],
+    "music": [("Fine-tune the note Transformer", "transformer")],
+}
+MODALITY_LABELS = (("Sprites", "sprite"), ("Ad copy", "copy"), ("Music", "music"))
+PRESETS = ("quick", "balanced", "best")
+DATA_HINTS = {
+    "sprite": "a folder of PNGs, or a sprite sheet (set the grid)",
+    "copy": "a TXT or CSV file, one example per line/row",
+    "music": "a folder or file of MIDI/ABC tunes",
+}
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA --:--"
+    seconds = int(seconds)
+    return f"ETA {seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class TrainWorkspace(Workspace):
+    title = "Train"
+    use_model = Signal(str, str)  # modality, model name: switch the generation workspace to it
+    run_ended = Signal(str, str)  # state, message
+
+    def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(engine, settings, parent)
+        self.process = TrainingProcess(self)
+        self.process.event.connect(self._on_event)
+        self.process.log_line.connect(self._log)
+        self.process.ended.connect(self._on_ended)
+        self.last_event: dict[str, Any] = {}
+        self.finished_model: str = ""
+        self._build()
+        self._on_modality()
+        self._set_running(False)
+
+    # --- layout --------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.modality = QComboBox()
+        for label, key in MODALITY_LABELS:
+            self.modality.addItem(label, key)
+        self.modality.currentIndexChanged.connect(self._on_modality)
+        self.family = QComboBox()
+        self.data_path = QLineEdit()
+        self.data_path.setPlaceholderText("choose your data")
+        browse_folder = QPushButton("Folder…")
+        browse_folder.clicked.connect(self._choose_folder)
+        browse_file = QPushButton("File…")
+        browse_file.clicked.connect(self._choose_file)
+        self.grid = QSpinBox()
+        self.grid.setRange(0, 512)
+        self.grid.setSpecialValueText("not a sheet")
+        self.grid.setSuffix(" px")
+        self.inspect_button = QPushButton("Inspect data")
+        self.inspect_button.clicked.connect(self.inspect)
+        self.found = QLabel("No data inspected yet.")
+        self.found.setWordWrap(True)
+        self.rejected = QListWidget()
+        self.rejected.setMaximumHeight(90)
+        self.augment_button = QPushButton("Preview augmentations")
+        self.augment_button.clicked.connect(self.preview_augmentations)
+        self.preset = QComboBox()
+        self.preset.addItems(PRESETS)
+        self.preset.currentTextChanged.connect(lambda _: self.estimate())
+        self.estimate_label = QLabel("")
+        self.estimate_label.setWordWrap(True)
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("my-sprites")
+        self.licence = QLineEdit()
+        self.licence.setPlaceholderText("e.g. my own work, CC0, CC-BY-4.0")
+        self.max_steps = QSpinBox()
+        self.max_steps.setRange(0, 10_000_000)
+        self.max_steps.setSpecialValueText("preset")
+
+        data_row = QHBoxLayout()
+        data_row.addWidget(self.data_path, 1)
+        data_row.addWidget(browse_folder)
+        data_row.addWidget(browse_file)
+        form = QFormLayout()
+        form.addRow("What", self.modality)
+        form.addRow("Model", self.family)
+        form.addRow("Data", data_row)
+        form.addRow("Sheet grid", self.grid)
+        form.addRow(self.inspect_button)
+        form.addRow(self.found)
+        form.addRow("Rejected", self.rejected)
+        form.addRow(self.augment_button)
+        form.addRow("Preset", self.preset)
+        form.addRow(self.estimate_label)
+        form.addRow("Name", self.name)
+        form.addRow("Data licence", self.licence)
+        form.addRow("Max steps", self.max_steps)
+        setup = QGroupBox("Set up")
+        setup.setLayout(form)
+
+        self.start_button = QPushButton("Start")
+        self.pause_button = QPushButton("Pause")
+        self.resume_button = QPushButton("Resume")
+        self.cancel_button = QPushButton("Cancel")
+        self.start_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(self.pause)
+        self.resume_button.clicked.connect(self.resume)
+        self.cancel_button.clicked.connect(self.cancel)
+        controls = QHBoxLayout()
+        for button in (self.start_button, self.pause_button, self.resume_button, self.cancel_button):
+            controls.addWidget(button)
+
+        self.progress = QProgressBar()
+        self.eta = QLabel(format_eta(None))
+        self.plot = LossPlot()
+        self.sample = QLabel("Samples appear here during training.")
+        self.sample.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.sample.setMinimumSize(256, 256)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(2000)
+        self.result = QLabel("")
+        self.result.setWordWrap(True)
+        self.export_button = QPushButton("Export ONNX")
+        self.export_button.clicked.connect(self.export)
+        self.use_button = QPushButton("Use in workspace")
+        self.use_button.clicked.connect(self._use)
+        finish = QHBoxLayout()
+        finish.addWidget(self.result, 1)
+        finish.addWidget(self.export_button)
+        finish.addWidget(self.use_button)
+
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.eta)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.plot)
+        top.addWidget(self.sample)
+        top.setSizes([500, 300])
+        right = QVBoxLayout()
+        right.addLayout(controls)
+        right.addLayout(progress_row)
+        right.addWidget(top, 3)
+        right.addLayout(finish)
+        right.addWidget(self.log_view, 1)
+        right_widget = QWidget()
+        right_widget.setLayout(right)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(setup)
+        splitter.addWidget(right_widget)
+        splitter.setSizes([360, 700])
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+
+    # --- state ---------------------------------------------------------------------------------------
+    @property
+    def modality_key(self) -> str:
+        return str(self.modality.currentData())
+
+    def _on_modality(self) -> None:
+        self.family.clear()
+        for label, key in FAMILIES[self.modality_key]:
+            self.family.addItem(label, key)
+        is_sprite = self.modality_key == "sprite"
+        self.grid.setEnabled(is_sprite)
+        self.augment_button.setEnabled(is_sprite)
+        self.data_path.setPlaceholderText(DATA_HINTS[self.modality_key])
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.resume_button.setEnabled(not running and bool(self.name.text().strip()))
+        self.pause_button.setEnabled(running)
+        self.cancel_button.setEnabled(running)
+        self.export_button.setEnabled(not running and bool(self.finished_model))
+        self.use_button.setEnabled(not running and bool(self.finished_model))
+
+    def _say(self, text: str) -> None:
+        self.status_message.emit(text)
+        self._log(text)
+
+    def _log(self, line: str) -> None:
+        self.log_view.appendPlainText(line)
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Training data folder")
+        if folder:
+            self.data_path.setText(folder)
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Training data file")
+        if path:
+            self.data_path.setText(path)
+
+    # --- data ---------------------------------------------------------------------------------------
+    def _data_params(self) -> dict[str, Any]:
+        return {"modality": self.modality_key, "path": self.data_path.text().strip(), "grid": self.grid.value()}
+
+    def inspect(self) -> None:
+        if not self.data_path.text().strip():
+            self._say("Choose a data folder or file first.")
+            return
+        self.found.setText("Inspecting…")
+        run_job(self.engine, JobSpec("data.inspect", self._data_params()), on_done=self._on_inspected,
+                on_fail=self._on_inspect_failed)
+
+    def _on_inspected(self, report: dict[str, Any]) -> None:
+        counts = ", ".join(f"{k}: {v}" for k, v in report.get("counts", {}).items())
+        self.found.setText(f"Found {report['usable']} usable item(s) ({counts or 'no categories'}); "
+                           f"{len(report.get('rejected', []))} rejected.")
+        self.rejected.clear()
+        for item in report.get("rejected", []):
+            self.rejected.addItem(f"{item['file']}: {item['reason']}")
+        self.estimate()
+
+    def _on_inspect_failed(self, message: str) -> None:
+        self.found.setText(message)
+        self._say(message)
+
+    def preview_augmentations(self) -> None:
+        run_job(self.engine, JobSpec("data.augment_preview", self._data_params(), seed=0),
+                on_done=lambda r: self._show_sample(r["path"]), on_fail=self._say)
+
+    def estimate(self) -> None:
+        params = {**self._data_params(), "family": self.family.currentData(), "preset": self.preset.currentText()}
+        run_job(self.engine, JobSpec("train.estimate", params), on_done=self._on_estimate,
+                on_fail=lambda m: self.estimate_label.setText(f"No estimate: {m}"))
+
+    def _on_estimate(self, estimate: dict[str, Any]) -> None:
+        minutes = estimate["seconds"] / 60
+        self.estimate_label.setText(
+            f"About {minutes:.0f} min on {estimate['device']} ({estimate['steps']} steps), "
+            f"~{estimate['memory_mb']:.0f} MB memory."
+        )
+
+    # --- running -------------------------------------------------------------------------------------
+    def train_args(self, resume: bool = False) -> list[str]:
+        name = self.name.text().strip()
+        args = [self.modality_key]
+        if self.modality_key == "sprite":
+            args += ["--model", str(self.family.currentData())]
+            if self.grid.value():
+                args += ["--grid", str(self.grid.value())]
+        args += ["--data", self.data_path.text().strip(), "--preset", self.preset.currentText(), "--name", name]
+        if self.licence.text().strip():
+            args += ["--licence", self.licence.text().strip()]
+        if self.max_steps.value():
+            args += ["--max-steps", str(self.max_steps.value())]
+        if resume:
+            args.append("--resume")
+        return args
+
+    def start(self, resume: bool = False) -> None:
+        if not self.name.text().strip():
+            self._say("Give the model a name first.")
+            return
+        if not self.data_path.text().strip():
+            self._say("Choose the training data first.")
+            return
+        if not resume:
+            self.plot.clear_curves()
+        self.finished_model = ""
+        self.result.setText("")
+        self.process.start(self.train_args(resume))
+        self._set_running(True)
+        self._say(("Resuming" if resume else "Starting") + f" training of {self.name.text().strip()}…")
+
+    def resume(self) -> None:
+        self.start(resume=True)
+
+    def pause(self) -> None:
+        self.process.pause()
+        self._say("Pausing at the next step (a checkpoint is saved)…")
+
+    def cancel(self) -> None:
+        self.process.cancel()
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        self.last_event = event
+        kind = event.get("event", "progress")
+        if kind == "progress":
+            step, total = int(event.get("step", 0)), max(1, int(event.get("total", 1)))
+            self.progress.setMaximum(total)
+            self.progress.setValue(step)
+            self.eta.setText(format_eta(event.get("eta_s")))
+            if event.get("loss"):
+                self.plot.add_point(step, {k: float(v) for k, v in event["loss"].items()})
+            if event.get("sample_path"):
+                self._show_sample(event["sample_path"])
+        elif kind == "finished":
+            self.finished_model = str(event.get("model", self.name.text().strip()))
+            metrics = ", ".join(f"{k} {v:.3g}" for k, v in event.get("metrics", {}).items()
+                                if isinstance(v, int | float))
+            card = event.get("card", "")
+            self.result.setText(f"Model {self.finished_model} registered. {metrics}" + (f"\nCard: {card}" if card
+                                                                                           else ""))
+        elif kind == "error":
+            self._say(str(event.get("message", "training failed")))
+        elif kind in ("info", "paused"):
+            self._log(str(event.get("message", "")))
+
+    def _show_sample(self, path: str) -> None:
+        pixmap = QPixmap(path)
+        if not pixmap.isNull():
+            size = min(self.sample.width(), self.sample.height())
+            self.sample.setPixmap(pixmap.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                                Qt.TransformationMode.FastTransformation))
+
+    def _on_ended(self, state: str, message: str) -> None:
+        self._set_running(False)
+        self._say(message)
+        self.run_ended.emit(state, message)
+        if state == "finished" and self.finished_model:
+            self._say(f"{self.finished_model} is ready: export it to ONNX or use it now.")
+
+    def export(self) -> None:
+        if self.finished_model:
+            run_job(self.engine, JobSpec("models.export_onnx", {"name": self.finished_model}),
+                    on_done=lambda r: self._say(f"ONNX export written to {r['folder']}"), on_fail=self._say)
+
+    def _use(self) -> None:
+        if self.finished_model:
+            self.use_model.emit(self.modality_key, self.finished_model)
+
+    def shutdown(self) -> None:
+        """Called by the main window on close: pause a running training so it can be resumed later."""
+        if self.process.running:
+            self.process.pause()
+            if not self.process.wait(10_000):
+                self.process.cancel()
+                self.process.wait(2_000)
