@@ -23,7 +23,7 @@ GROUPS = {
     "data": "build training sets from offline sources",
 }
 
-COMMAND_MODULES = ("info", "app", "models", "sprite", "copy", "music", "onnx", "bench")
+COMMAND_MODULES = ("info", "app", "models", "sprite", "copy", "music", "music_model", "onnx", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

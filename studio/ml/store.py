@@ -53,7 +53,8 @@ class ModelStore:
         if folder is None or not folder.is_dir():
             return []
         found = []
-        for weights in sorted(folder.glob("**/*.safetensors")):
+        # Language models imported as GGUF are listed once their sidecar exists (see studio.ml.text.lm).
+        for weights in sorted([*folder.glob("**/*.safetensors"), *folder.glob("**/*.gguf")]):
             meta = _read_meta(weights)
             if meta is None:
                 continue

@@ -1,0 +1,1 @@
+"""Dataset builders and augmentation (sprites, copy text, music events)."""

@@ -1,0 +1,407 @@
+"""A compact Llama-architecture decoder (SmolLM2 and other Llama GGUFs): RMSNorm, RoPE, grouped-query
+attention, SwiGLU, and a preallocated KV cache.
+
+Weights use the Hugging Face layout and names (``layers.0.self_attn.q_proj.weight`` ...; Q/K rows in
+"rotate-half" RoPE order); :mod:`studio.ml.text.gguf_loader` un-permutes llama.cpp's interleaved order on import.
+
+Usage::
+
+    model = Llama(LlamaConfig.tiny()).eval()
+    cache = KVCache.allocate(model.config, batch=1, capacity=64, device="cpu", dtype=torch.float32)
+    logits, cache = model(torch.tensor([[5, 6, 7]]), cache=cache)      # prefill: logits (1, 3, V)
+    logits, cache = model(torch.tensor([[8]]), cache=cache)            # one decode step: (1, 1, V)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from studio.ml.registry import Architecture, OnnxGraph, register
+
+
+@dataclass(frozen=True)
+class LlamaConfig:
+    vocab_size: int = 49152
+    dim: int = 576
+    n_layers: int = 30
+    n_heads: int = 9
+    n_kv_heads: int = 3
+    ffn_dim: int = 1536
+    norm_eps: float = 1e-5
+    rope_theta: float = 100000.0
+    max_seq_len: int = 8192
+    tie_embeddings: bool = True
+
+    def __post_init__(self) -> None:
+        if self.dim % self.n_heads or self.n_heads % self.n_kv_heads:
+            raise ValueError(
+                f"width {self.dim} must split into {self.n_heads} heads, and those into {self.n_kv_heads} groups"
+            )
+        if self.head_dim % 2:
+            raise ValueError(f"head width {self.head_dim} must be even for rotary embeddings")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @classmethod
+    def tiny(cls) -> LlamaConfig:
+        return cls(vocab_size=96, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=64, max_seq_len=64)
+
+
+class Cache(Protocol):
+    """What attention needs from a cache: store this layer's new keys/values, return all of them so far."""
+
+    def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ...
+
+
+class KVCache:
+    """Preallocated keys and values of every layer, ``(layers, batch, kv_heads, capacity, head_dim)``.
+
+    ``length`` positions are filled. ``pad`` (batch,) counts left-padding positions per row (batched prompts of
+    different lengths): those keys are never attended to, and positions of a row start after its padding.
+    Writing in place avoids the copy a growing ``torch.cat`` cache makes every step; the capacity grows by
+    doubling if a caller runs past it.
+    """
+
+    def __init__(self, k: torch.Tensor, v: torch.Tensor, length: int = 0, pad: torch.Tensor | None = None) -> None:
+        self.k = k
+        self.v = v
+        self.length = length
+        self.pad = pad
+
+    @classmethod
+    def allocate(
+        cls,
+        config: LlamaConfig,
+        batch: int,
+        capacity: int,
+        device: str | torch.device,
+        dtype: torch.dtype,
+        pad: torch.Tensor | None = None,
+    ) -> KVCache:
+        shape = (config.n_layers, batch, config.n_kv_heads, capacity, config.head_dim)
+        k = torch.zeros(shape, device=device, dtype=dtype)
+        return cls(k, torch.zeros_like(k), 0, pad)
+
+    @property
+    def batch(self) -> int:
+        return self.k.shape[1]
+
+    @property
+    def capacity(self) -> int:
+        return self.k.shape[3]
+
+    def reserve(self, needed: int) -> None:
+        """Make room for ``needed`` positions in total (keeps what is stored)."""
+        if needed <= self.capacity:
+            return
+        capacity = max(needed, 2 * self.capacity)
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = old.new_zeros((*old.shape[:3], capacity, old.shape[4]))
+            new[:, :, :, : self.length] = old[:, :, :, : self.length]
+            setattr(self, name, new)
+
+    def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        end = start + k.shape[2]
+        self.k[layer, :, :, start:end] = k
+        self.v[layer, :, :, start:end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def key_mask(self, total: int) -> torch.Tensor | None:
+        """(batch, total) True where a key may be attended to; None when no row is padded."""
+        if self.pad is None or not bool(self.pad.any()):
+            return None
+        return torch.arange(total, device=self.pad.device)[None, :] >= self.pad[:, None]
+
+    def expand(self, batch: int) -> KVCache:
+        """A cache of ``batch`` rows, each a copy of this single-row cache (one prefill, many variants)."""
+        if self.batch != 1:
+            raise ValueError("only a single-row cache can be expanded")
+        pad = None if self.pad is None else self.pad.expand(batch).clone()
+        return KVCache(self.k.expand(-1, batch, -1, -1, -1).clone(), self.v.expand(-1, batch, -1, -1, -1).clone(),
+                       self.length, pad)
+
+    def select(self, rows: torch.Tensor) -> KVCache:
+        """Keep only ``rows`` (e.g. drop finished variants so later steps do less work)."""
+        pad = None if self.pad is None else self.pad[rows]
+        return KVCache(self.k[:, rows], self.v[:, rows], self.length, pad)
+
+    @property
+    def nbytes(self) -> int:
+        return 2 * self.k.numel() * self.k.element_size()
+
+
+class ConcatCache:
+    """Past keys/values given as tensors, extended by concatenation (the ONNX ``decoder_with_past`` graph)."""
+
+    def __init__(self, past_k: torch.Tensor, past_v: torch.Tensor) -> None:
+        self.past_k = past_k  # (layers, batch, kv_heads, past, head_dim)
+        self.past_v = past_v
+        self.present_k: list[torch.Tensor] = []
+        self.present_v: list[torch.Tensor] = []
+
+    def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k_all = torch.cat((self.past_k[layer], k), dim=2)
+        v_all = torch.cat((self.past_v[layer], v), dim=2)
+        self.present_k.append(k_all)
+        self.present_v.append(v_all)
+        return k_all, v_all
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in float32 even for fp16/bf16 weights (as the reference implementation does).
+        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
+        return self.weight * normed.to(x.dtype)
+
+
+def rope_table(config: LlamaConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin, (max_seq_len, head_dim), in the rotate-half layout."""
+    half = config.head_dim // 2
+    inv_freq = 1.0 / (config.rope_theta ** (torch.arange(half, dtype=torch.float64) * 2 / config.head_dim))
+    angles = torch.arange(config.max_seq_len, dtype=torch.float64)[:, None] * inv_freq[None, :]
+    angles = torch.cat((angles, angles), dim=-1)
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x (B, H, T, D); cos/sin (B, 1, T, D)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, config: LlamaConfig, layer: int) -> None:
+        super().__init__()
+        self.layer = layer
+        self.n_heads = config.n_heads
+        self.n_kv_heads = config.n_kv_heads
+        self.head_dim = config.head_dim
+        self.q_proj = nn.Linear(config.dim, config.n_heads * config.head_dim, bias=False)
+        self.k_proj = nn.Linear(config.dim, config.n_kv_heads * config.head_dim, bias=False)
+        self.v_proj = nn.Linear(config.dim, config.n_kv_heads * config.head_dim, bias=False)
+        self.o_proj = nn.Linear(config.n_heads * config.head_dim, config.dim, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        cache: Cache | None,
+        start: int,
+    ) -> torch.Tensor:
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q = apply_rope(q, cos, sin)
+        k = apply_rope(k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(self.layer, start, k, v)
+        # Grouped-query attention without repeating keys: the query heads sharing a KV head become extra query
+        # rows of that head, (B, Hkv, G*T, D); the mask rows are repeated to match (see Llama._mask).
+        groups = self.n_heads // self.n_kv_heads
+        q = q.reshape(b, self.n_kv_heads, groups * t, self.head_dim)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = out.reshape(b, self.n_heads, t, self.head_dim).transpose(1, 2).reshape(b, t, -1)
+        return self.o_proj(out)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: LlamaConfig) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(config.dim, config.ffn_dim, bias=False)
+        self.up_proj = nn.Linear(config.dim, config.ffn_dim, bias=False)
+        self.down_proj = nn.Linear(config.ffn_dim, config.dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, config: LlamaConfig, layer: int) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.dim, config.norm_eps)
+        self.self_attn = Attention(config, layer)
+        self.post_attention_layernorm = RMSNorm(config.dim, config.norm_eps)
+        self.mlp = FeedForward(config)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        cache: Cache | None,
+        start: int,
+    ) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, start)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Llama(nn.Module):
+    def __init__(self, config: LlamaConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.dim)
+        self.layers = nn.ModuleList(Block(config, i) for i in range(config.n_layers))
+        self.norm = RMSNorm(config.dim, config.norm_eps)
+        # Tied embeddings reuse embed_tokens.weight in forward (no second parameter: safetensors refuses
+        # tensors that share memory).
+        self.lm_head = None if config.tie_embeddings else nn.Linear(config.dim, config.vocab_size, bias=False)
+        cos, sin = rope_table(config)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+
+    @property
+    def output_weight(self) -> torch.Tensor:
+        return self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        key_mask: torch.Tensor | None = None,
+        last_only: bool = False,
+    ) -> tuple[torch.Tensor, Cache | None]:
+        """input_ids (B, T) -> (logits (B, T or 1, V), cache).
+
+        ``positions`` (B, T) default to the cache's next positions (after each row's left padding).
+        ``key_mask`` (B, past + T), True = attend, overrides the mask a :class:`KVCache` derives from its padding.
+        ``last_only`` computes logits for the last position only (a prefill needs no more).
+        A :class:`KVCache` is filled in place and advanced; it is returned for convenience.
+        """
+        b, t = input_ids.shape
+        start = self._start(cache)
+        if isinstance(cache, KVCache):
+            cache.reserve(start + t)
+            if key_mask is None:
+                key_mask = cache.key_mask(start + t)
+        if positions is None:
+            positions = torch.arange(start, start + t, device=input_ids.device)[None, :].expand(b, t)
+            if isinstance(cache, KVCache) and cache.pad is not None:
+                positions = (positions - cache.pad[:, None]).clamp(min=0)
+        x = self.embed_tokens(input_ids)
+        cos = self.rope_cos[positions].unsqueeze(1).to(x.dtype)
+        sin = self.rope_sin[positions].unsqueeze(1).to(x.dtype)
+        mask = self._mask(b, t, start, key_mask, input_ids.device)
+        for layer in self.layers:
+            x = layer(x, cos, sin, mask, cache, start)
+        if last_only:
+            x = x[:, -1:]
+        logits = F.linear(self.norm(x), self.output_weight)
+        if isinstance(cache, KVCache):
+            cache.length = start + t
+        return logits, cache
+
+    @staticmethod
+    def _start(cache: Cache | None) -> int:
+        if isinstance(cache, KVCache):
+            return cache.length
+        if isinstance(cache, ConcatCache):
+            return cache.past_k.shape[3]
+        return 0
+
+    def _mask(
+        self, b: int, t: int, start: int, key_mask: torch.Tensor | None, device: torch.device
+    ) -> torch.Tensor | None:
+        """Boolean (B|1, 1, G*T, start+T) mask, True = attend; None when every key may be seen (one new token)."""
+        if t == 1 and key_mask is None:
+            return None
+        total = start + t
+        query_pos = torch.arange(start, total, device=device)[:, None]
+        key_pos = torch.arange(total, device=device)[None, :]
+        mask = (key_pos <= query_pos)[None, None]  # (1, 1, T, S)
+        if key_mask is not None:
+            # A padded query still sees itself, so no softmax row is empty (an empty row gives NaN).
+            mask = mask & (key_mask[:, None, None, :].bool() | (key_pos == query_pos)[None, None])
+        groups = self.config.n_heads // self.config.n_kv_heads
+        return mask.repeat(1, 1, groups, 1)
+
+
+class DecoderWithPast(nn.Module):
+    """The ONNX graph: (input_ids, attention_mask, position_ids, past_keys, past_values) ->
+    (logits, present_keys, present_values); past/present are (layers, batch, kv_heads, sequence, head_dim)."""
+
+    def __init__(self, model: Llama) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        past_keys: torch.Tensor,
+        past_values: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cache = ConcatCache(past_keys, past_values)
+        logits, _ = self.model(input_ids, position_ids, cache, key_mask=attention_mask.bool())
+        return logits, torch.stack(cache.present_k), torch.stack(cache.present_v)
+
+
+def _decoder_example(config: LlamaConfig, batch: int) -> tuple[torch.Tensor, ...]:
+    past, new = 4, 3
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(0, config.vocab_size, (batch, new), generator=generator)
+    attention_mask = torch.ones(batch, past + new, dtype=torch.int64)
+    position_ids = torch.arange(past, past + new)[None, :].expand(batch, new).contiguous()
+    shape = (config.n_layers, batch, config.n_kv_heads, past, config.head_dim)
+    past_keys = torch.randn(shape, generator=generator)
+    past_values = torch.randn(shape, generator=generator)
+    return input_ids, attention_mask, position_ids, past_keys, past_values
+
+
+DECODER_WITH_PAST = OnnxGraph(
+    name="decoder_with_past",
+    wrap=DecoderWithPast,
+    example_inputs=_decoder_example,
+    input_names=("input_ids", "attention_mask", "position_ids", "past_keys", "past_values"),
+    output_names=("logits", "present_keys", "present_values"),
+    dynamic_axes={
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "total_sequence"},
+        "position_ids": {0: "batch", 1: "sequence"},
+        "past_keys": {1: "batch", 3: "past_sequence"},
+        "past_values": {1: "batch", 3: "past_sequence"},
+        "logits": {0: "batch", 1: "sequence"},
+        "present_keys": {1: "batch", 3: "total_sequence"},
+        "present_values": {1: "batch", 3: "total_sequence"},
+    },
+    atol=1e-4,
+    rtol=1e-3,
+)
+
+
+ARCH = register(
+    Architecture(
+        name="llama",
+        modality="copy",
+        family="transformer",
+        config_cls=LlamaConfig,
+        build=Llama,
+        onnx=(DECODER_WITH_PAST,),
+        description="Llama-architecture decoder (SmolLM2-135M-Instruct by default), loaded from GGUF files",
+    )
+)

@@ -1,0 +1,73 @@
+"""What the three sprite architectures share: the RGBA <-> tensor convention and class-conditional layers.
+
+Sprites are 32x32 RGBA. Networks see ``(N, 4, 32, 32)`` floats in [-1, 1]; alpha is a channel like the others and
+is predicted explicitly. Colour under fully transparent pixels is meaningless in the data, so it is set to black
+before training: the networks need not learn the hidden colours of whatever tool drew the sprite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+SPRITE_SIZE = 32
+CHANNELS = 4
+
+
+def images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(N, 32, 32, 4) uint8 -> (N, 4, 32, 32) float32 in [-1, 1], colour cleared where alpha is 0."""
+    array = np.asarray(images)
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[-1] != CHANNELS or array.dtype != np.uint8:
+        raise ValueError(f"expected (N, H, W, 4) uint8 sprites, got {array.dtype} {array.shape}")
+    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2)
+    return uint8_to_float(tensor)
+
+
+def uint8_to_float(batch: torch.Tensor) -> torch.Tensor:
+    """(N, 4, H, W) uint8 on any device -> float in [-1, 1] with colour cleared under transparent pixels."""
+    visible = (batch[:, 3:4] > 0).to(torch.uint8)
+    batch = torch.cat([batch[:, :3] * visible, batch[:, 3:4]], dim=1)
+    return batch.float() / 127.5 - 1.0
+
+
+def tensor_to_images(x: torch.Tensor) -> np.ndarray:
+    """(N, 4, H, W) float in [-1, 1] -> (N, H, W, 4) uint8 (values outside the range are clipped)."""
+    scaled = ((x.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return scaled.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def sample_grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
+    """Tile (N, H, W, 4) sprites row by row into one RGBA image (missing cells stay transparent)."""
+    count, height, width, _ = images.shape
+    rows = -(-count // columns)
+    grid = np.zeros((rows * height, columns * width, CHANNELS), dtype=np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        grid[r * height : (r + 1) * height, c * width : (c + 1) * width] = image
+    return grid
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose scale and shift depend on the class (as in BigGAN): the category steers every layer."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Embedding(num_classes, channels)
+        self.bias = nn.Embedding(num_classes, channels)
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        gain = self.gain(label)[:, :, None, None]
+        bias = self.bias(label)[:, :, None, None]
+        return self.norm(x) * gain + bias
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with as many groups (up to 8) as divide the channels: tiny test configs stay valid."""
+    groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
+    return nn.GroupNorm(groups, channels)

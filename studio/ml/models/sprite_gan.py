@@ -1,0 +1,158 @@
+"""Class-conditional sprite GAN: a ResNet generator with class-conditional batch norm, and a spectral-norm
+projection discriminator trained with the hinge loss (the SNGAN / BigGAN recipe, scaled down to 32x32 RGBA).
+
+The registered module holds both networks so a saved model can be fine-tuned further; generation only uses
+``generator`` (saved with its EMA weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from studio.ml.models.sprite_common import CHANNELS, SPRITE_SIZE, ConditionalBatchNorm2d
+from studio.ml.registry import Architecture, OnnxGraph, register
+
+
+@dataclass
+class SpriteGANConfig:
+    num_classes: int = 6
+    z_dim: int = 64
+    g_width: int = 64  # generator channels at 16x16; doubled at 8x8 and 4x4, halved at 32x32
+    d_width: int = 32  # discriminator channels at 32x32; doubled at each halving
+
+    @classmethod
+    def tiny(cls) -> SpriteGANConfig:
+        return cls(num_classes=3, z_dim=8, g_width=8, d_width=4)
+
+
+class GeneratorBlock(nn.Module):
+    """Upsampling residual block: (CBN, ReLU, 2x nearest, conv, CBN, ReLU, conv) + upsampled 1x1 shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, num_classes: int) -> None:
+        super().__init__()
+        self.norm1 = ConditionalBatchNorm2d(c_in, num_classes)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm2 = ConditionalBatchNorm2d(c_out, num_classes)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.norm1(x, label)), scale_factor=2.0, mode="nearest")
+        h = self.conv2(F.relu(self.norm2(self.conv1(h), label)))
+        return h + self.skip(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class Generator(nn.Module):
+    def __init__(self, config: SpriteGANConfig) -> None:
+        super().__init__()
+        w = config.g_width
+        widths = [2 * w, 2 * w, w, max(1, w // 2)]  # at 4, 8, 16, 32 px
+        self.z_dim = config.z_dim
+        self.embed = nn.Embedding(config.num_classes, config.z_dim)
+        self.stem = nn.Linear(2 * config.z_dim, widths[0] * 16)
+        self.blocks = nn.ModuleList(
+            GeneratorBlock(widths[i], widths[i + 1], config.num_classes) for i in range(3)
+        )
+        self.norm = nn.BatchNorm2d(widths[-1])
+        self.out = nn.Conv2d(widths[-1], CHANNELS, 3, padding=1)
+        self.start_channels = widths[0]
+
+    def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        h = self.stem(torch.cat([z, self.embed(label)], dim=1)).view(-1, self.start_channels, 4, 4)
+        for block in self.blocks:
+            h = block(h, label)
+        return torch.tanh(self.out(F.relu(self.norm(h))))
+
+
+class DiscriminatorBlock(nn.Module):
+    """Residual block with spectral norm; ``first`` skips the leading ReLU (it would act on the raw image)."""
+
+    def __init__(self, c_in: int, c_out: int, downsample: bool, first: bool = False) -> None:
+        super().__init__()
+        self.conv1 = spectral_norm(nn.Conv2d(c_in, c_out, 3, padding=1))
+        self.conv2 = spectral_norm(nn.Conv2d(c_out, c_out, 3, padding=1))
+        self.skip = spectral_norm(nn.Conv2d(c_in, c_out, 1))
+        self.downsample = downsample
+        self.first = first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x if self.first else F.relu(x)
+        h = self.conv2(F.relu(self.conv1(h)))
+        skip = self.skip(x)
+        if self.downsample:
+            h = F.avg_pool2d(h, 2)
+            skip = F.avg_pool2d(skip, 2)
+        return h + skip
+
+
+class Discriminator(nn.Module):
+    """Projection discriminator (Miyato & Koyama 2018): score = linear(h) + <embed(label), h>."""
+
+    def __init__(self, config: SpriteGANConfig) -> None:
+        super().__init__()
+        d = config.d_width
+        self.blocks = nn.Sequential(
+            DiscriminatorBlock(CHANNELS, d, downsample=True, first=True),
+            DiscriminatorBlock(d, 2 * d, downsample=True),
+            DiscriminatorBlock(2 * d, 4 * d, downsample=True),
+            DiscriminatorBlock(4 * d, 4 * d, downsample=False),
+        )
+        self.linear = spectral_norm(nn.Linear(4 * d, 1))
+        self.embed = spectral_norm(nn.Embedding(config.num_classes, 4 * d))
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.blocks(x)).sum(dim=(2, 3))
+        return self.linear(h).squeeze(1) + (self.embed(label) * h).sum(dim=1)
+
+
+class SpriteGAN(nn.Module):
+    family = "gan"
+
+    def __init__(self, config: SpriteGANConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.generator = Generator(config)
+        self.discriminator = Discriminator(config)
+
+    def sample_latents(self, generators: list[torch.Generator]) -> torch.Tensor:
+        """One latent per sprite, each drawn from its own seeded generator (sprite i of a batch = seed + i)."""
+        return torch.stack([torch.randn(self.config.z_dim, generator=g) for g in generators])
+
+    def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """Sprites in [-1, 1] for latents ``z`` (N, z_dim) and class indices ``label`` (N,)."""
+        return self.generator(z, label)
+
+
+def _generator_only(model: nn.Module) -> nn.Module:
+    return model.generator
+
+
+def _example_inputs(config: SpriteGANConfig, batch: int) -> tuple[torch.Tensor, ...]:
+    return torch.randn(batch, config.z_dim), torch.arange(batch) % config.num_classes
+
+
+register(
+    Architecture(
+        name="sprite-gan",
+        modality="sprite",
+        family="gan",
+        config_cls=SpriteGANConfig,
+        build=SpriteGAN,
+        onnx=(
+            OnnxGraph(
+                name="generator",
+                wrap=_generator_only,
+                example_inputs=_example_inputs,
+                input_names=("z", "label"),
+                output_names=("rgba",),
+                dynamic_axes={"z": {0: "batch"}, "label": {0: "batch"}, "rgba": {0: "batch"}},
+            ),
+        ),
+        description=f"class-conditional {SPRITE_SIZE}x{SPRITE_SIZE} RGBA GAN (hinge loss, spectral norm)",
+    )
+)

@@ -1,0 +1,1 @@
+"""Music generation: melody (model or rules), harmony, drums and arrangement."""

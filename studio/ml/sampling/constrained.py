@@ -1,0 +1,510 @@
+"""Constrained decoding for ad copy: hard limits enforced on the token distribution, never by cutting text.
+
+At every step :meth:`CopyConstraints.allowed` returns the tokens that may come next in the current line; every
+other token is masked before sampling. A token is allowed only if
+
+* **budget**: the line, with the token, stays within its character budget *and* the word the token leaves
+  unfinished can still be completed within the budget (the shortest word of the lexicon that starts with it
+  fits). So the line can always end cleanly, and no word is ever cut.
+* **whole words**: every word the line holds is a word of the lexicon (SCOWL + corpus words + the brief's own
+  words) or a number. The line may end (newline or end-of-turn token) only after a finished word or after
+  closing punctuation, so the model's own choice to stop is the only way a line ends.
+* **banned words**: no word matching a banned entry can be finished (entries match whole words,
+  case-insensitively, see :mod:`studio.core.copy_brief`): single words are removed from the lexicon, so they
+  cannot even be started unless another word shares the prefix (``free`` bans "FREE" and "Free!" but lets
+  "freedom" through; ``free*`` bans both). A phrase is banned at its last word: that word cannot be finished
+  after the phrase's other words, and a partial word whose only completions are banned there is not started.
+  Because the check runs on the line's text, not on tokens, phrases split across tokens are caught.
+* **format**: no list markers, markup or control characters; no space before punctuation; a space after it;
+  path fields have no spaces.
+
+Duplicates: a line whose words equal a line already written for the same field (any variant) cannot end,
+so the model has to keep writing something different. Required keywords get a logit bonus until used
+(:class:`KeywordBonus`); that is a nudge, not a constraint.
+
+A budget too small for the shortest allowed word is refused before decoding (``BadInputError``).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from studio.core.copy_brief import BannedPattern, words
+from studio.core.errors import BadInputError, StudioError
+from studio.ml.sampling.lexicon import NO_WORD, Lexicon
+
+ALLOWED_PUNCT = frozenset(".,!?;:'\"-–—&%$€£+/()…¿¡")
+START_OK = frozenset("\"(¿¡$€£")  # besides letters and digits, what a line may start with
+END_OK = frozenset('.!?)"%…')  # besides a finished word, what a line may end with
+SPACE_AFTER = frozenset(",;:!?.…)")  # a letter right after one of these needs a space first
+NO_SPACE_BEFORE = frozenset(",;:.!?)…%")
+
+Width = Callable[[str], int]
+
+
+class DeadEndError(StudioError):
+    """No token can continue the line within its constraints (should not happen: the lookahead prevents it)."""
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() and ch != "_"
+
+
+def _char_ok(ch: str) -> bool:
+    if ch == " " or ch in ALLOWED_PUNCT or _is_word_char(ch):
+        return True
+    return unicodedata.category(ch) in ("Mn", "Mc")  # combining marks of letters
+
+
+@dataclass(frozen=True)
+class TokenShape:
+    """How a token's text splits into a word continuation (``head``), break characters and a new word start
+    (``tail``). ``has_break`` False means the whole token continues the current word."""
+
+    text: str
+    head: str
+    has_break: bool
+    tail: str
+
+
+def token_shape(text: str) -> TokenShape | None:
+    """None for tokens copy never contains (markup, control characters, several words, trailing space)."""
+    if not text or text.endswith(" ") or "  " in text or not all(_char_ok(ch) for ch in text):
+        return None
+    if text[0] == " " and len(text) > 1 and text[1] in NO_SPACE_BEFORE:
+        return None
+    folded = text.casefold()
+    if len(folded) != len(text):
+        return None  # case folding changes the length (rare ligatures): keep positions simple
+    i = 0
+    while i < len(text) and (_is_word_char(text[i]) or (text[i] == "'" and i > 0 and _is_word_char(text[i - 1]))
+                             or (text[i] == "'" and i == 0)):
+        i += 1
+    head = folded[:i]
+    if i == len(text):
+        return TokenShape(text, head, False, "")
+    j = len(text)
+    while j > i and (_is_word_char(text[j - 1]) or (text[j - 1] == "'" and j - 1 > i
+                                                      and _is_word_char(text[j - 2]))):
+        j -= 1
+    middle = text[i:j]
+    if any(_is_word_char(ch) for ch in middle):
+        return None  # a token spanning several words: rare; the model can use the single-word tokens
+    return TokenShape(text, head, True, folded[j:])
+
+
+@dataclass(frozen=True)
+class TokenTable:
+    """What constrained decoding needs to know about a vocabulary, computed once per tokenizer."""
+
+    texts: tuple[str, ...]
+    shapes: tuple[TokenShape | None, ...]
+    end_ids: np.ndarray  # tokens that end a line (newline, end of turn)
+    cont_by_text: dict[str, np.ndarray]  # folded text -> ids of tokens that continue a word
+    digit_ids: np.ndarray  # continuation tokens made of digits only
+    break_ids: np.ndarray  # tokens with a break character
+    first_ok: np.ndarray  # (V,) bool: may start a line (after stripping leading spaces)
+    starts_space: np.ndarray
+    inner_space: np.ndarray  # a space after the first visible character
+    starts_letter: np.ndarray  # first character is a letter (for "space after punctuation")
+    newline_id: int
+
+    @property
+    def size(self) -> int:
+        return len(self.texts)
+
+
+def build_token_table(token_texts: Sequence[str], end_ids: Iterable[int], special_ids: Iterable[int]) -> TokenTable:
+    """``end_ids``: end-of-turn tokens; tokens that are only whitespace with a newline also end a line."""
+    special = set(special_ids)
+    ends = set(end_ids)
+    shapes: list[TokenShape | None] = []
+    cont: dict[str, list[int]] = {}
+    digits, breaks = [], []
+    newline_id = -1
+    for i, text in enumerate(token_texts):
+        shape = None
+        if i in special or i in ends:
+            pass
+        elif "\n" in text and not text.strip(" \n"):
+            ends.add(i)
+            if text == "\n":
+                newline_id = i
+        else:
+            shape = token_shape(text)
+        shapes.append(shape)
+        if shape is None:
+            continue
+        if shape.has_break:
+            breaks.append(i)
+        else:
+            cont.setdefault(shape.head, []).append(i)
+            if shape.head.isdigit():
+                digits.append(i)
+    if newline_id < 0:
+        raise BadInputError("this model's vocabulary has no newline token; constrained copy needs one")
+    n = len(token_texts)
+    first_ok = np.zeros(n, dtype=bool)
+    starts_space = np.zeros(n, dtype=bool)
+    inner_space = np.zeros(n, dtype=bool)
+    starts_letter = np.zeros(n, dtype=bool)
+    for i, shape in enumerate(shapes):
+        if shape is None:
+            continue
+        visible = shape.text.lstrip(" ")
+        first_ok[i] = bool(visible) and (_is_word_char(visible[0]) or visible[0] in START_OK)
+        starts_space[i] = shape.text.startswith(" ")
+        inner_space[i] = " " in visible
+        starts_letter[i] = shape.text[0].isalpha()
+    return TokenTable(
+        texts=tuple(token_texts),
+        shapes=tuple(shapes),
+        end_ids=np.array(sorted(ends), dtype=np.int64),
+        cont_by_text={k: np.array(v, dtype=np.int64) for k, v in cont.items()},
+        digit_ids=np.array(digits, dtype=np.int64),
+        break_ids=np.array(breaks, dtype=np.int64),
+        first_ok=first_ok,
+        starts_space=starts_space,
+        inner_space=inner_space,
+        starts_letter=starts_letter,
+        newline_id=newline_id,
+    )
+
+
+@lru_cache(maxsize=4)
+def token_table_for(tokenizer: object) -> TokenTable:
+    """The table of a :class:`studio.ml.text.tokenizer.GGUFTokenizer` (cached per tokenizer object)."""
+    return build_token_table(tokenizer.token_texts, tokenizer.stop_ids, tokenizer.special_ids)
+
+
+@dataclass(frozen=True)
+class LineRules:
+    """Per-line constraints: the character budget and whether spaces are allowed (Google's path fields)."""
+
+    budget: int
+    no_spaces: bool = False
+
+
+@dataclass
+class LineState:
+    """What the constraints track about the line being written."""
+
+    text: str = ""  # as generated, leading spaces stripped
+    length: int = 0  # characters counted the format's way
+    partial: str = ""  # the unfinished last word, case-folded ("" after a break)
+    done_words: list[str] = field(default_factory=list)  # finished words of this line, case-folded
+
+    @property
+    def empty(self) -> bool:
+        return not self.text
+
+
+def normalise_line(text: str) -> str:
+    """What counts for duplicate detection: the words, case-folded, punctuation ignored."""
+    return " ".join(words(text))
+
+
+class CopyConstraints:
+    """Masks for one generation job: one vocabulary, lexicon, banned list and width rule, any number of lines."""
+
+    def __init__(
+        self,
+        table: TokenTable,
+        lexicon: Lexicon,
+        banned: Sequence[BannedPattern] = (),
+        width: Width = len,
+    ) -> None:
+        self.table = table
+        self.lexicon = lexicon.edited(remove=banned)
+        self.singles = tuple(p for p in banned if len(p.parts) == 1)
+        self.phrases = tuple(p for p in banned if len(p.parts) > 1)
+        self.width = width
+        n = table.size
+        self.len_full = np.zeros(n, dtype=np.int32)
+        self.len_visible = np.zeros(n, dtype=np.int32)
+        for i, shape in enumerate(table.shapes):
+            if shape is not None:
+                self.len_full[i] = width(shape.text)
+                self.len_visible[i] = width(shape.text.lstrip(" "))
+        # break tokens: the word they start (tail) is fixed, so its shortest completion is too
+        self.tail_extra = np.full(n, NO_WORD, dtype=np.int32)
+        by_head: dict[str, list[int]] = {}
+        tails: dict[str, list[int]] = {}
+        for i in table.break_ids:
+            shape = table.shapes[i]
+            self.tail_extra[i] = self._min_extra(shape.tail) if shape.tail else self._after_break_extra(shape.text)
+            by_head.setdefault(shape.head, []).append(int(i))
+            tails.setdefault(shape.tail, []).append(int(i))
+        self.head_groups = {h: np.array(v, dtype=np.int64) for h, v in by_head.items()}
+        self.tail_groups = {t: np.array(v, dtype=np.int64) for t, v in tails.items()}
+        self.sorted_tails = sorted(t for t in tails if t)
+        self._end_set = frozenset(int(i) for i in table.end_ids)
+        self._cont_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._head_cache: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+
+    # --- words -----------------------------------------------------------------------------------------------
+
+    def _banned_single(self, word: str) -> bool:
+        return any(BannedPattern.part_matches(p.parts[0], word) for p in self.singles)
+
+    def _min_extra(self, partial: str) -> int:
+        if partial.isdigit():
+            if not self._banned_single(partial):
+                return 0
+            stems = [p.parts[0][:-1] for p in self.singles if p.parts[0].endswith("*")]
+            return NO_WORD if any(partial.startswith(s) for s in stems) else 1
+        return self.lexicon.min_extra(partial)
+
+    def _after_break_extra(self, text: str) -> int:
+        """A token ending in a break: 0 if a line may end with it, else room for one short word."""
+        last = text[-1]
+        if last in END_OK:
+            return 0
+        return self.lexicon.shortest + (1 if last in SPACE_AFTER else 0)
+
+    def is_word(self, word: str, before: Sequence[str] = ()) -> bool:
+        """May ``word`` be finished here (after the line's finished words ``before``)?"""
+        if not word:
+            return False
+        if word.isdigit():
+            if self._banned_single(word):
+                return False
+        elif word not in self.lexicon:
+            return False
+        if self.phrases:
+            seq = [*before, word]
+            return not any(p.matches_at_end(seq) for p in self.phrases)
+        return True
+
+    def _forbidden_next(self, before: Sequence[str]) -> tuple[BannedPattern, ...]:
+        """Phrases whose words but the last end ``before``: their last word may not come next."""
+        if not self.phrases:
+            return ()
+        found = []
+        for p in self.phrases:
+            head = p.parts[:-1]
+            if len(before) >= len(head) and all(
+                BannedPattern.part_matches(q, w) for q, w in zip(head, before[len(before) - len(head):], strict=True)
+            ):
+                found.append(BannedPattern(p.source, (p.parts[-1],)))
+        return tuple(found)
+
+    def _extra_avoiding(self, partial: str, avoid: tuple[BannedPattern, ...]) -> int:
+        if partial.isdigit():
+            ok = not any(BannedPattern.part_matches(p.parts[0], partial) for p in avoid)
+            return self._min_extra(partial) if ok else 1
+        return self.lexicon.min_extra_avoiding(partial, avoid)
+
+    @staticmethod
+    def _touches(partial: str, avoid: tuple[BannedPattern, ...]) -> bool:
+        """Could a completion of ``partial`` match one of the single-word patterns in ``avoid``?"""
+        for p in avoid:
+            part = p.parts[0]
+            stem = part[:-1] if part.endswith("*") else part
+            if stem.startswith(partial) or (part.endswith("*") and partial.startswith(stem)):
+                return True
+        return False
+
+    # --- candidate sets (cached per partial word) --------------------------------------------------------------
+
+    def continuations(self, partial: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, extra): tokens that continue ``partial`` into a prefix of a word, and the fewest characters
+        still needed after each to finish a word."""
+        cached = self._cont_cache.get(partial)
+        if cached is not None:
+            return cached
+        found: dict[int, int] = {}
+        lo, hi = self.lexicon.span(partial)
+        table = self.table
+        if partial and hi - lo <= 4000:
+            pieces: set[str] = set()
+            for word in self.lexicon.words[lo:hi]:
+                rest = word[len(partial):]
+                pieces.update(rest[:k] for k in range(1, len(rest) + 1))
+            for piece in pieces:
+                ids = table.cont_by_text.get(piece)
+                if ids is not None:
+                    extra = self._min_extra(partial + piece)
+                    found.update((int(i), extra) for i in ids)
+        else:
+            for piece, ids in table.cont_by_text.items():
+                extra = self._min_extra(partial + piece)
+                if extra < NO_WORD:
+                    found.update((int(i), extra) for i in ids)
+        if partial == "" or partial.isdigit():
+            for i in table.digit_ids:
+                found[int(i)] = self._min_extra(partial + table.shapes[i].head)
+        ids = np.array(sorted(found), dtype=np.int64)
+        extra = np.array([found[i] for i in ids], dtype=np.int32)
+        self._cont_cache[partial] = (ids, extra)
+        return ids, extra
+
+    def _head_breaks(self, partial: str, before: tuple[str, ...]) -> np.ndarray:
+        """Break tokens whose head finishes ``partial`` into an allowed word."""
+        key = (partial, before if self.phrases else ())
+        cached = self._head_cache.get(key)
+        if cached is not None:
+            return cached
+        parts = []
+        for head, ids in self.head_groups.items():
+            if head and self.is_word(partial + head, before):
+                parts.append(ids)
+        result = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        self._head_cache[key] = result
+        return result
+
+    # --- the mask ------------------------------------------------------------------------------------------------
+
+    def check_budget(self, rules: LineRules) -> None:
+        if rules.budget < self.lexicon.shortest:
+            raise BadInputError(
+                f"a limit of {rules.budget} characters is smaller than any word ({self.lexicon.shortest}); "
+                "raise the limit"
+            )
+
+    def allowed(self, state: LineState, rules: LineRules, seen: set[str] | frozenset[str] = frozenset(),
+                relax_duplicates: bool = False) -> np.ndarray:
+        """(V,) bool: the tokens that may come next in this line."""
+        table = self.table
+        mask = np.zeros(table.size, dtype=bool)
+        room = rules.budget - state.length
+        lengths = self.len_visible if state.empty else self.len_full
+        partial = state.partial
+        before = tuple(state.done_words)
+        last = state.text[-1:] if state.text else ""
+
+        # tokens that continue (or, after a break, start) a word
+        ids, extra = self.continuations(partial)
+        if ids.size:
+            fits = lengths[ids] + extra <= room
+            avoid = self._forbidden_next(before) if self.phrases else ()
+            if avoid:
+                for k in np.nonzero(fits)[0]:
+                    word = partial + table.shapes[ids[k]].head
+                    if self._touches(word, avoid):
+                        fits[k] = lengths[ids[k]] + self._extra_avoiding(word, avoid) <= room
+            mask[ids[fits]] = True
+
+        # tokens with a break: the current word must be finishable by their head
+        finished = partial == "" or self.is_word(partial, before)
+        groups = []
+        if finished and "" in self.head_groups:
+            groups.append(self.head_groups[""])
+        heads = self._head_breaks(partial, before)
+        if heads.size:
+            groups.append(heads)
+        for ids in groups:
+            fits = lengths[ids] + self.tail_extra[ids] <= room
+            if self.phrases:
+                fits &= self._phrase_ok(ids, partial, before, lengths, room)
+            mask[ids[fits]] = True
+
+        if state.empty:
+            mask &= table.first_ok
+        elif not partial and last in SPACE_AFTER:
+            mask &= ~table.starts_letter
+        if rules.no_spaces:
+            mask &= ~table.inner_space
+            if not state.empty:
+                mask &= ~table.starts_space
+
+        clean_end = (partial == "" and last in END_OK) or (partial and self.is_word(partial, before))
+        fresh = relax_duplicates or normalise_line(state.text) not in seen
+        if (state.done_words or partial) and clean_end and fresh:
+            mask[table.end_ids] = True
+        return mask
+
+    def _phrase_ok(self, ids: np.ndarray, partial: str, before: tuple[str, ...], lengths: np.ndarray,
+                   room: int) -> np.ndarray:
+        """For break tokens: the word the token starts must not be forced into a banned phrase."""
+        ok = np.ones(ids.size, dtype=bool)
+        for k, i in enumerate(ids):
+            shape = self.table.shapes[i]
+            finished = partial + shape.head
+            context = (*before, finished) if finished else before
+            avoid = self._forbidden_next(context)
+            if avoid and shape.tail and self._touches(shape.tail, avoid):
+                ok[k] = lengths[i] + self._extra_avoiding(shape.tail, avoid) <= room
+        return ok
+
+    def mask_or_raise(self, state: LineState, rules: LineRules, seen: set[str] | frozenset[str]) -> np.ndarray:
+        """:meth:`allowed`, relaxing only the duplicate rule if nothing else is possible."""
+        mask = self.allowed(state, rules, seen)
+        if not mask.any():
+            mask = self.allowed(state, rules, seen, relax_duplicates=True)
+        if not mask.any():
+            raise DeadEndError(f"no word can continue the line {state.text!r} within {rules.budget} characters")
+        return mask
+
+    def is_end(self, token_id: int) -> bool:
+        return token_id in self._end_set
+
+    def advance(self, state: LineState, token_id: int) -> str:
+        """Add an allowed, non-ending token to the line; returns the text it added."""
+        shape = self.table.shapes[token_id]
+        if shape is None:
+            raise ValueError(f"token {token_id} cannot be part of a line")
+        piece = shape.text.lstrip(" ") if state.empty else shape.text
+        state.length += self.width(piece)
+        state.text += piece
+        if shape.has_break:
+            finished = state.partial + shape.head
+            if finished:
+                state.done_words.append(finished)
+            state.partial = shape.tail
+        else:
+            state.partial += shape.head
+        return piece
+
+
+@dataclass
+class KeywordBonus:
+    """Adds ``bonus`` to the logits of tokens that start or continue a required keyword, until it is used."""
+
+    table: TokenTable
+    keywords: Sequence[str]
+    bonus: float = 3.0
+    used: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._by_text: dict[str, list[int]] = {}
+        for i, shape in enumerate(self.table.shapes):
+            if shape is not None:
+                self._by_text.setdefault(shape.text.casefold(), []).append(i)
+        self._keys = [" ".join(words(k)) for k in self.keywords if words(k)]
+
+    def mark_used(self, line: str) -> None:
+        text = " " + normalise_line(line) + " "
+        self.used.update(k for k in self._keys if f" {k} " in text)
+
+    def ids(self, state: LineState) -> list[int]:
+        """Tokens to encourage now: the rest of a keyword already begun, or the start of an unused one."""
+        found: list[int] = []
+        folded = state.text.casefold()
+        last = folded[-1:]
+        for key in self._keys:
+            if key in self.used:
+                continue
+            for m in range(min(len(key) - 1, len(folded)), 0, -1):
+                start = len(folded) - m
+                if folded.endswith(key[:m]) and (start == 0 or not _is_word_char(folded[start - 1])):
+                    rest = key[m:]
+                    found.extend(i for k in range(1, len(rest) + 1) for i in self._by_text.get(rest[:k], ()))
+                    break
+            starts = [" "]
+            if not last or not _is_word_char(last):
+                starts.append("")
+            for k in range(1, len(key) + 1):
+                for space in starts:
+                    found.extend(self._by_text.get(space + key[:k], ()))
+        return found
+
+    def apply(self, logits: np.ndarray, state: LineState) -> None:
+        ids = self.ids(state)
+        if ids:
+            logits[np.array(ids, dtype=np.int64)] += self.bonus

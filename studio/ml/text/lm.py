@@ -1,0 +1,274 @@
+"""A loaded language model: Llama weights + the GGUF's tokenizer on one device, with prefill and decode steps.
+
+The first load of a GGUF dequantises it (seconds) and keeps the float32 weights as safetensors in
+``cache_dir()/lm/<sha256>.safetensors``; later loads read that file instead. Loading also writes the JSON sidecar
+beside the GGUF that makes it appear in the model store (when that folder is writable).
+
+Usage::
+
+    from studio.ml.text.lm import load_language_model
+    from studio.ml.text.generate import stream
+
+    lm = load_language_model(gguf_path, device="cpu")            # or get_language_model(ctx.resources, name, dev)
+    prompt = lm.tokenizer.encode_chat([{"role": "user", "content": "A headline for trail shoes"}])
+    for piece in stream(lm, prompt, max_new_tokens=40, seed=7):   # text as it is generated
+        print(piece, end="")
+
+    # Lower level, what ``stream`` does:
+    logits, cache = lm.prefill(prompt, max_new_tokens=40)        # (1, V) float32 on the CPU: the next token
+    logits, cache = lm.decode_step([int(logits.argmax())], cache)
+    logits, cache = lm.prefill(prompt, max_new_tokens=40, copies=3)           # 3 variants, one prefill
+    logits, cache = lm.prefill([prompt_a, prompt_b], max_new_tokens=40)       # different prompts, left-padded
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from studio.core import paths
+from studio.core.errors import BadInputError, ModelFileError
+from studio.ml.checkpoint import config_from_dict, sha256_file
+from studio.ml.models.llama import KVCache, Llama, LlamaConfig, rope_table
+from studio.ml.text import gguf_loader
+from studio.ml.text.tokenizer import GGUFTokenizer
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+          "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class LanguageModel:
+    model: Llama
+    tokenizer: GGUFTokenizer
+    device: torch.device
+    dtype: torch.dtype
+    name: str = ""
+    sha256: str = ""
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> LlamaConfig:
+        return self.model.config
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the weights (what :class:`studio.ml.cache.ModelCache` budgets)."""
+        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+
+    @torch.inference_mode()
+    def prefill(
+        self,
+        ids: Sequence[int] | Sequence[Sequence[int]],
+        max_new_tokens: int = 256,
+        copies: int = 1,
+        cache: KVCache | None = None,
+    ) -> tuple[torch.Tensor, KVCache]:
+        """Run the prompt(s); returns (next-token logits (B, V) float32 on the CPU, cache).
+
+        ``ids`` is one prompt or a list of prompts (left-padded to the longest, each row keeps its own
+        positions). ``copies`` > 1 repeats a single prompt's cache for that many variants. With ``cache``,
+        ``ids`` (same length for every row) extend that cache instead of starting a new one.
+        """
+        rows = _as_rows(ids)
+        if cache is not None:
+            if len({len(r) for r in rows}) != 1 or len(rows) != cache.batch:
+                raise BadInputError("extending a cache needs one equally long piece per cached row")
+            self._check_room(cache.length + len(rows[0]) + max_new_tokens)
+            cache.reserve(cache.length + len(rows[0]) + max_new_tokens)
+            return self._forward(torch.tensor(rows), cache, last_only=True)
+        longest = max(len(r) for r in rows)
+        self._check_room(longest + max_new_tokens)
+        pads = [longest - len(r) for r in rows]
+        tokens = torch.tensor([[self.tokenizer.pad_id] * p + list(r) for p, r in zip(pads, rows, strict=True)])
+        pad = torch.tensor(pads, device=self.device) if any(pads) else None
+        cache = KVCache.allocate(self.config, len(rows), longest + max_new_tokens, self.device, self.dtype, pad)
+        logits, cache = self._forward(tokens, cache, last_only=True)
+        if copies > 1:
+            if len(rows) != 1:
+                raise BadInputError("copies repeat a single prompt; pass one prompt or several, not both")
+            cache = cache.expand(copies)
+            logits = logits.expand(copies, -1).contiguous()
+        return logits, cache
+
+    @torch.inference_mode()
+    def decode_step(self, token_ids: Sequence[int] | torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
+        """Feed one token per row; returns (next-token logits (B, V) float32 on the CPU, cache)."""
+        tokens = torch.as_tensor(token_ids, dtype=torch.long).view(-1, 1)
+        if tokens.shape[0] != cache.batch:
+            raise BadInputError(f"decode_step got {tokens.shape[0]} tokens for a cache of {cache.batch} rows")
+        self._check_room(cache.length + 1)
+        return self._forward(tokens, cache, last_only=False)
+
+    def _forward(self, tokens: torch.Tensor, cache: KVCache, last_only: bool) -> tuple[torch.Tensor, KVCache]:
+        logits, _ = self.model(tokens.to(self.device), cache=cache, last_only=last_only)
+        return logits[:, -1].float().cpu(), cache
+
+    def _check_room(self, needed: int) -> None:
+        if needed > self.config.max_seq_len:
+            raise BadInputError(
+                f"the prompt and reply need {needed} tokens but this model reads at most {self.config.max_seq_len}:"
+                " shorten the brief or ask for less text"
+            )
+
+
+def _as_rows(ids: Sequence[int] | Sequence[Sequence[int]] | torch.Tensor) -> list[list[int]]:
+    if isinstance(ids, torch.Tensor):
+        ids = ids.tolist()
+    if not ids:
+        raise BadInputError("the prompt is empty")
+    rows = [list(ids)] if isinstance(ids[0], int) else [list(r) for r in ids]
+    if any(not r for r in rows):
+        raise BadInputError("one of the prompts is empty")
+    return rows
+
+
+def resolve_dtype(device: str | torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
+    """Default: float32 on the CPU; bfloat16 on a GPU that has it, else float16."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is not None:
+        try:
+            return DTYPES[dtype]
+        except KeyError:
+            raise BadInputError(f"unknown precision {dtype!r} (use fp32, fp16 or bf16)") from None
+    if torch.device(device).type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, remembered for this process while its size and mtime stay the same."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA_MEMO:
+        _SHA_MEMO[key] = sha256_file(path)
+    return _SHA_MEMO[key]
+
+
+def _cache_files(sha256: str) -> tuple[Path, Path]:
+    folder = paths.cache_dir() / "lm"
+    return folder / f"{sha256}.safetensors", folder / f"{sha256}.json"
+
+
+def _read_cache(sha256: str) -> tuple[LlamaConfig, GGUFTokenizer, dict[str, Any], dict[str, torch.Tensor]] | None:
+    weights_path, meta_path = _cache_files(sha256)
+    if not (weights_path.exists() and meta_path.exists()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("format") != CACHE_FORMAT:
+            return None
+        config = config_from_dict(LlamaConfig, meta["config"])
+        tokenizer = GGUFTokenizer.from_json(meta["tokenizer"])
+        weights = load_file(str(weights_path))
+    except Exception as exc:  # our own cache: anything unreadable is rebuilt from the GGUF
+        log.warning("ignoring the damaged language-model cache %s (%s)", weights_path.name, exc)
+        return None
+    return config, tokenizer, meta.get("source", {}), weights
+
+
+def _write_cache(
+    sha256: str, config: LlamaConfig, tokenizer: GGUFTokenizer, source: dict[str, Any],
+    weights: dict[str, torch.Tensor],
+) -> None:
+    weights_path, meta_path = _cache_files(sha256)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": CACHE_FORMAT, "config": asdict(config), "tokenizer": tokenizer.to_json(), "source": source}
+    try:
+        tmp = weights_path.with_suffix(".safetensors.tmp")
+        save_file(weights, str(tmp), metadata={"source_sha256": sha256})
+        tmp.replace(weights_path)
+        side_tmp = meta_path.with_suffix(".json.tmp")
+        side_tmp.write_text(json.dumps(meta), encoding="utf-8")
+        side_tmp.replace(meta_path)
+    except OSError as exc:  # a full disk costs the next load some seconds, nothing more
+        log.warning("could not cache the dequantised weights (%s)", exc)
+
+
+def read_gguf(path: Path) -> tuple[LlamaConfig, GGUFTokenizer, dict[str, Any], dict[str, torch.Tensor]]:
+    """Validate and dequantise a GGUF (slow path): (config, tokenizer, source info, float32 weights)."""
+    reader = gguf_loader.open_gguf(path)
+    config = gguf_loader.read_config(reader, path.name)
+    tokenizer = GGUFTokenizer.from_metadata(gguf_loader.read_tokenizer_metadata(reader))
+    weights = gguf_loader.read_weights(reader, config)
+    return config, tokenizer, gguf_loader.source_info(reader, path), weights
+
+
+def build_model(config: LlamaConfig, weights: dict[str, torch.Tensor]) -> Llama:
+    """A Llama holding ``weights`` without first initialising (and then overwriting) random ones."""
+    with torch.device("meta"):
+        model = Llama(config)
+    try:
+        model.load_state_dict(weights, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise ModelFileError(f"the weights do not fit the model: {str(exc).splitlines()[0]}") from None
+    model.rope_cos, model.rope_sin = rope_table(config)
+    return model.eval()
+
+
+def load_language_model(
+    path: Path, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = None, name: str | None = None
+) -> LanguageModel:
+    """Load a Llama GGUF (``ModelFileError`` for anything that is not one) onto ``device``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"language model file {path} does not exist")
+    sha256 = file_sha256(path)
+    cached = _read_cache(sha256)
+    if cached is None:
+        cached = read_gguf(path)
+        _write_cache(sha256, *cached)
+    config, tokenizer, source, weights = cached
+    register_sidecar(path, config, sha256, source, name)
+    torch_dtype = resolve_dtype(device, dtype)
+    model = build_model(config, weights).to(device=device, dtype=torch_dtype)
+    model.rope_cos, model.rope_sin = model.rope_cos.float(), model.rope_sin.float()
+    return LanguageModel(model, tokenizer, torch.device(device), torch_dtype,
+                         name or gguf_loader.model_name(path), sha256, source)
+
+
+def register_sidecar(
+    path: Path, config: LlamaConfig, sha256: str, source: dict[str, Any], name: str | None = None
+) -> Path | None:
+    """Write ``<gguf stem>.json`` so the model store lists the file; keeps an existing one (its name may be chosen)."""
+    side = path.with_suffix(".json")
+    if side.exists():
+        return side
+    try:
+        return gguf_loader.write_sidecar(path, gguf_loader.sidecar_meta(path, config, sha256, source, name))
+    except OSError:  # a read-only (bundled) folder: the manifest lists those models instead
+        return None
+
+
+def register_gguf(path: Path, name: str | None = None) -> Path:
+    """Validate a GGUF and (re)write its sidecar so it appears in the model store; returns the sidecar path."""
+    path = Path(path)
+    reader = gguf_loader.open_gguf(path)
+    config = gguf_loader.read_config(reader, path.name)
+    GGUFTokenizer.from_metadata(gguf_loader.read_tokenizer_metadata(reader))
+    meta = gguf_loader.sidecar_meta(path, config, file_sha256(path), gguf_loader.source_info(reader, path), name)
+    return gguf_loader.write_sidecar(path, meta)
+
+
+def get_language_model(resources: Any, name: str, device: str | None = None) -> LanguageModel:
+    """The named model from the store, loaded once per device and kept in the worker's model cache."""
+    device = device or resources.device
+    entry = resources.store.find(name)
+    if entry.arch != "llama" or entry.meta.get("format") != "gguf":
+        raise ModelFileError(f"{name!r} is a {entry.arch} model, not a language model")
+    resources.store.verify(entry)
+    return resources.cache.get(f"lm:{name}:{device}", lambda: load_language_model(entry.weights, device, name=name))

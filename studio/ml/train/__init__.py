@@ -1,0 +1,1 @@
+"""Training loops (torchrun/DDP-ready), checkpoints and their helpers."""

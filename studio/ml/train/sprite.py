@@ -1,0 +1,418 @@
+"""Training the sprite models (GAN, VAE, diffusion): one reusable loop for the CLI, the app and ``torchrun``.
+
+``train_sprite(config, on_event, cancel)`` reports ``{"step", "total", "loss", "eta_s", "sample_grid"}`` dicts,
+writes into its run folder a checkpoint every N steps (safetensors, no pickle), an 8x8 sample grid PNG every N steps
+and finally the EMA model, and resumes from the newest checkpoint of the folder: the per-step random generator is
+seeded from (seed, step, rank), so a resumed run repeats the same batches and noise and the same loss curve.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from studio.core import paths
+from studio.core.cancel import CancelToken, JobCancelled
+from studio.core.errors import BadInputError, StudioError
+from studio.core.formats.png_meta import save_png
+from studio.ml import registry
+from studio.ml.checkpoint import config_from_dict, save_model
+from studio.ml.device import describe_device, resolve_device
+from studio.ml.models.sprite_common import sample_grid, tensor_to_images, uint8_to_float
+from studio.ml.sampling.sprites import generate, seeded_generators
+from studio.ml.train import distributed
+from studio.ml.train.checkpoints import (
+    Checkpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from studio.ml.train.ema import EMA
+from studio.ml.train.sprite_objectives import OBJECTIVES, Hyper, Objective
+
+ARCHS = {"gan": "sprite-gan", "vae": "sprite-vae", "diffusion": "sprite-diffusion"}
+GRID_SIZE = 64  # an 8x8 grid, one category per row
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Preset:
+    steps: int
+    batch_size: int
+    hyper: Hyper
+    model: dict[str, Any] = field(default_factory=dict)  # overrides of the architecture's config defaults
+    ema_decay: float = 0.999
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    sample_steps: int = 10  # diffusion sampling steps for the grids
+
+
+PRESETS: dict[str, dict[str, Preset]] = {
+    "gan": {
+        "quick": Preset(600, 32, Hyper(lr=2e-4), {"g_width": 32, "d_width": 16}, 0.99, 200, 200),
+        "balanced": Preset(4000, 32, Hyper(lr=2e-4), {"g_width": 64, "d_width": 24}),
+        "best": Preset(30000, 64, Hyper(lr=2e-4), {"g_width": 96, "d_width": 32}, 0.9995, 2000, 2000),
+    },
+    "vae": {
+        "quick": Preset(600, 32, Hyper(lr=1e-3, warmup_steps=50), {"width": 16}, 0.99, 200, 200),
+        "balanced": Preset(4000, 64, Hyper(lr=1e-3, warmup_steps=100), {}),
+        "best": Preset(30000, 64, Hyper(lr=5e-4, warmup_steps=500), {"width": 48}, 0.9995, 2000, 2000),
+    },
+    "diffusion": {
+        "quick": Preset(600, 32, Hyper(lr=1e-3, warmup_steps=50), {"width": 32}, 0.99, 200, 200),
+        "balanced": Preset(3000, 32, Hyper(lr=5e-4, warmup_steps=100), {}),
+        "best": Preset(40000, 64, Hyper(lr=2e-4, warmup_steps=1000), {}, 0.9995, 2000, 2000, 20),
+    },
+}
+
+
+@dataclass
+class SpriteTrainConfig:
+    """What to train; ``None`` fields take the preset's value."""
+
+    family: str  # "gan" | "vae" | "diffusion"
+    data: Path  # a folder made by `studio data sprites` (train.npz, val.npz, manifest.json)
+    run_dir: Path | None = None  # default: <data dir>/runs/<name or sprite-family>
+    preset: str = "balanced"
+    max_steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int = 0
+    name: str | None = None  # also register the result as a user model under this name
+    device: str = "auto"
+    sample_every: int | None = None
+    checkpoint_every: int | None = None
+    keep_checkpoints: int = 3
+    model: dict[str, Any] = field(default_factory=dict)  # architecture config overrides
+    threads: int = 0  # CPU threads for torch; 0 = leave torch's default
+    command: str = ""  # the command line, recorded in the model's sidecar
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    registered_path: Path | None
+    steps: int
+    wall_s: float
+    metrics: dict[str, float]
+
+
+@dataclass
+class SpriteData:
+    train_images: torch.Tensor  # (N, 4, 32, 32) uint8
+    train_labels: torch.Tensor  # (N,) int64
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    categories: list[str]
+    manifest: dict[str, Any]
+
+
+def load_data(folder: Path, device: str) -> SpriteData:
+    """The shared sprite data set as uint8 tensors on ``device`` (kept as uint8: four times less memory)."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        parts = [np.load(folder / f"{split}.npz") for split in ("train", "val")]
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{folder} is not a sprite data set ({exc}); build one with `studio data sprites`")
+    tensors = []
+    for part in parts:
+        images, labels = part["images"], part["labels"]
+        tensors.append(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous().to(device))
+        tensors.append(torch.from_numpy(labels.astype(np.int64)).to(device))
+    categories = list(manifest["categories"])
+    if len(tensors[0]) == 0:
+        raise BadInputError(f"{folder}: the training set is empty")
+    return SpriteData(*tensors, categories=categories, manifest=manifest)
+
+
+def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    """The generator of one step on one rank: a pure function of (seed, step, rank), hence exact resumes."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1009 + rank)
+
+
+def _batch(data: SpriteData, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random sprites (with replacement) and random horizontal flips."""
+    index = torch.randint(len(data.train_labels), (size,), generator=gen)
+    flip = torch.rand(size, generator=gen) < 0.5
+    device = data.train_images.device
+    images = data.train_images[index.to(device)]
+    images = torch.where(flip.to(device)[:, None, None, None], images.flip(3), images)
+    return uint8_to_float(images), data.train_labels[index.to(device)]
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=paths.repo_root(), capture_output=True, text=True,
+            timeout=5, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def _hardware(device: str, world_size: int) -> str:
+    cpu = platform.processor() or platform.machine()
+    return f"{describe_device(device.split(':')[0])}; {cpu}; world size {world_size}"
+
+
+@dataclass
+class _Plan:
+    """Everything that fixes the run; stored as run.json so that a resume can be checked against it."""
+
+    family: str
+    arch: str
+    preset: str
+    steps: int
+    batch_size: int
+    seed: int
+    hyper: dict[str, Any]
+    model: dict[str, Any]
+    ema_decay: float
+    sample_every: int
+    checkpoint_every: int
+    sample_steps: int
+    categories: list[str]
+
+
+def make_plan(config: SpriteTrainConfig, categories: list[str]) -> _Plan:
+    if config.family not in PRESETS:
+        raise BadInputError(f"unknown sprite model family {config.family!r}: use gan, vae or diffusion")
+    presets = PRESETS[config.family]
+    if config.preset not in presets:
+        raise BadInputError(f"unknown preset {config.preset!r}: use {', '.join(presets)}")
+    preset = presets[config.preset]
+    arch = registry.get(ARCHS[config.family])
+    overrides = {**preset.model, **config.model, "num_classes": len(categories)}
+    try:
+        model_config = config_from_dict(arch.config_cls, overrides)
+    except (TypeError, StudioError) as exc:
+        raise BadInputError(f"model settings do not fit {arch.name}: {exc}") from None
+    hyper = preset.hyper if config.lr is None else replace(preset.hyper, lr=config.lr)
+    steps = config.max_steps if config.max_steps is not None else preset.steps
+    batch = config.batch_size or preset.batch_size
+    if steps < 1 or batch < 1:
+        raise BadInputError("the number of steps and the batch size must be at least 1")
+    return _Plan(
+        family=config.family,
+        arch=arch.name,
+        preset=config.preset,
+        steps=steps,
+        batch_size=batch,
+        seed=config.seed,
+        hyper=asdict(hyper),
+        model=asdict(model_config),
+        ema_decay=preset.ema_decay,
+        sample_every=config.sample_every or preset.sample_every,
+        checkpoint_every=config.checkpoint_every or preset.checkpoint_every,
+        sample_steps=preset.sample_steps,
+        categories=categories,
+    )
+
+
+def _check_resume(run_dir: Path, plan: _Plan) -> None:
+    """A run folder belongs to one recipe; only the number of steps may change (to train longer)."""
+    path = run_dir / "run.json"
+    if not path.exists():
+        return
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    mine = {k: v for k, v in asdict(plan).items() if k != "steps"}
+    theirs = {k: v for k, v in stored.items() if k != "steps"}
+    changed = sorted(k for k in mine if json.dumps(mine[k]) != json.dumps(theirs.get(k)))
+    if changed and latest_checkpoint(run_dir / "checkpoints") is not None:
+        raise BadInputError(
+            f"{run_dir} holds a run with other settings ({', '.join(changed)}): pick another run folder "
+            "or keep the settings to resume it"
+        )
+
+
+def _export_model(objective: Objective, ema: EMA, arch: registry.Architecture, config: Any) -> nn.Module:
+    """A fresh copy of the model carrying the EMA weights where the EMA applies."""
+    state = objective.model.state_dict()
+    state.update({objective.ema_prefix + k: v for k, v in ema.state_dict().items()})
+    module = arch.build(config)
+    module.load_state_dict(state)
+    return module.to(next(objective.model.parameters()).device).eval()
+
+
+def _grid(model: nn.Module, plan: _Plan) -> np.ndarray:
+    rows = GRID_SIZE // 8
+    labels = torch.tensor([(i // 8) % len(plan.categories) for i in range(rows * 8)])
+    images = generate(model, labels, seeded_generators(plan.seed, len(labels)), steps=plan.sample_steps)
+    return sample_grid(tensor_to_images(images), columns=8)
+
+
+def _validate(objective: Objective, data: SpriteData, plan: _Plan) -> dict[str, float]:
+    count = min(len(data.val_labels), 512)
+    if count == 0:
+        return {}
+    objective.model.eval()
+    gen = torch.Generator().manual_seed(plan.seed)
+    totals: dict[str, float] = {}
+    for start in range(0, count, plan.batch_size):
+        stop = min(count, start + plan.batch_size)
+        x = uint8_to_float(data.val_images[start:stop])
+        for key, value in objective.validate(x, data.val_labels[start:stop], gen).items():
+            totals[key] = totals.get(key, 0.0) + value * (stop - start)
+    objective.model.train()
+    return {f"val_{k}": v / count for k, v in totals.items()}
+
+
+def _register(source: Path, name: str) -> Path:
+    """Copy the finished model into the user's model folder under ``name``."""
+    target = paths.user_models_dir() / f"{name}.safetensors"
+    target.write_bytes(source.read_bytes())
+    meta = json.loads(source.with_suffix(".json").read_text(encoding="utf-8"))
+    meta["name"] = name
+    target.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return target
+
+
+def train_sprite(
+    config: SpriteTrainConfig, on_event: EventCallback, cancel: CancelToken | None = None
+) -> TrainResult:
+    """Train (or resume) a sprite model; see the module docstring. Cancelling saves a checkpoint first."""
+    cancel = cancel or CancelToken()
+    if config.name is not None and not _NAME.fullmatch(config.name):
+        raise BadInputError(f"model name {config.name!r}: use letters, digits, '.', '_' or '-' (up to 64)")
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    info, device = distributed.setup(resolve_device(config.device))
+    try:
+        return _train(config, on_event, cancel, info, device)
+    finally:
+        distributed.teardown(info)
+
+
+def _train(
+    config: SpriteTrainConfig,
+    on_event: EventCallback,
+    cancel: CancelToken,
+    info: distributed.DistInfo,
+    device: str,
+) -> TrainResult:
+    data = load_data(config.data, device)
+    plan = make_plan(config, data.categories)
+    run_dir = Path(config.run_dir or paths.data_dir() / "runs" / (config.name or f"sprite-{config.family}"))
+    ckpt_dir = run_dir / "checkpoints"
+    _check_resume(run_dir, plan)
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "run.json").write_text(json.dumps(asdict(plan), indent=2), encoding="utf-8")
+
+    arch = registry.get(plan.arch)
+    model_config = config_from_dict(arch.config_cls, plan.model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(plan.seed)  # initial weights; the global generator is restored afterwards
+        model = arch.build(model_config)
+    model.to(device).train()
+
+    latest = latest_checkpoint(ckpt_dir)
+    checkpoint = load_checkpoint(latest, device) if latest else None
+    if checkpoint:
+        model.load_state_dict(checkpoint.groups["model"])
+    objective = OBJECTIVES[plan.family](
+        model, Hyper(**plan.hyper), lambda m: distributed.wrap(m, info, device)
+    )
+    ema = EMA(objective.ema_target(), plan.ema_decay)
+    start, wall_before, smooth = 0, 0.0, {}
+    if checkpoint:
+        ema.load_state_dict(checkpoint.groups["ema"])
+        for name, optimizer in objective.optimizers.items():
+            optimizer.load_state_dict(checkpoint.optimizers[name])
+        start = checkpoint.step
+        wall_before = float(checkpoint.extra.get("wall_s", 0.0))
+        smooth = dict(checkpoint.extra.get("smooth", {}))
+
+    def checkpoint_now(step: int, wall: float) -> None:
+        if info.is_main:
+            state = Checkpoint(
+                step,
+                {"model": model.state_dict(), "ema": ema.state_dict()},
+                {n: o.state_dict() for n, o in objective.optimizers.items()},
+                {"wall_s": wall, "smooth": smooth},
+            )
+            save_checkpoint(ckpt_dir, state)
+            prune_checkpoints(ckpt_dir, config.keep_checkpoints)
+
+    per_rank = max(1, plan.batch_size // info.world_size)
+    began = time.monotonic()
+    metrics: dict[str, float] = {}
+    for step in range(start, plan.steps):
+        if distributed.any_rank(cancel.cancelled, info, device):
+            checkpoint_now(step, wall_before + time.monotonic() - began)
+            raise JobCancelled()
+        gen = step_generator(plan.seed, step, info.rank)
+        x, labels = _batch(data, per_rank, gen)
+        objective.set_step(step)
+        losses = objective.train_step(x, labels, gen)
+        ema.update(objective.ema_target(), step)
+        losses = distributed.mean_across_ranks(losses, info, device)
+        if not all(np.isfinite(v) for v in losses.values()):
+            raise StudioError(
+                f"training diverged at step {step + 1} (loss {losses}); try a lower learning rate (--lr)"
+            )
+        smooth = {k: v if k not in smooth else 0.98 * smooth[k] + 0.02 * v for k, v in losses.items()}
+        done = step + 1
+        grid = None
+        if info.is_main and (done % plan.sample_every == 0 or done == plan.steps):
+            exported = _export_model(objective, ema, arch, model_config)
+            grid = _grid(exported, plan)
+            save_png(run_dir / "samples" / f"step-{done:08d}.png", grid, None, write_metadata=False)
+            metrics = {**{f"train_{k}": v for k, v in smooth.items()}, **_validate(objective, data, plan)}
+            losses = {**losses, **{k: v for k, v in metrics.items() if k.startswith("val_")}}
+        wall = wall_before + time.monotonic() - began
+        if done % plan.checkpoint_every == 0 or done == plan.steps:
+            checkpoint_now(done, wall)
+        if info.is_main:
+            rate = (time.monotonic() - began) / (done - start)
+            on_event(
+                {"step": done, "total": plan.steps, "loss": losses, "eta_s": rate * (plan.steps - done),
+                 "sample_grid": grid}
+            )
+
+    distributed.barrier(info)
+    wall = wall_before + time.monotonic() - began
+    model_path = run_dir / "model.safetensors"
+    registered = None
+    if info.is_main:
+        exported = _export_model(objective, ema, arch, model_config)
+        meta = {
+            "name": config.name or arch.name,
+            "modality": "sprite",
+            "family": plan.family,
+            "categories": plan.categories,
+            "metrics": metrics,
+            "training": {
+                "command": config.command,
+                "data": {"folder": str(config.data), **{k: v for k, v in data.manifest.items() if k != "files"}},
+                "commit": _git_commit(),
+                "hardware": _hardware(device, info.world_size),
+                "wall_time_s": round(wall, 1),
+                "steps": plan.steps,
+                "batch_size": plan.batch_size,
+                "preset": plan.preset,
+                "seed": plan.seed,
+                "hyper": plan.hyper,
+                "ema_decay": plan.ema_decay,
+            },
+        }
+        save_model(exported, arch.name, model_config, model_path, meta)
+        if config.name:
+            registered = _register(model_path, config.name)
+    return TrainResult(model_path, registered, plan.steps, wall, metrics)

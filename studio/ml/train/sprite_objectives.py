@@ -1,0 +1,113 @@
+"""One training step per sprite family (GAN, VAE, diffusion), behind one small interface the loop drives.
+
+Every random draw comes from the ``torch.Generator`` the loop hands in for that step, so a run resumed from a
+checkpoint repeats the same batches and noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Wrap = Callable[[nn.Module], nn.Module]
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Optimisation settings shared by the objectives (each uses the ones that concern it)."""
+
+    lr: float = 2e-4
+    warmup_steps: int = 0
+    d_lr_scale: float = 2.0  # GAN: discriminator learning rate = lr * d_lr_scale
+    kl_weight: float = 1.0  # VAE: weight of the KL term against the summed L1 reconstruction
+    cfg_dropout: float = 0.1  # diffusion: how often the class is hidden (classifier-free guidance)
+    grad_clip: float = 1.0  # 0 = off
+
+
+def _randn(shape: tuple[int, ...], gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Noise drawn on the CPU from the step's generator: the same numbers on every device."""
+    return torch.randn(shape, generator=gen).to(device)
+
+
+def _adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+class Objective:
+    """Base: owns the optimizers; ``ema_prefix`` names the submodule whose EMA is saved for generation."""
+
+    ema_prefix = ""
+
+    def __init__(self, model: nn.Module, hyper: Hyper, wrap: Wrap) -> None:
+        self.model = model
+        self.hyper = hyper
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._base_lr: dict[str, float] = {}
+
+    def ema_target(self) -> nn.Module:
+        return self.model.get_submodule(self.ema_prefix.rstrip(".")) if self.ema_prefix else self.model
+
+    def set_step(self, step: int) -> None:
+        """Linear learning-rate warm-up (a pure function of the step: nothing to save in checkpoints)."""
+        scale = min(1.0, (step + 1) / self.hyper.warmup_steps) if self.hyper.warmup_steps > 0 else 1.0
+        for name, optimizer in self.optimizers.items():
+            for group in optimizer.param_groups:
+                group["lr"] = self._base_lr[name] * scale
+
+    def _add_optimizer(self, name: str, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizers[name] = optimizer
+        self._base_lr[name] = optimizer.param_groups[0]["lr"]
+
+    def _apply(self, name: str, loss: torch.Tensor, module: nn.Module) -> None:
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.hyper.grad_clip > 0:
+            nn.utils.clip_grad_norm_(module.parameters(), self.hyper.grad_clip)
+        optimizer.step()
+
+    def train_step(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def validate(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class GanObjective(Objective):
+    """Hinge loss; one discriminator step then one generator step on the same fake batch."""
+
+    ema_prefix = "generator."
+
+    def __init__(self, model: nn.Module, hyper: Hyper, wrap: Wrap) -> None:
+        super().__init__(model, hyper, wrap)
+        self.generator = wrap(model.generator)
+        self.discriminator = wrap(model.discriminator)
+        self._add_optimizer("generator", _adam(model.generator.parameters(), hyper.lr, (0.0, 0.9)))
+        self._add_optimizer(
+            "discriminator", _adam(model.discriminator.parameters(), hyper.lr * hyper.d_lr_scale, (0.0, 0.9))
+        )
+
+    def train_step(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
+        z = _randn((x.shape[0], self.model.config.z_dim), gen, x.device)
+        fake = self.generator(z, labels)
+        scores = self.discriminator(torch.cat([x, fake.detach()]), torch.cat([labels, labels]))
+        real_score, fake_score = scores.chunk(2)
+        d_loss = F.relu(1.0 - real_score).mean() + F.relu(1.0 + fake_score).mean()
+        self._apply("discriminator", d_loss, self.model.discriminator)
+        g_loss = -self.discriminator(fake, labels).mean()
+        self._apply("generator", g_loss, self.model.generator)
+        return {"d": float(d_loss), "g": float(g_loss), "d_real": float(real_score.mean())}
+
+    @torch.no_grad()
+    def validate(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
+        """Hinge loss of the discriminator on held-out real sprites: rising means it memorises the train set."""
+        score = self.model.discriminator(x, labels)
+        return {"d_real_hinge": float(F.relu(1.0 - score).mean())}
+
+
+OBJECTIVES: dict[str, type[Objective]] = {"gan": GanObjective}

@@ -1,0 +1,120 @@
+"""The status bar: device, queue length, progress with ETA, messages (failures in red) and a Cancel button.
+
+Everything is driven by the engine's signals (delivered on the UI thread); nothing here waits for a job.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
+
+from studio.core.jobs import EventType, JobEvent
+from studio.engine.client import Engine
+
+MESSAGE_MS = 8000
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s left"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s left"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min left"
+
+
+class StudioStatusBar(QStatusBar):
+    def __init__(self, engine: Engine, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizeGripEnabled(False)
+        self._engine = engine
+        self._running: int | None = None
+        self._message_error = False
+        self.message_label = QLabel("")
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.device_label = QLabel("Starting model engine…")
+        self.device_label.setObjectName("deviceLabel")
+        self.queue_label = QLabel("Idle")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.eta_label = QLabel("")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("danger")
+        self.cancel_button.setToolTip("Cancel all running and queued jobs (Esc cancels the current workspace's job)")
+        self.cancel_button.clicked.connect(self.cancel_all)
+        self.addWidget(self.message_label, 1)
+        for widget in (self.eta_label, self.progress, self.cancel_button, self.queue_label, self.device_label):
+            self.addPermanentWidget(widget)
+        self._clear_timer = QTimer(self)
+        self._clear_timer.setSingleShot(True)
+        self._clear_timer.timeout.connect(lambda: self.message_label.setText(""))
+        engine.ready.connect(self._on_ready)
+        engine.queue_changed.connect(self._on_queue)
+        engine.event.connect(self._on_event)
+        if engine.device_description:
+            self._on_ready(engine.device_description)
+        self._on_queue(engine.queue_length)
+
+    # --- messages ------------------------------------------------------------------------------------
+    def show_message(self, text: str, error: bool = False) -> None:
+        """Errors stay until the next message; other messages fade after a few seconds."""
+        self._message_error = error
+        self.message_label.setStyleSheet("color: #ff7b72;" if error else "")
+        self.message_label.setText(text)
+        self.message_label.setToolTip(text)
+        if error:
+            self._clear_timer.stop()
+        else:
+            self._clear_timer.start(MESSAGE_MS)
+
+    @property
+    def message(self) -> str:
+        return self.message_label.text()
+
+    @property
+    def message_is_error(self) -> bool:
+        return self._message_error
+
+    def cancel_all(self) -> None:
+        self._engine.cancel_all()
+        self.show_message("Cancelling all jobs…")
+
+    # --- engine signals ---------------------------------------------------------------------------
+    def _on_ready(self, description: str) -> None:
+        self.device_label.setText(description)
+        self.device_label.setToolTip(f"Models run on: {description}")
+
+    def _on_queue(self, length: int) -> None:
+        busy = length > 0
+        self.queue_label.setText(f"{length} job{'s' if length != 1 else ''} queued" if busy else "Idle")
+        self.cancel_button.setVisible(busy)
+        self.progress.setVisible(busy)
+        self.eta_label.setVisible(busy)
+        if not busy:
+            self._running = None
+            self.progress.setValue(0)
+            self.eta_label.setText("")
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.type is EventType.STARTED:
+            self._running = event.job_id
+            self.progress.setValue(0)
+            self.progress.setFormat(f"{event.kind} %p%")
+            self.eta_label.setText(format_eta(None))
+        elif event.type is EventType.PROGRESS and event.job_id == self._running:
+            self.progress.setValue(int(event.fraction * 1000))
+            self.eta_label.setText(format_eta(event.eta_s))
+            if event.message:
+                self.progress.setToolTip(event.message)
+        elif event.type is EventType.FAILED:
+            self.show_message(f"{event.kind} failed: {event.message}", error=True)
+        elif event.type is EventType.CANCELLED:
+            self.show_message(f"{event.kind}: {event.message or 'cancelled'}")
+        elif event.type is EventType.FINISHED and event.job_id == self._running:
+            self.progress.setValue(1000)
+            self.eta_label.setText("done")

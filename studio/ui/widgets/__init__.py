@@ -1,0 +1,1 @@
+"""Reusable widgets: the limit-aware text editor, waveform, piano roll, audio player, sprite canvas."""

@@ -1,0 +1,548 @@
+"""The Copy workspace: a limit-aware ad-copy editor plus a brief form that generates copy with a language model.
+
+The editor holds one ad in the plain-text layout of :mod:`studio.core.ad_formats`. Generated variants stream into
+it (``copy.generate`` PARTIAL payloads) as one undoable step; Left/Right step through the variants. Ctrl+Z goes
+through the workspace ``undo_stack``, which mirrors the editor document's own undo steps.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QTextCursor, QTextDocument, QUndoCommand
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.ad_formats import FORMATS, AdFormat, format_ad, parse_ad, problems
+from studio.core.copy_brief import brief_from_dict, load_brief, save_brief
+from studio.core.copy_export import AdSet, export_ads, import_ads
+from studio.core.copy_formats import FRAMEWORKS, GENERATION_FORMATS
+from studio.core.errors import StudioError
+from studio.core.formats.text import read_text
+from studio.core.jobs import EventType, JobEvent, JobSpec
+from studio.core.settings import Settings
+from studio.engine.client import Engine
+from studio.ui.icons import icon
+from studio.ui.widgets.limit_editor import LimitEditor
+from studio.ui.workspaces.base import Workspace
+
+#: Formats the editor offers: every generation format, then free text.
+EDITOR_FORMATS: dict[str, AdFormat] = {**GENERATION_FORMATS, **FORMATS}
+TEXT_FILTER = "Text (*.txt *.md);;All files (*)"
+OPEN_FILTER = "Copy (*.txt *.md *.csv *.json);;All files (*)"
+EXPORT_FILTER = "CSV for ad tools (*.csv);;Markdown (*.md);;JSON with recipe (*.json)"
+NO_MODEL = "No language model installed: run `bash packaging/setup.sh setup`"
+FRAMEWORK_LABELS = {"none": "None", "aida": "AIDA", "pas": "PAS", "bab": "BAB", "fab": "FAB", "4p": "4P"}
+MAX_SEED = 2**31 - 1
+
+
+class _DocumentStep(QUndoCommand):
+    """One undo step of the editor's document, mirrored on the workspace undo stack."""
+
+    def __init__(self, document: QTextDocument) -> None:
+        super().__init__("Edit copy")
+        self._document = document
+        self._pushed = False
+
+    def redo(self) -> None:
+        if self._pushed:  # QUndoStack.push() calls redo() once; the document has already done it
+            self._document.redo()
+        self._pushed = True
+
+    def undo(self) -> None:
+        self._document.undo()
+
+
+def _split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
+
+
+class BriefForm(QGroupBox):
+    """The brief fields; reads and writes the brief JSON shape of :mod:`studio.core.copy_brief`."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Brief", parent)
+        self.product = QLineEdit()
+        self.product.setPlaceholderText("What you are advertising")
+        self.features = QPlainTextEdit()
+        self.features.setPlaceholderText("One feature per line")
+        self.features.setFixedHeight(72)
+        self.audience = QLineEdit()
+        self.audience.setPlaceholderText("e.g. home baristas")
+        self.tone = QLineEdit()
+        self.tone.setPlaceholderText("e.g. warm, playful")
+        self.must_use = QLineEdit()
+        self.must_use.setPlaceholderText("Comma-separated keywords")
+        self.banned = QLineEdit()
+        self.banned.setPlaceholderText("Comma-separated words or phrases (free* bans freebie)")
+        form = QFormLayout(self)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        for label, widget in (("Product", self.product), ("Features", self.features), ("Audience", self.audience),
+                              ("Tone", self.tone), ("Must use", self.must_use), ("Banned", self.banned)):
+            form.addRow(label, widget)
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "product": self.product.text().strip(),
+            "features": [line.strip() for line in self.features.toPlainText().splitlines() if line.strip()],
+            "audience": self.audience.text().strip(),
+            "tone": self.tone.text().strip(),
+            "must_use": _split_list(self.must_use.text()),
+            "banned": _split_list(self.banned.text()),
+        }
+
+    def set_data(self, data: dict[str, Any]) -> None:
+        self.product.setText(data.get("product", ""))
+        self.features.setPlainText("\n".join(data.get("features", [])))
+        self.audience.setText(data.get("audience", ""))
+        self.tone.setText(data.get("tone", ""))
+        self.must_use.setText(", ".join(data.get("must_use", [])))
+        self.banned.setText(", ".join(data.get("banned", [])))
+
+
+class CopyWorkspace(Workspace):
+    title = "Copy"
+
+    def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(engine, settings, parent)
+        self.path: Path | None = None
+        self._variants: list[dict[str, list[str]]] = []
+        self._shown = 0
+        self._recipe: dict[str, Any] = {}
+        self._streaming = False
+        self._models_job: int | None = None
+        self._line_job: tuple[int, str, int] | None = None  # (job id, field, index)
+
+        self.editor = LimitEditor()
+        self.editor.analysis_changed.connect(self._update_summary)
+        document = self.editor.document()
+        document.undoCommandAdded.connect(lambda: self.undo_stack.push(_DocumentStep(document)))
+        self.format_combo = QComboBox()
+        for name, fmt in EDITOR_FORMATS.items():
+            self.format_combo.addItem(fmt.title, name)
+        self.format_combo.currentIndexChanged.connect(self._on_format_changed)
+        self.summary = QLabel()
+        self.summary.setObjectName("hint")
+        self.variant_label = QLabel("")
+        self.variant_label.setObjectName("hint")
+        self.previous_button = self._tool_button("previous", "Previous variant (Left)", lambda: self.step_result(-1))
+        self.next_button = self._tool_button("next", "Next variant (Right)", lambda: self.step_result(1))
+        rewrite = QAction("Rewrite this line with the model", self)
+        rewrite.triggered.connect(self.rewrite_current_line)
+        self.editor.context_actions = [rewrite]
+
+        header = QFrame()
+        header.setObjectName("toolbarRow")
+        row = QHBoxLayout(header)
+        row.setContentsMargins(10, 6, 10, 6)
+        row.addWidget(QLabel("Format"))
+        row.addWidget(self.format_combo)
+        row.addSpacing(12)
+        row.addWidget(self.summary, 1)
+        row.addWidget(self.previous_button)
+        row.addWidget(self.variant_label)
+        row.addWidget(self.next_button)
+        editor_side = QWidget()
+        editor_layout = QVBoxLayout(editor_side)
+        editor_layout.setContentsMargins(0, 0, 0, 0)
+        editor_layout.setSpacing(0)
+        editor_layout.addWidget(header)
+        editor_layout.addWidget(self.editor, 1)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(editor_side)
+        splitter.addWidget(self._build_panel())
+        splitter.setStretchFactor(0, 1)
+        splitter.setSizes([700, 340])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+
+        engine.event.connect(self._on_event)
+        self._on_format_changed()
+        document.clearUndoRedoStacks()  # the empty skeleton is where history starts
+        self.undo_stack.clear()
+        self._update_variant_nav()
+        self.request_models()
+
+    # --- panel ---------------------------------------------------------------------------------------
+    def _tool_button(self, icon_name: str, tip: str, slot: Any) -> QToolButton:
+        button = QToolButton()
+        button.setIcon(icon(icon_name))
+        button.setToolTip(tip)
+        button.setAutoRaise(True)
+        button.clicked.connect(slot)
+        return button
+
+    def _build_panel(self) -> QScrollArea:
+        self.brief_form = BriefForm()
+        load = QPushButton(icon("open"), "Load brief…")
+        load.clicked.connect(self._load_brief_dialog)
+        save = QPushButton(icon("save"), "Save brief…")
+        save.clicked.connect(self._save_brief_dialog)
+        brief_buttons = QHBoxLayout()
+        brief_buttons.addWidget(load)
+        brief_buttons.addWidget(save)
+        self.brief_form.layout().addRow(brief_buttons)
+
+        settings_box = QGroupBox("Generation")
+        self.model_combo = QComboBox()
+        self.model_warning = QLabel(NO_MODEL)
+        self.model_warning.setObjectName("warning")
+        self.model_warning.setWordWrap(True)
+        self.model_warning.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.model_warning.hide()
+        self.framework_combo = QComboBox()
+        for name in FRAMEWORKS:
+            self.framework_combo.addItem(FRAMEWORK_LABELS.get(name, name.upper()), name)
+        self.variants_spin = QSpinBox()
+        self.variants_spin.setRange(1, 10)
+        self.variants_spin.setValue(3)
+        self.temperature_spin = QDoubleSpinBox()
+        self.temperature_spin.setRange(0.1, 2.0)
+        self.temperature_spin.setSingleStep(0.05)
+        self.temperature_spin.setValue(0.8)
+        self.top_p_spin = QDoubleSpinBox()
+        self.top_p_spin.setRange(0.05, 1.0)
+        self.top_p_spin.setSingleStep(0.05)
+        self.top_p_spin.setValue(0.95)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, MAX_SEED)
+        self.seed_spin.setValue(1)
+        dice = self._tool_button("dice", "Random seed", lambda: self.seed_spin.setValue(random.randint(0, MAX_SEED)))
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed_spin, 1)
+        seed_row.addWidget(dice)
+        form = QFormLayout(settings_box)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        form.addRow("Model", self.model_combo)
+        form.addRow(self.model_warning)
+        form.addRow("Framework", self.framework_combo)
+        form.addRow("Variants", self.variants_spin)
+        form.addRow("Temperature", self.temperature_spin)
+        form.addRow("Top-p", self.top_p_spin)
+        form.addRow("Seed", seed_row)
+
+        self.generate_button = QPushButton(icon("generate"), "Generate copy")
+        self.generate_button.setObjectName("primary")
+        self.generate_button.setToolTip("Generate with the format chosen above the editor (Ctrl+Enter)")
+        self.generate_button.clicked.connect(self.generate)
+        self.rewrite_button = QPushButton("Rewrite current line")
+        self.rewrite_button.setToolTip("Ask the model for a new version of the line under the cursor")
+        self.rewrite_button.clicked.connect(self.rewrite_current_line)
+
+        panel = QWidget()
+        self.generation_panel = QVBoxLayout(panel)
+        self.generation_panel.setContentsMargins(12, 8, 12, 12)
+        self.generation_panel.addWidget(self.brief_form)
+        self.generation_panel.addWidget(settings_box)
+        self.generation_panel.addWidget(self.generate_button)
+        self.generation_panel.addWidget(self.rewrite_button)
+        self.generation_panel.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setObjectName("panel")
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(panel)
+        scroll.setMinimumWidth(320)
+        return scroll
+
+    # --- format and ad ----------------------------------------------------------------------------------
+    @property
+    def ad_format(self) -> AdFormat:
+        return EDITOR_FORMATS[self.format_combo.currentData()]
+
+    def set_format(self, name: str) -> None:
+        index = self.format_combo.findData(name)
+        if index < 0:
+            raise StudioError(f"unknown ad format {name!r}")
+        self.format_combo.setCurrentIndex(index)
+
+    def _on_format_changed(self) -> None:
+        previous = self.editor.ad_format
+        self.editor.set_format(self.ad_format)
+        text = self.editor.toPlainText()
+        if not text.strip() or text == format_ad({}, previous):
+            self._replace_text(format_ad({}, self.ad_format))  # an empty skeleton of the new format
+
+    def current_ad(self) -> dict[str, list[str]]:
+        return parse_ad(self.editor.toPlainText(), self.ad_format)
+
+    def set_ad(self, ad: dict[str, list[str]]) -> None:
+        """Show ``ad`` (field -> lines) in the editor as one undoable step."""
+        self._replace_text(format_ad(ad, self.ad_format))
+
+    def _replace_text(self, text: str, join_previous: bool = False) -> None:
+        if text == self.editor.toPlainText():
+            return
+        cursor = QTextCursor(self.editor.document())
+        if join_previous:
+            cursor.joinPreviousEditBlock()
+        else:
+            cursor.beginEditBlock()
+        cursor.select(QTextCursor.SelectionType.Document)
+        cursor.insertText(text)
+        cursor.endEditBlock()
+
+    def _update_summary(self, _lines: list) -> None:
+        found = problems(self.current_ad(), self.ad_format)
+        over = len(self.editor.over_limit_lines())
+        if not found:
+            self.summary.setText("Ready to export")
+            self.summary.setStyleSheet("color: #69db7c;")
+        else:
+            head = f"{over} line{'s' if over != 1 else ''} over the limit · " if over else ""
+            self.summary.setText(head + found[0] + (f" (+{len(found) - 1} more)" if len(found) > 1 else ""))
+            self.summary.setToolTip("\n".join(found))
+            self.summary.setStyleSheet("color: #ff8a80;" if over else "color: #f0b65a;")
+
+    # --- variants ---------------------------------------------------------------------------------------
+    def step_result(self, delta: int) -> None:
+        if len(self._variants) < 2:
+            return
+        self._variants[self._shown] = self.current_ad()
+        self._shown = (self._shown + delta) % len(self._variants)
+        self.set_ad(self._variants[self._shown])
+        self._update_variant_nav()
+
+    def _update_variant_nav(self) -> None:
+        several = len(self._variants) > 1
+        for widget in (self.previous_button, self.next_button, self.variant_label):
+            widget.setVisible(several)
+        self.variant_label.setText(f"Variant {self._shown + 1}/{len(self._variants)}")
+
+    # --- generation -----------------------------------------------------------------------------------
+    def request_models(self) -> None:
+        self._models_job = self.engine.submit(JobSpec("models.list", {"modality": "copy"}))
+
+    def _set_models(self, models: list[dict[str, Any]]) -> None:
+        self.model_combo.clear()
+        for entry in models:
+            self.model_combo.addItem(entry["name"], entry["name"])
+        has_model = self.model_combo.count() > 0
+        self.model_combo.setVisible(has_model)
+        self.model_warning.setVisible(not has_model)
+        self.generate_button.setEnabled(has_model and not self._streaming)
+        self.rewrite_button.setEnabled(has_model)
+
+    def _job_params(self) -> dict[str, Any] | None:
+        """The brief and settings, validated; None (with a message) when they cannot be used."""
+        if self.ad_format.name not in GENERATION_FORMATS:
+            self.status_message.emit("Choose an ad format to generate (free text has no fields to write)")
+            return None
+        try:
+            brief = brief_from_dict(self.brief_form.data()).to_dict()
+        except StudioError as exc:
+            self.status_message.emit(str(exc))
+            return None
+        return {"brief": brief, "format": self.ad_format.name, "framework": self.framework_combo.currentData(),
+                "variants": self.variants_spin.value(), "temperature": round(self.temperature_spin.value(), 3),
+                "top_p": round(self.top_p_spin.value(), 3)}
+
+    def generate(self) -> None:
+        if self.model_combo.count() == 0:
+            self.status_message.emit(NO_MODEL)
+            return
+        params = self._job_params()
+        if params is None:
+            return
+        if self._variants:
+            self._variants[self._shown] = self.current_ad()
+        spec = JobSpec("copy.generate", params, self.seed_spin.value(), self.model_combo.currentData())
+        self.active_job = self.engine.submit(spec)
+        self._streaming = False
+        self.generate_button.setEnabled(False)
+        self.status_message.emit(f"Generating {params['variants']} variant(s) with {spec.model}…")
+
+    def rewrite_current_line(self) -> None:
+        """Regenerate the line under the cursor (``copy.line``) given the other lines of its field."""
+        info = self.editor.line_info(self.editor.textCursor().blockNumber())
+        if info is None or info.kind != "item" or info.field is None:
+            self.status_message.emit("Put the cursor on a line of copy to rewrite it")
+            return
+        if self.model_combo.count() == 0:
+            self.status_message.emit(NO_MODEL)
+            return
+        params = self._job_params()
+        if params is None:
+            return
+        params.update(field=info.field, index=info.index, existing=self.current_ad()[info.field])
+        for key in ("variants", "temperature", "top_p"):
+            params.pop(key)
+        spec = JobSpec("copy.line", params, self.seed_spin.value(), self.model_combo.currentData())
+        self._line_job = (self.engine.submit(spec), info.field, info.index)
+        self.active_job = spec.job_id
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.job_id == self._models_job and event.type.is_terminal:
+            self._models_job = None
+            self._set_models(event.payload if event.type is EventType.FINISHED else [])
+        elif self._line_job and event.job_id == self._line_job[0] and event.type.is_terminal:
+            self._finish_line(event)
+        elif event.job_id == self.active_job:
+            if event.type is EventType.PARTIAL:
+                self._stream(event.payload)
+            elif event.type.is_terminal:
+                self._finish_generation(event)
+
+    def _stream(self, payload: dict[str, Any]) -> None:
+        variant, name, index = int(payload["variant"]), str(payload["field"]), int(payload["index"])
+        if not self._streaming:  # first token of this job: start a fresh result set and one undo step
+            self._variants = []
+            self._shown = 0
+        while len(self._variants) <= variant:
+            self._variants.append({spec.name: [] for spec in self.ad_format.fields})
+        lines = self._variants[variant].setdefault(name, [])
+        while len(lines) <= index:
+            lines.append("")
+        lines[index] = str(payload["text"])
+        if variant == self._shown:
+            self._replace_text(format_ad(self._variants[variant], self.ad_format), join_previous=self._streaming)
+            self._streaming = True
+        self._update_variant_nav()
+
+    def _finish_generation(self, event: JobEvent) -> None:
+        self.active_job = None
+        if event.type is EventType.FINISHED:
+            ads = [{str(k): [str(s) for s in v] for k, v in ad.items()} for ad in event.payload["ads"]]
+            self._recipe = dict(event.payload.get("recipe", {}))
+            if ads:
+                self._variants = ads
+                self._shown = min(self._shown, len(ads) - 1)
+                self._replace_text(format_ad(ads[self._shown], self.ad_format), join_previous=self._streaming)
+            self.status_message.emit(f"{len(ads)} variant(s) generated; Left/Right to compare")
+        self._streaming = False
+        self.generate_button.setEnabled(self.model_combo.count() > 0)
+        self._update_variant_nav()
+
+    def _finish_line(self, event: JobEvent) -> None:
+        _, name, index = self._line_job
+        self._line_job = None
+        self.active_job = None
+        if event.type is not EventType.FINISHED:
+            return
+        ad = self.current_ad()
+        if index < len(ad.get(name, [])):
+            ad[name][index] = str(event.payload["text"])
+            self.set_ad(ad)
+
+    # --- files ---------------------------------------------------------------------------------------
+    def open_path(self, path: Path) -> None:
+        """.txt/.md: the text as is; .csv/.json: an ad export (all its ads become variants)."""
+        path = Path(path)
+        try:
+            if path.suffix.lower() in (".csv", ".json"):
+                adset = import_ads(path)
+                self.set_format(adset.format)
+                self._variants = adset.ads or [{}]
+                self._recipe = adset.recipe
+                self._shown = 0
+                text = format_ad(self._variants[0], self.ad_format)
+            else:
+                text = read_text(path).replace("\r\n", "\n").replace("\r", "\n")
+                self._variants, self._recipe = [], {}
+        except StudioError as exc:
+            self.status_message.emit(str(exc))
+            return
+        self.editor.setPlainText(text)
+        self.undo_stack.clear()
+        self.path = path if path.suffix.lower() in (".txt", ".md") else None
+        self._update_variant_nav()
+        self.status_message.emit(f"Opened {path.name}")
+
+    def open_dialog(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Open copy", str(self._folder()), OPEN_FILTER)
+        if name:
+            self.open_path(Path(name))
+
+    def save_to(self, path: Path) -> None:
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".part")
+            tmp.write_text(self.editor.toPlainText() + "\n", encoding="utf-8")
+            tmp.replace(path)
+        except OSError as exc:
+            self.status_message.emit(f"Could not save {path.name}: {exc.strerror or exc}")
+            return
+        self.path = path
+        self.editor.document().setModified(False)
+        self.status_message.emit(f"Saved {path}")
+
+    def save(self) -> None:
+        if self.path is not None:
+            self.save_to(self.path)
+            return
+        name, _ = QFileDialog.getSaveFileName(self, "Save copy", str(self._folder() / "copy.txt"), TEXT_FILTER)
+        if name:
+            self.save_to(Path(name))
+
+    def export_to(self, path: Path) -> None:
+        """All variants (the shown one as edited) as CSV, Markdown or JSON; refused while a line is over."""
+        if self.ad_format.name not in GENERATION_FORMATS:
+            self.status_message.emit("Free text cannot be exported as ads: choose an ad format")
+            return
+        ads = list(self._variants) or [self.current_ad()]
+        ads[self._shown if self._variants else 0] = self.current_ad()
+        try:
+            written = export_ads(Path(path), AdSet(self.ad_format.name, ads, self._recipe))
+        except (StudioError, OSError) as exc:
+            self.status_message.emit(str(exc))
+            return
+        self.status_message.emit(f"Exported {len(ads)} ad(s) to {written}")
+
+    def export(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Export ads", str(self._folder() / "ads.csv"), EXPORT_FILTER)
+        if name:
+            self.export_to(Path(name))
+
+    def _folder(self) -> Path:
+        return self.path.parent if self.path else self.settings.resolved_output_dir
+
+    # --- brief files ----------------------------------------------------------------------------------
+    def load_brief(self, path: Path) -> None:
+        try:
+            brief = load_brief(Path(path))
+        except StudioError as exc:
+            self.status_message.emit(str(exc))
+            return
+        self.brief_form.set_data(brief.to_dict())
+        self.status_message.emit(f"Loaded brief {Path(path).name}")
+
+    def save_brief(self, path: Path) -> None:
+        try:
+            save_brief(Path(path), brief_from_dict(self.brief_form.data()))
+        except (StudioError, OSError) as exc:
+            self.status_message.emit(str(exc))
+            return
+        self.status_message.emit(f"Saved brief {Path(path).name}")
+
+    def _load_brief_dialog(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Load brief", str(self._folder()), "Brief (*.json)")
+        if name:
+            self.load_brief(Path(name))
+
+    def _save_brief_dialog(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Save brief", str(self._folder() / "brief.json"),
+                                              "Brief (*.json)")
+        if name:
+            self.save_brief(Path(name))

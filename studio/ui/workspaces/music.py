@@ -1,0 +1,674 @@
+"""The Music workspace: waveform with loop selection and playback, a piano roll with per-part mute/solo, and a
+generation panel for ``music.generate`` / ``music.continue`` / ``music.vary``.
+
+Bars in the UI and in the ``bars_from``/``bars_to`` job parameters are numbered from 1 and inclusive (as
+musicians say "bars 3-4"), like :mod:`studio.ml.music.sample`. Mute/solo remixes the payload's stems in numpy;
+no new job runs.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeySequence, QShortcut, QUndoCommand
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.errors import StudioError
+from studio.core.formats.audio import read_audio, read_audio_recipe, write_audio
+from studio.core.formats.midi import write_midi
+from studio.core.jobs import EventType, JobEvent, JobSpec, thaw
+from studio.core.music_styles import list_styles, load_style_file, styles_dir
+from studio.core.music_theory import NOTE_NAMES_SHARP, parse_key, parse_meter
+from studio.core.settings import Settings
+from studio.engine.client import Engine
+from studio.ui.icons import icon
+from studio.ui.widgets.piano_roll import PianoRoll, part_colour
+from studio.ui.widgets.player import AudioPlayer
+from studio.ui.widgets.waveform import WaveformView, format_time
+from studio.ui.workspaces.base import Workspace
+
+AUDIO_FILTER = "Audio (*.wav *.flac *.ogg);;All files (*)"
+SAVE_FILTER = "WAV (*.wav);;FLAC (*.flac);;Ogg Vorbis (*.ogg)"
+EXPORT_FILTER = "WAV (*.wav);;FLAC (*.flac);;Ogg Vorbis (*.ogg);;MIDI notes (*.mid)"
+METERS = ("4/4", "3/4", "6/8")
+MAX_SEED = 2**31 - 1
+
+
+@dataclass
+class Clip:
+    """What the workspace shows: the mix (frames x channels), and for generated clips stems, notes and tempo."""
+
+    mix: np.ndarray
+    rate: int
+    stems: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    bpm: float | None = None
+    bars: int = 0
+    meter: str = "4/4"
+    key: str = ""
+    recipe: dict[str, Any] = field(default_factory=dict)
+    name: str = "clip"
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Clip:
+        recipe = thaw(payload.get("recipe", {}))
+        params = recipe.get("params", {})
+        name = f"{params.get('style') or 'music'}-seed{recipe.get('seed', 0)}"
+        return cls(
+            mix=np.asarray(payload["mix"], dtype=np.float32),
+            rate=int(payload["rate"]),
+            stems={str(k): np.asarray(v, dtype=np.float32) for k, v in payload.get("stems", {}).items()},
+            notes=[dict(n) for n in payload.get("notes", [])],
+            bpm=float(payload["bpm"]),
+            bars=int(payload["bars"]),
+            meter=str(payload["meter"]),
+            key=str(payload["key"]),
+            recipe=recipe,
+            name=name,
+        )
+
+    @property
+    def beats_per_bar(self) -> float:
+        return parse_meter(self.meter).beats_per_bar
+
+    @property
+    def duration(self) -> float:
+        return len(self.mix) / self.rate
+
+
+def remix(stems: dict[str, np.ndarray], mix: np.ndarray, audible: set[str]) -> np.ndarray:
+    """The mix with only ``audible`` stems. The payload's mix is the stems' sum after a mastering gain; the same
+    gain (least-squares fit of the full sum to the mix) is applied to the partial sum so levels stay comparable."""
+    if not stems or audible >= set(stems):
+        return mix
+    if not audible:
+        return np.zeros_like(mix)
+    n = min(len(mix), *(len(s) for s in stems.values()))
+    total = np.sum([stems[p][:n] for p in stems], axis=0)
+    part = np.sum([stems[p][:n] for p in audible], axis=0)
+    energy = float(np.vdot(total, total))
+    gain = float(np.vdot(mix[:n], total)) / energy if energy > 0 else 1.0
+    out = np.zeros_like(mix)
+    out[:n] = np.clip(part * gain, -1.0, 1.0)
+    return out
+
+
+class _ReplaceClip(QUndoCommand):
+    def __init__(self, workspace: MusicWorkspace, old: Clip | None, new: Clip, text: str) -> None:
+        super().__init__(text)
+        self._workspace, self._old, self._new = workspace, old, new
+
+    def redo(self) -> None:
+        self._workspace._show_clip(self._new)
+
+    def undo(self) -> None:
+        self._workspace._show_clip(self._old)
+
+
+class MusicWorkspace(Workspace):
+    title = "Music"
+
+    def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(engine, settings, parent)
+        self.clip: Clip | None = None
+        self.path: Path | None = None
+        self._results: list[Clip] = []
+        self._result_index = -1
+        self._muted: set[str] = set()
+        self._soloed: set[str] = set()
+        self._models_job: int | None = None
+        self.mute_boxes: dict[str, QCheckBox] = {}
+        self.solo_boxes: dict[str, QCheckBox] = {}
+
+        self.player = AudioPlayer(self)
+        self.player.position_changed.connect(self._on_position)
+        self.player.state_changed.connect(self._on_player_state)
+        self.waveform = WaveformView()
+        self.waveform.selection_changed.connect(self._on_selection)
+        self.waveform.selection_committed.connect(self._on_selection_committed)
+        self.waveform.seek_requested.connect(self._on_seek)
+        self.waveform.view_changed.connect(self._on_view)
+        self.piano_roll = PianoRoll()
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.waveform)
+        splitter.addWidget(self.piano_roll)
+        splitter.setSizes([300, 200])
+        self.parts_row = QHBoxLayout()
+        self.parts_row.setContentsMargins(10, 4, 10, 4)
+        parts_frame = QFrame()
+        parts_frame.setObjectName("toolbarRow")
+        parts_frame.setLayout(self.parts_row)
+        main = QWidget()
+        main_layout = QVBoxLayout(main)
+        main_layout.setContentsMargins(0, 0, 0, 0)
+        main_layout.setSpacing(0)
+        main_layout.addWidget(self._build_transport())
+        main_layout.addWidget(splitter, 1)
+        main_layout.addWidget(parts_frame)
+
+        outer = QSplitter(Qt.Orientation.Horizontal)
+        outer.addWidget(main)
+        outer.addWidget(self._build_panel())
+        outer.setStretchFactor(0, 1)
+        outer.setSizes([760, 320])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(outer)
+
+        space = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
+        space.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        space.activated.connect(self.toggle_play)
+        engine.event.connect(self._on_event)
+        self._show_clip(None)
+        self.request_models()
+        if self.player.problem:
+            QTimer.singleShot(0, lambda: self.status_message.emit(self.player.problem))
+
+    # --- layout -----------------------------------------------------------------------------------
+    def _tool(self, icon_name: str, tip: str, slot: Any, checkable: bool = False) -> QToolButton:
+        button = QToolButton()
+        button.setIcon(icon(icon_name))
+        button.setToolTip(tip)
+        button.setCheckable(checkable)
+        button.clicked.connect(slot)
+        return button
+
+    def _build_transport(self) -> QFrame:
+        self.play_button = self._tool("play", "Play / pause (Space)", self.toggle_play)
+        self.stop_button = self._tool("stop", "Stop", self.stop)
+        self.loop_button = self._tool("loop", "Loop the selection (drag on the waveform to select)",
+                                      self._on_loop_toggled, checkable=True)
+        self.time_label = QLabel("0:00.0 / 0:00.0")
+        self.time_label.setMinimumWidth(120)
+        self.selection_label = QLabel("")
+        self.selection_label.setObjectName("hint")
+        self.device_warning = QLabel(self.player.problem or "")
+        self.device_warning.setObjectName("hint")
+        self.device_warning.setVisible(bool(self.player.problem))
+        bar = QFrame()
+        bar.setObjectName("toolbarRow")
+        row = QHBoxLayout(bar)
+        row.setContentsMargins(10, 6, 10, 6)
+        for widget in (self.play_button, self.stop_button, self.loop_button):
+            row.addWidget(widget)
+        row.addSpacing(10)
+        row.addWidget(self.time_label)
+        row.addWidget(self.selection_label, 1)
+        row.addWidget(self.device_warning)
+        row.addWidget(self._tool("zoom-out", "Zoom out (Ctrl+wheel on the waveform)", self.waveform.zoom_out))
+        row.addWidget(self._tool("zoom-in", "Zoom in (Ctrl+wheel on the waveform)", self.waveform.zoom_in))
+        row.addWidget(self._tool("zoom-fit", "Show the whole clip", self.waveform.zoom_fit))
+        return bar
+
+    def _build_panel(self) -> QScrollArea:
+        generate_box = QGroupBox("New clip")
+        self.model_combo = QComboBox()
+        self.model_combo.addItem("Automatic", "")
+        self.style_combo = QComboBox()
+        for name in list_styles():
+            try:
+                style = load_style_file(styles_dir() / f"{name}.json")
+            except StudioError:
+                continue
+            self.style_combo.addItem(style.title, style)
+        if self.style_combo.count() == 0:
+            self.style_combo.addItem("No style presets installed", None)
+            self.style_combo.setEnabled(False)
+        self.style_combo.currentIndexChanged.connect(self._apply_style_defaults)
+        self.key_combo = QComboBox()
+        self.key_combo.addItems(list(NOTE_NAMES_SHARP))
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems(["major", "minor"])
+        self.bpm_spin = QSpinBox()
+        self.bpm_spin.setRange(40, 240)
+        self.bpm_spin.setValue(120)
+        self.bpm_spin.setSuffix(" bpm")
+        self.meter_combo = QComboBox()
+        self.meter_combo.addItems(list(METERS))
+        self.bars_spin = QSpinBox()
+        self.bars_spin.setRange(1, 64)
+        self.bars_spin.setValue(8)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, MAX_SEED)
+        self.seed_spin.setValue(1)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed_spin, 1)
+        seed_row.addWidget(self._tool("dice", "Random seed",
+                                      lambda: self.seed_spin.setValue(random.randint(0, MAX_SEED))))
+        key_row = QHBoxLayout()
+        key_row.addWidget(self.key_combo, 1)
+        key_row.addWidget(self.mode_combo, 1)
+        form = QFormLayout(generate_box)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        form.addRow("Model", self.model_combo)
+        form.addRow("Style", self.style_combo)
+        form.addRow("Key", key_row)
+        form.addRow("Tempo", self.bpm_spin)
+        form.addRow("Meter", self.meter_combo)
+        form.addRow("Bars", self.bars_spin)
+        form.addRow("Seed", seed_row)
+        self.generate_button = QPushButton(icon("generate"), "Generate clip")
+        self.generate_button.setObjectName("primary")
+        self.generate_button.setToolTip("Ctrl+Enter")
+        self.generate_button.clicked.connect(self.generate)
+        form.addRow(self.generate_button)
+
+        edit_box = QGroupBox("Change this clip")
+        self.continue_spin = QSpinBox()
+        self.continue_spin.setRange(1, 32)
+        self.continue_spin.setValue(4)
+        self.continue_spin.setPrefix("+")
+        self.continue_spin.setSuffix(" bars")
+        self.continue_button = QPushButton("Continue")
+        self.continue_button.setToolTip("Add new bars after the clip, following on from it")
+        self.continue_button.clicked.connect(self.continue_clip)
+        self.vary_from = QSpinBox()
+        self.vary_to = QSpinBox()
+        for spin in (self.vary_from, self.vary_to):
+            spin.setRange(1, 64)
+        self.vary_button = QPushButton("Vary bars")
+        self.vary_button.setToolTip("Regenerate bars N..M (inclusive), keeping the others")
+        self.vary_button.clicked.connect(self.vary_clip)
+        continue_row = QHBoxLayout()
+        continue_row.addWidget(self.continue_spin, 1)
+        continue_row.addWidget(self.continue_button, 1)
+        vary_row = QHBoxLayout()
+        vary_row.addWidget(self.vary_from)
+        vary_row.addWidget(QLabel("to"))
+        vary_row.addWidget(self.vary_to)
+        vary_row.addWidget(self.vary_button, 1)
+        edit_form = QVBoxLayout(edit_box)
+        edit_form.addLayout(continue_row)
+        edit_form.addLayout(vary_row)
+        self.clip_info = QLabel("")
+        self.clip_info.setObjectName("hint")
+        self.clip_info.setWordWrap(True)
+        edit_form.addWidget(self.clip_info)
+
+        panel = QWidget()
+        self.generation_panel = QVBoxLayout(panel)
+        self.generation_panel.setContentsMargins(12, 8, 12, 12)
+        self.generation_panel.addWidget(generate_box)
+        self.generation_panel.addWidget(edit_box)
+        self.generation_panel.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setObjectName("panel")
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(panel)
+        scroll.setMinimumWidth(300)
+        self._apply_style_defaults()
+        return scroll
+
+    def _apply_style_defaults(self) -> None:
+        """A style preset brings its own key, tempo, meter and length; the user can change them after."""
+        style = self.style_combo.currentData()
+        if style is None:
+            return
+        key = parse_key(style.key)
+        self.key_combo.setCurrentIndex(key.tonic)
+        self.mode_combo.setCurrentText(key.mode)
+        self.bpm_spin.setValue(round(style.bpm))
+        if style.meter in METERS:
+            self.meter_combo.setCurrentText(style.meter)
+        self.bars_spin.setValue(min(self.bars_spin.maximum(), style.bars))
+
+    # --- showing a clip -----------------------------------------------------------------------------
+    def _replace_clip(self, clip: Clip, text: str) -> None:
+        self.undo_stack.push(_ReplaceClip(self, self.clip, clip, text))
+
+    def _show_clip(self, clip: Clip | None) -> None:
+        self.clip = clip
+        self._muted, self._soloed = set(), set()
+        self.player.stop()
+        if clip is None:
+            self.waveform.set_audio(None, 1)
+            self.waveform.set_tempo(None)
+            self.piano_roll.clear()
+            self.player.set_clip(None, 1)
+        else:
+            self.waveform.set_audio(clip.mix, clip.rate)
+            self.waveform.set_tempo(clip.bpm, clip.beats_per_bar)
+            total_beats = clip.bars * clip.beats_per_bar if clip.bars else 0.0
+            self.piano_roll.set_notes(clip.notes, total_beats, clip.beats_per_bar)
+            self.player.set_clip(clip.mix, clip.rate)
+        self._rebuild_parts()
+        self._update_edit_controls()
+        self._update_time(0.0)
+
+    def _rebuild_parts(self) -> None:
+        while self.parts_row.count():
+            item = self.parts_row.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        self.mute_boxes, self.solo_boxes = {}, {}
+        parts = list(self.clip.stems) if self.clip else []
+        label = QLabel("Parts" if parts else "Generated clips list their parts here for mute and solo")
+        label.setObjectName("hint")
+        self.parts_row.addWidget(label)
+        for index, part in enumerate(parts):
+            swatch = QLabel("■")
+            swatch.setStyleSheet(f"color: {part_colour(part, index).name()};")
+            self.parts_row.addSpacing(10)
+            self.parts_row.addWidget(swatch)
+            self.parts_row.addWidget(QLabel(part))
+            mute, solo = QCheckBox("M"), QCheckBox("S")
+            mute.setToolTip(f"Mute {part}")
+            solo.setToolTip(f"Solo {part}")
+            mute.toggled.connect(lambda on, p=part: self.set_muted(p, on))
+            solo.toggled.connect(lambda on, p=part: self.set_soloed(p, on))
+            self.parts_row.addWidget(mute)
+            self.parts_row.addWidget(solo)
+            self.mute_boxes[part], self.solo_boxes[part] = mute, solo
+        self.parts_row.addStretch(1)
+
+    def _update_edit_controls(self) -> None:
+        clip = self.clip
+        generated = bool(clip and clip.notes and clip.bars)
+        for widget in (self.continue_button, self.continue_spin, self.vary_button, self.vary_from, self.vary_to):
+            widget.setEnabled(generated)
+        if generated:
+            for spin in (self.vary_from, self.vary_to):
+                spin.setMaximum(clip.bars)
+            self.vary_to.setValue(clip.bars)
+        if clip is None:
+            self.clip_info.setText("No clip yet")
+        elif clip.bpm:
+            self.clip_info.setText(f"{clip.key}, {clip.bpm:g} bpm, {clip.meter}, {clip.bars} bars "
+                                   f"({clip.duration:.2f} s)")
+        else:
+            self.clip_info.setText(f"{self.path.name if self.path else 'clip'}: {clip.duration:.2f} s, "
+                                   f"{clip.rate} Hz, {clip.mix.shape[1]} channel(s)")
+
+    # --- mute / solo --------------------------------------------------------------------------------
+    @property
+    def audible_parts(self) -> set[str]:
+        parts = set(self.clip.stems) if self.clip else set()
+        return set(self._soloed) if self._soloed else parts - self._muted
+
+    def set_muted(self, part: str, muted: bool) -> None:
+        (self._muted.add if muted else self._muted.discard)(part)
+        self._remix()
+
+    def set_soloed(self, part: str, soloed: bool) -> None:
+        (self._soloed.add if soloed else self._soloed.discard)(part)
+        self._remix()
+
+    def audible_mix(self) -> np.ndarray | None:
+        if self.clip is None:
+            return None
+        return remix(self.clip.stems, self.clip.mix, self.audible_parts)
+
+    def _remix(self) -> None:
+        """Show and play what the mute/solo switches leave audible, keeping the view and the selection."""
+        mix = self.audible_mix()
+        view, selection = self.waveform.visible_range(), self.waveform.selection()
+        was_playing = self.player.state == "playing"
+        self.waveform.set_audio(mix, self.clip.rate)
+        self.waveform.set_visible_range(*view)
+        if selection:
+            self.waveform.set_selection(*selection)
+        self.player.set_clip(mix, self.clip.rate)
+        self.piano_roll.set_audible(self.audible_parts)
+        if was_playing:
+            self.toggle_play()
+
+    # --- transport ----------------------------------------------------------------------------------
+    def toggle_play(self) -> None:
+        if self.player.state == "playing":
+            self.player.pause()
+            return
+        if not self.player.can_play:
+            self.status_message.emit(self.player.problem or "Open or generate a clip to play it")
+            return
+        if self.player.problem:
+            self.status_message.emit(self.player.problem)
+        if self.player.state == "paused" and self.loop_button.isChecked() == self.player.looping:
+            self.player.resume()
+            return
+        selection = self.waveform.selection()
+        if self.loop_button.isChecked() and selection:
+            self.player.play(loop=selection)
+        else:
+            self.player.play(start=self.waveform.playhead if self.waveform.playhead < self.clip.duration else 0.0)
+
+    def stop(self) -> None:
+        self.player.stop()
+
+    def _on_loop_toggled(self, checked: bool) -> None:
+        if self.player.state == "playing":
+            self.player.stop()
+            self.toggle_play()
+        elif checked and not self.waveform.selection():
+            self.status_message.emit("Drag across the waveform to choose the loop region")
+
+    def _on_player_state(self, state: str) -> None:
+        self.play_button.setIcon(icon("pause" if state == "playing" else "play"))
+
+    def _on_position(self, seconds: float) -> None:
+        self.waveform.set_playhead(seconds, follow=True)
+        if self.clip and self.clip.bpm:
+            self.piano_roll.set_playhead(seconds * self.clip.bpm / 60.0)
+        self._update_time(seconds)
+
+    def _on_seek(self, seconds: float) -> None:
+        if self.player.state != "stopped":
+            self.player.seek(seconds)
+        self._update_time(seconds)
+
+    def _on_selection(self, selection: tuple[float, float] | None) -> None:
+        if selection is None:
+            self.selection_label.setText("")
+        else:
+            start, end = selection
+            text = f"Loop {format_time(start, 0.01)} – {format_time(end, 0.01)} ({end - start:.2f} s)"
+            if self.clip and self.clip.bpm:
+                text += f" = {(end - start) * self.clip.bpm / 60 / self.clip.beats_per_bar:.2f} bars"
+            self.selection_label.setText(text)
+
+    def _on_selection_committed(self, selection: tuple[float, float] | None) -> None:
+        """A new loop region while looping: loop it from its start (the loop file is rewritten once)."""
+        if self.player.state == "playing" and self.player.looping and selection:
+            self.player.play(loop=selection)
+
+    def _on_view(self, start: float, end: float) -> None:
+        if self.clip and self.clip.bpm:
+            self.piano_roll.set_visible_beats(start * self.clip.bpm / 60, end * self.clip.bpm / 60)
+
+    def _update_time(self, seconds: float) -> None:
+        total = self.clip.duration if self.clip else 0.0
+        self.time_label.setText(f"{format_time(seconds, 0.1)} / {format_time(total, 0.1)}")
+
+    # --- generation ---------------------------------------------------------------------------------
+    def request_models(self) -> None:
+        self._models_job = self.engine.submit(JobSpec("models.list", {"modality": "music"}))
+
+    def generation_params(self) -> dict[str, Any]:
+        style = self.style_combo.currentData()
+        return {"style": style.name if style else "", "key": f"{self.key_combo.currentText()} "
+                f"{self.mode_combo.currentText()}", "bpm": self.bpm_spin.value(),
+                "meter": self.meter_combo.currentText(), "bars": self.bars_spin.value()}
+
+    def _submit(self, kind: str, params: dict[str, Any], what: str) -> None:
+        spec = JobSpec(kind, params, self.seed_spin.value(), self.model_combo.currentData())
+        self.active_job = self.engine.submit(spec)
+        self._set_busy(True)
+        self.status_message.emit(what)
+
+    def generate(self) -> None:
+        params = self.generation_params()
+        self._submit("music.generate", params, f"Generating {params['bars']} bars of {params['style'] or 'music'}…")
+
+    def _clip_params(self) -> dict[str, Any] | None:
+        """The current clip's own parameters (not the form's), for continue / vary."""
+        clip = self.clip
+        if not (clip and clip.notes and clip.bpm):
+            self.status_message.emit("Continue and vary work on a generated clip: generate one first")
+            return None
+        style = clip.recipe.get("params", {}).get("style", "")
+        return {"style": style, "key": clip.key, "bpm": clip.bpm, "meter": clip.meter, "bars": clip.bars,
+                "notes": clip.notes}
+
+    def continue_clip(self) -> None:
+        params = self._clip_params()
+        if params is None:
+            return
+        extra = self.continue_spin.value()
+        params.update(bars_from=params["bars"] + 1, bars_to=params["bars"] + extra)
+        self._submit("music.continue", params, f"Continuing the clip by {extra} bars…")
+
+    def vary_clip(self) -> None:
+        params = self._clip_params()
+        if params is None:
+            return
+        first, last = sorted((self.vary_from.value(), self.vary_to.value()))
+        params.update(bars_from=first, bars_to=last)
+        self._submit("music.vary", params, f"Varying bars {first}–{last}…")
+
+    def _set_busy(self, busy: bool) -> None:
+        self.generate_button.setEnabled(not busy)
+        self.generate_button.setText("Generating…" if busy else "Generate clip")
+        if busy:
+            for widget in (self.continue_button, self.vary_button):
+                widget.setEnabled(False)
+        else:
+            self._update_edit_controls()
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.job_id == self._models_job and event.type.is_terminal:
+            self._models_job = None
+            if event.type is EventType.FINISHED:
+                for entry in event.payload:
+                    self.model_combo.addItem(entry["name"], entry["name"])
+            return
+        if event.job_id != self.active_job or not event.type.is_terminal:
+            return
+        self.active_job = None
+        self._set_busy(False)
+        if event.type is not EventType.FINISHED:
+            return
+        try:
+            clip = Clip.from_payload(event.payload)
+        except (KeyError, TypeError, ValueError, StudioError) as exc:
+            self.status_message.emit(f"{event.kind} returned a clip Studio cannot show ({exc})")
+            return
+        self._results.append(clip)
+        self._result_index = len(self._results) - 1
+        self.path = None
+        self._replace_clip(clip, event.kind.replace("music.", "").capitalize() + " clip")
+        self.status_message.emit(f"{clip.bars} bars, {clip.duration:.1f} s; Space plays, drag to loop a region")
+
+    def step_result(self, delta: int) -> None:
+        if len(self._results) < 2:
+            return
+        self._result_index = (self._result_index + delta) % len(self._results)
+        self._replace_clip(self._results[self._result_index], f"Show result {self._result_index + 1}")
+        self.status_message.emit(f"Result {self._result_index + 1} of {len(self._results)}")
+
+    # --- files ----------------------------------------------------------------------------------------
+    def open_path(self, path: Path) -> None:
+        path = Path(path)
+        try:
+            samples, rate = read_audio(path)
+        except StudioError as exc:
+            self.status_message.emit(str(exc))
+            return
+        recipe = read_audio_recipe(path) or {}
+        params = recipe.get("params", recipe)
+        bpm = params.get("bpm") if isinstance(params, dict) else None
+        clip = Clip(samples, rate, recipe=recipe, name=path.stem)
+        if isinstance(bpm, int | float) and bpm > 0:
+            clip.bpm, clip.meter = float(bpm), str(params.get("meter", "4/4"))
+        self.path = path
+        self._replace_clip(clip, f"Open {path.name}")
+        self.status_message.emit(f"Opened {path.name}: {clip.duration:.1f} s at {rate} Hz")
+
+    def open_dialog(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Open audio", str(self._folder()), AUDIO_FILTER)
+        if name:
+            self.open_path(Path(name))
+
+    def _recipe(self) -> dict[str, Any] | None:
+        return self.clip.recipe if self.settings.write_metadata and self.clip and self.clip.recipe else None
+
+    def save_to(self, path: Path) -> None:
+        """The whole clip as heard (mute/solo applied), WAV/FLAC/OGG by extension."""
+        if self.clip is None:
+            self.status_message.emit("Nothing to save yet")
+            return
+        try:
+            written = write_audio(Path(path), self.audible_mix(), self.clip.rate, self._recipe())
+        except (StudioError, OSError) as exc:
+            self.status_message.emit(f"Could not save: {exc}")
+            return
+        self.path = written
+        self.status_message.emit(f"Saved {written}")
+
+    def export_to(self, path: Path) -> None:
+        """The loop selection (or the whole clip) as audio, or the notes as a MIDI file (``.mid``)."""
+        if self.clip is None:
+            self.status_message.emit("Nothing to export yet")
+            return
+        path = Path(path)
+        try:
+            if path.suffix.lower() in (".mid", ".midi"):
+                if not self.clip.notes or not self.clip.bpm:
+                    self.status_message.emit("Only generated clips have notes to export as MIDI")
+                    return
+                written = write_midi(path, self.clip.notes, self.clip.bpm, parse_meter(self.clip.meter),
+                                     parse_key(self.clip.key) if self.clip.key else None,
+                                     length_beats=self.clip.bars * self.clip.beats_per_bar or None)
+            else:
+                samples = self.audible_mix()
+                selection = self.waveform.selection()
+                if selection:
+                    first, last = (round(t * self.clip.rate) for t in selection)
+                    samples = samples[first:last]
+                written = write_audio(path, samples, self.clip.rate, self._recipe())
+        except (StudioError, OSError) as exc:
+            self.status_message.emit(f"Could not export: {exc}")
+            return
+        self.status_message.emit(f"Exported {written}")
+
+    def save(self) -> None:
+        if self.clip is None:
+            self.status_message.emit("Nothing to save yet")
+            return
+        default = self.path if self.path else self._folder() / f"{self.clip.name}.wav"
+        name, _ = QFileDialog.getSaveFileName(self, "Save clip", str(default), SAVE_FILTER)
+        if name:
+            self.save_to(Path(name))
+
+    def export(self) -> None:
+        if self.clip is None:
+            self.status_message.emit("Nothing to export yet")
+            return
+        suffix = "-loop" if self.waveform.selection() else ""
+        default = self._folder() / f"{self.clip.name}{suffix}.wav"
+        name, _ = QFileDialog.getSaveFileName(self, "Export", str(default), EXPORT_FILTER)
+        if name:
+            self.export_to(Path(name))
+
+    def _folder(self) -> Path:
+        return self.path.parent if self.path else self.settings.resolved_output_dir

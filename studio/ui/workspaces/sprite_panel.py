@@ -1,0 +1,245 @@
+"""The sprite generation settings: model, category, palette, seed, count, diffusion steps and guidance.
+
+It knows the payload contract of ``sprite.generate`` (the params it builds) and how to restore a recipe read
+from a PNG; it runs no jobs itself.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core import paths
+from studio.core.formats.palette import bundled_palettes
+from studio.ui.widgets.pixel_icons import pixel_icon
+
+MAX_SEED = 2**31 - 1
+AUTO_SIZES = (4, 8, 16, 32)
+LOAD_FILE = "__load__"
+
+
+def family_of(model: dict[str, Any] | None) -> str:
+    """'gan', 'vae' or 'diffusion' (or the raw family) for a ``models.list`` entry."""
+    family = str((model or {}).get("family", "")).lower()
+    for known in ("vae", "diffusion", "gan"):
+        if known in family:
+            return known
+    return "diffusion" if "ddpm" in family else family
+
+
+def no_model_help() -> str:
+    return (
+        "<b>No sprite model is installed.</b><br>"
+        "Train one with <code>studio train sprite</code> (see <code>studio train --help</code>), or import a "
+        "model file in the <i>Models</i> tab, or copy a <code>.safetensors</code> model with its "
+        f"<code>.json</code> into<br><code>{paths.user_models_dir()}</code>, then press Refresh.<br>"
+        "The canvas, palettes and post-processing work without a model."
+    )
+
+
+class SpritePanel(QWidget):
+    """Generation settings. ``model_changed`` fires with the chosen model's entry (or None)."""
+
+    model_changed = Signal(object)
+    refresh_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._models: list[dict[str, Any]] = []
+        self.model = QComboBox()
+        self.model.setToolTip("Sprite model (family in brackets)")
+        self.model_info = QLabel()
+        self.model_info.setObjectName("hint")
+        self.refresh = QToolButton()
+        self.refresh.setText("Refresh")
+        self.refresh.setToolTip("Look for installed models again")
+        self.notice = QLabel(no_model_help())
+        self.notice.setObjectName("notice")
+        self.notice.setWordWrap(True)
+        self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.notice.hide()
+        self.category = QComboBox()
+        self.palette = QComboBox()
+        self.seed = QSpinBox()
+        self.seed.setRange(0, MAX_SEED)
+        self.seed.setValue(1234)
+        self.dice = QToolButton()
+        self.dice.setIcon(pixel_icon("dice"))
+        self.dice.setToolTip("Random seed")
+        self.count = QSpinBox()
+        self.count.setRange(1, 256)
+        self.count.setValue(16)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 1000)
+        self.steps.setValue(25)
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setRange(0.0, 20.0)
+        self.guidance.setSingleStep(0.5)
+        self.guidance.setValue(3.0)
+        self._fill_palettes()
+        for combo in (self.model, self.category, self.palette):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(self.refresh)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.dice)
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        form.addRow("Model", model_row)
+        form.addRow("", self.model_info)
+        form.addRow("Category", self.category)
+        form.addRow("Palette", self.palette)
+        form.addRow("Seed", seed_row)
+        form.addRow("Count", self.count)
+        self._steps_label = QLabel("Steps")
+        self._guidance_label = QLabel("Guidance")
+        form.addRow(self._steps_label, self.steps)
+        form.addRow(self._guidance_label, self.guidance)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.notice)
+        layout.addLayout(form)
+
+        self.model.currentIndexChanged.connect(self._on_model)
+        self.refresh.clicked.connect(self.refresh_requested)
+        self.dice.clicked.connect(lambda: self.seed.setValue(secrets.randbelow(MAX_SEED + 1)))
+        self.palette.activated.connect(self._on_palette_activated)
+        self._on_model()
+
+    # --- models -------------------------------------------------------------------------------------
+    def set_models(self, models: list[dict[str, Any]]) -> None:
+        """Fill the model list with the sprite models of a ``models.list`` payload; keeps the choice if it can."""
+        previous = self.model.currentData()
+        self._models = [m for m in models if m.get("modality") == "sprite"]
+        self.model.blockSignals(True)
+        self.model.clear()
+        for entry in self._models:
+            family = family_of(entry)
+            self.model.addItem(f"{entry['name']}  ({family.upper() if family else '?'})", entry["name"])
+        index = self.model.findData(previous)
+        self.model.setCurrentIndex(max(index, 0) if self._models else -1)
+        self.model.blockSignals(False)
+        self.notice.setVisible(not self._models)
+        self._on_model()
+
+    def show_problem(self, message: str) -> None:
+        """The model list could not be read: say so where the models would be."""
+        self.notice.setText(f"<b>Could not list models:</b> {message}<br><br>{no_model_help()}")
+        self.notice.show()
+
+    def current_model(self) -> dict[str, Any] | None:
+        name = self.model.currentData()
+        return next((m for m in self._models if m["name"] == name), None)
+
+    def select_model(self, name: str) -> bool:
+        index = self.model.findData(name)
+        if index >= 0:
+            self.model.setCurrentIndex(index)
+        return index >= 0
+
+    @property
+    def family(self) -> str:
+        return family_of(self.current_model())
+
+    def _on_model(self) -> None:
+        entry = self.current_model()
+        previous = self.category.currentText()
+        self.category.clear()
+        categories = list((entry or {}).get("categories") or [])
+        self.category.addItems(categories)
+        self.category.setEnabled(bool(categories))
+        if previous in categories:
+            self.category.setCurrentText(previous)
+        diffusion = self.family == "diffusion"
+        for widget in (self.steps, self.guidance, self._steps_label, self._guidance_label):
+            widget.setVisible(diffusion)
+        if entry is None:
+            self.model_info.setText("")
+        else:
+            metrics = ", ".join(
+                f"{k} {v:.3g}" for k, v in list((entry.get("metrics") or {}).items())[:2]
+                if isinstance(v, int | float)
+            )
+            source = entry.get("source", "")
+            self.model_info.setText(" · ".join(p for p in (self.family.upper(), source, metrics) if p))
+        self.model_changed.emit(entry)
+
+    # --- palettes -----------------------------------------------------------------------------------
+    def _fill_palettes(self) -> None:
+        self.palette.addItem("None (model colours)", "none")
+        for n in AUTO_SIZES:
+            self.palette.addItem(f"Automatic, {n} colours", f"auto-{n}")
+        for name in bundled_palettes():
+            self.palette.addItem(name, name)
+        self.palette.addItem("Load file…", LOAD_FILE)
+
+    def _on_palette_activated(self, index: int) -> None:
+        if self.palette.itemData(index) != LOAD_FILE:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Palette for generation", "", "Palettes (*.hex *.gpl)")
+        if path:
+            self.set_palette(path)
+        else:
+            self.palette.setCurrentIndex(0)
+
+    def set_palette(self, value: str) -> None:
+        """Choose a palette spec ('none', 'auto-N', a bundled name or a file path), adding files as needed."""
+        index = self.palette.findData(value)
+        if index < 0:
+            index = self.palette.count() - 1  # before "Load file…"
+            self.palette.insertItem(index, Path(value).name, value)
+        self.palette.setCurrentIndex(index)
+
+    # --- params and recipes -----------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        """``sprite.generate`` params, as the payload contract names them."""
+        return {
+            "category": self.category.currentText(),
+            "count": self.count.value(),
+            "palette": self.palette.currentData() or "none",
+            "steps": self.steps.value(),
+            "guidance": self.guidance.value(),
+        }
+
+    def apply_recipe(self, recipe: dict[str, Any]) -> list[str]:
+        """Restore a sprite's recipe (count 1 reproduces that very sprite); returns what could not be restored."""
+        problems = []
+        params = recipe.get("params") or {}
+        model = recipe.get("model")
+        if model and not self.select_model(str(model)):
+            problems.append(f"model {model!r} is not installed")
+        category = params.get("category")
+        if category:
+            if self.category.findText(str(category)) >= 0:
+                self.category.setCurrentText(str(category))
+            else:
+                problems.append(f"category {category!r} is not offered by this model")
+        if isinstance(recipe.get("seed"), int):
+            self.seed.setValue(max(0, min(MAX_SEED, recipe["seed"])))
+        self.count.setValue(1)
+        if isinstance(params.get("palette"), str):
+            self.set_palette(params["palette"])
+        if isinstance(params.get("steps"), int):
+            self.steps.setValue(params["steps"])
+        if isinstance(params.get("guidance"), int | float):
+            self.guidance.setValue(float(params["guidance"]))
+        return problems
