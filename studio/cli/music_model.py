@@ -1,4 +1,4 @@
-"""``studio data music``, ``studio train music`` and ``studio eval music``: the melody model's data, training, metrics."""
+"""``studio data music``, ``train music`` and ``eval music``: the melody model's data, training and metrics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import sys
 import time
 from pathlib import Path
-
 
 
 def default_data_dir() -> Path:

@@ -215,7 +215,7 @@ def validate_bpm(bpm: object) -> float:
         raise BadInputError(f"tempo {bpm!r} is not a number: give beats per minute, e.g. 120") from None
     if not MIN_BPM <= value <= MAX_BPM:
         raise BadInputError(
-            f"tempo {bpm} bpm is out of range: use {MIN_BPM:g} to {MAX_BPM:g} beats per minute"
+            f"tempo {value:g} bpm is out of range: use {MIN_BPM:g} to {MAX_BPM:g} beats per minute"
         )
     return value
 

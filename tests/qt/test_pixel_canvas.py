@@ -55,7 +55,7 @@ def test_a_drag_draws_a_gapless_line_as_one_undo_step(qtbot, canvas) -> None:
 def test_right_button_and_eraser_clear_pixels(qtbot, canvas) -> None:
     canvas.set_image(make_sprite(3))
     before = canvas.image.copy()
-    opaque = list(zip(*np.nonzero(before[..., 3])))
+    opaque = np.argwhere(before[..., 3] > 0)
     y, x = (int(v) for v in opaque[0])
     drag(qtbot, canvas, [(x, y)], button=RIGHT)
     assert canvas.image[y, x].tolist() == [0, 0, 0, 0]

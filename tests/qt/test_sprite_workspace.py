@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
 
 from studio.core.formats import png_meta
 from studio.core.formats.sheet import load_sheet
@@ -35,7 +36,7 @@ def make_workspace(qtbot):
         engine = Engine(tasks=tasks)
         engines.append(engine)
         listed = lambda e: e.kind == "models.list" and e.type.is_terminal  # noqa: E731
-        with qtbot.waitSignal(engine.event, check_params_cb=listed, timeout=10_000):
+        with qtbot.waitSignal(engine.event, check_params_cb=listed, timeout=60_000):
             workspace = SpriteWorkspace(engine, settings or Settings())
         qtbot.addWidget(workspace)
         workspace.resize(1280, 800)
@@ -96,6 +97,7 @@ def test_results_stream_into_the_grid_as_they_are_made(qtbot, workspace, save_sc
     click_result(qtbot, workspace, 2)
     assert np.array_equal(workspace.canvas.image, make_sprite(102))
     workspace.fit_canvas()
+    qtbot.wait(50)  # let the layouts settle before the picture
     save_screenshot(workspace, "sprite_workspace")
 
 
@@ -202,6 +204,7 @@ def test_without_a_sprite_model_the_panel_says_how_to_get_one(qtbot, make_worksp
     ws.canvas.set_image(make_sprite(2))
     ws.outline_canvas()
     assert ws.undo_stack.count() == 1
+    qtbot.wait(50)
     save_screenshot(ws, "sprite_workspace_no_model")
 
 
@@ -240,11 +243,15 @@ def test_png_recipe_round_trip_restores_the_generation_panel(qtbot, tmp_path, wo
     other = make_workspace()
     other.select_model("sprite-vae")
     other.panel.seed.setValue(1)
-    other.open_path(path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    drop = QDropEvent(QPointF(400, 300), Qt.DropAction.CopyAction, mime, LEFT, NONE)
+    other.dropEvent(drop)  # dropping the PNG opens it (Qt delivers real drops only during a real drag)
+    assert drop.isAccepted()
     assert np.array_equal(other.canvas.image, make_sprite(303))
     assert other.panel.current_model()["name"] == "sprite-gan"
     assert other.panel.category.currentText() == "walls"
-    assert other.panel.palette.currentData() == "pico-8"
+    assert other.panel.palette_combo.currentData() == "pico-8"
     assert other.panel.seed.value() == 303
     assert other.panel.count.value() == 1
     assert "Recipe restored" in other.status.text()
@@ -278,6 +285,7 @@ def test_metadata_off_writes_no_text_chunks_at_all(qtbot, tmp_path, make_workspa
 def test_export_sheet_round_trips_and_selection_limits_it(qtbot, tmp_path, workspace) -> None:
     generate(qtbot, workspace, count=5, seed=20)
     png, js = workspace.export_sheet(tmp_path / "monsters.png")
+    assert Image.open(png).size == (3 * 32, 2 * 32)
     data = json.loads(js.read_text())
     assert data["meta"]["image"] == "monsters.png"
     assert data["meta"]["frameTags"] == [{"name": "items", "from": 0, "to": 4, "direction": "forward"}]

@@ -220,7 +220,7 @@ def read_midi(path: Path) -> MidiClip:
         key = key_from_midi(key_name) if key_name else None
     except BadInputError:
         key = None
-    bpm = round(mido.tempo2bpm(tempo if tempo is not None else 500_000), 4)
+    bpm = round(mido.tempo2bpm(tempo if tempo is not None else 500_000), 3)
     return MidiClip(notes, bpm, parse_meter(meter_text or "4/4"), key, end_tick / tpb, programs)
 
 

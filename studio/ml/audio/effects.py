@@ -44,8 +44,17 @@ def _roots(n: int, device: str) -> torch.Tensor:
 
 def delay_response(n: int, samples: int, device: str = "cpu") -> torch.Tensor:
     """z^-samples at the n//2+1 rfft bins of an n-point DFT (the angle is reduced exactly in integers)."""
+    if samples in (1, 2):
+        return _short_delay(n, samples, str(device))
     k = torch.arange(n // 2 + 1, device=device, dtype=torch.int64)
     return _roots(n, str(device))[(k * samples) % n]
+
+
+@functools.lru_cache(maxsize=4)
+def _short_delay(n: int, samples: int, device: str) -> torch.Tensor:
+    """z^-1 and z^-2, which every biquad and damping filter needs (cached; never modified in place)."""
+    k = torch.arange(n // 2 + 1, device=device, dtype=torch.int64)
+    return _roots(n, device)[(k * samples) % n]
 
 
 def biquad_response(n: int, b: tuple[float, float, float], a: tuple[float, float, float],

@@ -15,6 +15,7 @@ from studio.core.music_styles import Instrument, Style
 from studio.core.music_theory import Meter, clip_samples
 from studio.ml.audio import effects
 from studio.ml.audio.synth import SAMPLE_RATE, render_part
+from studio.ml.music.arrange import apply_swing
 
 Note = dict[str, Any]
 DEFAULT_DRUMS = Instrument(voice="noise", volume=0.5)
@@ -88,10 +89,10 @@ def render_clip(
     check_cancel: Callable[[], None] | None = None,
     on_part: Callable[[int, int, str], None] | None = None,
 ) -> RenderedClip:
-    """Render an arrangement as a seamless loop of exactly ``bars`` bars (see clip_samples)."""
+    """Render an arrangement (the style's swing applied) as a seamless loop of exactly ``bars`` bars."""
     total = clip_samples(bars, meter, bpm, rate)
     parts: dict[str, list[Note]] = {}
-    for n in notes:
+    for n in apply_swing(notes, style.swing, meter):
         parts.setdefault(str(n["part"]), []).append(n)
     names = list(parts)
     chain = EffectChain(style, bpm, total, rate, device)

@@ -278,10 +278,7 @@ class MusicData:
         first = int(rng.choice(self.phrase_starts[i])) if rng.random() > 0.4 else 0
         n_bars = int(self.conditioning[i, 5])
         fit = min(n_bars - first, self.fitting_bars(i, first, max_len))
-        if rng.random() < 0.5:
-            bars = fit
-        else:
-            bars = min(fit, int(rng.choice([2, 4, 8, 12, 16])))
+        bars = fit if rng.random() < 0.5 else min(fit, int(rng.choice([2, 4, 8, 12, 16])))
         shift = int(rng.choice(self.transpositions(i))) if augment else 0
         return self.sequence(i, first, bars, shift)[:max_len]
 

@@ -175,7 +175,7 @@ def _segments(part: Any) -> list[tuple[str, list[dict[str, Any]]]]:
             meter, notes, bar = m_meter, [], 0
         bar_beats = tokens.bar_ticks(m_meter) / tokens.TICKS_PER_BEAT
         placed = [(bar_beats - length if bar == 0 and length < bar_beats else 0.0, m_notes)]
-        if 0 < bar and length < bar_beats and i + 1 < len(measures):
+        if bar > 0 and length < bar_beats and i + 1 < len(measures):
             n_meter, n_length, n_notes = measures[i + 1]
             if n_meter == m_meter and abs(length + n_length - bar_beats) < 1e-6:
                 placed.append((length, n_notes))
@@ -188,7 +188,8 @@ def _segments(part: Any) -> list[tuple[str, list[dict[str, Any]]]]:
                 dur = min(dur, bar_beats - start)
                 absolute = bar * bar_beats + start
                 last = notes[-1] if notes else None
-                if tied_on and last and last["pitch"] == pitch and abs(last["start"] + last["duration"] - absolute) < 1e-6:
+                joins = last is not None and abs(last["start"] + last["duration"] - absolute) < 1e-6
+                if tied_on and joins and last["pitch"] == pitch:
                     last["duration"] += dur
                 else:
                     notes.append({"part": "melody", "pitch": pitch, "start": absolute, "duration": dur})
@@ -277,7 +278,7 @@ def parse_corpus(
     keys = [item.cache_key() for item in items]
     todo = [(item, key) for item, key in zip(items, keys, strict=True) if cache.get(key) is None]
     done = len(items) - len(todo)
-    for item, key in zip(items, keys, strict=True):
+    for key in keys:
         hit = cache.get(key)
         if hit is not None:
             yield hit

@@ -156,11 +156,22 @@ class ConcatCache:
         return k_all, v_all
 
 
+class Linear(nn.Linear):
+    """A bias-free ``nn.Linear`` (still one, for LoRA wrappers) that leaves initialisation to the model:
+    skipping the default init saves seconds when a loader overwrites every weight anyway."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features, bias=False)
+
+    def reset_parameters(self) -> None:
+        pass
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
+        self.weight = nn.Parameter(torch.empty(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Normalise in float32 even for fp16/bf16 weights (as the reference implementation does).
@@ -191,10 +202,10 @@ class Attention(nn.Module):
         self.n_heads = config.n_heads
         self.n_kv_heads = config.n_kv_heads
         self.head_dim = config.head_dim
-        self.q_proj = nn.Linear(config.dim, config.n_heads * config.head_dim, bias=False)
-        self.k_proj = nn.Linear(config.dim, config.n_kv_heads * config.head_dim, bias=False)
-        self.v_proj = nn.Linear(config.dim, config.n_kv_heads * config.head_dim, bias=False)
-        self.o_proj = nn.Linear(config.n_heads * config.head_dim, config.dim, bias=False)
+        self.q_proj = Linear(config.dim, config.n_heads * config.head_dim)
+        self.k_proj = Linear(config.dim, config.n_kv_heads * config.head_dim)
+        self.v_proj = Linear(config.dim, config.n_kv_heads * config.head_dim)
+        self.o_proj = Linear(config.n_heads * config.head_dim, config.dim)
 
     def forward(
         self,
@@ -225,9 +236,9 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(config.dim, config.ffn_dim, bias=False)
-        self.up_proj = nn.Linear(config.dim, config.ffn_dim, bias=False)
-        self.down_proj = nn.Linear(config.ffn_dim, config.dim, bias=False)
+        self.gate_proj = Linear(config.dim, config.ffn_dim)
+        self.up_proj = Linear(config.dim, config.ffn_dim)
+        self.down_proj = Linear(config.ffn_dim, config.dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -255,23 +266,30 @@ class Block(nn.Module):
 
 
 class Llama(nn.Module):
-    def __init__(self, config: LlamaConfig) -> None:
+    def __init__(self, config: LlamaConfig, init_weights: bool = True) -> None:
         super().__init__()
         self.config = config
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.dim)
+        # _weight skips nn.Embedding's own initialisation; _init_weights does it (or a loader fills every tensor).
+        self.embed_tokens = nn.Embedding(
+            config.vocab_size, config.dim, _weight=torch.empty(config.vocab_size, config.dim)
+        )
         self.layers = nn.ModuleList(Block(config, i) for i in range(config.n_layers))
         self.norm = RMSNorm(config.dim, config.norm_eps)
         # Tied embeddings reuse embed_tokens.weight in forward (no second parameter: safetensors refuses
         # tensors that share memory).
-        self.lm_head = None if config.tie_embeddings else nn.Linear(config.dim, config.vocab_size, bias=False)
+        self.lm_head = None if config.tie_embeddings else Linear(config.dim, config.vocab_size)
         cos, sin = rope_table(config)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
-        self.apply(self._init_weights)
+        if init_weights:
+            self.apply(self._init_weights)
 
+    @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear | nn.Embedding):
-            nn.init.normal_(module.weight, std=0.02)
+            module.weight.normal_(mean=0.0, std=0.02)
+        elif isinstance(module, RMSNorm):
+            module.weight.fill_(1.0)
 
     @property
     def output_weight(self) -> torch.Tensor:

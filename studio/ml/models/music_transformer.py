@@ -1,9 +1,11 @@
 """``music-transformer``: a small decoder-only Transformer over the note-event vocabulary, with a KV cache.
 
-Pre-norm GPT blocks with learned positions; the output layer is not tied to the embedding (safetensors files hold
-no shared tensors, and with a 330-token vocabulary the extra weights are negligible). ``forward(ids, past)`` returns the logits
-and the new cache, one tensor ``(layers, 2, batch, heads, positions, head_dim)``, so the same call serves training
-(no past), prompt encoding and one-token decoding steps; the ONNX graph ``decoder_with_past`` is exactly that call.
+Pre-norm GPT blocks with learned positions; the output layer is not tied to the embedding (safetensors files
+hold no shared tensors, and with a 330-token vocabulary the extra weights are negligible).
+
+``forward(ids, past)`` returns the logits and the new cache, one tensor ``(layers, 2, batch, heads, positions,
+head_dim)``, so the same call serves training (no past), prompt encoding and one-token decoding steps; the ONNX
+graph ``decoder_with_past`` is exactly that call.
 """
 
 from __future__ import annotations
@@ -116,7 +118,9 @@ class MusicTransformer(nn.Module):
         """(batch, length) token ids [+ cache] -> (batch, length, vocab) logits, new cache."""
         start = 0 if past is None else past.shape[4]
         if start + ids.shape[1] > self.config.block_size:
-            raise ValueError(f"sequence of {start + ids.shape[1]} tokens exceeds the model's {self.config.block_size}")
+            raise ValueError(
+                f"sequence of {start + ids.shape[1]} tokens exceeds the model's {self.config.block_size}"
+            )
         positions = torch.arange(start, start + ids.shape[1], device=ids.device)
         x = self.drop(self.tok_emb(ids) + self.pos_emb(positions))
         presents = []

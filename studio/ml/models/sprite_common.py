@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 SPRITE_SIZE = 32
@@ -71,3 +72,23 @@ def group_norm(channels: int) -> nn.GroupNorm:
     """GroupNorm with as many groups (up to 8) as divide the channels: tiny test configs stay valid."""
     groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
     return nn.GroupNorm(groups, channels)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, with an optional conditioning vector (time and/or class) added in between."""
+
+    def __init__(self, c_in: int, c_out: int, cond_dim: int = 0) -> None:
+        super().__init__()
+        self.norm1 = group_norm(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.cond = nn.Linear(cond_dim, c_out) if cond_dim else None
+        self.norm2 = group_norm(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        if self.cond is not None and cond is not None:
+            h = h + self.cond(F.silu(cond))[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)

@@ -1,4 +1,8 @@
-"""Arrangement: melody + harmonised chords + bass + drums, shaped by a style preset, with optional swing."""
+"""Arrangement: melody + harmonised chords + bass + drums, shaped by a style preset.
+
+Notes stay on the straight grid (payload, MIDI export, continue/vary input); a style's swing is a performance
+setting applied when the clip is rendered (``apply_swing``) and recorded in the recipe.
+"""
 
 from __future__ import annotations
 
@@ -65,7 +69,7 @@ def melody_part(notes: Sequence[Note]) -> list[Note]:
 
 
 def arrange(melody: Sequence[Note], style: Style, key: Key, meter: Meter, bars: int, seed: int) -> Arrangement:
-    """All parts of a clip; the melody is kept as given (times in beats, straight) and swing applied to all."""
+    """All parts of a clip, on the straight grid; the melody is kept as given."""
     slots = harmonise(melody, key, meter, bars, style.chords_per_bar, seed)
     notes: list[Note] = [dict(n, part="melody") for n in melody]
     instruments = style.instruments
@@ -75,7 +79,6 @@ def arrange(melody: Sequence[Note], style: Style, key: Key, meter: Meter, bars: 
         notes += bass_line(slots, meter, style.bass_pattern, instruments["bass"].octave)
     if style.drum_family and "drums" in instruments:
         notes += drum_part(style.drum_family, meter, bars, seed, style.fill_every)
-    notes = apply_swing(notes, style.swing, meter)
     order = {p: i for i, p in enumerate(PART_ORDER)}
     notes.sort(key=lambda n: (order.get(n["part"], len(order)), float(n["start"]), int(n["pitch"])))
     return Arrangement(notes, slots)

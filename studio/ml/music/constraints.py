@@ -41,7 +41,7 @@ class Grammar:
 
     def __post_init__(self) -> None:
         low, high = self.pitch_range or PART_RANGES[self.header.part]
-        in_range = (_PITCHES >= low) & (_PITCHES <= high)
+        in_range = (low <= _PITCHES) & (high >= _PITCHES)
         scale = tokens.scale_pitch_classes(self.header.tonic, self.header.mode)
         tonic = tokens.tonic_chord_pitch_classes(self.header.tonic, self.header.mode)
         classes = _PITCHES % 12

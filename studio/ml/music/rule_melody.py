@@ -153,10 +153,11 @@ def rule_melody(
     span: int = 12,
     prefix: Sequence[Note] = (),
     bar_range: tuple[int, int] | None = None,
+    reuse_motif: bool = True,
 ) -> list[Note]:
     """Melody notes (part "melody") for bars ``bar_range`` (0-based, end exclusive; default all) of a ``bars``-bar
-    clip. ``prefix`` is existing melody that comes before the range: the line continues from its last note and
-    reuses its first bar as the motif."""
+    clip. ``prefix`` is existing melody that comes before the range: the line continues from its last note and,
+    with ``reuse_motif``, its first bar is the motif (a variation passes False to get new material)."""
     rng = random.Random(seed * 1_000_003 + 17)
     lo, hi = bar_range or (0, bars)
     bpb = meter.beats_per_bar
@@ -168,7 +169,7 @@ def rule_melody(
     start_degree = _degree(key, int(prior[-1]["pitch"]), octave) if prior else 0
     line = _Line(rng, max(low, min(high, start_degree)), low, high)
 
-    motif = _motif_from_prefix(key, meter, prior, octave)
+    motif = _motif_from_prefix(key, meter, prior, octave) if reuse_motif else None
     notes: list[Note] = []
     for bar in range(lo, hi):
         role, chord = plan[bar]

@@ -11,13 +11,16 @@ says "bars 3-4"), ``bars_from``/``bars_to`` inclusive. ``key`` is "A", "A minor"
 Sampling: a KV-cached decoder, temperature then top-p (nucleus) over the tokens the grammar allows
 (:mod:`studio.ml.music.constraints`), drawn with a ``torch.Generator`` seeded from ``seed`` alone, so the same seed,
 settings and model give the same notes. Clips longer than the model's context are written with a sliding window:
-the header plus the most recent whole bars are re-encoded when the context is full.
+the header plus the most recent whole bars are re-encoded when the context is full. Decoding one token at a time
+is latency-bound, so it runs on one CPU thread (several threads only wait on each other for such small matrices,
+badly so on a busy machine); the previous thread count is restored afterwards.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -77,6 +80,17 @@ class _Decoder:
         return logits[0, -1].float().cpu()
 
 
+@contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _pick(logits: torch.Tensor, mask: np.ndarray, temperature: float, top_p: float, rng: torch.Generator) -> int:
     allowed = torch.from_numpy(mask)
     logits = logits.masked_fill(~allowed, -math.inf)
@@ -121,23 +135,24 @@ def sample_tokens(
     was_training = model.training
     model.eval()
     try:
-        while not grammar.done:
-            if cancel:
-                cancel()
-            mask = grammar.allowed()
-            choices = np.flatnonzero(mask)
-            if len(choices) == 1:
-                token = int(choices[0])
-            else:
-                token = _pick(decoder.next_logits(), mask, temperature, top_p, rng)
-            grammar.advance(token)
-            if grammar.done:
-                break
-            generated.append(token)
-            decoder.push(token)
-            if token == tokens.BAR and on_progress:
-                done = grammar.bar - first_bar
-                on_progress(done / new_bars, f"bar {grammar.bar} of {grammar.end_bar}")
+        with _one_cpu_thread(decoder.device):
+            while not grammar.done:
+                if cancel:
+                    cancel()
+                mask = grammar.allowed()
+                choices = np.flatnonzero(mask)
+                if len(choices) == 1:
+                    token = int(choices[0])
+                else:
+                    token = _pick(decoder.next_logits(), mask, temperature, top_p, rng)
+                grammar.advance(token)
+                if grammar.done:
+                    break
+                generated.append(token)
+                decoder.push(token)
+                if token == tokens.BAR and on_progress:
+                    done = grammar.bar - first_bar
+                    on_progress(done / new_bars, f"bar {grammar.bar} of {grammar.end_bar}")
     finally:
         model.train(was_training)
     if on_progress:

@@ -21,6 +21,7 @@ lengths on the 12-per-beat grid, inside one bar, pitch 24..107, no overlaps).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -156,11 +157,13 @@ def parse_key_mode(key: str, mode: str | None = None) -> tuple[int, str]:
     if len(words) > 1 and words[-1].lower() in MODE_ALIASES:
         named_mode = MODE_ALIASES[words[-1].lower()]
         words = words[:-1]
+    parsed = parse_key(" ".join(words))
+    if named_mode is None and re.fullmatch(r"[A-Ga-g][#♯b♭]?(m|min|maj|minor|major)", "".join(words), re.I):
+        named_mode = parsed.mode  # a mode glued to the note, as in 'Am'
     chosen = named_mode or MODE_ALIASES.get(str(mode or "major").lower())
     if chosen is None:
         raise BadInputError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-    tonic = parse_key(" ".join(words)).tonic
-    return tonic, chosen
+    return parsed.tonic, chosen
 
 
 def scale_pitch_classes(tonic: int, mode: str) -> frozenset[int]:

@@ -27,7 +27,7 @@ A budget too small for the shortest allowed word is refused before decoding (``B
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -55,10 +55,10 @@ def _is_word_char(ch: str) -> bool:
     return ch.isalnum() and ch != "_"
 
 
-def _char_ok(ch: str) -> bool:
-    if ch == " " or ch in ALLOWED_PUNCT or _is_word_char(ch):
-        return True
-    return unicodedata.category(ch) in ("Mn", "Mc")  # combining marks of letters
+_BAD_CHAR = re.compile(r"[^\w .,!?;:'\"\-–—&%$€£+/()…¿¡]|_")
+_HEAD = re.compile(r"(?:[^\W_]|')*")
+_TAIL = re.compile(r"[^\W_]+(?:'[^\W_]+)*$")
+_WORD_CHAR = re.compile(r"[^\W_]")
 
 
 @dataclass(frozen=True)
@@ -74,28 +74,21 @@ class TokenShape:
 
 def token_shape(text: str) -> TokenShape | None:
     """None for tokens copy never contains (markup, control characters, several words, trailing space)."""
-    if not text or text.endswith(" ") or "  " in text or not all(_char_ok(ch) for ch in text):
+    if not text or text.endswith(" ") or "  " in text or _BAD_CHAR.search(text):
         return None
     if text[0] == " " and len(text) > 1 and text[1] in NO_SPACE_BEFORE:
         return None
     folded = text.casefold()
     if len(folded) != len(text):
         return None  # case folding changes the length (rare ligatures): keep positions simple
-    i = 0
-    while i < len(text) and (_is_word_char(text[i]) or (text[i] == "'" and i > 0 and _is_word_char(text[i - 1]))
-                             or (text[i] == "'" and i == 0)):
-        i += 1
-    head = folded[:i]
+    i = _HEAD.match(text).end()
     if i == len(text):
-        return TokenShape(text, head, False, "")
-    j = len(text)
-    while j > i and (_is_word_char(text[j - 1]) or (text[j - 1] == "'" and j - 1 > i
-                                                      and _is_word_char(text[j - 2]))):
-        j -= 1
-    middle = text[i:j]
-    if any(_is_word_char(ch) for ch in middle):
+        return TokenShape(text, folded, False, "")
+    tail = _TAIL.search(text, i)
+    j = tail.start() if tail else len(text)
+    if _WORD_CHAR.search(text, i, j):
         return None  # a token spanning several words: rare; the model can use the single-word tokens
-    return TokenShape(text, head, True, folded[j:])
+    return TokenShape(text, folded[:i], True, folded[j:])
 
 
 @dataclass(frozen=True)
@@ -112,6 +105,8 @@ class TokenTable:
     starts_space: np.ndarray
     inner_space: np.ndarray  # a space after the first visible character
     starts_letter: np.ndarray  # first character is a letter (for "space after punctuation")
+    bare_break: np.ndarray  # (V,) bool: punctuation and spaces only
+    head_groups: dict[str, np.ndarray]  # break tokens by the word continuation they start with
     newline_id: int
 
     @property
@@ -149,10 +144,8 @@ def build_token_table(token_texts: Sequence[str], end_ids: Iterable[int], specia
     if newline_id < 0:
         raise BadInputError("this model's vocabulary has no newline token; constrained copy needs one")
     n = len(token_texts)
-    first_ok = np.zeros(n, dtype=bool)
-    starts_space = np.zeros(n, dtype=bool)
-    inner_space = np.zeros(n, dtype=bool)
-    starts_letter = np.zeros(n, dtype=bool)
+    first_ok, starts_space, inner_space, starts_letter, bare = (np.zeros(n, dtype=bool) for _ in range(5))
+    by_head: dict[str, list[int]] = {}
     for i, shape in enumerate(shapes):
         if shape is None:
             continue
@@ -161,6 +154,9 @@ def build_token_table(token_texts: Sequence[str], end_ids: Iterable[int], specia
         starts_space[i] = shape.text.startswith(" ")
         inner_space[i] = " " in visible
         starts_letter[i] = shape.text[0].isalpha()
+        if shape.has_break:
+            bare[i] = not shape.head and not shape.tail
+            by_head.setdefault(shape.head, []).append(i)
     return TokenTable(
         texts=tuple(token_texts),
         shapes=tuple(shapes),
@@ -172,6 +168,8 @@ def build_token_table(token_texts: Sequence[str], end_ids: Iterable[int], specia
         starts_space=starts_space,
         inner_space=inner_space,
         starts_letter=starts_letter,
+        bare_break=bare,
+        head_groups={h: np.array(v, dtype=np.int64) for h, v in by_head.items()},
         newline_id=newline_id,
     )
 
@@ -229,20 +227,21 @@ class CopyConstraints:
         self.len_visible = np.zeros(n, dtype=np.int32)
         for i, shape in enumerate(table.shapes):
             if shape is not None:
-                self.len_full[i] = width(shape.text)
-                self.len_visible[i] = width(shape.text.lstrip(" "))
+                text = shape.text
+                self.len_full[i] = len(text) if text.isascii() else width(text)
+                self.len_visible[i] = self.len_full[i] - (len(text) - len(text.lstrip(" ")))
         # break tokens: the word they start (tail) is fixed, so its shortest completion is too
         self.tail_extra = np.full(n, NO_WORD, dtype=np.int32)
-        by_head: dict[str, list[int]] = {}
-        tails: dict[str, list[int]] = {}
+        with_tail = [int(i) for i in table.break_ids if table.shapes[i].tail]
+        tails = [table.shapes[i].tail for i in with_tail]
+        self.tail_extra[with_tail] = self.lexicon.min_extra_many(tails)
+        for k, tail in zip(with_tail, tails, strict=True):
+            if tail.isdigit():
+                self.tail_extra[k] = self._min_extra(tail)
         for i in table.break_ids:
             shape = table.shapes[i]
-            self.tail_extra[i] = self._min_extra(shape.tail) if shape.tail else self._after_break_extra(shape.text)
-            by_head.setdefault(shape.head, []).append(int(i))
-            tails.setdefault(shape.tail, []).append(int(i))
-        self.head_groups = {h: np.array(v, dtype=np.int64) for h, v in by_head.items()}
-        self.tail_groups = {t: np.array(v, dtype=np.int64) for t, v in tails.items()}
-        self.sorted_tails = sorted(t for t in tails if t)
+            if not shape.tail:
+                self.tail_extra[i] = self._after_break_extra(shape.text)
         self._end_set = frozenset(int(i) for i in table.end_ids)
         self._cont_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._head_cache: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
@@ -332,10 +331,11 @@ class CopyConstraints:
                     extra = self._min_extra(partial + piece)
                     found.update((int(i), extra) for i in ids)
         else:
-            for piece, ids in table.cont_by_text.items():
-                extra = self._min_extra(partial + piece)
+            pieces = list(table.cont_by_text)
+            extras = self.lexicon.min_extra_many([partial + piece for piece in pieces])
+            for piece, extra in zip(pieces, extras.tolist(), strict=True):
                 if extra < NO_WORD:
-                    found.update((int(i), extra) for i in ids)
+                    found.update((int(i), extra) for i in table.cont_by_text[piece])
         if partial == "" or partial.isdigit():
             for i in table.digit_ids:
                 found[int(i)] = self._min_extra(partial + table.shapes[i].head)
@@ -351,7 +351,7 @@ class CopyConstraints:
         if cached is not None:
             return cached
         parts = []
-        for head, ids in self.head_groups.items():
+        for head, ids in self.table.head_groups.items():
             if head and self.is_word(partial + head, before):
                 parts.append(ids)
         result = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
@@ -393,13 +393,17 @@ class CopyConstraints:
         # tokens with a break: the current word must be finishable by their head
         finished = partial == "" or self.is_word(partial, before)
         groups = []
-        if finished and "" in self.head_groups:
-            groups.append(self.head_groups[""])
+        if finished and "" in self.table.head_groups:
+            groups.append(self.table.head_groups[""])
         heads = self._head_breaks(partial, before)
         if heads.size:
             groups.append(heads)
+        no_word_yet = not (state.done_words or partial)
         for ids in groups:
-            fits = lengths[ids] + self.tail_extra[ids] <= room
+            extra = self.tail_extra[ids]
+            if no_word_yet:  # punctuation alone is not a line: keep room for a word after it
+                extra = np.where(self.table.bare_break[ids], np.maximum(extra, self.lexicon.shortest + 1), extra)
+            fits = lengths[ids] + extra <= room
             if self.phrases:
                 fits &= self._phrase_ok(ids, partial, before, lengths, room)
             mask[ids[fits]] = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import gzip
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,10 +30,11 @@ def default_lexicon_path() -> Path:
 
 
 class Lexicon:
-    def __init__(self, words: Iterable[str]) -> None:
-        self.words: list[str] = sorted({w.casefold() for w in words if w})
+    def __init__(self, words: Iterable[str], presorted: bool = False) -> None:
+        self.words: list[str] = list(words) if presorted else sorted({w.casefold() for w in words if w})
         self.word_set = frozenset(self.words)
-        lengths = np.array([len(w) for w in self.words] or [NO_WORD], dtype=np.int32)
+        self._array = np.array(self.words or [""])
+        lengths = np.char.str_len(self._array).astype(np.int32) if self.words else np.array([NO_WORD])
         self._table = [lengths]
         span = 1
         while span * 2 <= len(lengths):
@@ -86,13 +87,41 @@ class Lexicon:
                     break
         return best
 
+    def min_extra_many(self, prefixes: Sequence[str]) -> np.ndarray:
+        """:meth:`min_extra` for many prefixes at once (vectorised: binary search + sparse-table minimum)."""
+        if not prefixes:
+            return np.zeros(0, dtype=np.int32)
+        keys = np.array(prefixes)
+        lo = np.searchsorted(self._array, keys, side="left")
+        hi = np.searchsorted(self._array, np.char.add(keys, _TOP), side="left")
+        out = np.full(len(prefixes), NO_WORD, dtype=np.int32)
+        has = hi > lo
+        if self.words and has.any():
+            lo_h, hi_h = lo[has], hi[has]
+            level = np.floor(np.log2(hi_h - lo_h)).astype(np.int64)
+            best = np.full(lo_h.shape, NO_WORD, dtype=np.int32)
+            for lev in np.unique(level):
+                sel = level == lev
+                table = self._table[lev]
+                best[sel] = np.minimum(table[lo_h[sel]], table[hi_h[sel] - (1 << int(lev))])
+            out[has] = best - np.char.str_len(keys[has]).astype(np.int32)
+        exact = np.array([p in self.word_set for p in prefixes])
+        out[exact] = 0
+        return out
+
     def edited(self, add: Iterable[str] = (), remove: Iterable[BannedPattern] = ()) -> Lexicon:
         """A copy with ``add`` words added and every word matching a single-word pattern of ``remove`` removed."""
         singles = [p.parts[0] for p in remove if len(p.parts) == 1]
         exact = {p for p in singles if not p.endswith("*")}
         stems = tuple(p[:-1] for p in singles if p.endswith("*"))
-        words = set(self.words).union(w.casefold() for w in add)
-        return Lexicon(w for w in words if w not in exact and not (stems and w.startswith(stems)))
+        extra = {w.casefold() for w in add} - self.word_set
+        if not (exact or stems or extra):
+            return self
+        kept = [w for w in self.words if w not in exact and not (stems and w.startswith(stems))]
+        extra = {w for w in extra if w not in exact and not (stems and w.startswith(stems))}
+        if extra:
+            kept = sorted([*kept, *extra])
+        return Lexicon(kept, presorted=True)
 
 
 @lru_cache(maxsize=2)

@@ -36,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from studio.core import paths
 from studio.core.errors import BadInputError, ModelFileError
 from studio.ml.checkpoint import config_from_dict, sha256_file
-from studio.ml.models.llama import KVCache, Llama, LlamaConfig, rope_table
+from studio.ml.models.llama import KVCache, Llama, LlamaConfig
 from studio.ml.text import gguf_loader
 from studio.ml.text.tokenizer import GGUFTokenizer
 
@@ -209,14 +209,12 @@ def read_gguf(path: Path) -> tuple[LlamaConfig, GGUFTokenizer, dict[str, Any], d
 
 
 def build_model(config: LlamaConfig, weights: dict[str, torch.Tensor]) -> Llama:
-    """A Llama holding ``weights`` without first initialising (and then overwriting) random ones."""
-    with torch.device("meta"):
-        model = Llama(config)
+    """A Llama holding ``weights`` (no random initialisation first: every tensor is replaced)."""
+    model = Llama(config, init_weights=False)
     try:
         model.load_state_dict(weights, strict=True, assign=True)
     except RuntimeError as exc:
         raise ModelFileError(f"the weights do not fit the model: {str(exc).splitlines()[0]}") from None
-    model.rope_cos, model.rope_sin = rope_table(config)
     return model.eval()
 
 

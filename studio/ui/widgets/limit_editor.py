@@ -6,7 +6,7 @@ The document layout and the limits come from :mod:`studio.core.ad_formats`; this
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QMimeData, QRect, QSize, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QColor,
@@ -108,6 +108,10 @@ class LimitEditor(QPlainTextEdit):
         """Block numbers of lines that are over their limit or beyond the field's maximum count."""
         return [i for i, info in enumerate(self._lines) if info.over or info.excess]
 
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        """Dropped files are opened by the window, not pasted as their path."""
+        return not source.hasUrls() and super().canInsertFromMimeData(source)
+
     # --- undo keys belong to the window ----------------------------------------------------------
     def event(self, event: QEvent) -> bool:
         """Let Ctrl+Z / Ctrl+Shift+Z reach the window's Undo/Redo actions, which drive the workspace undo stack
@@ -185,6 +189,16 @@ class LimitEditor(QPlainTextEdit):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        self._place_gutter()
+
+    def changeEvent(self, event: QEvent) -> None:
+        """A style sheet or font change alters the gutter's width."""
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._update_gutter_width()
+            self._place_gutter()
+
+    def _place_gutter(self) -> None:
         area = self.contentsRect()
         self._gutter.setGeometry(QRect(area.left(), area.top(), self.gutter_width(), area.height()))
 

@@ -229,14 +229,18 @@ class CopyWorkspace(Workspace):
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, MAX_SEED)
         self.seed_spin.setValue(1)
+        self.seed_spin.setMinimumWidth(100)
         dice = self._tool_button("dice", "Random seed", lambda: self.seed_spin.setValue(random.randint(0, MAX_SEED)))
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed_spin, 1)
         seed_row.addWidget(dice)
         form = QFormLayout(settings_box)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-        form.addRow("Model", self.model_combo)
-        form.addRow(self.model_warning)
+        model_cell = QVBoxLayout()
+        model_cell.setContentsMargins(0, 0, 0, 0)
+        model_cell.addWidget(self.model_combo)
+        model_cell.addWidget(self.model_warning)
+        form.addRow("Model", model_cell)
         form.addRow("Framework", self.framework_combo)
         form.addRow("Variants", self.variants_spin)
         form.addRow("Temperature", self.temperature_spin)
@@ -263,7 +267,8 @@ class CopyWorkspace(Workspace):
         scroll.setObjectName("panel")
         scroll.setWidgetResizable(True)
         scroll.setWidget(panel)
-        scroll.setMinimumWidth(320)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(340)
         return scroll
 
     # --- format and ad ----------------------------------------------------------------------------------
@@ -294,6 +299,7 @@ class CopyWorkspace(Workspace):
     def _replace_text(self, text: str, join_previous: bool = False) -> None:
         if text == self.editor.toPlainText():
             return
+        line = self.editor.textCursor().blockNumber()
         cursor = QTextCursor(self.editor.document())
         if join_previous:
             cursor.joinPreviousEditBlock()
@@ -302,6 +308,13 @@ class CopyWorkspace(Workspace):
         cursor.select(QTextCursor.SelectionType.Document)
         cursor.insertText(text)
         cursor.endEditBlock()
+        self._put_cursor_on_line(line)
+
+    def _put_cursor_on_line(self, number: int) -> None:
+        block = self.editor.document().findBlockByNumber(min(number, self.editor.document().blockCount() - 1))
+        cursor = QTextCursor(block)
+        cursor.movePosition(QTextCursor.MoveOperation.EndOfBlock)
+        self.editor.setTextCursor(cursor)
 
     def _update_summary(self, _lines: list) -> None:
         found = problems(self.current_ad(), self.ad_format)

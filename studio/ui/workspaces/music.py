@@ -204,8 +204,9 @@ class MusicWorkspace(Workspace):
         self.time_label.setMinimumWidth(120)
         self.selection_label = QLabel("")
         self.selection_label.setObjectName("hint")
-        self.device_warning = QLabel(self.player.problem or "")
-        self.device_warning.setObjectName("hint")
+        self.device_warning = QLabel("No audio output")
+        self.device_warning.setToolTip(self.player.problem or "")
+        self.device_warning.setStyleSheet("color: #f0b65a;")
         self.device_warning.setVisible(bool(self.player.problem))
         bar = QFrame()
         bar.setObjectName("toolbarRow")
@@ -253,6 +254,7 @@ class MusicWorkspace(Workspace):
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, MAX_SEED)
         self.seed_spin.setValue(1)
+        self.seed_spin.setMinimumWidth(100)
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed_spin, 1)
         seed_row.addWidget(self._tool("dice", "Random seed",
@@ -281,6 +283,7 @@ class MusicWorkspace(Workspace):
         self.continue_spin.setValue(4)
         self.continue_spin.setPrefix("+")
         self.continue_spin.setSuffix(" bars")
+        self.continue_spin.setMinimumWidth(80)
         self.continue_button = QPushButton("Continue")
         self.continue_button.setToolTip("Add new bars after the clip, following on from it")
         self.continue_button.clicked.connect(self.continue_clip)
@@ -288,6 +291,7 @@ class MusicWorkspace(Workspace):
         self.vary_to = QSpinBox()
         for spin in (self.vary_from, self.vary_to):
             spin.setRange(1, 64)
+            spin.setMinimumWidth(64)
         self.vary_button = QPushButton("Vary bars")
         self.vary_button.setToolTip("Regenerate bars N..M (inclusive), keeping the others")
         self.vary_button.clicked.connect(self.vary_clip)
@@ -295,17 +299,18 @@ class MusicWorkspace(Workspace):
         continue_row.addWidget(self.continue_spin, 1)
         continue_row.addWidget(self.continue_button, 1)
         vary_row = QHBoxLayout()
-        vary_row.addWidget(self.vary_from)
+        vary_row.addWidget(self.vary_from, 1)
         vary_row.addWidget(QLabel("to"))
-        vary_row.addWidget(self.vary_to)
+        vary_row.addWidget(self.vary_to, 1)
         vary_row.addWidget(self.vary_button, 1)
-        edit_form = QVBoxLayout(edit_box)
-        edit_form.addLayout(continue_row)
-        edit_form.addLayout(vary_row)
+        edit_form = QFormLayout(edit_box)
+        edit_form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        edit_form.addRow("Add", continue_row)
+        edit_form.addRow("Bars", vary_row)
         self.clip_info = QLabel("")
         self.clip_info.setObjectName("hint")
         self.clip_info.setWordWrap(True)
-        edit_form.addWidget(self.clip_info)
+        edit_form.addRow(self.clip_info)
 
         panel = QWidget()
         self.generation_panel = QVBoxLayout(panel)
@@ -317,7 +322,8 @@ class MusicWorkspace(Workspace):
         scroll.setObjectName("panel")
         scroll.setWidgetResizable(True)
         scroll.setWidget(panel)
-        scroll.setMinimumWidth(300)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(330)
         self._apply_style_defaults()
         return scroll
 
@@ -361,6 +367,7 @@ class MusicWorkspace(Workspace):
         while self.parts_row.count():
             item = self.parts_row.takeAt(0)
             if item.widget():
+                item.widget().hide()
                 item.widget().deleteLater()
         self.mute_boxes, self.solo_boxes = {}, {}
         parts = list(self.clip.stems) if self.clip else []

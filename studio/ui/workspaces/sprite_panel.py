@@ -10,7 +10,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -45,8 +45,8 @@ def family_of(model: dict[str, Any] | None) -> str:
 def no_model_help() -> str:
     return (
         "<b>No sprite model is installed.</b><br>"
-        "Train one with <code>studio train sprite</code> (see <code>studio train --help</code>), or import a "
-        "model file in the <i>Models</i> tab, or copy a <code>.safetensors</code> model with its "
+        "Train one: <code>studio data sprites</code>, then <code>studio train sprite --data FOLDER</code>; "
+        "or import a model file in the <i>Models</i> tab, or copy a <code>.safetensors</code> model with its "
         f"<code>.json</code> into<br><code>{paths.user_models_dir()}</code>, then press Refresh.<br>"
         "The canvas, palettes and post-processing work without a model."
     )
@@ -74,12 +74,13 @@ class SpritePanel(QWidget):
         self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.notice.hide()
         self.category = QComboBox()
-        self.palette = QComboBox()
+        self.palette_combo = QComboBox()
         self.seed = QSpinBox()
         self.seed.setRange(0, MAX_SEED)
         self.seed.setValue(1234)
         self.dice = QToolButton()
-        self.dice.setIcon(pixel_icon("dice"))
+        self.dice.setIcon(pixel_icon("dice", scale=1))
+        self.dice.setIconSize(QSize(12, 12))
         self.dice.setToolTip("Random seed")
         self.count = QSpinBox()
         self.count.setRange(1, 256)
@@ -92,7 +93,7 @@ class SpritePanel(QWidget):
         self.guidance.setSingleStep(0.5)
         self.guidance.setValue(3.0)
         self._fill_palettes()
-        for combo in (self.model, self.category, self.palette):
+        for combo in (self.model, self.category, self.palette_combo):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(8)
 
@@ -107,7 +108,7 @@ class SpritePanel(QWidget):
         form.addRow("Model", model_row)
         form.addRow("", self.model_info)
         form.addRow("Category", self.category)
-        form.addRow("Palette", self.palette)
+        form.addRow("Palette", self.palette_combo)
         form.addRow("Seed", seed_row)
         form.addRow("Count", self.count)
         self._steps_label = QLabel("Steps")
@@ -122,7 +123,7 @@ class SpritePanel(QWidget):
         self.model.currentIndexChanged.connect(self._on_model)
         self.refresh.clicked.connect(self.refresh_requested)
         self.dice.clicked.connect(lambda: self.seed.setValue(secrets.randbelow(MAX_SEED + 1)))
-        self.palette.activated.connect(self._on_palette_activated)
+        self.palette_combo.activated.connect(self._on_palette_activated)
         self._on_model()
 
     # --- models -------------------------------------------------------------------------------------
@@ -185,29 +186,29 @@ class SpritePanel(QWidget):
 
     # --- palettes -----------------------------------------------------------------------------------
     def _fill_palettes(self) -> None:
-        self.palette.addItem("None (model colours)", "none")
+        self.palette_combo.addItem("None (model colours)", "none")
         for n in AUTO_SIZES:
-            self.palette.addItem(f"Automatic, {n} colours", f"auto-{n}")
+            self.palette_combo.addItem(f"Automatic, {n} colours", f"auto-{n}")
         for name in bundled_palettes():
-            self.palette.addItem(name, name)
-        self.palette.addItem("Load file…", LOAD_FILE)
+            self.palette_combo.addItem(name, name)
+        self.palette_combo.addItem("Load file…", LOAD_FILE)
 
     def _on_palette_activated(self, index: int) -> None:
-        if self.palette.itemData(index) != LOAD_FILE:
+        if self.palette_combo.itemData(index) != LOAD_FILE:
             return
         path, _ = QFileDialog.getOpenFileName(self, "Palette for generation", "", "Palettes (*.hex *.gpl)")
         if path:
             self.set_palette(path)
         else:
-            self.palette.setCurrentIndex(0)
+            self.palette_combo.setCurrentIndex(0)
 
     def set_palette(self, value: str) -> None:
         """Choose a palette spec ('none', 'auto-N', a bundled name or a file path), adding files as needed."""
-        index = self.palette.findData(value)
+        index = self.palette_combo.findData(value)
         if index < 0:
-            index = self.palette.count() - 1  # before "Load file…"
-            self.palette.insertItem(index, Path(value).name, value)
-        self.palette.setCurrentIndex(index)
+            index = self.palette_combo.count() - 1  # before "Load file…"
+            self.palette_combo.insertItem(index, Path(value).name, value)
+        self.palette_combo.setCurrentIndex(index)
 
     # --- params and recipes -----------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -215,7 +216,7 @@ class SpritePanel(QWidget):
         return {
             "category": self.category.currentText(),
             "count": self.count.value(),
-            "palette": self.palette.currentData() or "none",
+            "palette": self.palette_combo.currentData() or "none",
             "steps": self.steps.value(),
             "guidance": self.guidance.value(),
         }

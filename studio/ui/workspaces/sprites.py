@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QKeySequence, QPalette, QShortcut
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
     QDialog,
@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
+    QGroupBox,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -44,12 +46,15 @@ from studio.core.jobs import EventType, JobEvent, JobSpec
 from studio.core.settings import Settings
 from studio.core.sprite_ops import outline, quantize, remove_background, snap_alpha
 from studio.engine.client import Engine
+from studio.ui.app import dark_palette, style_sheet
+from studio.ui.icons import icon
 from studio.ui.widgets.palette_bar import PaletteBar
 from studio.ui.widgets.pixel_canvas import MAX_SIDE, PixelCanvas, Tool
 from studio.ui.widgets.pixel_icons import pixel_icon
 from studio.ui.widgets.results_grid import ResultsGrid
 from studio.ui.workspaces.base import Workspace
 from studio.ui.workspaces.sprite_panel import SpritePanel
+from studio.ui.workspaces.sprite_style import ERROR_COLOR, STYLE
 
 BATCH_JOBS = ("generate", "variations", "blend")
 IMAGE_FILTER = "PNG images (*.png);;Images (*.png *.gif *.bmp *.jpg *.jpeg *.webp);;Sprite sheets (*.json)"
@@ -60,47 +65,7 @@ TOOLS = (
     (Tool.EYEDROPPER, "eyedropper", "Eyedropper (I)"),
     (Tool.SELECT, "select", "Rectangle selection (M): the region 'Redraw selection' repaints; Ctrl+D clears"),
 )
-ERROR_COLOR = "#ff8a80"
 TOOL_KEYS = {Tool.PENCIL: "B", Tool.ERASER: "E", Tool.FILL: "G", Tool.EYEDROPPER: "I", Tool.SELECT: "M"}
-
-STYLE = """
-#spritesRight QLabel#section { color: #8ab4f8; font-weight: 600; padding-top: 8px;
-    border-bottom: 1px solid #3a3d44; }
-QLabel#hint { color: #9aa0a6; }
-QLabel#notice { background: #3b2f1e; border: 1px solid #8a6d3b; border-radius: 4px; padding: 8px;
-    color: #f1dca7; }
-QPushButton#primary { background: #2f6fd6; color: white; font-weight: 600; padding: 6px 12px;
-    border-radius: 4px; border: 1px solid #3d7de6; }
-QPushButton#primary:hover { background: #3a7ae0; }
-QPushButton#primary:disabled { background: #3a3d44; color: #80858c; border-color: #3a3d44; }
-#resultsGrid { background: #16171a; border: none; }
-#resultsGrid::item { color: #9aa0a6; border-radius: 4px; }
-#resultsGrid::item:selected { background: #2a3f5f; border: 2px solid #5fb3ff; color: white; }
-#canvasBar, #paletteBar, #resultsBar { background: #25272b; }
-#toolColumn { background: #25272b; }
-#toolColumn QToolButton { border: 1px solid transparent; border-radius: 4px; padding: 3px; }
-#toolColumn QToolButton:checked { background: #34507a; border-color: #5fb3ff; }
-#toolColumn QToolButton:hover { border-color: #5a5d63; }
-"""
-
-
-def dark_palette() -> QPalette:
-    """Used when the application has no dark theme of its own (e.g. the widget shown alone)."""
-    palette = QPalette()
-    colors = {
-        QPalette.ColorRole.Window: "#202124", QPalette.ColorRole.WindowText: "#e3e5e8",
-        QPalette.ColorRole.Base: "#16171a", QPalette.ColorRole.AlternateBase: "#25272b",
-        QPalette.ColorRole.Text: "#e3e5e8", QPalette.ColorRole.Button: "#2d3035",
-        QPalette.ColorRole.ButtonText: "#e3e5e8", QPalette.ColorRole.Highlight: "#2f6fd6",
-        QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.ToolTipBase: "#2d3035",
-        QPalette.ColorRole.ToolTipText: "#e3e5e8", QPalette.ColorRole.PlaceholderText: "#80858c",
-        QPalette.ColorRole.Mid: "#3a3d44", QPalette.ColorRole.Dark: "#16171a", QPalette.ColorRole.Light: "#4a4d54",
-    }
-    for role, value in colors.items():
-        palette.setColor(role, QColor(value))
-    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
-        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b7078"))
-    return palette
 
 
 def format_eta(seconds: float | None) -> str:
@@ -135,9 +100,6 @@ class SpriteWorkspace(Workspace):
     def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(engine, settings, parent)
         self.setObjectName("spriteWorkspace")
-        if self.palette().color(QPalette.ColorRole.Window).lightness() > 128:
-            self.setPalette(dark_palette())
-        self.setStyleSheet(STYLE)
         self.setAcceptDrops(True)
         self._jobs: dict[int, str] = {}  # job id -> purpose ("models", "generate", "inpaint", ...)
         self._path: Path | None = None
@@ -150,6 +112,12 @@ class SpriteWorkspace(Workspace):
         self.panel = SpritePanel()
         self._build()
         self._connect()
+        if self.palette().color(QPalette.ColorRole.Window).lightness() > 128:
+            # no application theme (shown alone, e.g. in tests): carry the app's dark theme ourselves
+            self.setPalette(dark_palette())
+            self.setStyleSheet(style_sheet() + STYLE)
+        else:
+            self.setStyleSheet(STYLE)
         self.palette_bar.set_current(self.canvas.color)
         self.refresh_models()
 
@@ -184,10 +152,10 @@ class SpriteWorkspace(Workspace):
         self.splitter.setSizes([520, 200])
 
         right = QScrollArea()
-        right.setObjectName("spritesRight")
+        right.setObjectName("panel")
         right.setWidget(self._build_right())
         right.setWidgetResizable(True)
-        right.setFixedWidth(340)
+        right.setFixedWidth(350)
         right.setFrameShape(QScrollArea.Shape.NoFrame)
         right.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
@@ -228,17 +196,16 @@ class SpriteWorkspace(Workspace):
         return column
 
     def _build_canvas_bar(self) -> QWidget:
-        bar = QWidget()
-        bar.setObjectName("canvasBar")
+        bar = QFrame()
+        bar.setObjectName("toolbarRow")
         layout = QHBoxLayout(bar)
         layout.setContentsMargins(8, 4, 8, 4)
         self.zoom_label = QLabel()
         zoom_out, zoom_in, fit = QToolButton(), QToolButton(), QToolButton()
-        zoom_out.setText("−")
-        zoom_in.setText("+")
-        fit.setText("Fit")
-        zoom_out.setToolTip("Zoom out (Ctrl+wheel)")
-        zoom_in.setToolTip("Zoom in (Ctrl+wheel)")
+        for button, name, tip in ((zoom_out, "zoom-out", "Zoom out (Ctrl+wheel)"),
+                                  (zoom_in, "zoom-in", "Zoom in (Ctrl+wheel)"), (fit, "zoom-fit", "Zoom to fit")):
+            button.setIcon(icon(name))
+            button.setToolTip(tip)
         zoom_out.clicked.connect(lambda: self.canvas.set_zoom(self.canvas.zoom - max(1, self.canvas.zoom // 8)))
         zoom_in.clicked.connect(lambda: self.canvas.set_zoom(self.canvas.zoom + max(1, self.canvas.zoom // 8)))
         fit.clicked.connect(self.fit_canvas)
@@ -269,8 +236,8 @@ class SpriteWorkspace(Workspace):
         return bar
 
     def _build_results_bar(self) -> QWidget:
-        bar = QWidget()
-        bar.setObjectName("resultsBar")
+        bar = QFrame()
+        bar.setObjectName("toolbarRow")
         layout = QHBoxLayout(bar)
         layout.setContentsMargins(8, 4, 8, 4)
         self.results_label = QLabel("Results")
@@ -325,7 +292,8 @@ class SpriteWorkspace(Workspace):
         self.strength.setRange(0.0, 1.0)
         self.strength.setSingleStep(0.05)
         self.strength.setValue(0.35)
-        self.strength.setPrefix("strength ")
+        self.strength.setToolTip("How far variations may stray from the canvas sprite (0 = identical)")
+        self.variation_count.setToolTip("How many variations")
         self.blend_frames = QSpinBox()
         self.blend_frames.setRange(2, 64)
         self.blend_frames.setValue(8)
@@ -333,13 +301,16 @@ class SpriteWorkspace(Workspace):
         self.variations_button = QPushButton("Variations")
         self.blend_button = QPushButton("Blend with selected")
         self.redraw_button = QPushButton("Redraw selection")
+        strength_label = QLabel("Strength")
+        strength_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         grid = QGridLayout()
         grid.addWidget(self.variations_button, 0, 0)
         grid.addWidget(self.variation_count, 0, 1)
-        grid.addWidget(self.strength, 0, 2)
-        grid.addWidget(self.blend_button, 1, 0)
-        grid.addWidget(self.blend_frames, 1, 1, 1, 2)
-        grid.addWidget(self.redraw_button, 2, 0, 1, 3)
+        grid.addWidget(strength_label, 1, 0)
+        grid.addWidget(self.strength, 1, 1)
+        grid.addWidget(self.blend_button, 2, 0)
+        grid.addWidget(self.blend_frames, 2, 1)
+        grid.addWidget(self.redraw_button, 3, 0, 1, 2)
         layout.addLayout(grid)
 
         self._section(layout, "Post-process (undoable)")
@@ -352,7 +323,8 @@ class SpriteWorkspace(Workspace):
         self.tolerance = QSpinBox()
         self.tolerance.setRange(0, 255)
         self.tolerance.setValue(8)
-        self.tolerance.setPrefix("tolerance ")
+        self.tolerance.setPrefix("± ")
+        self.tolerance.setToolTip("Colour tolerance of the background flood (0-255)")
         self.snap_button = QPushButton("Snap alpha")
         self.snap_button.setToolTip("Pixel-grid snap: no semi-transparent pixels")
         grid = QGridLayout()
@@ -488,7 +460,7 @@ class SpriteWorkspace(Workspace):
         if position < 0:
             self._error("Blend: select a result to blend the canvas with.")
             return
-        params = {"a": self.canvas.image.copy(), "b": self.results.result(position)["rgba"],
+        params = {"a": self.canvas.image.copy(), "b": self.results.result(position)["rgba"].copy(),
                   "category": self.panel.params()["category"], "frames": self.blend_frames.value()}
         self._submit_model_job("blend", "sprite.blend", params)
 

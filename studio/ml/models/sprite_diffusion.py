@@ -1,0 +1,150 @@
+"""Class-conditional sprite diffusion model: a small UNet predicting the noise (eps) in a 32x32 RGBA sprite.
+
+Sized for the CPU: the sprite is folded 2x2 into channels (32x32x4 -> 16x16x16, pixel unshuffle) so the UNet
+works at 16, 8 and 4 px, with additive skips and self-attention at 4x4. Sampling (DDIM, classifier-free guidance)
+and the noise schedule live in :mod:`studio.ml.sampling.ddim`; the config only names the schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from studio.ml.models.sprite_common import CHANNELS, SPRITE_SIZE, ResBlock, group_norm
+from studio.ml.registry import Architecture, OnnxGraph, register
+from studio.ml.sampling.ddim import NoiseSchedule, guided_eps
+
+
+@dataclass
+class SpriteDiffusionConfig:
+    num_classes: int = 6
+    width: int = 48  # channels at 16x16; doubled at 8x8 and 4x4
+    timesteps: int = 1000
+    schedule: str = "cosine"
+
+    @classmethod
+    def tiny(cls) -> SpriteDiffusionConfig:
+        return cls(num_classes=3, width=8, timesteps=50)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features of the (possibly fractional) timestep, as in the Transformer and DDPM."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+
+
+class SelfAttention(nn.Module):
+    """Single-head self-attention over the pixels of a small feature map (written out for ONNX export)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = group_norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(n, 3, c, h * w).unbind(1)
+        weights = torch.softmax(q.transpose(1, 2) @ k / math.sqrt(c), dim=-1)
+        return x + self.out((v @ weights.transpose(1, 2)).reshape(n, c, h, w))
+
+
+class SpriteDiffusion(nn.Module):
+    family = "diffusion"
+
+    def __init__(self, config: SpriteDiffusionConfig) -> None:
+        super().__init__()
+        self.config = config
+        w1, w2 = config.width, 2 * config.width
+        emb = 2 * config.width
+        self.null_label = config.num_classes  # "no class": what classifier-free guidance steers away from
+        self.time_mlp = nn.Sequential(nn.Linear(w1, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.label_embed = nn.Embedding(config.num_classes + 1, emb)
+        self.conv_in = nn.Conv2d(4 * CHANNELS, w1, 3, padding=1)
+        self.down16 = ResBlock(w1, w1, emb)
+        self.to8 = nn.Conv2d(w1, w2, 3, stride=2, padding=1)
+        self.down8 = ResBlock(w2, w2, emb)
+        self.to4 = nn.Conv2d(w2, w2, 3, stride=2, padding=1)
+        self.down4 = ResBlock(w2, w2, emb)
+        self.mid1 = ResBlock(w2, w2, emb)
+        self.attention = SelfAttention(w2)
+        self.mid2 = ResBlock(w2, w2, emb)
+        self.up4 = ResBlock(w2, w2, emb)
+        self.up8 = ResBlock(w2, w2, emb)
+        self.narrow16 = nn.Conv2d(w2, w1, 1)
+        self.up16 = ResBlock(w1, w1, emb)
+        self.norm_out = group_norm(w1)
+        self.conv_out = nn.Conv2d(w1, 4 * CHANNELS, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def schedule(self) -> NoiseSchedule:
+        return NoiseSchedule.named(self.config.schedule, self.config.timesteps)
+
+    def sample_noise(self, generators: list[torch.Generator]) -> torch.Tensor:
+        """Starting noise x_T, one image per sprite from its own seeded generator."""
+        shape = (CHANNELS, SPRITE_SIZE, SPRITE_SIZE)
+        return torch.stack([torch.randn(shape, generator=g) for g in generators])
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """Predicted noise for noisy sprites ``x`` (N, 4, 32, 32) at timesteps ``t`` (N,) with classes ``label``."""
+        cond = self.time_mlp(timestep_embedding(t, self.config.width)) + self.label_embed(label)
+        h16 = self.down16(self.conv_in(F.pixel_unshuffle(x, 2)), cond)
+        h8 = self.down8(self.to8(h16), cond)
+        h4 = self.down4(self.to4(h8), cond)
+        h = self.mid2(self.attention(self.mid1(h4, cond)), cond)
+        h = self.up4(h + h4, cond)
+        h = self.up8(F.interpolate(h, scale_factor=2.0, mode="nearest") + h8, cond)
+        h = self.up16(self.narrow16(F.interpolate(h, scale_factor=2.0, mode="nearest")) + h16, cond)
+        return F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(h))), 2)
+
+
+class GuidedStep(nn.Module):
+    """The exported sampling step: guided noise prediction for (x, t, label, guidance), all batched."""
+
+    def __init__(self, model: SpriteDiffusion) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor, guidance: torch.Tensor
+    ) -> torch.Tensor:
+        return guided_eps(self.model, x, t, label, guidance)
+
+
+def _step_inputs(config: SpriteDiffusionConfig, batch: int) -> tuple[torch.Tensor, ...]:
+    return (
+        torch.randn(batch, CHANNELS, SPRITE_SIZE, SPRITE_SIZE),
+        torch.randint(0, config.timesteps, (batch,)),
+        torch.arange(batch) % config.num_classes,
+        torch.full((batch,), 2.0),
+    )
+
+
+register(
+    Architecture(
+        name="sprite-diffusion",
+        modality="sprite",
+        family="diffusion",
+        config_cls=SpriteDiffusionConfig,
+        build=SpriteDiffusion,
+        onnx=(
+            OnnxGraph(
+                name="unet_step",
+                wrap=GuidedStep,
+                example_inputs=_step_inputs,
+                input_names=("x", "t", "label", "guidance"),
+                output_names=("eps",),
+                dynamic_axes={n: {0: "batch"} for n in ("x", "t", "label", "guidance", "eps")},
+                atol=1e-3,
+            ),
+        ),
+        description=f"class-conditional {SPRITE_SIZE}x{SPRITE_SIZE} RGBA diffusion UNet (DDIM, guidance)",
+    )
+)

@@ -1,0 +1,269 @@
+"""The main window: a sidebar of workspaces (Sprites, Copy, Music, and any added later), menus with the usual
+shortcuts routed to the current workspace, the status bar, settings, drag-and-drop, and a remembered layout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QUndoGroup
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QWidget,
+)
+
+from studio import __version__
+from studio.core.paths import config_dir
+from studio.core.settings import Settings, load_settings
+from studio.engine.client import Engine
+from studio.ui.icons import icon
+from studio.ui.settings_dialog import SettingsDialog
+from studio.ui.status_bar import StudioStatusBar
+from studio.ui.workspaces.base import Workspace
+from studio.ui.workspaces.copy import CopyWorkspace
+from studio.ui.workspaces.music import MusicWorkspace
+
+#: File extension -> title of the workspace that opens it (drag-and-drop and File > Open).
+ROUTES = {
+    ".png": "Sprites",
+    ".txt": "Copy", ".md": "Copy", ".csv": "Copy", ".json": "Copy",
+    ".wav": "Music", ".flac": "Music", ".ogg": "Music",
+}
+SHORTCUTS = (
+    ("Ctrl+Enter", "Generate in the current workspace"),
+    ("Esc", "Cancel the current workspace's job"),
+    ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo"),
+    ("Ctrl+O / Ctrl+S / Ctrl+E", "Open / save / export"),
+    ("Left / Right", "Previous / next result"),
+    ("Ctrl+1 … Ctrl+9", "Switch workspace"),
+    ("Space", "Play / pause (Music)"),
+    ("Ctrl+wheel", "Zoom the waveform"),
+)
+
+
+def window_settings() -> QSettings:
+    """Window geometry, dock state and last workspace: an INI file beside settings.json."""
+    return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
+
+
+def sprite_workspace_class() -> type[Workspace] | None:
+    """The Sprites workspace, or None while its module does not exist yet (any other import error is raised)."""
+    try:
+        from studio.ui.workspaces.sprites import SpriteWorkspace
+    except ModuleNotFoundError as exc:
+        if exc.name != "studio.ui.workspaces.sprites":
+            raise
+        return None
+    return SpriteWorkspace
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None, tasks: dict[str, Callable[..., Any]] | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings or load_settings()
+        self.engine = Engine(self.settings, tasks=tasks)
+        self.workspaces: list[Workspace] = []
+        self._undo_group = QUndoGroup(self)
+        self.setWindowIcon(icon("studio"))
+        self.setAcceptDrops(True)
+
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setViewMode(QListWidget.ViewMode.IconMode)
+        self.sidebar.setFlow(QListWidget.Flow.TopToBottom)
+        self.sidebar.setWrapping(False)
+        self.sidebar.setMovement(QListWidget.Movement.Static)
+        self.sidebar.setIconSize(QSize(26, 26))
+        self.sidebar.setGridSize(QSize(80, 70))
+        self.sidebar.setFixedWidth(88)
+        self.sidebar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.stack = QStackedWidget()
+        self.sidebar.currentRowChanged.connect(self._on_workspace_changed)
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.status = StudioStatusBar(self.engine)
+        self.setStatusBar(self.status)
+
+        self._build_menus()
+        sprites = sprite_workspace_class()
+        if sprites is not None:
+            self.add_workspace(sprites(self.engine, self.settings), "sprites")
+        self.add_workspace(CopyWorkspace(self.engine, self.settings), "copy")
+        self.add_workspace(MusicWorkspace(self.engine, self.settings), "music")
+        self._restore_layout()
+
+    # --- workspaces ---------------------------------------------------------------------------------
+    def add_workspace(self, workspace: Workspace, icon_name: str | None = None) -> None:
+        """Add a workspace (others add "Train" and "Models" this way); Ctrl+N switches to the N-th."""
+        self.workspaces.append(workspace)
+        self.stack.addWidget(workspace)
+        item = QListWidgetItem(icon(icon_name or workspace.title.lower()), workspace.title)
+        item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom)
+        item.setToolTip(workspace.title)
+        self.sidebar.addItem(item)
+        self._undo_group.addStack(workspace.undo_stack)
+        workspace.status_message.connect(self.status.show_message)
+        number = len(self.workspaces)
+        if number <= 9:
+            action = QAction(f"{workspace.title}", self)
+            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
+            action.triggered.connect(lambda: self.show_workspace(workspace))
+            self.view_menu.addAction(action)
+        if self.sidebar.currentRow() < 0:
+            self.sidebar.setCurrentRow(0)
+
+    @property
+    def current(self) -> Workspace | None:
+        widget = self.stack.currentWidget()
+        return widget if isinstance(widget, Workspace) else None
+
+    def workspace(self, title: str) -> Workspace | None:
+        return next((w for w in self.workspaces if w.title == title), None)
+
+    def show_workspace(self, workspace: Workspace) -> None:
+        self.sidebar.setCurrentRow(self.workspaces.index(workspace))
+
+    def _on_workspace_changed(self, row: int) -> None:
+        if 0 <= row < len(self.workspaces):
+            workspace = self.workspaces[row]
+            self.stack.setCurrentWidget(workspace)
+            self._undo_group.setActiveStack(workspace.undo_stack)
+            self.setWindowTitle(f"Studio — {workspace.title}")
+
+    # --- menus ---------------------------------------------------------------------------------------
+    def _action(self, menu: Any, text: str, slot: Callable[[], None], *keys: Any, icon_name: str = "") -> QAction:
+        action = QAction(text, self)
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        if keys:
+            action.setShortcuts([QKeySequence(k) for k in keys])
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _on_current(self, method: str) -> Callable[[], None]:
+        def call() -> None:
+            if self.current is not None:
+                getattr(self.current, method)()
+
+        return call
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "&Open…", self._on_current("open_dialog"), QKeySequence.StandardKey.Open,
+                     icon_name="open")
+        self._action(file_menu, "&Save", self._on_current("save"), QKeySequence.StandardKey.Save, icon_name="save")
+        self._action(file_menu, "&Export…", self._on_current("export"), "Ctrl+E", icon_name="export")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        edit_menu = bar.addMenu("&Edit")
+        self.undo_action = self._undo_group.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcuts([QKeySequence("Ctrl+Z")])
+        self.redo_action = self._undo_group.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+        edit_menu.addSeparator()
+        self._action(edit_menu, "Se&ttings…", self.open_settings, "Ctrl+,", icon_name="settings")
+
+        generate_menu = bar.addMenu("&Generate")
+        self.generate_action = self._action(generate_menu, "&Generate", self._on_current("generate"),
+                                            "Ctrl+Return", "Ctrl+Enter", icon_name="generate")
+        self.cancel_action = self._action(generate_menu, "&Cancel", self._on_current("cancel"), "Esc",
+                                          icon_name="cancel")
+        self._action(generate_menu, "Cancel &all jobs", self.status.cancel_all)
+        generate_menu.addSeparator()
+        self._action(generate_menu, "&Previous result", lambda: self._step(-1), "Left", icon_name="previous")
+        self._action(generate_menu, "&Next result", lambda: self._step(1), "Right", icon_name="next")
+
+        self.view_menu = bar.addMenu("&View")
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", self._show_shortcuts, "F1")
+        self._action(help_menu, "&About Studio", self._show_about)
+
+    def _step(self, delta: int) -> None:
+        if self.current is not None:
+            self.current.step_result(delta)
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec():
+            note = " (device, runtime and threads apply after a restart)" if dialog.restart_needed else ""
+            self.status.show_message(f"Settings saved{note}")
+
+    def _show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{keys}</b></td><td>&nbsp;&nbsp;{what}</td></tr>" for keys, what in SHORTCUTS)
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    def _show_about(self) -> None:
+        QMessageBox.about(self, "About Studio", f"<b>Studio {__version__}</b><br>Offline generative studio for "
+                          "game sprites, ad copy and music clips. Nothing leaves this computer.")
+
+    # --- files -----------------------------------------------------------------------------------
+    def route(self, path: Path) -> Workspace | None:
+        """The workspace that opens ``path`` (by extension), or None."""
+        title = ROUTES.get(Path(path).suffix.lower())
+        return self.workspace(title) if title else None
+
+    def open_paths(self, paths: list[Path]) -> None:
+        for path in paths:
+            workspace = self.route(path)
+            if workspace is None:
+                self.status.show_message(f"Studio does not open {Path(path).suffix or 'files without extension'}"
+                                         " files: drop PNG, TXT/MD/CSV/JSON or WAV/FLAC/OGG", error=True)
+                continue
+            self.show_workspace(workspace)
+            workspace.open_path(Path(path))
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    # --- layout and shutdown ---------------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        stored = window_settings()
+        geometry = stored.value("geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1360, 860)
+        state = stored.value("state")
+        if state is not None:
+            self.restoreState(state)
+        last = self.workspace(str(stored.value("workspace", "")))
+        if last is not None:
+            self.show_workspace(last)
+
+    def save_layout(self) -> None:
+        stored = window_settings()
+        stored.setValue("geometry", self.saveGeometry())
+        stored.setValue("state", self.saveState())
+        if self.current is not None:
+            stored.setValue("workspace", self.current.title)
+        stored.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
+        for workspace in self.workspaces:
+            workspace.cancel()
+        self.engine.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,151 @@
+"""The music Transformer's tiny config: shapes, KV cache, files, and the training loop (steps, resume, EMA)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from studio.core.errors import BadInputError
+from studio.ml import registry
+from studio.ml.checkpoint import load_model, save_model
+from studio.ml.data.music import MusicData
+from studio.ml.models.music_transformer import MusicTransformer, MusicTransformerConfig
+from studio.ml.music import tokens
+from studio.ml.train.music import TrainOptions, learning_rate, make_batch, train, validation_nll
+from tests.ml.music_fixtures import synthetic_data
+
+TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 96, "dropout": 0.0}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_registered_with_a_tiny_config_and_an_onnx_graph() -> None:
+    arch = registry.get("music-transformer")
+    assert (arch.modality, arch.family) == ("music", "transformer")
+    assert arch.tiny_config().vocab_size == tokens.VOCAB_SIZE
+    assert [g.name for g in arch.onnx] == ["decoder_with_past"]
+    ids, past = arch.onnx[0].example_inputs(arch.tiny_config(), 3)
+    logits, present = arch.onnx[0].wrap(arch.build(arch.tiny_config()).eval())(ids, past)
+    assert logits.shape == (3, ids.shape[1], tokens.VOCAB_SIZE)
+    assert present.shape[4] == past.shape[4] + ids.shape[1]
+
+
+def test_forward_shapes_and_the_cache_matches_a_full_pass() -> None:
+    torch.manual_seed(0)
+    config = MusicTransformerConfig.tiny()
+    model = MusicTransformer(config).eval()
+    ids = torch.randint(0, config.vocab_size, (2, 20))
+    full, present = model(ids)
+    assert full.shape == (2, 20, config.vocab_size)
+    assert present.shape == (config.n_layer, 2, 2, config.n_head, 20, config.head_dim)
+    head, past = model(ids[:, :12])
+    steps = [head]
+    for i in range(12, 20):
+        step, past = model(ids[:, i : i + 1], past)
+        steps.append(step)
+    assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-5)
+    empty = model.empty_past(2)
+    assert torch.allclose(model(ids, empty)[0], full, atol=1e-6)
+
+
+def test_longer_than_the_context_is_refused() -> None:
+    config = MusicTransformerConfig.tiny()
+    model = MusicTransformer(config)
+    with pytest.raises(ValueError, match="exceeds"):
+        model(torch.zeros(1, config.block_size + 1, dtype=torch.long))
+
+
+def test_two_training_steps_lower_a_finite_loss() -> None:
+    torch.manual_seed(0)
+    config = MusicTransformerConfig.tiny()
+    model = MusicTransformer(config).train()
+    seq = np.array([*tokens.Header(0, "major", "4/4", "fast", 1).tokens(), tokens.BAR,
+                    tokens.pos_token(0), tokens.pitch_token(60), tokens.dur_token(48), tokens.EOS])
+    x, y = make_batch([seq, seq[:-2]], "cpu")
+    assert (y[:, : tokens.HEADER_LEN - 1] == -100).all() and (y[1, -2:] == -100).all()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(2):
+        logits, _ = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, config.vocab_size), y.reshape(-1),
+                                                 ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert all(math.isfinite(v) for v in losses) and losses[1] < losses[0]
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = MusicTransformerConfig.tiny()
+    model = MusicTransformer(config).eval()
+    path = save_model(model, "music-transformer", config, tmp_path / "m.safetensors", {"name": "m"})
+    loaded, loaded_config, meta = load_model(path, expect_arch="music-transformer")
+    ids = torch.randint(0, config.vocab_size, (1, 9))
+    assert loaded_config == config and meta["name"] == "m"
+    assert torch.equal(loaded(ids)[0], model(ids)[0])
+
+
+def test_learning_rate_warms_up_then_decays() -> None:
+    from studio.ml.train.music import PRESETS
+
+    preset = PRESETS["quick"]
+    rates = [learning_rate(s, preset, 300) for s in range(300)]
+    assert rates[0] < rates[preset.warmup - 1] == pytest.approx(preset.lr)
+    assert rates[-1] < rates[preset.warmup] and min(rates) >= 0.1 * preset.lr - 1e-12
+
+
+def test_train_resume_and_write_a_model(tmp_path: Path) -> None:
+    data = synthetic_data(tmp_path / "data")
+    runs, out = tmp_path / "runs", tmp_path / "models"
+    options = TrainOptions(data=data, preset="quick", max_steps=3, name="tiny-music", out_dir=out, run_dir=runs,
+                           model_overrides=TINY)
+    path = train(options)
+    assert path == out / "tiny-music.safetensors"
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["name"] == "tiny-music" and meta["modality"] == "music" and meta["vocab"] == tokens.VOCAB_VERSION
+    assert math.isfinite(meta["metrics"]["val_nll"]) and meta["training"]["steps"] == 3
+    state = json.loads((runs / "checkpoint.json").read_text())
+    assert state["step"] == 3 and [e["step"] for e in state["log"]] == [3]
+
+    seen: list[int] = []
+    resumed = TrainOptions(data=data, preset="quick", max_steps=5, name="tiny-music", out_dir=out, run_dir=runs,
+                           model_overrides=TINY, resume=True)
+    train(resumed, on_progress=lambda step, _total, _m: seen.append(step))
+    assert seen == [4, 5]
+    state = json.loads((runs / "checkpoint.json").read_text())
+    assert state["step"] == 5 and [e["step"] for e in state["log"]] == [3, 5]
+    model, _, _ = load_model(path, expect_arch="music-transformer")
+    nll, count = validation_nll(model, MusicData.load(data, "val").validation_sequences(96), "cpu")
+    assert count > 0 and math.isfinite(nll)
+
+
+def test_resume_without_a_checkpoint_and_unknown_presets_are_refused(tmp_path: Path) -> None:
+    data = synthetic_data(tmp_path / "data")
+    with pytest.raises(BadInputError, match="nothing to resume"):
+        train(TrainOptions(data=data, preset="quick", run_dir=tmp_path / "none", resume=True,
+                           model_overrides=TINY))
+    with pytest.raises(BadInputError, match="preset"):
+        train(TrainOptions(data=data, preset="huge"))
+
+
+def test_a_few_hundred_steps_learn_the_synthetic_tunes(tmp_path: Path) -> None:
+    """Training must actually fit data: the loss falls well below the uniform baseline."""
+    data = synthetic_data(tmp_path / "data", tunes=12)
+    options = TrainOptions(data=data, preset="quick", max_steps=60, out_dir=tmp_path, run_dir=tmp_path / "r",
+                           model_overrides=TINY)
+    losses: list[float] = []
+    train(options, on_progress=lambda _s, _t, m: losses.append(m["loss"]))
+    assert np.mean(losses[-10:]) < 0.6 * math.log(tokens.VOCAB_SIZE)
