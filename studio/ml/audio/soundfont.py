@@ -1,8 +1,8 @@
 """Optional General MIDI rendering through a SoundFont with the ``midirenderer`` package.
 
 Used when the user asks for it and both pieces are present: the package (``pip install midirenderer``) and an
-SF2 file (a path given by the user or in settings, or a Debian SoundFont such as ``fluid-soundfont-gm`` under
-/usr/share/sounds/sf2/). When either is missing, or the file is not a SoundFont, ``find_soundfont`` says so in a
+SF2 file (a path given by the user or in settings, the ``STUDIO_SOUNDFONT`` environment variable, or a Debian
+SoundFont such as ``fluid-soundfont-gm`` under /usr/share/sounds/sf2/). When either is missing, or the file is not a SoundFont, ``find_soundfont`` says so in a
 sentence and the caller falls back to the built-in synthesiser: never fatal.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ def soundfont_problem(path: Path) -> str:
 
 def find_soundfont(explicit: str | Path | None = None) -> SoundFontStatus:
     """The SoundFont to use and whether it can be used; ``explicit`` (user/settings) wins over the search."""
+    explicit = explicit or os.environ.get("STUDIO_SOUNDFONT") or None
     if importlib.util.find_spec("midirenderer") is None:
         return SoundFontStatus(None, "General MIDI rendering needs the midirenderer package "
                                      "(`pip install midirenderer`); using the built-in synthesiser")

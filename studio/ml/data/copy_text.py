@@ -239,20 +239,26 @@ def read_debian_corpus(path: Path) -> list[PackageBlurb]:
 # --- word list for whole-word line endings ------------------------------------------------------------------------
 
 _CORPUS_WORD = re.compile(r"^[a-z0-9]*[a-z][a-z0-9]*$")
+#: Short words kept; other one- and two-letter entries of spelling lists are mostly abbreviations ("gi", "ni")
+#: that would let a line end on what is really the start of a longer word.
+SHORT_WORDS = frozenset(
+    "a i ad ai am an as at be by do eu ex go he hi id if in is it me my no of oh ok on or ox pc so to tv uk up us "
+    "ui ux vr we 3d".split()
+)
 
 
-def build_lexicon(wordlist: Path, corpus: Iterable[str], out: Path, min_count: int = 5) -> int:
-    """Case-folded words of a spelling list (e.g. Debian's SCOWL ``american-english``) plus the words a corpus
-    uses at least ``min_count`` times (brand and tech words the list lacks); single letters other than "a"
-    and "i" are left out so that a stray letter never counts as a finished word. Written gzip, one a line."""
+def build_lexicon(wordlist: Path, corpus: Iterable[str], out: Path, min_count: int = 10) -> int:
+    """Case-folded words of a spelling list (e.g. Debian's SCOWL ``american-english``) plus the words of three
+    letters or more that a corpus uses at least ``min_count`` times (brand and tech words the list lacks).
+    Words of one or two letters are kept only from :data:`SHORT_WORDS`. Written gzip, one word a line."""
     found: set[str] = set()
     for line in _decoded_lines(Path(wordlist)):
         found.update(w.casefold() for w in WORD_RE.findall(line))
     counts: Counter[str] = Counter()
     for text in corpus:
         counts.update(w.casefold() for w in WORD_RE.findall(text))
-    found.update(w for w, n in counts.items() if n >= min_count and len(w) <= 20 and _CORPUS_WORD.match(w))
-    found = {w for w in found if len(w) > 1 or w in ("a", "i")}
+    found.update(w for w, n in counts.items() if n >= min_count and 3 <= len(w) <= 20 and _CORPUS_WORD.match(w))
+    found = {w for w in found if len(w) > 2 or w in SHORT_WORDS}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     data = ("\n".join(sorted(found)) + "\n").encode("utf-8")

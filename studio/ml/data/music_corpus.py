@@ -84,7 +84,8 @@ def corpus_root() -> Path:
 def split_abc(text: str) -> list[str]:
     """An ABC file -> one text per tune (each starting at its ``X:`` line)."""
     starts = [m.start() for m in re.finditer(r"^X:", text, flags=re.MULTILINE)]
-    return [text[a:b].strip() + "\n" for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
+    ends = [*starts[1:], len(text)] if starts else []
+    return [text[a:b].strip() + "\n" for a, b in zip(starts, ends, strict=True)]
 
 
 def corpus_items(sources: tuple[str, ...] = tuple(SOURCES)) -> list[CorpusItem]:

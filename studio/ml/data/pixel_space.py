@@ -23,36 +23,55 @@ import torch
 
 NEAR_COPY_L1 = 0.02
 CHUNK = 256
+PAIR_CHUNK = 8192
+BLOCK = 4
 CHANNELS = 4
 
 
 class PixelSpace:
-    """Sprites prepared for distance queries: premultiplied values, visibility masks, squared norms."""
+    """Sprites prepared for distance queries: premultiplied values, visibility masks, block sums, norms."""
 
     def __init__(self, images: np.ndarray) -> None:
         array = np.ascontiguousarray(images)
+        count, height, width = array.shape[:3]
         x = torch.from_numpy(array).float() / 255.0
         x = torch.cat([x[..., :3] * x[..., 3:], x[..., 3:]], dim=-1)
-        self.values = x.reshape(len(array), -1)
-        self.visible = torch.from_numpy(array[..., 3] > 0).reshape(len(array), -1).float()
+        self.values = x.reshape(count, -1)
+        self.visible = torch.from_numpy(array[..., 3] > 0).reshape(count, -1).float()
         self.squared_norm = (self.values * self.values).sum(1)
         self.area = self.visible.sum(1)
+        blocks = x.reshape(count, height // BLOCK, BLOCK, width // BLOCK, BLOCK, CHANNELS).sum(dim=(2, 4))
+        self.blocks = blocks.reshape(count, -1)
 
     def __len__(self) -> int:
         return len(self.values)
 
-    def squared_and_union(self, rows: slice | torch.Tensor, other: PixelSpace) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed squared differences and visible-union sizes (in values) of ``self[rows]`` against all of other."""
-        a, va = self.values[rows], self.visible[rows]
-        squared = (self.squared_norm[rows][:, None] + other.squared_norm[None, :] - 2.0 * a @ other.values.T)
-        union = self.area[rows][:, None] + other.area[None, :] - va @ other.visible.T
-        return squared.clamp_min_(0.0), union.clamp_min_(1.0) * CHANNELS
+    def squared(self, rows: torch.Tensor, other: PixelSpace) -> torch.Tensor:
+        """Summed squared differences of ``self[rows]`` against every sprite of ``other``."""
+        dot = self.values[rows] @ other.values.T
+        return (self.squared_norm[rows][:, None] + other.squared_norm[None, :] - 2.0 * dot).clamp_min_(0.0)
+
+    def budget(self, rows: torch.Tensor, other: PixelSpace, cols: torch.Tensor, threshold: float) -> torch.Tensor:
+        """An upper bound of ``threshold`` x union size: pairs whose summed L1 exceeds it are not within."""
+        return threshold * CHANNELS * (self.area[rows] + other.area[cols])
 
     def l1(self, rows: torch.Tensor, other: PixelSpace, cols: torch.Tensor) -> torch.Tensor:
         """Exact pixel L1 distance of pairs ``(self[rows[i]], other[cols[i]])`` (any matching shapes)."""
         total = (self.values[rows] - other.values[cols]).abs().sum(-1)
         union = self.area[rows] + other.area[cols] - (self.visible[rows] * other.visible[cols]).sum(-1)
         return total / (union.clamp_min(1.0) * CHANNELS)
+
+    def within(self, rows: torch.Tensor, other: PixelSpace, cols: torch.Tensor, threshold: float) -> torch.Tensor:
+        """Which candidate pairs are closer than ``threshold``: cheap lower bounds first, exact L1 on the rest."""
+        budget = self.budget(rows, other, cols, threshold)
+        # summing differences over 4x4 blocks can only shrink them: a lower bound of the summed L1
+        bound = (self.blocks[rows] - other.blocks[cols]).abs().sum(-1)
+        keep = torch.nonzero(bound < budget).flatten()
+        result = torch.zeros(len(rows), dtype=torch.bool)
+        for start in range(0, len(keep), PAIR_CHUNK):
+            part = keep[start : start + PAIR_CHUNK]
+            result[part] = self.l1(rows[part], other, cols[part]) < threshold
+        return result
 
 
 def pixel_l1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -76,19 +95,20 @@ def nearest_l1(
     best_i = np.empty(len(q), dtype=np.int64)
     for start in range(0, len(q), CHUNK):
         rows = torch.arange(start, min(start + CHUNK, len(q)))
-        squared, union = q.squared_and_union(rows, r)
-        top = (squared / union).topk(k, largest=False).indices
+        squared = q.squared(rows, r)
+        spread = q.area[rows][:, None] + r.area[None, :]
+        top = (squared / spread.clamp_min(1.0)).topk(k, largest=False).indices
         distances = q.l1(rows[:, None], r, top)
         nearest = distances.argmin(dim=1, keepdim=True)
         best_d[rows.numpy()] = distances.gather(1, nearest).squeeze(1).numpy()
         best_i[rows.numpy()] = top.gather(1, nearest).squeeze(1).numpy()
-        possible = squared < threshold * union
+        possible = squared < threshold * CHANNELS * spread
         for row in torch.nonzero(possible.sum(dim=1) > k).flatten().tolist():
             pool = torch.nonzero(possible[row]).flatten()
-            within = q.l1(rows[row].expand(len(pool)), r, pool)
-            j = int(within.argmin())
-            if float(within[j]) < best_d[start + row]:
-                best_d[start + row], best_i[start + row] = float(within[j]), int(pool[j])
+            distances = q.l1(rows[row].expand(len(pool)), r, pool)
+            j = int(distances.argmin())
+            if float(distances[j]) < best_d[start + row]:
+                best_d[start + row], best_i[start + row] = float(distances[j]), int(pool[j])
     return best_d, best_i
 
 
@@ -98,13 +118,18 @@ def pairs_within(images: np.ndarray, threshold: float = NEAR_COPY_L1) -> list[tu
     pairs: list[tuple[int, int]] = []
     for start in range(0, len(space), CHUNK):
         rows = torch.arange(start, min(start + CHUNK, len(space)))
-        squared, union = space.squared_and_union(rows, space)
-        local, cols = torch.nonzero(squared < threshold * union, as_tuple=True)
+        upper = PixelSpace.__new__(PixelSpace)  # only the columns after this chunk's first row: i < j
+        for name in ("values", "visible", "squared_norm", "area", "blocks"):
+            setattr(upper, name, getattr(space, name)[start:])
+        squared = space.squared(rows, upper)
+        local, cols = torch.nonzero(squared < space.budget(rows[:, None], upper, torch.arange(len(upper)), threshold),
+                                    as_tuple=True)
+        cols = cols + start
         keep = cols > rows[local]
-        local, cols = local[keep], cols[keep]
-        if local.numel():
-            close = space.l1(rows[local], space, cols) < threshold
-            pairs.extend(zip(rows[local][close].tolist(), cols[close].tolist(), strict=True))
+        pair_rows, pair_cols = rows[local[keep]], cols[keep]
+        if pair_rows.numel():
+            close = space.within(pair_rows, space, pair_cols, threshold)
+            pairs.extend(zip(pair_rows[close].tolist(), pair_cols[close].tolist(), strict=True))
     return pairs
 
 

@@ -27,6 +27,7 @@ A budget too small for the shortest allowed word is refused before decoding (``B
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -107,6 +108,8 @@ class TokenTable:
     starts_letter: np.ndarray  # first character is a letter (for "space after punctuation")
     bare_break: np.ndarray  # (V,) bool: punctuation and spaces only
     head_groups: dict[str, np.ndarray]  # break tokens by the word continuation they start with
+    tail_groups: dict[str, np.ndarray]  # break tokens by the word they start after their break
+    sorted_tails: list[str]
     newline_id: int
 
     @property
@@ -146,6 +149,7 @@ def build_token_table(token_texts: Sequence[str], end_ids: Iterable[int], specia
     n = len(token_texts)
     first_ok, starts_space, inner_space, starts_letter, bare = (np.zeros(n, dtype=bool) for _ in range(5))
     by_head: dict[str, list[int]] = {}
+    by_tail: dict[str, list[int]] = {}
     for i, shape in enumerate(shapes):
         if shape is None:
             continue
@@ -157,6 +161,7 @@ def build_token_table(token_texts: Sequence[str], end_ids: Iterable[int], specia
         if shape.has_break:
             bare[i] = not shape.head and not shape.tail
             by_head.setdefault(shape.head, []).append(i)
+            by_tail.setdefault(shape.tail, []).append(i)
     return TokenTable(
         texts=tuple(token_texts),
         shapes=tuple(shapes),
@@ -170,6 +175,8 @@ def build_token_table(token_texts: Sequence[str], end_ids: Iterable[int], specia
         starts_letter=starts_letter,
         bare_break=bare,
         head_groups={h: np.array(v, dtype=np.int64) for h, v in by_head.items()},
+        tail_groups={t: np.array(v, dtype=np.int64) for t, v in by_tail.items()},
+        sorted_tails=sorted(t for t in by_tail if t),
         newline_id=newline_id,
     )
 
@@ -244,7 +251,7 @@ class CopyConstraints:
                 self.tail_extra[i] = self._after_break_extra(shape.text)
         self._end_set = frozenset(int(i) for i in table.end_ids)
         self._cont_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._head_cache: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+        self._head_cache: dict[tuple[str, tuple[str, ...]], list[tuple[str, np.ndarray]]] = {}
 
     # --- words -----------------------------------------------------------------------------------------------
 
@@ -344,19 +351,15 @@ class CopyConstraints:
         self._cont_cache[partial] = (ids, extra)
         return ids, extra
 
-    def _head_breaks(self, partial: str, before: tuple[str, ...]) -> np.ndarray:
-        """Break tokens whose head finishes ``partial`` into an allowed word."""
+    def _head_breaks(self, partial: str, before: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
+        """(head, ids) of the break tokens whose head finishes ``partial`` into an allowed word."""
         key = (partial, before if self.phrases else ())
         cached = self._head_cache.get(key)
-        if cached is not None:
-            return cached
-        parts = []
-        for head, ids in self.table.head_groups.items():
-            if head and self.is_word(partial + head, before):
-                parts.append(ids)
-        result = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        self._head_cache[key] = result
-        return result
+        if cached is None:
+            cached = [(head, ids) for head, ids in self.table.head_groups.items()
+                      if head and self.is_word(partial + head, before)]
+            self._head_cache[key] = cached
+        return cached
 
     # --- the mask ------------------------------------------------------------------------------------------------
 
@@ -392,20 +395,17 @@ class CopyConstraints:
 
         # tokens with a break: the current word must be finishable by their head
         finished = partial == "" or self.is_word(partial, before)
-        groups = []
+        groups = list(self._head_breaks(partial, before))
         if finished and "" in self.table.head_groups:
-            groups.append(self.table.head_groups[""])
-        heads = self._head_breaks(partial, before)
-        if heads.size:
-            groups.append(heads)
+            groups.append(("", self.table.head_groups[""]))
         no_word_yet = not (state.done_words or partial)
-        for ids in groups:
+        for head, ids in groups:
             extra = self.tail_extra[ids]
             if no_word_yet:  # punctuation alone is not a line: keep room for a word after it
                 extra = np.where(self.table.bare_break[ids], np.maximum(extra, self.lexicon.shortest + 1), extra)
             fits = lengths[ids] + extra <= room
             if self.phrases:
-                fits &= self._phrase_ok(ids, partial, before, lengths, room)
+                fits &= self._phrase_ok(ids, partial + head, before, lengths, room)
             mask[ids[fits]] = True
 
         if state.empty:
@@ -423,17 +423,31 @@ class CopyConstraints:
             mask[table.end_ids] = True
         return mask
 
-    def _phrase_ok(self, ids: np.ndarray, partial: str, before: tuple[str, ...], lengths: np.ndarray,
+    def _phrase_ok(self, ids: np.ndarray, finished: str, before: tuple[str, ...], lengths: np.ndarray,
                    room: int) -> np.ndarray:
-        """For break tokens: the word the token starts must not be forced into a banned phrase."""
+        """Break tokens that finish the word ``finished``: the word each then starts must not be forced into a
+        banned phrase (its only completions within the budget would finish the phrase)."""
         ok = np.ones(ids.size, dtype=bool)
-        for k, i in enumerate(ids):
-            shape = self.table.shapes[i]
-            finished = partial + shape.head
-            context = (*before, finished) if finished else before
-            avoid = self._forbidden_next(context)
-            if avoid and shape.tail and self._touches(shape.tail, avoid):
-                ok[k] = lengths[i] + self._extra_avoiding(shape.tail, avoid) <= room
+        avoid = self._forbidden_next((*before, finished) if finished else before)
+        if not avoid:
+            return ok
+        table = self.table
+        touched: set[int] = set()
+        for p in avoid:
+            part = p.parts[0]
+            stem = part.rstrip("*")
+            for k in range(1, len(stem) + 1):
+                touched.update(int(i) for i in table.tail_groups.get(stem[:k], ()))
+            if part.endswith("*"):
+                start = bisect.bisect_left(table.sorted_tails, stem)
+                for tail in table.sorted_tails[start:]:
+                    if not tail.startswith(stem):
+                        break
+                    touched.update(int(i) for i in table.tail_groups[tail])
+        if touched:
+            for k in np.nonzero(np.isin(ids, np.fromiter(touched, dtype=np.int64)))[0]:
+                i = int(ids[k])
+                ok[k] = lengths[i] + self._extra_avoiding(table.shapes[i].tail, avoid) <= room
         return ok
 
     def mask_or_raise(self, state: LineState, rules: LineRules, seen: set[str] | frozenset[str]) -> np.ndarray:

@@ -257,7 +257,7 @@ def train(
         opt.step()
         ema.update(model)
         step += 1
-        metrics = {"loss": float(loss), "lr": opt.param_groups[0]["lr"]}
+        metrics = {"loss": loss.item(), "lr": opt.param_groups[0]["lr"]}
         if dist.main and (step % preset.eval_every == 0 or step == steps):
             metrics["val_nll"] = validation_nll(model, quick_val, device)[0]
             best_val = min(best_val, metrics["val_nll"])

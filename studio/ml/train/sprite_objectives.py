@@ -110,4 +110,59 @@ class GanObjective(Objective):
         return {"d_real_hinge": float(F.relu(1.0 - score).mean())}
 
 
-OBJECTIVES: dict[str, type[Objective]] = {"gan": GanObjective}
+class VaeObjective(Objective):
+    """Negative ELBO with a Laplace likelihood: summed L1 reconstruction + ``kl_weight`` x KL, per pixel."""
+
+    def __init__(self, model: nn.Module, hyper: Hyper, wrap: Wrap) -> None:
+        super().__init__(model, hyper, wrap)
+        self.net = wrap(model)
+        self._add_optimizer("model", _adam(model.parameters(), hyper.lr, (0.9, 0.999)))
+
+    def _losses(self, net: nn.Module, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
+        eps = _randn((x.shape[0], self.model.config.latent_dim), gen, x.device)
+        x_hat, mean, logvar = net(x, labels, eps)
+        per_value = x[0].numel()
+        recon = (x_hat - x).abs().flatten(1).sum(1).mean() / per_value
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean() / per_value
+        return recon, kl
+
+    def train_step(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
+        recon, kl = self._losses(self.net, x, labels, gen)
+        loss = recon + self.hyper.kl_weight * kl
+        self._apply("model", loss, self.model)
+        return {"loss": float(loss), "recon": float(recon), "kl": float(kl)}
+
+    @torch.no_grad()
+    def validate(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
+        recon, kl = self._losses(self.model, x, labels, gen)
+        return {"loss": float(recon + self.hyper.kl_weight * kl), "recon": float(recon)}
+
+
+class DiffusionObjective(Objective):
+    """Noise-prediction MSE at uniformly drawn timesteps; the class is hidden at ``cfg_dropout`` of samples."""
+
+    def __init__(self, model: nn.Module, hyper: Hyper, wrap: Wrap) -> None:
+        super().__init__(model, hyper, wrap)
+        self.net = wrap(model)
+        self.schedule = model.schedule()
+        self._add_optimizer("model", _adam(model.parameters(), hyper.lr, (0.9, 0.999)))
+
+    def _loss(self, net: nn.Module, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator, drop: float):
+        n = x.shape[0]
+        t = torch.randint(0, self.schedule.timesteps, (n,), generator=gen).to(x.device)
+        noise = _randn(tuple(x.shape), gen, x.device)
+        hidden = (torch.rand(n, generator=gen) < drop).to(x.device)
+        labels = torch.where(hidden, torch.full_like(labels, self.model.null_label), labels)
+        return F.mse_loss(net(self.schedule.add_noise(x, noise, t), t, labels), noise)
+
+    def train_step(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
+        loss = self._loss(self.net, x, labels, gen, self.hyper.cfg_dropout)
+        self._apply("model", loss, self.model)
+        return {"mse": float(loss)}
+
+    @torch.no_grad()
+    def validate(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
+        return {"mse": float(self._loss(self.model, x, labels, gen, 0.0))}
+
+
+OBJECTIVES: dict[str, type[Objective]] = {"gan": GanObjective, "vae": VaeObjective, "diffusion": DiffusionObjective}

@@ -10,7 +10,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from studio.core import paths
 from studio.core.formats.palette import bundled_palettes
-from studio.ui.widgets.pixel_icons import pixel_icon
+from studio.ui.icons import icon
 
 MAX_SEED = 2**31 - 1
 AUTO_SIZES = (4, 8, 16, 32)
@@ -69,7 +69,7 @@ class SpritePanel(QWidget):
         self.refresh.setText("Refresh")
         self.refresh.setToolTip("Look for installed models again")
         self.notice = QLabel(no_model_help())
-        self.notice.setObjectName("notice")
+        self.notice.setObjectName("warning")
         self.notice.setWordWrap(True)
         self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.notice.hide()
@@ -79,8 +79,7 @@ class SpritePanel(QWidget):
         self.seed.setRange(0, MAX_SEED)
         self.seed.setValue(1234)
         self.dice = QToolButton()
-        self.dice.setIcon(pixel_icon("dice", scale=1))
-        self.dice.setIconSize(QSize(12, 12))
+        self.dice.setIcon(icon("dice"))
         self.dice.setToolTip("Random seed")
         self.count = QSpinBox()
         self.count.setRange(1, 256)
@@ -103,7 +102,7 @@ class SpritePanel(QWidget):
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.dice)
-        form = QFormLayout()
+        form = self._form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         form.addRow("Model", model_row)
         form.addRow("", self.model_info)
@@ -111,10 +110,8 @@ class SpritePanel(QWidget):
         form.addRow("Palette", self.palette_combo)
         form.addRow("Seed", seed_row)
         form.addRow("Count", self.count)
-        self._steps_label = QLabel("Steps")
-        self._guidance_label = QLabel("Guidance")
-        form.addRow(self._steps_label, self.steps)
-        form.addRow(self._guidance_label, self.guidance)
+        form.addRow("Steps", self.steps)
+        form.addRow("Guidance", self.guidance)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.notice)
@@ -171,10 +168,11 @@ class SpritePanel(QWidget):
         if previous in categories:
             self.category.setCurrentText(previous)
         diffusion = self.family == "diffusion"
-        for widget in (self.steps, self.guidance, self._steps_label, self._guidance_label):
-            widget.setVisible(diffusion)
+        self._form.setRowVisible(self.steps, diffusion)
+        self._form.setRowVisible(self.guidance, diffusion)
         if entry is None:
             self.model_info.setText("")
+            self._form.setRowVisible(self.model_info, False)
         else:
             metrics = ", ".join(
                 f"{k} {v:.3g}" for k, v in list((entry.get("metrics") or {}).items())[:2]
@@ -182,6 +180,7 @@ class SpritePanel(QWidget):
             )
             source = entry.get("source", "")
             self.model_info.setText(" · ".join(p for p in (self.family.upper(), source, metrics) if p))
+            self._form.setRowVisible(self.model_info, True)
         self.model_changed.emit(entry)
 
     # --- palettes -----------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QFrame,
-    QGroupBox,
     QGridLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -174,9 +174,9 @@ class SpriteWorkspace(Workspace):
         layout.setSpacing(4)
         self.tool_group = QButtonGroup(self)
         self.tool_buttons: dict[Tool, QToolButton] = {}
-        for tool, icon, tip in TOOLS:
+        for tool, icon_name, tip in TOOLS:
             button = QToolButton()
-            button.setIcon(pixel_icon(icon))
+            button.setIcon(pixel_icon(icon_name))
             button.setIconSize(QSize(24, 24))
             button.setCheckable(True)
             button.setToolTip(tip)
@@ -249,19 +249,24 @@ class SpriteWorkspace(Workspace):
         layout.addWidget(hint, 1)
         return bar
 
-    def _section(self, layout: QVBoxLayout, text: str) -> None:
-        label = QLabel(text)
-        label.setObjectName("section")
-        layout.addWidget(label)
+    @staticmethod
+    def _group(layout: QVBoxLayout, title: str) -> QVBoxLayout:
+        """A titled group in the side panel; returns the layout to fill."""
+        group = QGroupBox(title)
+        layout.addWidget(group)
+        inner = QVBoxLayout(group)
+        inner.setContentsMargins(8, 8, 8, 8)
+        inner.setSpacing(6)
+        return inner
 
     def _build_right(self) -> QWidget:
         box = QWidget()
         layout = QVBoxLayout(box)
-        layout.setContentsMargins(12, 4, 12, 12)
-        layout.setSpacing(6)
+        layout.setContentsMargins(10, 8, 10, 10)
+        layout.setSpacing(4)
 
-        self._section(layout, "Generate")
-        layout.addWidget(self.panel)
+        section = self._group(layout, "Generate")
+        section.addWidget(self.panel)
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("primary")
         self.generate_button.setToolTip("Generate sprites (Ctrl+Enter)")
@@ -271,19 +276,20 @@ class SpriteWorkspace(Workspace):
         row = QHBoxLayout()
         row.addWidget(self.generate_button, 2)
         row.addWidget(self.cancel_button, 1)
-        layout.addLayout(row)
+        section.addLayout(row)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
         self.progress.setFixedHeight(6)
+        self.progress.setMinimumWidth(0)
         self.progress.hide()
         self.status = QLabel("")
         self.status.setObjectName("hint")
         self.status.setWordWrap(True)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
+        section.addWidget(self.progress)
+        section.addWidget(self.status)
 
-        self._section(layout, "From the canvas")
+        section = self._group(layout, "From the canvas")
         self.variation_count = QSpinBox()
         self.variation_count.setRange(1, 64)
         self.variation_count.setValue(8)
@@ -311,9 +317,9 @@ class SpriteWorkspace(Workspace):
         grid.addWidget(self.blend_button, 2, 0)
         grid.addWidget(self.blend_frames, 2, 1)
         grid.addWidget(self.redraw_button, 3, 0, 1, 2)
-        layout.addLayout(grid)
+        section.addLayout(grid)
 
-        self._section(layout, "Post-process (undoable)")
+        section = self._group(layout, "Post-process (undoable)")
         self.quantize_button = QPushButton("Quantise to palette")
         self.quantize_button.setToolTip("Every pixel to its nearest colour of the drawing palette")
         self.outline_button = QPushButton("Outline")
@@ -333,15 +339,16 @@ class SpriteWorkspace(Workspace):
         grid.addWidget(self.remove_bg_button, 1, 0)
         grid.addWidget(self.tolerance, 1, 1)
         grid.addWidget(self.snap_button, 2, 0)
-        layout.addLayout(grid)
+        section.addLayout(grid)
 
-        self._section(layout, "Export")
+        section = self._group(layout, "Export")
         self.export_button = QPushButton("Sprite sheet (PNG + JSON)")
         self.export_button.setToolTip("Results (or the selected ones) as an Aseprite json-hash sheet (Ctrl+E)")
         self.export_each_button = QPushButton("Each result as PNG")
         self.export_each_button.setToolTip("One PNG per result, with its recipe, into the output folder")
-        layout.addWidget(self.export_button)
-        layout.addWidget(self.export_each_button)
+        self.export_button.setIcon(icon("export"))
+        section.addWidget(self.export_button)
+        section.addWidget(self.export_each_button)
         layout.addStretch(1)
         return box
 
