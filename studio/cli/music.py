@@ -54,11 +54,8 @@ def _job_from_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 def run_generate(args: argparse.Namespace) -> int:
     from studio.cli.console import make_resources, run_in_console
-    from studio.core.formats.audio import write_audio
-    from studio.core.formats.midi import write_midi
     from studio.core.jobs import JobSpec
-    from studio.core.music_styles import find_style
-    from studio.core.music_theory import parse_key, parse_meter
+    from studio.core.music_export import export_audio, export_midi, export_stems
 
     kind, params = _job_from_args(args)
     resources = make_resources(args.device)
@@ -70,19 +67,14 @@ def run_generate(args: argparse.Namespace) -> int:
     out = args.out
     if out is None and args.midi is None:
         out = resources.settings.resolved_output_dir / f"music-{recipe['style']}-{args.seed}.wav"
-    metadata = recipe if resources.settings.write_metadata else None
+    metadata = resources.settings.write_metadata
     written = []
     if out is not None:
-        written.append(write_audio(Path(out), result["mix"], result["rate"], metadata))
+        written.append(export_audio(Path(out), result, metadata))
     if args.stems:
-        for part, stem in result["stems"].items():
-            written.append(write_audio(Path(args.stems) / f"{part}.wav", stem, result["rate"], metadata))
+        written.extend(export_stems(Path(args.stems), result, metadata))
     if args.midi:
-        style = find_style(recipe["style"])
-        programs = {part: inst.gm_program for part, inst in style.instruments.items()}
-        meter = parse_meter(result["meter"])
-        written.append(write_midi(Path(args.midi), result["notes"], result["bpm"], meter,
-                                  parse_key(result["key"]), programs, result["bars"] * meter.beats_per_bar))
+        written.append(export_midi(Path(args.midi), result))
     seconds = len(result["mix"]) / result["rate"]
     print(f"{recipe['style']}: {result['bars']} bars of {result['meter']} in {result['key']} at "
           f"{result['bpm']:g} bpm = {seconds:.3f} s, {recipe['lufs']:.1f} LUFS, true peak "
@@ -107,6 +99,7 @@ def loop_checks(mix: Any, expected_samples: int) -> dict[str, Any]:
         "wrap_jump": wrap,
         "median_jump": float(np.median(jumps)),
         "p95_jump": float(np.percentile(jumps, 95)),
+        "wrap_jump_percentile": float((jumps < wrap).mean() * 100),
         "wrap_click_free": wrap <= float(np.percentile(jumps, 95)),
     }
 

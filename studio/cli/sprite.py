@@ -3,52 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
-import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
-
-from studio.core.errors import BadInputError
 
 SHORT_NAMES = {"gan": "sprite-gan", "vae": "sprite-vae", "diffusion": "sprite-diffusion"}
 
 
-def _format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
-
-
-class TrainProgress:
-    """A one-line progress bar with ETA and losses on stderr; sample grids are announced on their own line."""
-
-    def __init__(self, run_dir: Path | None) -> None:
-        self._last = 0.0
-        self.run_dir = run_dir
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        now = time.monotonic()
-        step, total = event["step"], event["total"]
-        if event["sample_grid"] is None and step < total and now - self._last < 0.5:
-            return
-        self._last = now
-        width = 30
-        filled = int(width * step / total)
-        losses = " ".join(f"{k}={v:.4g}" for k, v in event["loss"].items())
-        sys.stderr.write(
-            f"\r[{'#' * filled}{'-' * (width - filled)}] {step}/{total} ETA {_format_seconds(event['eta_s'])} "
-            f"{losses[:70]:<70}"
-        )
-        if event["sample_grid"] is not None:
-            sys.stderr.write(f"\n  sample grid written at step {step}\n")
-        sys.stderr.flush()
+def model_name(value: str) -> str:
+    """``gan``/``vae``/``diffusion`` stand for the bundled models; any other value is a model name."""
+    return SHORT_NAMES.get(value, value)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from studio.ml.train import distributed
+    from studio.cli.train_runner import run_trainer
     from studio.ml.train.sprite import SpriteTrainConfig, train_sprite
 
     config = SpriteTrainConfig(
@@ -64,19 +34,68 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
         threads=args.threads,
         command=shlex.join(["studio", *sys.argv[1:]]),
     )
-    main = distributed.env_info().is_main
-    result = train_sprite(config, TrainProgress(config.run_dir) if main else lambda event: None)
-    if main:
-        sys.stderr.write("\n")
-        print(f"model: {result.model_path}")
-        if result.registered_path:
-            print(f"registered as {args.name}: {result.registered_path}")
-        print(f"steps: {result.steps}, training time: {_format_seconds(result.wall_s)}")
-        for key, value in result.metrics.items():
-            print(f"  {key}: {value:.4g}")
+
+    def train(on_event, cancel) -> dict:
+        result = train_sprite(config, on_event, cancel)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}
+
+    return run_trainer(train, events=args.events)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from studio.cli.console import run_in_console
+    from studio.core.formats.png_meta import save_png
+    from studio.core.jobs import JobSpec
+    from studio.core.settings import load_settings
+
+    params = {"category": args.category, "count": args.count, "palette": args.palette, "steps": args.steps,
+              "guidance": args.guidance}
+    spec = JobSpec("sprite.generate", params, seed=args.seed, model=model_name(args.model))
+    sprites = run_in_console(spec, device=args.device, quiet=args.quiet)
+    out = Path(args.out)
+    write_metadata = load_settings().write_metadata and not args.no_metadata
+    for sprite in sprites:
+        recipe = sprite["recipe"]
+        path = out / f"{recipe['model']}-{args.category}-{recipe['seed']}.png"
+        save_png(path, sprite["rgba"], recipe, write_metadata=write_metadata)
+    print(f"wrote {len(sprites)} sprites to {out}")
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from studio.ml.checkpoint import load_model
+    from studio.ml.sprite_bench import bench_model, machine_description, to_markdown
+    from studio.ml.store import ModelStore
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    store = ModelStore()
+    rows = []
+    machine = machine_description()
+    for name in [model_name(m) for m in args.models]:
+        entry = store.find(name)
+        store.verify(entry)
+        model = load_model(entry.weights, expect_arch=entry.arch, device="cpu")[0]
+        if getattr(model, "family", None) not in SHORT_NAMES:
+            print(f"skipping {name}: not a sprite model", file=sys.stderr)
+            continue
+        print(f"measuring {name} ...", file=sys.stderr)
+        with torch.inference_mode():
+            rows.append(bench_model(name, model, args.repeats, args.warmup, args.steps, args.guidance))
+    report = to_markdown(machine, rows)
+    print(report)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
+    if args.md:
+        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.md).write_text(report)
     return 0
 
 
@@ -90,22 +109,47 @@ def _positive(value: str) -> int:
 def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser = groups["train"].add_parser(
         "sprite", help="train a sprite model (GAN, VAE or diffusion) on a sprite data set",
-        description="Train a sprite model. Runs unchanged under torchrun (DDP). Interrupt and run the same "
-        "command again to resume from the newest checkpoint.",
+        description="Train a sprite model; runs unchanged under torchrun (DDP). Stop it (Ctrl+C) and run the "
+        "same command with --resume to continue from the newest checkpoint.",
     )
-    parser.add_argument("--model", choices=("gan", "vae", "diffusion"), required=True)
+    parser.add_argument("--model", choices=tuple(SHORT_NAMES), required=True)
     parser.add_argument("--data", required=True, help="folder made by `studio data sprites`")
     parser.add_argument("--preset", choices=("quick", "balanced", "best"), default="balanced")
     parser.add_argument("--name", default=None, help="register the result as a user model under this name")
-    parser.add_argument("--out", default=None, help="run folder (checkpoints, sample grids, final model)")
-    parser.add_argument("--max-steps", type=_positive, default=None)
+    parser.add_argument("--out", default=None, help="run folder (default: runs/NAME in Studio's data folder)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in the run folder")
+    parser.add_argument("--max-steps", type=_positive, default=None, help="default: the preset's")
     parser.add_argument("--batch-size", type=_positive, default=None)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--sample-every", type=_positive, default=None)
+    parser.add_argument("--sample-every", type=_positive, default=None, help="steps between sample grids")
     parser.add_argument("--checkpoint-every", type=_positive, default=None)
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = default)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
+    parser.add_argument("--events", action="store_true", help="print one JSON event per line (for the app)")
     parser.set_defaults(func=run_train)
 
+    parser = groups["generate"].add_parser("sprite", help="generate sprites (one PNG each, recipe inside)")
+    parser.add_argument("--model", default="gan", help="gan, vae, diffusion or a model name")
+    parser.add_argument("--category", required=True, help="e.g. items (see the model's card)")
+    parser.add_argument("--count", type=_positive, default=16)
+    parser.add_argument("--seed", type=int, default=0, help="sprite i gets seed + i")
+    parser.add_argument("--palette", default="none", help="none, auto-N, a bundled palette or a .hex/.gpl file")
+    parser.add_argument("--steps", type=_positive, default=10, help="diffusion sampling steps")
+    parser.add_argument("--guidance", type=float, default=2.0, help="diffusion classifier-free guidance")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    parser.add_argument("--no-metadata", action="store_true", help="write no recipe into the PNGs")
+    parser.add_argument("--quiet", action="store_true")
+    parser.set_defaults(func=run_generate)
 
+    parser = groups["bench"].add_parser("sprite", help="sprite generation latency (16-grid, 256 batch)")
+    parser.add_argument("--models", nargs="+", default=["gan", "vae", "diffusion"])
+    parser.add_argument("--repeats", type=_positive, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=_positive, default=10, help="diffusion sampling steps")
+    parser.add_argument("--guidance", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    parser.add_argument("--json", default=None, help="write results as JSON here")
+    parser.add_argument("--md", default=None, help="write a Markdown table here")
+    parser.set_defaults(func=run_bench)

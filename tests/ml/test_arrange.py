@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def test_voicings_hold_the_chord_tones_and_move_smoothly() -> None:
     voiced = voicings(slots, octave=4)
     for slot, voicing in zip(slots, voiced, strict=True):
         assert {p % 12 for p in voicing} == set(slot.chord.pitch_classes)
-    for a, b in zip(voiced, voiced[1:], strict=False):
+    for a, b in itertools.pairwise(voiced):
         assert sum(abs(x - y) for x, y in zip(a, b, strict=True)) <= 9  # close voice leading
 
 
@@ -151,7 +152,7 @@ def test_arrangement_has_the_style_parts_inside_the_clip() -> None:
     arrangement = arrange(melody, style, key, meter, 8, 2)
     assert {n["part"] for n in arrangement.notes} == {"melody", "chords", "bass", "drums"}
     assert arrangement.part("melody") == melody
-    assert all(0 <= n["start"] and n["start"] + n["duration"] <= 32 + 1e-9 for n in arrangement.notes)
+    assert all(n["start"] >= 0 and n["start"] + n["duration"] <= 32 + 1e-9 for n in arrangement.notes)
     assert len(arrangement.chords) == 16  # two chords per bar in this style
 
 
@@ -181,7 +182,7 @@ def test_every_bundled_style_loads() -> None:
 
 
 def test_unknown_and_broken_styles_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(BadInputError, match="not a known style.*calm-village"):
+    with pytest.raises(BadInputError, match=r"not a known style.*calm-village"):
         find_style("polka")
     raw = json.loads((styles_dir() / "calm-village.json").read_text())
     raw["instruments"]["melody"]["voice"] = "kazoo"

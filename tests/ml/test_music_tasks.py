@@ -15,10 +15,11 @@ from studio.cli.console import run_in_console
 from studio.core.cancel import CancelToken, JobCancelled
 from studio.core.context import JobContext
 from studio.core.errors import BadInputError, ModelFileError
-from studio.core.formats.audio import read_audio, read_audio_recipe, write_audio
-from studio.core.formats.midi import read_midi, write_midi
+from studio.core.formats.audio import read_audio, read_audio_recipe
+from studio.core.formats.midi import read_midi
 from studio.core.jobs import EventType, JobSpec
-from studio.core.music_theory import clip_samples, parse_key, parse_meter
+from studio.core.music_export import export_audio, export_midi, export_stems
+from studio.core.music_theory import clip_samples, parse_meter
 from studio.ml.audio import soundfont
 from studio.ml.tasks import all_tasks
 from studio.ml.tasks.music import RULES_CHOSEN, RULES_FALLBACK
@@ -110,7 +111,7 @@ def test_progress_and_cancel() -> None:
 
 @pytest.mark.parametrize("ext", [".wav", ".flac", ".ogg"])
 def test_audio_exports_round_trip(clip: dict, tmp_path: Path, ext: str) -> None:
-    path = write_audio(tmp_path / f"clip{ext}", clip["mix"], clip["rate"], clip["recipe"])
+    path = export_audio(tmp_path / f"clip{ext}", clip)
     audio, rate = read_audio(path)
     assert rate == 44100 and audio.shape[1] == 2
     assert read_audio_recipe(path)["seed"] == 3
@@ -124,11 +125,14 @@ def test_audio_exports_round_trip(clip: dict, tmp_path: Path, ext: str) -> None:
     assert sf.info(str(path)).samplerate == 44100
 
 
+def test_stems_export_one_file_per_part(clip: dict, tmp_path: Path) -> None:
+    paths = export_stems(tmp_path / "stems", clip, write_metadata=False)
+    assert sorted(p.name for p in paths) == ["bass.wav", "chords.wav", "drums.wav", "melody.wav"]
+    assert read_audio_recipe(paths[0]) is None  # metadata off: nothing written
+
+
 def test_midi_export_parses_back_to_the_same_notes(clip: dict, tmp_path: Path) -> None:
-    meter = parse_meter(clip["meter"])
-    path = write_midi(tmp_path / "clip.mid", clip["notes"], clip["bpm"], meter, parse_key(clip["key"]),
-                      length_beats=clip["bars"] * meter.beats_per_bar)
-    back = read_midi(path)
+    back = read_midi(export_midi(tmp_path / "clip.mid", clip))
 
     def norm(notes: list[dict]) -> list[tuple]:
         return sorted((n["part"], n["pitch"], round(n["start"] * 480), round(n["duration"] * 480), n["velocity"])
@@ -137,6 +141,7 @@ def test_midi_export_parses_back_to_the_same_notes(clip: dict, tmp_path: Path) -
     assert norm(back.notes) == norm(clip["notes"])
     assert back.bpm == 150.0 and back.key is not None and back.key.label == "A minor"
     assert back.length_beats == 8.0
+    assert back.programs == {"melody": 80, "chords": 81, "bass": 38}  # the style's GM programs
 
 
 def test_continue_keeps_the_opening_and_extends_the_clip(clip: dict) -> None:
@@ -202,7 +207,7 @@ def test_cli_generate_writes_audio_midi_and_refuses_bad_tempo(tmp_path: Path, ca
     code = main(["generate", "music", "--style", "calm", "--key", "F# major", "--bpm", "140", "--bars", "2",
                  "--seed", "3", "--model", "rules", "--out", str(out), "--midi", str(mid), "--quiet"])
     assert code == 0
-    audio, rate = read_audio(out)
+    audio, _ = read_audio(out)
     assert len(audio) == clip_samples(2, parse_meter("3/4"), 140, 44100)
     clip = read_midi(mid)
     assert clip.key is not None and clip.key.label == "F# major" and clip.meter.label == "3/4"
@@ -221,3 +226,47 @@ def test_cli_bench_writes_json_and_markdown(tmp_path: Path) -> None:
     row = report["results"][0]
     assert row["length_exact"] and row["runtime"] == "torch" and row["realtime_factor"] > 0
     assert "| torch |" in (tmp_path / "b.md").read_text()
+
+
+@pytest.mark.parametrize(("bars_from", "bars_to", "message"), [(0, 1, "0 bars"), (2, 1, "comes before"),
+                                                               (1, None, "bars_to")])
+def test_continue_with_bad_bar_numbers_is_refused(clip: dict, bars_from: int, bars_to: int | None,
+                                                  message: str) -> None:
+    params = {**PARAMS, "notes": clip["notes"], "bars_from": bars_from}
+    if bars_to is not None:
+        params["bars_to"] = bars_to
+    with pytest.raises(BadInputError, match=message):
+        _run("music.continue", params)
+
+
+@pytest.fixture
+def tiny_music_model(no_bundled_models: None) -> str:
+    """An untrained tiny music-transformer installed as a user model: exercises the model path end to end."""
+    from studio.core.paths import user_models_dir
+    from studio.ml import registry
+    from studio.ml.checkpoint import save_model
+
+    arch = registry.get("music-transformer")
+    config = arch.tiny_config()
+    torch.manual_seed(0)
+    save_model(arch.build(config), arch.name, config, user_models_dir() / "tiny-tunes.safetensors",
+               {"name": "tiny-tunes", "modality": "music"})
+    return "tiny-tunes"
+
+
+def test_an_installed_music_model_writes_the_melody(tiny_music_model: str) -> None:
+    params = {**PARAMS, "bars": 2}
+    result = _run(params=params, model=tiny_music_model)
+    recipe = result["recipe"]
+    assert recipe["melody_source"] == "model tiny-tunes" and recipe["model"] == "tiny-tunes"
+    assert len(recipe["model_sha256"]) == 64
+    melody = [n for n in result["notes"] if n["part"] == "melody"]
+    assert melody and all(n["start"] < 8 for n in melody)
+    assert np.array_equal(_run(params=params, model=tiny_music_model)["mix"], result["mix"])
+    longer = _run("music.continue", {**params, "notes": result["notes"], "bars_to": 3}, model=tiny_music_model)
+    kept = [n for n in longer["notes"] if n["part"] == "melody" and n["start"] < 8]
+    assert kept == melody and longer["bars"] == 3
+    varied = _run("music.vary", {**params, "notes": result["notes"], "bars_from": 2, "bars_to": 2},
+                  model=tiny_music_model)
+    assert [n for n in varied["notes"] if n["part"] == "melody" and n["start"] < 4] == \
+        [n for n in melody if n["start"] < 4]

@@ -154,8 +154,9 @@ def limiter_gain(peak: torch.Tensor, rate: int, ceiling_db: float = CEILING_DBTP
     width = 2 * half + 1
     padded = F.pad(needed.view(1, 1, -1), (half, half), mode="circular")
     floor = -F.max_pool1d(-padded, width, stride=1)  # windowed minimum
-    floor = F.pad(floor, (half, half), mode="circular")
-    return F.avg_pool1d(floor, width, stride=1).view(-1)
+    floor = F.pad(floor, (half, half), mode="circular").view(-1).double()
+    sums = torch.cat([floor.new_zeros(1), torch.cumsum(floor, 0)])  # moving average in O(n)
+    return ((sums[width:] - sums[:-width]) / width).to(peak.dtype)
 
 
 def normalise(stems: torch.Tensor, rate: int, target_lufs: float = TARGET_LUFS,

@@ -2,8 +2,9 @@
 
 Used when the user asks for it and both pieces are present: the package (``pip install midirenderer``) and an
 SF2 file (a path given by the user or in settings, the ``STUDIO_SOUNDFONT`` environment variable, or a Debian
-SoundFont such as ``fluid-soundfont-gm`` under /usr/share/sounds/sf2/). When either is missing, or the file is not a SoundFont, ``find_soundfont`` says so in a
-sentence and the caller falls back to the built-in synthesiser: never fatal.
+SoundFont such as ``fluid-soundfont-gm`` under /usr/share/sounds/sf2/). When either is missing, or the file is
+not a SoundFont, ``find_soundfont`` says so in a sentence and the caller falls back to the built-in synthesiser:
+never fatal.
 """
 
 from __future__ import annotations

@@ -121,7 +121,9 @@ def describe_source(root: Path) -> str:
     record = root / SOURCE_FILE
     if record.is_file():
         packages = json.loads(record.read_text(encoding="utf-8"))
-        listed = ", ".join(f"{name} {info['version']} (sha256 {info['sha256'][:12]})" for name, info in packages.items())
+        listed = ", ".join(
+            f"{name} {info['version']} (sha256 {info['sha256'][:12]})" for name, info in packages.items()
+        )
         return f"Debian packages {listed}"
     return f"Debian packages {', '.join(PACKAGES)} unpacked in {root}"
 

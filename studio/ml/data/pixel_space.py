@@ -46,6 +46,13 @@ class PixelSpace:
     def __len__(self) -> int:
         return len(self.values)
 
+    def tail(self, start: int) -> PixelSpace:
+        """The sprites from index ``start`` on (views, no copies)."""
+        part = object.__new__(PixelSpace)
+        for name in ("values", "visible", "squared_norm", "area", "blocks"):
+            setattr(part, name, getattr(self, name)[start:])
+        return part
+
     def squared(self, rows: torch.Tensor, other: PixelSpace) -> torch.Tensor:
         """Summed squared differences of ``self[rows]`` against every sprite of ``other``."""
         dot = self.values[rows] @ other.values.T
@@ -118,12 +125,10 @@ def pairs_within(images: np.ndarray, threshold: float = NEAR_COPY_L1) -> list[tu
     pairs: list[tuple[int, int]] = []
     for start in range(0, len(space), CHUNK):
         rows = torch.arange(start, min(start + CHUNK, len(space)))
-        upper = PixelSpace.__new__(PixelSpace)  # only the columns after this chunk's first row: i < j
-        for name in ("values", "visible", "squared_norm", "area", "blocks"):
-            setattr(upper, name, getattr(space, name)[start:])
+        upper = space.tail(start)  # pairs i < j only: columns from this chunk's first row on
         squared = space.squared(rows, upper)
-        local, cols = torch.nonzero(squared < space.budget(rows[:, None], upper, torch.arange(len(upper)), threshold),
-                                    as_tuple=True)
+        budget = space.budget(rows[:, None], upper, torch.arange(len(upper)), threshold)
+        local, cols = torch.nonzero(squared < budget, as_tuple=True)
         cols = cols + start
         keep = cols > rows[local]
         pair_rows, pair_cols = rows[local[keep]], cols[keep]

@@ -174,8 +174,10 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.empty(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Normalise in float32 even for fp16/bf16 weights (as the reference implementation does).
-        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
+        # Normalise in float32 even for fp16/bf16 weights, as the reference does; written out (not F.rms_norm)
+        # so that every ONNX exporter and opset can take it.
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * normed.to(x.dtype)
 
 
@@ -345,7 +347,7 @@ class Llama(nn.Module):
         self, b: int, t: int, start: int, key_mask: torch.Tensor | None, device: torch.device
     ) -> torch.Tensor | None:
         """Boolean (B|1, 1, G*T, start+T) mask, True = attend; None when every key may be seen (one new token)."""
-        if t == 1 and key_mask is None:
+        if key_mask is None and t == 1:
             return None
         total = start + t
         query_pos = torch.arange(start, total, device=device)[:, None]

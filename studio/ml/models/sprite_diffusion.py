@@ -22,7 +22,7 @@ from studio.ml.sampling.ddim import NoiseSchedule, guided_eps
 @dataclass
 class SpriteDiffusionConfig:
     num_classes: int = 6
-    width: int = 48  # channels at 16x16; doubled at 8x8 and 4x4
+    width: int = 40  # channels at 16x16; doubled at 8x8 and 4x4
     timesteps: int = 1000
     schedule: str = "cosine"
 
@@ -50,7 +50,8 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(n, 3, c, h * w).unbind(1)
+        qkv = self.qkv(self.norm(x)).reshape(n, 3, c, h * w)
+        q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]  # indexing, not unbind: unbind exports as SplitToSequence
         weights = torch.softmax(q.transpose(1, 2) @ k / math.sqrt(c), dim=-1)
         return x + self.out((v @ weights.transpose(1, 2)).reshape(n, c, h, w))
 

@@ -42,7 +42,7 @@ from studio.ml.sampling.lexicon import NO_WORD, Lexicon
 ALLOWED_PUNCT = frozenset(".,!?;:'\"-–—&%$€£+/()…¿¡")
 START_OK = frozenset("\"(¿¡$€£")  # besides letters and digits, what a line may start with
 END_OK = frozenset('.!?)"%…')  # besides a finished word, what a line may end with
-SPACE_AFTER = frozenset(",;:!?.…)")  # a letter right after one of these needs a space first
+SPACE_AFTER = frozenset(",;:!?.…)$€£%&+")  # a letter right after one of these needs a space first
 NO_SPACE_BEFORE = frozenset(",;:.!?)…%")
 
 Width = Callable[[str], int]
@@ -60,6 +60,34 @@ _BAD_CHAR = re.compile(r"[^\w .,!?;:'\"\-–—&%$€£+/()…¿¡]|_")
 _HEAD = re.compile(r"(?:[^\W_]|')*")
 _TAIL = re.compile(r"[^\W_]+(?:'[^\W_]+)*$")
 _WORD_CHAR = re.compile(r"[^\W_]")
+
+
+# Letter case of a word or word piece. A word is lower, Title, UPPER (or has no letters); anything else
+# ("LevER") is MIXED and allowed only as a prefix of a brief's own word ("PixelQuest", "iPhone").
+NONE, LOWER, UPPER1, UPPER, TITLE, MIXED = range(6)
+# COMBINE[word so far, next piece] -> case of the longer word
+COMBINE = np.full((6, 6), MIXED, dtype=np.int8)
+for _a, _b, _c in (
+    (LOWER, LOWER, LOWER), (UPPER1, LOWER, TITLE), (UPPER1, UPPER1, UPPER), (UPPER1, UPPER, UPPER),
+    (UPPER, UPPER1, UPPER), (UPPER, UPPER, UPPER), (TITLE, LOWER, TITLE),
+):
+    COMBINE[_a, _b] = _c
+for _k in range(6):
+    COMBINE[NONE, _k] = _k
+    COMBINE[_k, NONE] = _k
+
+
+def case_class(text: str) -> int:
+    letters = [ch for ch in text if ch.isupper() or ch.islower()]
+    if not letters:
+        return NONE
+    if all(ch.islower() for ch in letters):
+        return LOWER
+    if all(ch.isupper() for ch in letters):
+        return UPPER1 if len(letters) == 1 else UPPER
+    if letters[0].isupper() and all(ch.islower() for ch in letters[1:]):
+        return TITLE
+    return MIXED
 
 
 @dataclass(frozen=True)
@@ -107,6 +135,8 @@ class TokenTable:
     inner_space: np.ndarray  # a space after the first visible character
     starts_letter: np.ndarray  # first character is a letter (for "space after punctuation")
     bare_break: np.ndarray  # (V,) bool: punctuation and spaces only
+    head_case: np.ndarray  # (V,) int8 case class of the head (the whole text for continuation tokens)
+    tail_case: np.ndarray
     head_groups: dict[str, np.ndarray]  # break tokens by the word continuation they start with
     tail_groups: dict[str, np.ndarray]  # break tokens by the word they start after their break
     sorted_tails: list[str]
@@ -148,6 +178,8 @@ def build_token_table(token_texts: Sequence[str], end_ids: Iterable[int], specia
         raise BadInputError("this model's vocabulary has no newline token; constrained copy needs one")
     n = len(token_texts)
     first_ok, starts_space, inner_space, starts_letter, bare = (np.zeros(n, dtype=bool) for _ in range(5))
+    head_case = np.full(n, NONE, dtype=np.int8)
+    tail_case = np.full(n, NONE, dtype=np.int8)
     by_head: dict[str, list[int]] = {}
     by_tail: dict[str, list[int]] = {}
     for i, shape in enumerate(shapes):
@@ -158,6 +190,8 @@ def build_token_table(token_texts: Sequence[str], end_ids: Iterable[int], specia
         starts_space[i] = shape.text.startswith(" ")
         inner_space[i] = " " in visible
         starts_letter[i] = shape.text[0].isalpha()
+        head_case[i] = case_class(shape.text[: len(shape.head)])
+        tail_case[i] = case_class(shape.text[len(shape.text) - len(shape.tail):]) if shape.tail else NONE
         if shape.has_break:
             bare[i] = not shape.head and not shape.tail
             by_head.setdefault(shape.head, []).append(i)
@@ -174,6 +208,8 @@ def build_token_table(token_texts: Sequence[str], end_ids: Iterable[int], specia
         inner_space=inner_space,
         starts_letter=starts_letter,
         bare_break=bare,
+        head_case=head_case,
+        tail_case=tail_case,
         head_groups={h: np.array(v, dtype=np.int64) for h, v in by_head.items()},
         tail_groups={t: np.array(v, dtype=np.int64) for t, v in by_tail.items()},
         sorted_tails=sorted(t for t in by_tail if t),
@@ -223,7 +259,9 @@ class CopyConstraints:
         lexicon: Lexicon,
         banned: Sequence[BannedPattern] = (),
         width: Width = len,
+        names: Iterable[str] = (),
     ) -> None:
+        """``names``: words of the brief whose own casing ("PixelQuest") is allowed besides lower/Title/UPPER."""
         self.table = table
         self.lexicon = lexicon.edited(remove=banned)
         self.singles = tuple(p for p in banned if len(p.parts) == 1)
@@ -249,6 +287,16 @@ class CopyConstraints:
             shape = table.shapes[i]
             if not shape.tail:
                 self.tail_extra[i] = self._after_break_extra(shape.text)
+        self.name_prefixes = frozenset(
+            name[:k] for name in names if case_class(name) == MIXED for k in range(1, len(name) + 1)
+        )
+        # break tokens may start a word in any normal case, or as a prefix of a brief name
+        tail_ok = table.tail_case != MIXED
+        for i in table.break_ids:
+            shape = table.shapes[i]
+            if not tail_ok[i] and shape.text[len(shape.text) - len(shape.tail):] in self.name_prefixes:
+                tail_ok[i] = True
+        self.tail_extra[~tail_ok] = NO_WORD
         self._end_set = frozenset(int(i) for i in table.end_ids)
         self._cont_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._head_cache: dict[tuple[str, tuple[str, ...]], list[tuple[str, np.ndarray]]] = {}
@@ -383,8 +431,9 @@ class CopyConstraints:
 
         # tokens that continue (or, after a break, start) a word
         ids, extra = self.continuations(partial)
+        word_case = case_class(state.text[len(state.text) - len(partial):]) if partial else NONE
         if ids.size:
-            fits = lengths[ids] + extra <= room
+            fits = (lengths[ids] + extra <= room) & self._case_ok(ids, word_case, state, partial)
             avoid = self._forbidden_next(before) if self.phrases else ()
             if avoid:
                 for k in np.nonzero(fits)[0]:
@@ -400,6 +449,8 @@ class CopyConstraints:
             groups.append(("", self.table.head_groups[""]))
         no_word_yet = not (state.done_words or partial)
         for head, ids in groups:
+            if head:
+                ids = ids[self._case_ok(ids, word_case, state, partial)]
             extra = self.tail_extra[ids]
             if no_word_yet:  # punctuation alone is not a line: keep room for a word after it
                 extra = np.where(self.table.bare_break[ids], np.maximum(extra, self.lexicon.shortest + 1), extra)
@@ -422,6 +473,16 @@ class CopyConstraints:
         if (state.done_words or partial) and clean_end and fresh:
             mask[table.end_ids] = True
         return mask
+
+    def _case_ok(self, ids: np.ndarray, word_case: int, state: LineState, partial: str) -> np.ndarray:
+        """Tokens whose head keeps the current word in one letter case (or spells a brief name)."""
+        ok = COMBINE[word_case, self.table.head_case[ids]] != MIXED
+        if self.name_prefixes and not ok.all():
+            word = state.text[len(state.text) - len(partial):] if partial else ""
+            for k in np.nonzero(~ok)[0]:
+                shape = self.table.shapes[ids[k]]
+                ok[k] = word + shape.text[: len(shape.head)] in self.name_prefixes
+        return ok
 
     def _phrase_ok(self, ids: np.ndarray, finished: str, before: tuple[str, ...], lengths: np.ndarray,
                    room: int) -> np.ndarray:

@@ -78,7 +78,8 @@ def guided_eps(
         return net(x, t, labels)
     null = torch.full_like(labels, net.null_label)
     eps = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null]))
-    cond, uncond = eps.chunk(2)
+    n = x.shape[0]
+    cond, uncond = eps[:n], eps[n:]  # slicing, not chunk: chunk exports as SplitToSequence
     g = guidance.view(-1, 1, 1, 1) if isinstance(guidance, torch.Tensor) else guidance
     return uncond + g * (cond - uncond)
 

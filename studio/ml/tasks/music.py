@@ -118,6 +118,12 @@ def _density_args(clip: ClipSettings) -> dict[str, Any]:
     return {"density": clip.style.melody_density, "octave": melody.octave, "span": clip.style.melody_range}
 
 
+def melody_range(clip: ClipSettings) -> tuple[int, int]:
+    """The melody's MIDI pitch range: from a third below the style's tonic octave, ``melody_range`` semitones up."""
+    low = clip.key.degree_pitch(-2, clip.style.instruments["melody"].octave)
+    return low, min(127, low + clip.style.melody_range)
+
+
 def new_melody(clip: ClipSettings, source: MelodyModel, seed: int, params: Mapping[str, Any],
                ctx: JobContext) -> list[Note]:
     if source.module is None:
@@ -126,7 +132,8 @@ def new_melody(clip: ClipSettings, source: MelodyModel, seed: int, params: Mappi
 
     return sample.generate_melody(
         source.module, clip.key.name, clip.key.mode, clip.meter.label, round(clip.bpm), clip.bars, seed,
-        **_sampling(params), cancel=ctx.check_cancel, on_progress=_model_progress(ctx))
+        **_sampling(params), cancel=ctx.check_cancel, on_progress=_model_progress(ctx),
+        pitch_range=melody_range(clip))
 
 
 def _bars_of(melody: Sequence[Note], meter: Meter) -> int:
@@ -151,11 +158,11 @@ def _input_melody(params: Mapping[str, Any]) -> list[Note]:
 
 
 def _bar_range(params: Mapping[str, Any], default_from: int, default_to: int | None) -> tuple[int, int]:
-    bars_from = validate_bars(params.get("bars_from") or default_from)
-    raw_to = params.get("bars_to") or default_to
-    if raw_to is None:
+    raw_from, raw_to = params.get("bars_from"), params.get("bars_to")
+    bars_from = validate_bars(default_from if raw_from is None else raw_from)
+    if raw_to is None and default_to is None:
         raise BadInputError("say up to which bar to continue ('bars_to')")
-    bars_to = validate_bars(raw_to)
+    bars_to = validate_bars(default_to if raw_to is None else raw_to)
     if bars_to < bars_from:
         raise BadInputError(f"bars {bars_from}-{bars_to}: the last bar comes before the first")
     return bars_from, bars_to
@@ -171,11 +178,14 @@ def continued_melody(clip: ClipSettings, melody: list[Note], bars_from: int, sou
     if source.module is None:
         return kept + rule_melody(clip.key, clip.meter, clip.bars, seed, prefix=kept,
                                   bar_range=(bars_from - 1, clip.bars), **_density_args(clip))
+    if not kept:
+        return new_melody(clip, source, seed, params, ctx)
     from studio.ml.music import sample
 
     return sample.continue_notes(
         source.module, kept, clip.bars - bars_from + 1, clip.key.name, clip.key.mode, clip.meter.label,
-        round(clip.bpm), seed, **_sampling(params), cancel=ctx.check_cancel, on_progress=_model_progress(ctx))
+        round(clip.bpm), seed, **_sampling(params), cancel=ctx.check_cancel, on_progress=_model_progress(ctx),
+        clip_bars=bars_from - 1)
 
 
 def varied_melody(clip: ClipSettings, melody: list[Note], bars_from: int, bars_to: int, source: MelodyModel,
@@ -194,7 +204,8 @@ def varied_melody(clip: ClipSettings, melody: list[Note], bars_from: int, bars_t
 
     return sample.vary_bars(
         source.module, melody, bars_from, bars_to, clip.key.name, clip.key.mode, clip.meter.label,
-        round(clip.bpm), seed, **_sampling(params), cancel=ctx.check_cancel, on_progress=_model_progress(ctx))
+        round(clip.bpm), seed, **_sampling(params), cancel=ctx.check_cancel, on_progress=_model_progress(ctx),
+        clip_bars=clip.bars)
 
 
 def render(arrangement: Arrangement, clip: ClipSettings, seed: int, params: Mapping[str, Any],
@@ -293,7 +304,8 @@ def continue_clip(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
 def vary_clip(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     melody = _input_melody(spec.params)
     probe = clip_settings(spec.params, bars=1)
-    total = spec.params.get("bars") or _bars_of(melody, probe.meter)
+    total = spec.params.get("bars")
+    total = _bars_of(melody, probe.meter) if total is None else total
     clip = clip_settings(spec.params, bars=total)
     bars_from, bars_to = _bar_range(spec.params, 1, clip.bars)
     if bars_to > clip.bars:

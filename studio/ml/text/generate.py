@@ -119,6 +119,8 @@ def stream_batch(
     stop_ids = lm.tokenizer.stop_ids
     if cancel:
         cancel()
+    # The reply stops where the model's context ends.
+    max_new_tokens = min(max_new_tokens, lm.config.max_seq_len - max(len(ids) for ids in encoded))
     if all(ids == encoded[0] for ids in encoded):
         logits, cache = lm.prefill(encoded[0], max_new_tokens, copies=n)
     else:

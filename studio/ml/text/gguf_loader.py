@@ -117,8 +117,8 @@ def read_config(reader: Any, name: str = "") -> LlamaConfig:
             n_heads=n_heads,
             n_kv_heads=int(field(reader, "llama.attention.head_count_kv", n_heads)),
             ffn_dim=int(need("feed_forward_length")),
-            norm_eps=float(need("attention.layer_norm_rms_epsilon")),
-            rope_theta=float(field(reader, "llama.rope.freq_base", 10000.0)),
+            norm_eps=_short_float(need("attention.layer_norm_rms_epsilon")),
+            rope_theta=_short_float(field(reader, "llama.rope.freq_base", 10000.0)),
             max_seq_len=int(field(reader, "llama.context_length", 2048)),
             tie_embeddings=not any(t.name == "output.weight" for t in reader.tensors),
         )
@@ -130,6 +130,11 @@ def read_config(reader: Any, name: str = "") -> LlamaConfig:
     if n_tokens and n_tokens != config.vocab_size:
         raise ModelFileError(f"{label}: the tokenizer has {n_tokens} tokens but the model {config.vocab_size}")
     return config
+
+
+def _short_float(value: float) -> float:
+    """GGUF stores float32: 9.999999747e-06 -> 1e-05 (the same float32, readable in the sidecar)."""
+    return float(str(np.float32(value)))
 
 
 def expected_shapes(config: LlamaConfig) -> dict[str, tuple[int, ...]]:
@@ -209,7 +214,9 @@ def read_weights(reader: Any, config: LlamaConfig) -> dict[str, torch.Tensor]:
             array = unpermute_rope_rows(array, config.n_heads)
         elif ".attn_k." in name:
             array = unpermute_rope_rows(array, config.n_kv_heads)
-        return torch_name(name), torch.from_numpy(np.ascontiguousarray(array))
+        if not (array.flags.writeable and array.flags.c_contiguous):  # float32 tensors come as read-only maps
+            array = np.array(array, order="C")
+        return torch_name(name), torch.from_numpy(array)
 
     # numpy releases the GIL in the heavy parts of dequantisation, so two threads roughly halve the wait.
     with ThreadPoolExecutor(max_workers=max(1, min(4, torch.get_num_threads()))) as pool:

@@ -76,23 +76,28 @@ class LanguageModel:
     ) -> tuple[torch.Tensor, KVCache]:
         """Run the prompt(s); returns (next-token logits (B, V) float32 on the CPU, cache).
 
+        Room for ``max_new_tokens`` more is reserved (up to the model's context length; the cache grows if a
+        caller goes further). A prompt that leaves no room for a reply is refused.
+
         ``ids`` is one prompt or a list of prompts (left-padded to the longest, each row keeps its own
         positions). ``copies`` > 1 repeats a single prompt's cache for that many variants. With ``cache``,
         ``ids`` (same length for every row) extend that cache instead of starting a new one.
         """
         rows = _as_rows(ids)
+        limit = self.config.max_seq_len
         if cache is not None:
             if len({len(r) for r in rows}) != 1 or len(rows) != cache.batch:
                 raise BadInputError("extending a cache needs one equally long piece per cached row")
-            self._check_room(cache.length + len(rows[0]) + max_new_tokens)
-            cache.reserve(cache.length + len(rows[0]) + max_new_tokens)
+            self._check_room(cache.length + len(rows[0]) + 1)
+            cache.reserve(min(cache.length + len(rows[0]) + max_new_tokens, limit))
             return self._forward(torch.tensor(rows), cache, last_only=True)
         longest = max(len(r) for r in rows)
-        self._check_room(longest + max_new_tokens)
+        self._check_room(longest + 1)
         pads = [longest - len(r) for r in rows]
         tokens = torch.tensor([[self.tokenizer.pad_id] * p + list(r) for p, r in zip(pads, rows, strict=True)])
         pad = torch.tensor(pads, device=self.device) if any(pads) else None
-        cache = KVCache.allocate(self.config, len(rows), longest + max_new_tokens, self.device, self.dtype, pad)
+        capacity = min(longest + max_new_tokens, limit)
+        cache = KVCache.allocate(self.config, len(rows), capacity, self.device, self.dtype, pad)
         logits, cache = self._forward(tokens, cache, last_only=True)
         if copies > 1:
             if len(rows) != 1:
@@ -117,8 +122,8 @@ class LanguageModel:
     def _check_room(self, needed: int) -> None:
         if needed > self.config.max_seq_len:
             raise BadInputError(
-                f"the prompt and reply need {needed} tokens but this model reads at most {self.config.max_seq_len}:"
-                " shorten the brief or ask for less text"
+                f"the text needs {needed} tokens but this model reads at most {self.config.max_seq_len}: "
+                "shorten the brief or ask for less text"
             )
 
 

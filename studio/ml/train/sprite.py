@@ -97,6 +97,7 @@ class SpriteTrainConfig:
     sample_every: int | None = None
     checkpoint_every: int | None = None
     keep_checkpoints: int = 3
+    resume: bool = False  # continue from the newest checkpoint of run_dir (else a run_dir with one is refused)
     model: dict[str, Any] = field(default_factory=dict)  # architecture config overrides
     threads: int = 0  # CPU threads for torch; 0 = leave torch's default
     command: str = ""  # the command line, recorded in the model's sidecar
@@ -128,7 +129,7 @@ def load_data(folder: Path, device: str) -> SpriteData:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         parts = [np.load(folder / f"{split}.npz") for split in ("train", "val")]
     except (OSError, ValueError) as exc:
-        raise BadInputError(f"{folder} is not a sprite data set ({exc}); build one with `studio data sprites`")
+        raise BadInputError(f"{folder} is not a sprite data set ({exc}); build one with `studio data sprites`") from None
     tensors = []
     for part in parts:
         images, labels = part["images"], part["labels"]
@@ -323,6 +324,10 @@ def _train(
     model.to(device).train()
 
     latest = latest_checkpoint(ckpt_dir)
+    if latest and not config.resume:
+        raise BadInputError(
+            f"{run_dir} already holds a run (checkpoint {latest.stem}): resume it (--resume) or pick another folder"
+        )
     checkpoint = load_checkpoint(latest, device) if latest else None
     if checkpoint:
         model.load_state_dict(checkpoint.groups["model"])
@@ -387,6 +392,8 @@ def _train(
             )
 
     distributed.barrier(info)
+    if info.is_main and not metrics:  # resumed at or past the last step: nothing was measured yet
+        metrics = {**{f"train_{k}": v for k, v in smooth.items()}, **_validate(objective, data, plan)}
     wall = wall_before + time.monotonic() - began
     model_path = run_dir / "model.safetensors"
     registered = None

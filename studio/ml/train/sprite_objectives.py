@@ -101,7 +101,7 @@ class GanObjective(Objective):
         self._apply("discriminator", d_loss, self.model.discriminator)
         g_loss = -self.discriminator(fake, labels).mean()
         self._apply("generator", g_loss, self.model.generator)
-        return {"d": float(d_loss), "g": float(g_loss), "d_real": float(real_score.mean())}
+        return {"d": d_loss.item(), "g": g_loss.item(), "d_real": real_score.mean().item()}
 
     @torch.no_grad()
     def validate(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
@@ -130,7 +130,7 @@ class VaeObjective(Objective):
         recon, kl = self._losses(self.net, x, labels, gen)
         loss = recon + self.hyper.kl_weight * kl
         self._apply("model", loss, self.model)
-        return {"loss": float(loss), "recon": float(recon), "kl": float(kl)}
+        return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}
 
     @torch.no_grad()
     def validate(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
@@ -158,7 +158,7 @@ class DiffusionObjective(Objective):
     def train_step(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
         loss = self._loss(self.net, x, labels, gen, self.hyper.cfg_dropout)
         self._apply("model", loss, self.model)
-        return {"mse": float(loss)}
+        return {"mse": loss.item()}
 
     @torch.no_grad()
     def validate(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:

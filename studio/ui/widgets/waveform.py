@@ -1,7 +1,7 @@
 """Waveform view: min/max peaks per pixel column from a precomputed pyramid, zoom, scroll, loop selection, playhead.
 
 Drawing cost does not depend on the clip's length: :class:`PeakPyramid` keeps min/max (and sum of squares for an RMS
-band) per block of 64, 128, 256, ... samples, so a repaint reduces at most ~2 blocks per column with numpy and draws
+band) per block of 64, 128, 256, ... samples, so a repaint reduces 4-8 blocks per column with numpy and draws
 one vertical line per pixel column. The waveform layer is cached in a pixmap; playhead moves and selection changes
 repaint over the cached layer only.
 """
@@ -88,12 +88,15 @@ class PeakPyramid:
         edges = start + samples_per_px * np.arange(n + 1)
         if samples_per_px < BASE_BLOCK:
             return self._from_samples(edges)
-        level = min(int(math.log2(samples_per_px / BASE_BLOCK)), len(self.levels) - 1)
+        # 4-8 blocks per column: a column's edges are off by at most a quarter column, for little work
+        level = min(max(0, int(math.log2(samples_per_px / (4 * BASE_BLOCK)))), len(self.levels) - 1)
         block = BASE_BLOCK << level
         lo, hi, sq = self.levels[level]
-        idx = np.minimum((edges[:-1] // block).astype(np.int64), lo.shape[1] - 1)
+        end = min(lo.shape[1], max(1, math.ceil(edges[-1] / block)))  # blocks past the last column are not shown
+        lo, hi, sq = lo[:, :end], hi[:, :end], sq[:, :end]
+        idx = np.minimum((edges[:-1] // block).astype(np.int64), end - 1)
         starts, inverse = np.unique(idx, return_inverse=True)
-        rms = np.sqrt(np.add.reduceat(sq, starts, axis=1) / (block * np.diff(np.append(starts, lo.shape[1]))))
+        rms = np.sqrt(np.add.reduceat(sq, starts, axis=1) / (block * np.diff(np.append(starts, end))))
         return (np.minimum.reduceat(lo, starts, axis=1)[:, inverse],
                 np.maximum.reduceat(hi, starts, axis=1)[:, inverse], rms[:, inverse])
 

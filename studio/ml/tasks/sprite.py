@@ -1,0 +1,267 @@
+"""Sprite jobs: ``sprite.generate`` (any sprite model), ``sprite.variations`` and ``sprite.blend`` (VAE) and
+``sprite.inpaint`` (diffusion). Payloads follow the contract in the shared brief: each sprite is
+``{"index", "rgba": HxWx4 uint8, "recipe"}`` and sprite ``i`` of a job is made from seed ``seed + i``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from studio.core.context import JobContext
+from studio.core.errors import BadInputError
+from studio.core.jobs import JobSpec, thaw
+from studio.core.sprite_ops import check_rgba, quantize, resolve_palette, snap_alpha
+from studio.ml.checkpoint import load_model, sha256_file
+from studio.ml.manifest import read_manifest
+from studio.ml.models.sprite_common import SPRITE_SIZE, images_to_tensor, tensor_to_images
+from studio.ml.sampling.ddim import ddim_sample
+from studio.ml.sampling.sprites import generate, seeded_generators
+from studio.ml.store import ModelEntry, ModelStore
+from studio.ml.tasks import task
+
+MAX_COUNT = 1024
+BATCH = {"gan": 64, "vae": 64, "diffusion": 16}  # sprites per forward pass (halved after a CUDA OOM)
+SIZE = f"{SPRITE_SIZE}x{SPRITE_SIZE}"
+
+
+class LoadedSpriteModel(nn.Module):
+    """A sprite network plus what jobs need to know about its file (cached as one module by the worker)."""
+
+    def __init__(self, net: nn.Module, name: str, categories: list[str], sha256: str) -> None:
+        super().__init__()
+        self.net = net
+        self.name = name
+        self.categories = categories
+        self.sha256 = sha256
+
+    @property
+    def family(self) -> str:
+        return self.net.family
+
+    def label(self, category: Any) -> int:
+        if category not in self.categories:
+            raise BadInputError(
+                f"{self.name} knows no category {category!r}; it knows: {', '.join(self.categories)}"
+            )
+        return self.categories.index(category)
+
+
+def _load(ctx: JobContext, name: str) -> LoadedSpriteModel:
+    store = ctx.resources.store
+    entry = store.find(name)
+    if entry.modality != "sprite" or not entry.arch.startswith("sprite-"):
+        raise BadInputError(f"{name!r} is a {entry.arch} model, not a sprite model: pick a sprite model")
+
+    def load() -> LoadedSpriteModel:
+        store.verify(entry)
+        net, _, meta = load_model(entry.weights, expect_arch=entry.arch, device=ctx.device)
+        categories = list(meta.get("categories") or [])
+        if len(categories) != net.config.num_classes:
+            categories = [str(i) for i in range(net.config.num_classes)]
+        return LoadedSpriteModel(net, name, categories, _sha256(store, entry))
+
+    return ctx.resources.cache.get(f"sprite:{entry.source}:{entry.weights}:{ctx.device}", load)
+
+
+def _sha256(store: ModelStore, entry: ModelEntry) -> str:
+    """A bundled model's hash is in the manifest (already checked); others are hashed once when loaded."""
+    if entry.source == "bundled":
+        listed = read_manifest(store.bundled).get(entry.name)
+        relative = entry.weights.relative_to(store.bundled).as_posix()
+        if listed and relative in listed.files:
+            return listed.files[relative]
+    return sha256_file(entry.weights)
+
+
+def _require(model: LoadedSpriteModel, family: str, what: str) -> None:
+    if model.family != family:
+        raise BadInputError(f"{what} needs a {family.upper()} sprite model; {model.name} is a {model.family} model")
+
+
+def _int(params: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not low <= value <= high:
+        raise BadInputError(f"{key} must be a whole number from {low} to {high}, not {value!r}")
+    return int(value)
+
+
+def _float(params: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not low <= value <= high:
+        raise BadInputError(f"{key} must be a number from {low} to {high}, not {value!r}")
+    return float(value)
+
+
+def _sprite(params: Mapping[str, Any], key: str) -> np.ndarray:
+    if key not in params:
+        raise BadInputError(f"this job needs a sprite in {key!r}")
+    rgba = check_rgba(params[key])
+    if rgba.shape[:2] != (SPRITE_SIZE, SPRITE_SIZE):
+        raise BadInputError(f"sprite models work on {SIZE} sprites; this one is {rgba.shape[1]}x{rgba.shape[0]}")
+    return rgba
+
+
+def _recipe_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Params as JSON-ready data; images and masks are recorded by their sha256, not their pixels."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, np.ndarray):
+            out[key] = "sha256:" + hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()[:16]
+        else:
+            out[key] = thaw(value)
+    return out
+
+
+class _Finisher:
+    """Alpha snap and palette for each sprite, then its recipe; hands each sprite over as a PARTIAL event."""
+
+    def __init__(self, ctx: JobContext, model: LoadedSpriteModel, params: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.model = model
+        self.params = params
+        self.palette_spec = str(params.get("palette", "none"))
+        automatic = self.palette_spec.lower().startswith("auto-")
+        self.palette = None if automatic else resolve_palette(self.palette_spec)
+        if automatic:  # check the spec now, not after the model has run
+            resolve_palette(self.palette_spec, np.zeros((1, 1, 4), dtype=np.uint8))
+        self.results: list[dict[str, Any]] = []
+
+    def finish(self, rgba: np.ndarray) -> np.ndarray:
+        if self.palette_spec.lower().startswith("auto-"):
+            return quantize(rgba, resolve_palette(self.palette_spec, snap_alpha(rgba)))
+        return snap_alpha(rgba) if self.palette is None else quantize(rgba, self.palette)
+
+    def recipe(self, index: int) -> dict[str, Any]:
+        return {
+            "model": self.model.name,
+            "model_sha256": self.model.sha256,
+            "kind": self.ctx.spec.kind,
+            "seed": self.ctx.spec.seed + index,
+            "params": self.params,
+            "size": SIZE,
+        }
+
+    def add(self, images: np.ndarray) -> None:
+        for rgba in images:
+            index = len(self.results)
+            item = {"index": index, "rgba": self.finish(rgba), "recipe": self.recipe(index)}
+            self.results.append(item)
+            self.ctx.partial(item)
+
+
+def _chunks(total: int, family: str, ctx: JobContext) -> list[tuple[int, int]]:
+    size = max(1, int(BATCH[family] * ctx.batch_scale))
+    return [(start, min(total, start + size)) for start in range(0, total, size)]
+
+
+@task("sprite.generate")
+def generate_sprites(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
+    """``count`` new sprites of one category from any sprite model (diffusion: DDIM with guidance)."""
+    model = _load(ctx, spec.model)
+    params = spec.params
+    label = model.label(params.get("category"))
+    count = _int(params, "count", 16, 1, MAX_COUNT)
+    steps = _int(params, "steps", 10, 1, getattr(model.net.config, "timesteps", 1000))
+    guidance = _float(params, "guidance", 2.0, 0.0, 20.0)
+    clean = {"category": params["category"], "count": count, "palette": str(params.get("palette", "none")),
+             "steps": steps, "guidance": guidance}
+    finisher = _Finisher(ctx, model, clean)
+    chunks = _chunks(count, model.family, ctx)
+    for number, (start, stop) in enumerate(chunks):
+        images = generate(
+            model.net, torch.full((stop - start,), label), seeded_generators(spec.seed + start, stop - start),
+            steps=steps, guidance=guidance, on_step=_chunk_progress(ctx, number, len(chunks), start, stop, count),
+        )
+        finisher.add(tensor_to_images(images))
+    return finisher.results
+
+
+def _chunk_progress(ctx: JobContext, number: int, chunks: int, start: int, stop: int, count: int):
+    def on_step(done: int, total: int) -> None:
+        ctx.progress((number + done / total) / chunks, f"sprites {start + 1}-{stop} of {count}")
+
+    return on_step
+
+
+def _encode(model: LoadedSpriteModel, rgba: np.ndarray, label: int) -> torch.Tensor:
+    device = next(model.net.parameters()).device
+    mean, _ = model.net.encode(images_to_tensor(rgba).to(device), torch.tensor([label], device=device))
+    return mean[0]
+
+
+@task("sprite.variations")
+@torch.no_grad()
+def sprite_variations(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
+    """Sprites near a picked one: its latent code mixed with fresh noise, ``strength`` 0 (same) to 1 (any)."""
+    model = _load(ctx, spec.model)
+    _require(model, "vae", "variations")
+    params = spec.params
+    rgba = _sprite(params, "rgba")
+    label = model.label(params.get("category"))
+    count = _int(params, "count", 16, 1, MAX_COUNT)
+    strength = _float(params, "strength", 0.5, 0.0, 1.0)
+    finisher = _Finisher(ctx, model, _recipe_params({**params, "count": count, "strength": strength}))
+    center = _encode(model, rgba, label)
+    chunks = _chunks(count, "vae", ctx)
+    for number, (start, stop) in enumerate(chunks):
+        noise = model.net.sample_latents(seeded_generators(spec.seed + start, stop - start)).to(center.device)
+        z = (1.0 - strength**2) ** 0.5 * center + strength * noise  # variance-preserving mix
+        images = model.net.decode(z, torch.full((stop - start,), label, device=center.device))
+        ctx.progress((number + 1) / len(chunks), f"variations {start + 1}-{stop} of {count}")
+        finisher.add(tensor_to_images(images))
+    return finisher.results
+
+
+@task("sprite.blend")
+@torch.no_grad()
+def sprite_blend(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
+    """``frames`` sprites morphing from ``a`` to ``b`` along the straight path between their latent codes."""
+    model = _load(ctx, spec.model)
+    _require(model, "vae", "blending")
+    params = spec.params
+    a, b = _sprite(params, "a"), _sprite(params, "b")
+    label = model.label(params.get("category"))
+    frames = _int(params, "frames", 8, 2, MAX_COUNT)
+    finisher = _Finisher(ctx, model, _recipe_params({**params, "frames": frames}))
+    start, end = _encode(model, a, label), _encode(model, b, label)
+    weights = torch.linspace(0.0, 1.0, frames, device=start.device)[:, None]
+    z = (1 - weights) * start + weights * end
+    images = model.net.decode(z, torch.full((frames,), label, device=start.device))
+    ctx.progress(1.0, f"{frames} frames")
+    finisher.add(tensor_to_images(images))
+    return finisher.results
+
+
+@task("sprite.inpaint")
+def sprite_inpaint(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
+    """Redraw the masked pixels of a sprite with the diffusion model; the other pixels stay exactly as they were."""
+    model = _load(ctx, spec.model)
+    _require(model, "diffusion", "inpainting")
+    params = spec.params
+    rgba = _sprite(params, "rgba")
+    mask = np.asarray(params.get("mask"))
+    if mask.shape != rgba.shape[:2] or mask.dtype != np.bool_:
+        raise BadInputError(f"the mask must be a {SIZE} array of True/False (True = redraw)")
+    label = model.label(params.get("category"))
+    steps = _int(params, "steps", 20, 1, model.net.config.timesteps)
+    guidance = _float(params, "guidance", 2.0, 0.0, 20.0)
+    finisher = _Finisher(ctx, model, _recipe_params({**params, "steps": steps, "guidance": guidance}))
+    device = next(model.net.parameters()).device
+    generators = seeded_generators(spec.seed, 1)
+    redraw = torch.from_numpy(mask).float()[None, None].to(device)
+    with torch.no_grad():
+        out = ddim_sample(
+            model.net, model.net.schedule(), model.net.sample_noise(generators).to(device),
+            torch.tensor([label]), steps=steps, guidance=guidance, generators=generators,
+            known=images_to_tensor(rgba).to(device), redraw=redraw,
+            on_step=lambda done, total: ctx.progress(done / total, f"step {done}/{total}"),
+        )
+    drawn = finisher.finish(tensor_to_images(out)[0])
+    result = np.where(mask[..., None], drawn, rgba).astype(np.uint8)
+    return {"rgba": result, "recipe": finisher.recipe(0)}
