@@ -54,8 +54,9 @@ def run_data(args: argparse.Namespace) -> int:
 def _train_progress(step: int, steps: int, metrics: dict[str, float]) -> None:
     if "val_nll" in metrics or step == 1 or step % 10 == 0:
         val = f"  val_nll {metrics['val_nll']:.4f}" if "val_nll" in metrics else ""
-        end = "\n" if val or step == steps else ""
-        sys.stderr.write(f"\rstep {step}/{steps}  loss {metrics['loss']:.4f}  lr {metrics['lr']:.2e}{val}   {end}")
+        end = "\n" if val else ""
+        sys.stderr.write(f"\r{metrics['progress'] * 100:5.1f}%  step {step}  loss {metrics['loss']:.4f}  "
+                         f"lr {metrics['lr']:.2e}{val}   {end}")
         sys.stderr.flush()
 
 
@@ -65,7 +66,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     data = Path(args.data) if args.data else default_data_dir()
     options = TrainOptions(
-        data=data, preset=args.preset, max_steps=args.max_steps, name=args.name, resume=args.resume,
+        data=data, preset=args.preset, max_steps=args.max_steps, max_minutes=args.max_minutes, name=args.name,
+        resume=args.resume,
         out_dir=Path(args.out) if args.out else None, seed=args.seed, device=resolve_device(args.device),
         init_from=Path(args.init) if args.init else None, threads=args.threads,
     )
@@ -123,6 +125,7 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--data", help="folder from `studio data music` (default: datasets/music)")
     parser.add_argument("--preset", choices=("quick", "balanced", "best"), default="balanced")
     parser.add_argument("--max-steps", type=int, help="stop after this many steps (default: the preset's)")
+    parser.add_argument("--max-minutes", type=float, help="or stop after this much training time (resumes count)")
     parser.add_argument("--name", default="music-transformer", help="model name (file NAME.safetensors)")
     parser.add_argument("--out", help="folder for the model file (default: your model folder)")
     parser.add_argument("--resume", action="store_true", help="continue the run NAME from its last checkpoint")

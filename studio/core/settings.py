@@ -21,6 +21,7 @@ class Settings:
     cpu_threads: int = 0  # 0 = leave one core free for the desktop
     model_memory_budget_mb: int = 4096
     shared_model_dir: str = ""
+    soundfont_path: str = ""  # optional General MIDI SoundFont (.sf2/.sf3) for music rendering
 
     @property
     def resolved_output_dir(self) -> Path:

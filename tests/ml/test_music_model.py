@@ -102,7 +102,7 @@ def test_learning_rate_warms_up_then_decays() -> None:
     from studio.ml.train.music import PRESETS
 
     preset = PRESETS["quick"]
-    rates = [learning_rate(s, preset, 300) for s in range(300)]
+    rates = [learning_rate(s, preset, s / 300) for s in range(300)]
     assert rates[0] < rates[preset.warmup - 1] == pytest.approx(preset.lr)
     assert rates[-1] < rates[preset.warmup] and min(rates[preset.warmup :]) >= 0.1 * preset.lr - 1e-12
 
@@ -130,6 +130,15 @@ def test_train_resume_and_write_a_model(tmp_path: Path) -> None:
     model, _, _ = load_model(path, expect_arch="music-transformer")
     nll, count = validation_nll(model, MusicData.load(data, "val").validation_sequences(96), "cpu")
     assert count > 0 and math.isfinite(nll)
+
+
+def test_a_time_budget_ends_the_run(tmp_path: Path) -> None:
+    data = synthetic_data(tmp_path / "data")
+    options = TrainOptions(data=data, preset="quick", max_steps=10_000, max_minutes=1e-9, out_dir=tmp_path,
+                           run_dir=tmp_path / "r", model_overrides=TINY)
+    seen: list[dict] = []
+    train(options, on_progress=lambda _s, _t, m: seen.append(m))
+    assert len(seen) == 1 and seen[0]["progress"] >= 1.0 and "val_nll" in seen[0]
 
 
 def test_resume_without_a_checkpoint_and_unknown_presets_are_refused(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from studio.core import paths
 from studio.core.errors import BadInputError, ModelFileError
 from studio.ml.store import ModelStore
 from studio.ml.text import lm as lm_module
-from studio.ml.text.lm import load_language_model, register_gguf
+from studio.ml.text.gguf_loader import register_gguf
+from studio.ml.text.lm import load_language_model
 from studio.ml.text.tokenizer import GGUFTokenizer
 from tests.ml.tiny_gguf import tiny_model, write_tiny_gguf
 
@@ -137,12 +138,26 @@ def test_damaged_cache_is_rebuilt(tiny_gguf: Path) -> None:
 def test_gguf_in_the_user_folder_appears_in_the_store() -> None:
     path = write_tiny_gguf(paths.user_models_dir() / "lm" / "Tiny-Chat.Q8_0.gguf", quantized=True)
     assert ModelStore().entries() == []  # no sidecar yet
-    side = register_gguf(path)
-    meta = json.loads(side.read_text())
+    assert register_gguf(path) == "tiny-chat"
+    meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["arch"] == "llama" and meta["format"] == "gguf" and meta["modality"] == "copy"
     entry = ModelStore().find("tiny-chat")
     assert entry.weights == path and entry.arch == "llama" and entry.modality == "copy"
     assert entry.size_bytes >= path.stat().st_size
+
+
+def test_register_copies_into_a_folder_after_checking(tmp_path: Path) -> None:
+    folder = tmp_path / "user" / "lm"
+    source = write_tiny_gguf(tmp_path / "downloads" / "Tiny-Chat.Q8_0.gguf", quantized=True)
+    assert register_gguf(source, "my-lm", folder) == "my-lm"
+    assert (folder / source.name).read_bytes() == source.read_bytes()
+    assert json.loads((folder / "Tiny-Chat.Q8_0.json").read_text())["name"] == "my-lm"
+    with pytest.raises(BadInputError, match="already in the model folder"):
+        register_gguf(source, "again", folder)
+    broken = write_tiny_gguf(tmp_path / "downloads" / "holey.gguf", drop_tensor="blk.0.attn_q.weight")
+    with pytest.raises(ModelFileError, match="lacks tensors"):
+        register_gguf(broken, None, folder)
+    assert not (folder / "holey.gguf").exists()
 
 
 def test_loading_writes_the_sidecar_and_resources_load_by_name() -> None:

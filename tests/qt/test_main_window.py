@@ -3,6 +3,9 @@ bar (device, queue, progress with ETA, failures, cancel) and drag-and-drop routi
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent, QTextCursor
+from PySide6.QtGui import QDropEvent, QImage, QTextCursor
 
 from studio.core.context import JobContext
 from studio.core.errors import BadInputError
@@ -247,3 +250,14 @@ def test_dropped_files_open_in_the_right_workspace(qtbot, window, tmp_path):
 def test_settings_object_is_shared_with_workspaces(qtbot, window):
     assert all(w.settings is window.settings for w in window.workspaces)
     assert isinstance(window.settings, Settings)
+
+
+def test_studio_app_screenshot_command_opens_the_window(tmp_path, studio_home):
+    """`studio app --screenshot F` (what CI and the README use) in a fresh process."""
+    target = tmp_path / "app.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "STUDIO_HOME": str(studio_home)}
+    done = subprocess.run([sys.executable, "-m", "studio", "app", "--screenshot", str(target)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    image = QImage(str(target))
+    assert image.width() >= 900 and image.height() >= 600

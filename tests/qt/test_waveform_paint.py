@@ -72,7 +72,7 @@ def test_column_lines_path_has_one_vertical_segment_per_column():
 def test_painting_shows_a_loud_left_channel_and_a_silent_right_one(qtbot):
     rate = 8000
     t = np.arange(rate * 2) / rate
-    samples = np.stack([0.9 * np.sin(2 * np.pi * 50 * t), np.zeros_like(t)], axis=1).astype(np.float32)
+    samples = np.stack([0.9 * np.sin(2 * np.pi * 400 * t), np.zeros_like(t)], axis=1).astype(np.float32)
     view = WaveformView()
     qtbot.addWidget(view)
     view.resize(400, 240)

@@ -241,10 +241,11 @@ def read_debian_corpus(path: Path) -> list[PackageBlurb]:
 _CORPUS_WORD = re.compile(r"^[a-z0-9]*[a-z][a-z0-9]*$")
 #: Short words kept; other one- and two-letter entries of spelling lists are mostly abbreviations ("gi", "ni")
 #: that would let a line end on what is really the start of a longer word.
-SHORT_WORDS = frozenset(
-    "a i ad ai am an as at be by do eu ex go he hi id if in is it me my no of oh ok on or ox pc so to tv uk up us "
-    "ui ux vr we 3d".split()
-)
+SHORT_WORDS = frozenset({
+    "a", "i", "ad", "ai", "am", "an", "as", "at", "be", "by", "do", "eu", "ex", "go", "he", "hi", "id",
+    "if", "in", "is", "it", "me", "my", "no", "of", "oh", "ok", "on", "or", "ox", "pc", "so", "to", "tv",
+    "uk", "up", "us", "ui", "ux", "vr", "we", "3d"
+})
 
 
 def build_lexicon(wordlist: Path, corpus: Iterable[str], out: Path, min_count: int = 10) -> int:

@@ -27,6 +27,7 @@ FAR_CUT_ADVANTAGE = 0.5  # a cut beyond one grid step must score at most this fr
 PERIODIC_RATIO = 0.85  # an opaque run repeats when shifting it by the pitch changes it this much less than usual
 FORCED_RATIO = 0.6  # an oversized piece is split only where fewer than this share of pixels touch across
 MIN_SPAN = 3  # no tile is thinner than this
+CONTEXT = 3  # lines on each side of a cut that set the scale of its score
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,22 @@ class Rect:
         return self.y1 - self.y0
 
 
-def cut_scores(mask: np.ndarray) -> np.ndarray:
-    """Score of a cut before each line of ``mask`` (axis 0): touching share, ``inf`` where a side is empty."""
+def cut_scores(mask: np.ndarray, reach: int = CONTEXT) -> np.ndarray:
+    """Score of a cut before each line of ``mask`` (axis 0), ``inf`` where a facing line is empty.
+
+    The score is the number of touching pixel pairs across the cut over the widest line within ``reach`` lines
+    on either side: two round sprites that touch at one point score low even though their facing lines are
+    nearly empty, while a cut through a sprite scores near 1 however thin the sprite is there.
+    """
     upper, lower = mask[:-1], mask[1:]
     padded = np.pad(lower, ((0, 0), (1, 1)))
-    reach = padded[:, :-2] | padded[:, 1:-1] | padded[:, 2:]
-    contacts = (upper & reach).sum(axis=1)
+    touching = padded[:, :-2] | padded[:, 1:-1] | padded[:, 2:]
+    contacts = (upper & touching).sum(axis=1)
     opaque = mask.sum(axis=1)
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(opaque, reach - 1), 2 * reach)
+    widest = np.maximum(windows.max(axis=1), 1)  # widest[i]: lines i - reach + 1 .. i + reach, cut before i + 1
     both = (opaque[:-1] > 0) & (opaque[1:] > 0)
-    larger = np.maximum(np.maximum(opaque[:-1], opaque[1:]), 1)
-    scores = np.where(both, contacts / larger, np.inf)
+    scores = np.where(both, contacts / widest[: len(contacts)], np.inf)
     return np.concatenate(([np.inf], scores))
 
 

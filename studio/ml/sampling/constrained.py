@@ -40,7 +40,7 @@ from studio.core.errors import BadInputError, StudioError
 from studio.ml.sampling.lexicon import NO_WORD, Lexicon
 
 ALLOWED_PUNCT = frozenset(".,!?;:'\"-–—&%$€£+/()…¿¡")
-START_OK = frozenset("\"(¿¡$€£")  # besides letters and digits, what a line may start with
+START_OK = frozenset("(¿¡$€£")  # besides letters and digits, what a line may start with
 END_OK = frozenset('.!?)"%…')  # besides a finished word, what a line may end with
 SPACE_AFTER = frozenset(",;:!?.…)$€£%&+")  # a letter right after one of these needs a space first
 NO_SPACE_BEFORE = frozenset(",;:.!?)…%")
@@ -135,6 +135,8 @@ class TokenTable:
     inner_space: np.ndarray  # a space after the first visible character
     starts_letter: np.ndarray  # first character is a letter (for "space after punctuation")
     bare_break: np.ndarray  # (V,) bool: punctuation and spaces only
+    tail_empty: np.ndarray  # (V,) bool: break tokens that end with their break (no word started)
+    path_ok: np.ndarray  # (V,) bool: may appear in a URL path (words, digits, hyphens)
     head_case: np.ndarray  # (V,) int8 case class of the head (the whole text for continuation tokens)
     tail_case: np.ndarray
     head_groups: dict[str, np.ndarray]  # break tokens by the word continuation they start with
@@ -179,6 +181,7 @@ def build_token_table(token_texts: Sequence[str], end_ids: Iterable[int], specia
     n = len(token_texts)
     first_ok, starts_space, inner_space, starts_letter, bare = (np.zeros(n, dtype=bool) for _ in range(5))
     head_case = np.full(n, NONE, dtype=np.int8)
+    tail_empty, path_ok = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     tail_case = np.full(n, NONE, dtype=np.int8)
     by_head: dict[str, list[int]] = {}
     by_tail: dict[str, list[int]] = {}
@@ -192,7 +195,10 @@ def build_token_table(token_texts: Sequence[str], end_ids: Iterable[int], specia
         starts_letter[i] = shape.text[0].isalpha()
         head_case[i] = case_class(shape.text[: len(shape.head)])
         tail_case[i] = case_class(shape.text[len(shape.text) - len(shape.tail):]) if shape.tail else NONE
+        between = shape.text[len(shape.head): len(shape.text) - len(shape.tail)].strip(" ")
+        path_ok[i] = not shape.has_break or between in ("", "-")
         if shape.has_break:
+            tail_empty[i] = not shape.tail
             bare[i] = not shape.head and not shape.tail
             by_head.setdefault(shape.head, []).append(i)
             by_tail.setdefault(shape.tail, []).append(i)
@@ -208,6 +214,8 @@ def build_token_table(token_texts: Sequence[str], end_ids: Iterable[int], specia
         inner_space=inner_space,
         starts_letter=starts_letter,
         bare_break=bare,
+        tail_empty=tail_empty,
+        path_ok=path_ok,
         head_case=head_case,
         tail_case=tail_case,
         head_groups={h: np.array(v, dtype=np.int64) for h, v in by_head.items()},
@@ -319,7 +327,7 @@ class CopyConstraints:
         last = text[-1]
         if last in END_OK:
             return 0
-        return self.lexicon.shortest + (1 if last in SPACE_AFTER else 0)
+        return self.lexicon.shortest_ending + (1 if last in SPACE_AFTER else 0)
 
     def is_word(self, word: str, before: Sequence[str] = ()) -> bool:
         """May ``word`` be finished here (after the line's finished words ``before``)?"""
@@ -412,10 +420,10 @@ class CopyConstraints:
     # --- the mask ------------------------------------------------------------------------------------------------
 
     def check_budget(self, rules: LineRules) -> None:
-        if rules.budget < self.lexicon.shortest:
+        if rules.budget < self.lexicon.shortest_ending:
             raise BadInputError(
-                f"a limit of {rules.budget} characters is smaller than any word ({self.lexicon.shortest}); "
-                "raise the limit"
+                f"a limit of {rules.budget} characters is smaller than any word a line can be "
+                f"({self.lexicon.shortest_ending} characters); raise the limit"
             )
 
     def allowed(self, state: LineState, rules: LineRules, seen: set[str] | frozenset[str] = frozenset(),
@@ -452,8 +460,12 @@ class CopyConstraints:
             if head:
                 ids = ids[self._case_ok(ids, word_case, state, partial)]
             extra = self.tail_extra[ids]
+            room_for_word = self.lexicon.shortest_ending + 2
             if no_word_yet:  # punctuation alone is not a line: keep room for a word after it
-                extra = np.where(self.table.bare_break[ids], np.maximum(extra, self.lexicon.shortest + 1), extra)
+                extra = np.where(self.table.bare_break[ids], np.maximum(extra, room_for_word), extra)
+            last_word = (partial + head) or (before[-1] if before else "")
+            if last_word and not self.lexicon.may_end(last_word):  # "for." cannot end the line either
+                extra = np.where(self.table.tail_empty[ids], np.maximum(extra, room_for_word), extra)
             fits = lengths[ids] + extra <= room
             if self.phrases:
                 fits &= self._phrase_ok(ids, partial + head, before, lengths, room)
@@ -464,11 +476,13 @@ class CopyConstraints:
         elif not partial and last in SPACE_AFTER:
             mask &= ~table.starts_letter
         if rules.no_spaces:
-            mask &= ~table.inner_space
+            mask &= ~table.inner_space & table.path_ok
             if not state.empty:
                 mask &= ~table.starts_space
 
+        last_word = partial or (before[-1] if before else "")
         clean_end = (partial == "" and last in END_OK) or (partial and self.is_word(partial, before))
+        clean_end = clean_end and self.lexicon.may_end(last_word)
         fresh = relax_duplicates or normalise_line(state.text) not in seen
         if (state.done_words or partial) and clean_end and fresh:
             mask[table.end_ids] = True

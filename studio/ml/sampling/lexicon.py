@@ -1,10 +1,11 @@
-"""A word list with the two questions constrained decoding asks many times per token:
-"can this partial word still become a word?" and "how many more characters does that need at least?".
+"""A word list with the questions constrained decoding asks many times per token: "can this partial word still
+become a word?" and "how many more characters does the line need at least before it may end?".
 
-Words are kept case-folded and sorted, so all words with a given prefix form one contiguous range; a sparse
-table gives the shortest word length of any range in O(1). The bundled list (``resources/lexicon``) is SCOWL's
-American English list plus frequent words of the Debian descriptions corpus; see
-:func:`studio.ml.data.copy_text.build_lexicon`.
+Words are kept case-folded and sorted, so all words with a given prefix form one contiguous range; sparse tables
+give the shortest word length of any range in O(1). A line may not end on a function word ("with", "the",
+"your": :data:`NO_END_WORDS`), so a second table holds only the words a line may end on. The bundled list
+(``resources/lexicon``) is SCOWL's American English list plus frequent words of the Debian descriptions corpus;
+see :func:`studio.ml.data.copy_text.build_lexicon`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,29 @@ from studio.core.errors import ModelFileError
 NO_WORD = 10_000  # "no completion": larger than any budget
 _TOP = "\U0010ffff"
 
+#: Words a line of copy may not end on (it would read as cut off: "Roasted fresh for your").
+NO_END_WORDS = frozenset({
+    "a", "an", "the", "and", "or", "but", "nor", "of", "to", "in", "on", "at", "by", "for", "with", "from",
+    "into", "onto", "over", "under", "about", "as", "than", "that", "which", "who", "whom", "whose", "your",
+    "our", "their", "my", "his", "her", "its", "this", "these", "those", "is", "are", "was", "were", "be",
+    "been", "am", "will", "would", "can", "could", "should", "shall", "may", "might", "must", "do", "does",
+    "did", "has", "have", "had", "not", "no", "so", "if", "then", "when", "while", "where", "via", "per",
+    "vs"
+})
+
 
 def default_lexicon_path() -> Path:
     return paths.resources_dir() / "lexicon" / "words-en.txt.gz"
+
+
+def _sparse_table(lengths: np.ndarray) -> list[np.ndarray]:
+    table = [lengths]
+    span = 1
+    while span * 2 <= len(lengths):
+        prev = table[-1]
+        table.append(np.minimum(prev[:-span], prev[span:]))
+        span *= 2
+    return table
 
 
 class Lexicon:
@@ -35,13 +56,10 @@ class Lexicon:
         self.word_set = frozenset(self.words)
         self._array = np.array(self.words or [""])
         lengths = np.char.str_len(self._array).astype(np.int32) if self.words else np.array([NO_WORD])
-        self._table = [lengths]
-        span = 1
-        while span * 2 <= len(lengths):
-            prev = self._table[-1]
-            self._table.append(np.minimum(prev[:-span], prev[span:]))
-            span *= 2
-        self.shortest = int(lengths.min()) if self.words else NO_WORD
+        ending = np.array([w not in NO_END_WORDS for w in self.words] or [False])
+        self._tables = (_sparse_table(lengths), _sparse_table(np.where(ending, lengths, NO_WORD).astype(np.int32)))
+        self.shortest = int(self._tables[0][0].min())
+        self.shortest_ending = int(self._tables[1][0].min())
 
     def __len__(self) -> int:
         return len(self.words)
@@ -49,65 +67,67 @@ class Lexicon:
     def __contains__(self, word: str) -> bool:
         return word in self.word_set
 
+    @staticmethod
+    def may_end(word: str) -> bool:
+        return word not in NO_END_WORDS
+
     def span(self, prefix: str) -> tuple[int, int]:
         """Index range of the words that start with ``prefix``."""
         lo = bisect.bisect_left(self.words, prefix)
         hi = bisect.bisect_left(self.words, prefix + _TOP, lo)
         return lo, hi
 
-    def is_prefix(self, prefix: str) -> bool:
-        lo, hi = self.span(prefix)
-        return lo < hi
-
-    def range_min(self, lo: int, hi: int) -> int:
-        """Shortest word length among ``words[lo:hi]`` (NO_WORD for an empty range)."""
+    def range_min(self, lo: int, hi: int, ending: bool = False) -> int:
+        """Shortest word length among ``words[lo:hi]`` (only words a line may end on if ``ending``)."""
         if lo >= hi:
             return NO_WORD
         level = (hi - lo).bit_length() - 1
-        table = self._table[level]
+        table = self._tables[ending][level]
         return int(min(table[lo], table[hi - (1 << level)]))
 
     def min_extra(self, prefix: str) -> int:
-        """Fewest characters to add to ``prefix`` to make a whole word (0 if it is one; NO_WORD if none)."""
-        if prefix in self.word_set:
-            return 0
+        """Fewest characters after ``prefix`` (a partial word) before the line may end: finish it into a word
+        a line may end on, or finish it into any word and add a space and such a word (NO_WORD if impossible)."""
         lo, hi = self.span(prefix)
-        found = self.range_min(lo, hi)
-        return found - len(prefix) if found < NO_WORD else NO_WORD
-
-    def min_extra_avoiding(self, prefix: str, avoid: tuple[BannedPattern, ...]) -> int:
-        """Like :meth:`min_extra` but no completion may match one of the single-word patterns in ``avoid``."""
-        lo, hi = self.span(prefix)
-        best = NO_WORD
-        for word in self.words[lo:hi]:
-            if len(word) - len(prefix) < best and not any(BannedPattern.part_matches(p.parts[-1], word)
-                                                          for p in avoid):
-                best = len(word) - len(prefix)
-                if best == 0:
-                    break
-        return best
+        if lo >= hi:
+            return NO_WORD
+        ending = self.range_min(lo, hi, ending=True)
+        any_word = self.range_min(lo, hi)
+        return min(ending, any_word + 1 + self.shortest_ending) - len(prefix)
 
     def min_extra_many(self, prefixes: Sequence[str]) -> np.ndarray:
-        """:meth:`min_extra` for many prefixes at once (vectorised: binary search + sparse-table minimum)."""
-        if not prefixes:
-            return np.zeros(0, dtype=np.int32)
+        """:meth:`min_extra` for many prefixes at once (vectorised binary search + sparse-table minima)."""
+        out = np.full(len(prefixes), NO_WORD, dtype=np.int32)
+        if not prefixes or not self.words:
+            return out
         keys = np.array(prefixes)
         lo = np.searchsorted(self._array, keys, side="left")
         hi = np.searchsorted(self._array, np.char.add(keys, _TOP), side="left")
-        out = np.full(len(prefixes), NO_WORD, dtype=np.int32)
         has = hi > lo
-        if self.words and has.any():
-            lo_h, hi_h = lo[has], hi[has]
-            level = np.floor(np.log2(hi_h - lo_h)).astype(np.int64)
-            best = np.full(lo_h.shape, NO_WORD, dtype=np.int32)
-            for lev in np.unique(level):
-                sel = level == lev
-                table = self._table[lev]
-                best[sel] = np.minimum(table[lo_h[sel]], table[hi_h[sel] - (1 << int(lev))])
-            out[has] = best - np.char.str_len(keys[has]).astype(np.int32)
-        exact = np.array([p in self.word_set for p in prefixes])
-        out[exact] = 0
+        if not has.any():
+            return out
+        lo_h, hi_h = lo[has], hi[has]
+        level = np.floor(np.log2(hi_h - lo_h)).astype(np.int64)
+        best = [np.full(lo_h.shape, NO_WORD, dtype=np.int32) for _ in range(2)]
+        for lev in np.unique(level):
+            sel = level == lev
+            for ending in (0, 1):
+                table = self._tables[ending][lev]
+                best[ending][sel] = np.minimum(table[lo_h[sel]], table[hi_h[sel] - (1 << int(lev))])
+        need = np.minimum(best[1], best[0] + 1 + self.shortest_ending)
+        out[has] = need - np.char.str_len(keys[has]).astype(np.int32)
         return out
+
+    def min_extra_avoiding(self, prefix: str, avoid: tuple[BannedPattern, ...]) -> int:
+        """:meth:`min_extra` where the word finished from ``prefix`` may not match a pattern in ``avoid``
+        (single-word patterns: the last word of a banned phrase whose other words precede it)."""
+        lo, hi = self.span(prefix)
+        best = NO_WORD
+        for word in self.words[lo:hi]:
+            cost = len(word) if self.may_end(word) else len(word) + 1 + self.shortest_ending
+            if cost - len(prefix) < best and not any(BannedPattern.part_matches(p.parts[-1], word) for p in avoid):
+                best = cost - len(prefix)
+        return best
 
     def edited(self, add: Iterable[str] = (), remove: Iterable[BannedPattern] = ()) -> Lexicon:
         """A copy with ``add`` words added and every word matching a single-word pattern of ``remove`` removed."""

@@ -168,13 +168,20 @@ def _bar_range(params: Mapping[str, Any], default_from: int, default_to: int | N
     return bars_from, bars_to
 
 
+def _cut_at(melody: list[Note], beat: float) -> list[Note]:
+    """The notes that start before ``beat``, a note held past it shortened to end there."""
+    kept = [dict(n) for n in melody if n["start"] < beat - 1e-9]
+    for n in kept:
+        if n["start"] + n["duration"] > beat + 1e-9:
+            n["duration"] = beat - n["start"]
+    return kept
+
+
 def continued_melody(clip: ClipSettings, melody: list[Note], bars_from: int, source: MelodyModel, seed: int,
                      params: Mapping[str, Any], ctx: JobContext) -> list[Note]:
     """Keep the melody before ``bars_from`` (1-based) and write new bars up to the clip's end."""
     cut = (bars_from - 1) * clip.beats_per_bar
-    kept = [n for n in melody if n["start"] < cut - 1e-9]
-    for n in kept:
-        n["duration"] = min(n["duration"], cut - n["start"])
+    kept = _cut_at(melody, cut)
     if source.module is None:
         return kept + rule_melody(clip.key, clip.meter, clip.bars, seed, prefix=kept,
                                   bar_range=(bars_from - 1, clip.bars), **_density_args(clip))
@@ -193,10 +200,8 @@ def varied_melody(clip: ClipSettings, melody: list[Note], bars_from: int, bars_t
     """Regenerate melody bars ``bars_from..bars_to`` (1-based, inclusive), keep the others."""
     lo, hi = (bars_from - 1) * clip.beats_per_bar, bars_to * clip.beats_per_bar
     if source.module is None:
-        before = [n for n in melody if n["start"] < lo - 1e-9]
+        before = _cut_at(melody, lo)
         after = [n for n in melody if n["start"] >= hi - 1e-9]
-        for n in before:
-            n["duration"] = min(n["duration"], lo - n["start"])
         new = rule_melody(clip.key, clip.meter, clip.bars, seed * 2 + 1, prefix=before,
                           bar_range=(bars_from - 1, bars_to), reuse_motif=False, **_density_args(clip))
         return before + new + after
@@ -213,7 +218,7 @@ def render(arrangement: Arrangement, clip: ClipSettings, seed: int, params: Mapp
     """(rendered loop, renderer description): the synth, or the SoundFont when asked for and available."""
     if params.get("renderer", "synth") == "soundfont":
         settings = ctx.resources.settings if ctx.resources is not None else None
-        explicit = params.get("soundfont") or getattr(settings, "soundfont_path", "")
+        explicit = params.get("soundfont") or settings.soundfont_path
         status = soundfont.find_soundfont(explicit or None)
         if status.usable and status.path is not None:
             ctx.progress(0.6, f"rendering with the SoundFont {status.path.name}")

@@ -49,10 +49,11 @@ class CopyRequest:
     framework: str
     counts: Mapping[str, int]  # lines per field, in the format's field order; 0 = skip the field
     variants: int = 1
-    sampling: SamplingParams = field(default_factory=lambda: SamplingParams(temperature=0.8, top_p=0.95))
+    sampling: SamplingParams = field(default_factory=lambda: SamplingParams(temperature=0.7, top_p=0.9))
     seed: int = 0
     keyword_bonus: float = 3.0
     repetition_penalty: float = 1.15  # over the tokens of the field so far (not the prompt)
+    end_bias: float = 4.0  # added to the line-end logit as the line nears its limit (0 at half the limit)
 
     @property
     def plan(self) -> list[tuple[str, int]]:
@@ -202,6 +203,9 @@ class Copywriter:
         mask = self.constraints.mask_or_raise(row.state, rules, self.seen[row.field])
         scores = logits.numpy().copy()
         row.bonus.apply(scores, row.state)
+        fill = row.state.length / rules.budget
+        if fill > 0.5:  # a soft nudge to finish near the limit; the limit itself is the mask's job
+            scores[self.constraints.table.end_ids] += request.end_bias * (fill - 0.5) / 0.5
         scores[~mask] = -np.inf
         params = SamplingParams(request.sampling.temperature, request.sampling.top_p, request.sampling.top_k,
                                 request.repetition_penalty)
@@ -254,7 +258,7 @@ def regenerate_line(lm: LanguageModel, request: CopyRequest, field_name: str, in
     """A new line for slot ``index`` of ``field_name``, different from every line in ``existing``; the other
     existing lines are shown to the model as the lines written so far."""
     single = CopyRequest(request.brief, request.format, request.framework, {field_name: 1}, 1, request.sampling,
-                         request.seed, request.keyword_bonus, request.repetition_penalty)
+                         request.seed, request.keyword_bonus, request.repetition_penalty, request.end_bias)
     writer = Copywriter(lm, single, on_partial, cancel, seen={field_name: existing}, asked=max(1, len(existing)))
     others = [line for i, line in enumerate(existing) if i != index and line.strip()]
     so_far = "".join(f"{MARKER} {line}\n" for line in others)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from studio.core.errors import ModelFileError
+from studio.core.errors import BadInputError, ModelFileError
 from studio.ml.models.llama import LlamaConfig
 
 SUPPORTED_ARCHITECTURES = ("llama",)
@@ -196,8 +197,8 @@ def _dequantize(tensor: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.asarray(array, dtype=np.float32)
 
 
-def read_weights(reader: Any, config: LlamaConfig) -> dict[str, torch.Tensor]:
-    """All weights, dequantised to float32, under the names of :class:`~studio.ml.models.llama.Llama`."""
+def check_tensors(reader: Any, config: LlamaConfig) -> dict[str, Any]:
+    """Every tensor a Llama of ``config`` needs is there with the right shape, and nothing else; by name."""
     shapes = expected_shapes(config)
     by_name = {t.name: t for t in reader.tensors}
     missing = [name for name in shapes if name not in by_name]
@@ -207,6 +208,17 @@ def read_weights(reader: Any, config: LlamaConfig) -> dict[str, torch.Tensor]:
     extra = sorted(set(by_name) - set(shapes))
     if extra:
         raise ModelFileError(f"the GGUF has tensors a Llama does not: {', '.join(extra[:3])}")
+    for name, shape in shapes.items():
+        stored = tuple(int(n) for n in reversed(by_name[name].shape))
+        if stored != shape:
+            raise ModelFileError(f"tensor {name} has shape {stored}, expected {shape}")
+    return by_name
+
+
+def read_weights(reader: Any, config: LlamaConfig) -> dict[str, torch.Tensor]:
+    """All weights, dequantised to float32, under the names of :class:`~studio.ml.models.llama.Llama`."""
+    shapes = expected_shapes(config)
+    by_name = check_tensors(reader, config)
 
     def convert(name: str) -> tuple[str, torch.Tensor]:
         array = _dequantize(by_name[name], shapes[name])
@@ -272,3 +284,29 @@ def write_sidecar(path: Path, meta: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
     tmp.replace(side)
     return side
+
+
+def register_gguf(path: Path, name: str | None = None, folder: Path | None = None) -> str:
+    """Check a GGUF (architecture, hyper-parameters, tensors, tokenizer), copy it into ``folder`` unless it is
+    already there, and write the sidecar that lists it in the model store; returns the name it is listed under."""
+    from studio.ml.checkpoint import sha256_file
+    from studio.ml.text.tokenizer import GGUFTokenizer
+
+    path = Path(path)
+    reader = open_gguf(path)
+    config = read_config(reader, path.name)
+    check_tensors(reader, config)
+    GGUFTokenizer.from_metadata(read_tokenizer_metadata(reader))
+    source = source_info(reader, path)
+    target = path
+    if folder is not None and Path(folder).resolve() != path.resolve().parent:
+        target = Path(folder) / path.name
+        if target.exists():
+            raise BadInputError(f"{target.name} is already in the model folder: delete it first or rename the file")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".gguf.part")
+        shutil.copyfile(path, partial)
+        partial.replace(target)
+    meta = sidecar_meta(target, config, sha256_file(target), source, name)
+    write_sidecar(target, meta)
+    return meta["name"]

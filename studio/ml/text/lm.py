@@ -257,16 +257,6 @@ def register_sidecar(
         return None
 
 
-def register_gguf(path: Path, name: str | None = None) -> Path:
-    """Validate a GGUF and (re)write its sidecar so it appears in the model store; returns the sidecar path."""
-    path = Path(path)
-    reader = gguf_loader.open_gguf(path)
-    config = gguf_loader.read_config(reader, path.name)
-    GGUFTokenizer.from_metadata(gguf_loader.read_tokenizer_metadata(reader))
-    meta = gguf_loader.sidecar_meta(path, config, file_sha256(path), gguf_loader.source_info(reader, path), name)
-    return gguf_loader.write_sidecar(path, meta)
-
-
 def get_language_model(resources: Any, name: str, device: str | None = None) -> LanguageModel:
     """The named model from the store, loaded once per device and kept in the worker's model cache."""
     device = device or resources.device

@@ -139,7 +139,8 @@ class GGUFTokenizer:
         if kind == "gpt2":
             if "tokenizer.ggml.merges" not in meta:
                 raise ModelFileError("the GGUF's byte-level tokenizer has no merges")
-            backend = _byte_level_backend(tokens, meta["tokenizer.ggml.merges"], meta.get("tokenizer.ggml.pre", "default"))
+            pre = meta.get("tokenizer.ggml.pre", "default")
+            backend = _byte_level_backend(tokens, meta["tokenizer.ggml.merges"], pre)
             add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", False))
         elif kind == "llama":
             scores = meta.get("tokenizer.ggml.scores")

@@ -29,7 +29,7 @@ except ImportError as exc:  # a system library of QtMultimedia is missing
 else:
     _IMPORT_PROBLEM = None
 
-NO_DEVICE = "no audio output device: playback is silent"
+NO_DEVICE = "Music: no audio output device, playback is silent"
 TICK_MS = 16
 
 

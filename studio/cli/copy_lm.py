@@ -1,0 +1,60 @@
+"""``studio bench copy``: language-model speed (load, time to first token, tokens/s) written as JSON/Markdown."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from studio.core.errors import BadInputError
+
+DEFAULT_LM = "smollm2-135m-instruct"
+
+
+def _model_path(args: argparse.Namespace) -> Path:
+    if args.gguf:
+        return Path(args.gguf)
+    from studio.ml.store import ModelStore
+
+    entry = ModelStore().find(args.model)
+    if entry.arch != "llama":
+        raise BadInputError(f"{args.model!r} is not a language model")
+    return entry.weights
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from studio.ml.device import resolve_device
+    from studio.ml.text.bench import markdown
+    from studio.ml.text.bench import run_bench as bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()] or ["fp32"]
+    report = bench(_model_path(args), device, dtypes, args.new_tokens, args.repeats, args.variants)
+    text = markdown(report)
+    print(text, end="")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.md:
+        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.md).write_text(text, encoding="utf-8")
+    return 0
+
+
+def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
+    parser = groups["bench"].add_parser("copy", help="language model speed: load, time to first token, tokens/s")
+    parser.add_argument("--model", default=DEFAULT_LM, help=f"model name in the store (default {DEFAULT_LM})")
+    parser.add_argument("--gguf", help="a GGUF file to measure instead of a stored model")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16, fp16")
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--variants", type=int, default=3, help="batch size for the batched-variants figure")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's own)")
+    parser.add_argument("--json", help="write the results as JSON here")
+    parser.add_argument("--md", help="write the results as Markdown here")
+    parser.set_defaults(func=run_bench)
