@@ -218,7 +218,7 @@ def render(arrangement: Arrangement, clip: ClipSettings, seed: int, params: Mapp
     """(rendered loop, renderer description): the synth, or the SoundFont when asked for and available."""
     if params.get("renderer", "synth") == "soundfont":
         settings = ctx.resources.settings if ctx.resources is not None else None
-        explicit = params.get("soundfont") or settings.soundfont_path
+        explicit = params.get("soundfont") or (settings.soundfont_path if settings else "")
         status = soundfont.find_soundfont(explicit or None)
         if status.usable and status.path is not None:
             ctx.progress(0.6, f"rendering with the SoundFont {status.path.name}")
