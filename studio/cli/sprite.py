@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +20,7 @@ def model_name(value: str) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     from studio.cli.train_runner import run_trainer
+    from studio.ml.train import distributed
     from studio.ml.train.sprite import SpriteTrainConfig, train_sprite
 
     config = SpriteTrainConfig(
@@ -35,15 +37,42 @@ def run_train(args: argparse.Namespace) -> int:
         sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
+        model=dict(args.set or []),
         threads=args.threads,
         command=shlex.join(["studio", *sys.argv[1:]]),
     )
 
+    outcome: dict = {}
+
     def train(on_event, cancel) -> dict:
         result = train_sprite(config, on_event, cancel)
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}
+        outcome.update({k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()})
+        return outcome
 
-    return run_trainer(train, events=args.events)
+    if not distributed.env_info().is_main:  # other torchrun ranks train silently; rank 0 reports
+        return _train_quietly(train)
+    code = run_trainer(train, events=args.events)
+    if code == 0 and not args.events:
+        print(f"model: {outcome['model_path']} ({outcome['steps']} steps, {outcome['wall_s']:.0f} s)")
+        if outcome["registered_path"]:
+            print(f"registered as {args.name}: {outcome['registered_path']}")
+        for key, value in outcome["metrics"].items():
+            print(f"  {key}: {value:.4g}")
+    return code
+
+
+def _train_quietly(train) -> int:
+    from studio.cli.train_runner import PAUSED_EXIT_CODE
+    from studio.core.cancel import CancelToken, JobCancelled
+
+    token = CancelToken()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: token.cancel())
+    try:
+        train(lambda event: None, token)
+    except JobCancelled:
+        return PAUSED_EXIT_CODE
+    return 0
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -99,6 +128,17 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` for a model config field; VALUE is read as JSON (numbers, true/false) or else as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -125,6 +165,8 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--sample-every", type=_positive, default=None, help="steps between sample grids")
     parser.add_argument("--checkpoint-every", type=_positive, default=None)
+    parser.add_argument("--set", type=_setting, action="append", metavar="KEY=VALUE",
+                        help="override a model config field, e.g. --set g_width=48 (repeatable)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
     parser.add_argument("--events", action="store_true", help="print one JSON event per line (for the app)")
     parser.set_defaults(func=run_train)

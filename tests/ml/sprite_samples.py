@@ -11,15 +11,21 @@ from studio.ml.data.sprites import SpriteDataset, write_sprite_dataset
 
 
 def blob(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """An opaque patterned ellipse with a dark outline that touches all four sides of its box."""
+    """An opaque patterned shape (an ellipse with up to two lumps) with a dark outline, touching its box."""
     yy, xx = np.mgrid[:height, :width]
     inside = ((yy - (height - 1) / 2) / (height / 2)) ** 2 + ((xx - (width - 1) / 2) / (width / 2)) ** 2 <= 1.0
+    for _ in range(int(rng.integers(0, 3))):  # lumps that stay inside the box, as drawn sprites do
+        ry, rx = rng.uniform(1.5, max(1.5, height / 3)), rng.uniform(1.5, max(1.5, width / 3))
+        cy = rng.uniform(ry - 0.5, max(ry - 0.5, height - ry - 0.5))
+        cx = rng.uniform(rx - 0.5, max(rx - 0.5, width - rx - 0.5))
+        inside |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
     palette = rng.integers(40, 256, size=(3, 3))
     pattern = palette[rng.integers(0, 3, size=(height, width))]
     sprite = np.zeros((height, width, 4), dtype=np.uint8)
     sprite[inside, :3] = pattern[inside]
     sprite[inside, 3] = 255
-    edge = inside & ~np.pad(inside, 1)[2:, 1:-1] | inside & ~np.pad(inside, 1)[:-2, 1:-1]
+    padded = np.pad(inside, 1)
+    edge = inside & ~(padded[2:, 1:-1] & padded[:-2, 1:-1] & padded[1:-1, 2:] & padded[1:-1, :-2])
     sprite[edge, :3] = 20
     return sprite
 

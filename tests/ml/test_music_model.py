@@ -16,6 +16,7 @@ from studio.ml.checkpoint import load_model, save_model
 from studio.ml.data.music import MusicData
 from studio.ml.models.music_transformer import MusicTransformer, MusicTransformerConfig
 from studio.ml.music import tokens
+from studio.ml.train.checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint
 from studio.ml.train.music import TrainOptions, learning_rate, make_batch, train, validation_nll
 from tests.ml.music_fixtures import synthetic_data
 
@@ -117,16 +118,20 @@ def test_train_resume_and_write_a_model(tmp_path: Path) -> None:
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["name"] == "tiny-music" and meta["modality"] == "music" and meta["vocab"] == tokens.VOCAB_VERSION
     assert math.isfinite(meta["metrics"]["val_nll"]) and meta["training"]["steps"] == 3
-    state = json.loads((runs / "checkpoint.json").read_text())
-    assert state["step"] == 3 and [e["step"] for e in state["log"]] == [3]
+    saved = load_checkpoint(latest_checkpoint(runs))
+    assert saved.step == 3 and [e["step"] for e in saved.extra["log"]] == [3]
+    assert set(saved.groups) == {"model", "ema"} and saved.optimizers["adamw"]["state"]
 
     seen: list[int] = []
     resumed = TrainOptions(data=data, preset="quick", max_steps=5, name="tiny-music", out_dir=out, run_dir=runs,
                            model_overrides=TINY, resume=True)
     train(resumed, on_progress=lambda step, _total, _m: seen.append(step))
     assert seen == [4, 5]
-    state = json.loads((runs / "checkpoint.json").read_text())
-    assert state["step"] == 5 and [e["step"] for e in state["log"]] == [3, 5]
+    saved = load_checkpoint(latest_checkpoint(runs))
+    assert saved.step == 5 and [e["step"] for e in saved.extra["log"]] == [3, 5]
+    train(TrainOptions(data=data, preset="quick", max_steps=6, name="tiny-music", out_dir=out, run_dir=runs,
+                       model_overrides=TINY, resume=True))
+    assert [p.name for p in list_checkpoints(runs)] == ["step-00000005.safetensors", "step-00000006.safetensors"]
     model, _, _ = load_model(path, expect_arch="music-transformer")
     nll, count = validation_nll(model, MusicData.load(data, "val").validation_sequences(96), "cpu")
     assert count > 0 and math.isfinite(nll)

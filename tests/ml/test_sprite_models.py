@@ -71,7 +71,7 @@ def test_two_training_steps_give_finite_losses_and_change_weights(family: str) -
         assert losses and all(np.isfinite(v) for v in losses.values()), losses
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     assert changed
-    validation = objective.validate(x, y, torch.Generator().manual_seed(0))
+    validation = objective.validate(model.eval(), x, y, torch.Generator().manual_seed(0))
     assert all(np.isfinite(v) for v in validation.values())
 
 

@@ -236,6 +236,29 @@ def read_debian_corpus(path: Path) -> list[PackageBlurb]:
     return records
 
 
+def debian_items(records: list[PackageBlurb], samples: int, held_out: int, seed: int = 0,
+                 max_chars: int = 300) -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
+    """(train, held-out) LoRA items: the blurb-format request for a brief made of the package's name and
+    synopsis, answered by its blurb (only blurbs that fit the blurb format's limit)."""
+    from studio.core.copy_brief import brief_from_dict
+    from studio.core.copy_formats import field_counts, generation_format
+    from studio.core.copy_prompts import first_request
+
+    fmt = generation_format("blurb")
+    count = field_counts(fmt)["blurb"]
+    usable = [r for r in records if 40 <= len(r.blurb) <= max_chars]
+    if len(usable) < held_out + 10:
+        raise BadInputError(f"the corpus has {len(usable)} usable blurbs; need at least {held_out + 10}")
+    random.Random(seed).shuffle(usable)
+    chosen = usable[: held_out + samples]
+
+    def item(record: PackageBlurb) -> tuple[str, list[str]]:
+        brief = brief_from_dict({"product": record.package, "features": [record.synopsis]})
+        return first_request(brief, fmt, "none", "blurb", count), [record.blurb]
+
+    return [item(r) for r in chosen[held_out:]], [item(r) for r in chosen[:held_out]]
+
+
 # --- word list for whole-word line endings ------------------------------------------------------------------------
 
 _CORPUS_WORD = re.compile(r"^[a-z0-9]*[a-z][a-z0-9]*$")

@@ -166,11 +166,18 @@ def _manifest(
         "sources": {s: SOURCES[s] for s in sources} | ({"user": "your own files"} if "user" in report.per_source
                                                          else {}),
         "excluded": "Essen folksongs (non-commercial licence)",
+        "music21": _music21_version() if sources else None,
         "parsed": {s: dict(c) for s, c in report.per_source.items()},
         "failed_examples": report.errors,
         "splits": {split: summary(chosen) for split, chosen in by_split.items()},
         "build_seconds": round(seconds, 1),
     }
+
+
+def _music21_version() -> str:
+    from studio.ml.data.music_corpus import require_music21
+
+    return str(require_music21().__version__)
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,14 @@ BOUNDARY_RATIO = 0.35  # above this share of touching pixels a cut goes through 
 FAR_CUT_ADVANTAGE = 0.5  # a cut beyond one grid step must score at most this fraction of the best near one
 PERIODIC_RATIO = 0.85  # an opaque run repeats when shifting it by the pitch changes it this much less than usual
 FORCED_RATIO = 0.6  # an oversized piece is split only where fewer than this share of pixels touch across
+SPLIT_RATIO = 0.15  # a piece within the grid is split again only at a cut this clean
+MIN_PART_PIXELS = 24  # ... and only when both parts hold at least this many pixels
+FIRST_RULE = False
+SHARP = True
+REFINE = True
+SHARPEN = 2  # lines a chosen cut may move to where the least touches
 MIN_SPAN = 3  # no tile is thinner than this
-CONTEXT = 3  # lines on each side of a cut that set the scale of its score
+CONTEXT = 1  # lines on each side of a cut that set the scale of its score
 
 
 @dataclass(frozen=True)
@@ -46,23 +52,32 @@ class Rect:
         return self.y1 - self.y0
 
 
-def cut_scores(mask: np.ndarray, reach: int = CONTEXT) -> np.ndarray:
-    """Score of a cut before each line of ``mask`` (axis 0), ``inf`` where a facing line is empty.
+@dataclass(frozen=True)
+class CutProfile:
+    """For every cut position i (between lines i - 1 and i) along axis 0 of a mask; index 0 is never a cut."""
 
-    The score is the number of touching pixel pairs across the cut over the widest line within ``reach`` lines
-    on either side: two round sprites that touch at one point score low even though their facing lines are
-    nearly empty, while a cut through a sprite scores near 1 however thin the sprite is there.
+    scores: np.ndarray  # touching pairs over the widest nearby line; inf where a facing line is empty
+    contacts: np.ndarray  # touching pixel pairs across the cut
+    opaque: np.ndarray  # opaque pixels per line (not per cut)
+
+
+def cut_profile(mask: np.ndarray, reach: int = CONTEXT) -> CutProfile:
+    """Score every cut of ``mask`` along axis 0.
+
+    The score is the number of touching pixel pairs across the cut (8-connectivity) over the widest line within
+    ``reach`` lines on either side: two round sprites that touch at one point score low even though their facing
+    lines are nearly empty, while a cut through a sprite scores near 1 however thin the sprite is there.
     """
     upper, lower = mask[:-1], mask[1:]
     padded = np.pad(lower, ((0, 0), (1, 1)))
     touching = padded[:, :-2] | padded[:, 1:-1] | padded[:, 2:]
     contacts = (upper & touching).sum(axis=1)
     opaque = mask.sum(axis=1)
-    windows = np.lib.stride_tricks.sliding_window_view(np.pad(opaque, reach - 1), 2 * reach)
-    widest = np.maximum(windows.max(axis=1), 1)  # widest[i]: lines i - reach + 1 .. i + reach, cut before i + 1
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(opaque, reach), 2 * reach)
+    widest = np.maximum(windows.max(axis=1)[1 : len(opaque)], 1)  # lines i - reach .. i + reach - 1 for cut i
     both = (opaque[:-1] > 0) & (opaque[1:] > 0)
-    scores = np.where(both, contacts / widest[: len(contacts)], np.inf)
-    return np.concatenate(([np.inf], scores))
+    scores = np.where(both, contacts / widest, np.inf)
+    return CutProfile(np.concatenate(([np.inf], scores)), np.concatenate(([0], contacts)), opaque)
 
 
 def opaque_run_cut(lines: np.ndarray, grid: int) -> int:
@@ -86,24 +101,41 @@ def opaque_run_cut(lines: np.ndarray, grid: int) -> int:
     return phase if phase >= MIN_SPAN else phase + pitch
 
 
-def _next_cut(scores: np.ndarray, pos: int, end: int, grid: int) -> int | None:
-    """The best boundary after ``pos``: within one grid step, or a much better one within two."""
+def _sharpen(profile: CutProfile, cut: int, lo: int, hi: int) -> int:
+    """Move a chosen cut by a line or two to where the fewest pixels touch (ties: the sparsest facing lines).
 
-    def best_in(lo: int, hi: int) -> tuple[float, int]:
+    Next to a boundary between two round sprites, a cut one line inside either sprite scores about as well;
+    the true boundary is where the touching is least.
+    """
+    best = cut
+    for near in range(max(lo, cut - SHARPEN), min(hi, cut + SHARPEN) + 1):
+        if not profile.scores[near] <= BOUNDARY_RATIO:
+            continue
+        key = (profile.contacts[near], profile.opaque[near - 1] + profile.opaque[near])
+        if key < (profile.contacts[best], profile.opaque[best - 1] + profile.opaque[best]):
+            best = near
+    return best
+
+
+def _next_cut(profile: CutProfile, pos: int, end: int, grid: int) -> int | None:
+    """The best boundary after ``pos`` within one grid step, else within two; None in an opaque run."""
+    for lo, hi in ((pos + MIN_SPAN, pos + grid), (pos + grid + 1, pos + 2 * grid)):
         hi = min(hi, end - 1)
-        if hi < lo:
-            return np.inf, -1
-        index = int(np.argmin(scores[lo : hi + 1]))
-        return float(scores[lo + index]), lo + index
-
-    near_score, near = best_in(pos + MIN_SPAN, pos + grid)
-    if near_score <= BOUNDARY_RATIO:
-        return near
-    if end - pos <= grid:
-        return end
-    far_score, far = best_in(pos + grid + 1, pos + 2 * grid)
-    if far_score <= BOUNDARY_RATIO:
-        return far
+        if hi >= lo:
+            if FIRST_RULE:
+                below = np.flatnonzero(profile.scores[lo : hi + 1] <= BOUNDARY_RATIO)
+                if len(below):
+                    first = lo + int(below[0]); stop = first
+                    while stop + 1 <= hi and profile.scores[stop + 1] <= BOUNDARY_RATIO:
+                        stop += 1
+                    cut = first + int(np.argmin(profile.scores[first : stop + 1]))
+                    return _sharpen(profile, cut, pos + MIN_SPAN, end - 1) if SHARP else cut
+            else:
+                cut = lo + int(np.argmin(profile.scores[lo : hi + 1]))
+                if profile.scores[cut] <= BOUNDARY_RATIO:
+                    return _sharpen(profile, cut, pos + MIN_SPAN, end - 1) if SHARP else cut
+        if end - pos <= grid:
+            return end
     return None
 
 
@@ -113,11 +145,11 @@ def split_axis(mask: np.ndarray, colours: np.ndarray, grid: int) -> list[tuple[i
     filled = np.flatnonzero(opaque)
     if filled.size == 0:
         return []
-    scores = cut_scores(mask)
+    profile = cut_profile(mask)
     pos, end = int(filled[0]), int(filled[-1]) + 1
     spans = []
     while pos < end:
-        cut = _next_cut(scores, pos, end, grid)
+        cut = _next_cut(profile, pos, end, grid)
         if cut is None:
             cut = min(end, pos + opaque_run_cut(colours[pos:end], grid))
         spans.append((pos, cut))
@@ -136,24 +168,45 @@ def _trim(mask: np.ndarray, rect: Rect) -> Rect | None:
                 rect.y0 + int(rows[-1]) + 1)
 
 
-def _split_oversized(mask: np.ndarray, rect: Rect, grid: int) -> list[Rect]:
-    """Split a piece larger than the grid (two tiles the first pass could not part) at its weakest cut.
-
-    A piece whose best cut still goes through a sprite is returned whole: a sprite bigger than the grid.
-    """
-    if rect.width <= grid and rect.height <= grid:
-        return [rect]
-    piece = mask[rect.y0 : rect.y1, rect.x0 : rect.x1]
-    across = rect.width > grid
-    scores = cut_scores(piece.T if across else piece)[MIN_SPAN : grid + 1]
-    cut = MIN_SPAN + int(np.argmin(scores))
-    if not scores[cut - MIN_SPAN] <= FORCED_RATIO:
-        return [rect]
+def _halves(rect: Rect, across: bool, cut: int) -> tuple[Rect, Rect]:
     if across:
-        halves = (Rect(rect.x0, rect.y0, rect.x0 + cut, rect.y1), Rect(rect.x0 + cut, rect.y0, rect.x1, rect.y1))
-    else:
-        halves = (Rect(rect.x0, rect.y0, rect.x1, rect.y0 + cut), Rect(rect.x0, rect.y0 + cut, rect.x1, rect.y1))
-    return [part for half in halves if (t := _trim(mask, half)) for part in _split_oversized(mask, t, grid)]
+        return Rect(rect.x0, rect.y0, rect.x0 + cut, rect.y1), Rect(rect.x0 + cut, rect.y0, rect.x1, rect.y1)
+    return Rect(rect.x0, rect.y0, rect.x1, rect.y0 + cut), Rect(rect.x0, rect.y0 + cut, rect.x1, rect.y1)
+
+
+def _weakest_cut(piece: np.ndarray, lo: int, hi: int) -> tuple[float, int]:
+    """The lowest-scored cut in ``[lo, hi]`` whose both sides hold a real sprite, not a speck."""
+    profile = cut_profile(piece)
+    before = np.cumsum(profile.opaque)
+    best, where = np.inf, -1
+    for cut in range(max(lo, 1), min(hi, len(profile.opaque) - 1) + 1):
+        if before[cut - 1] >= MIN_PART_PIXELS and before[-1] - before[cut - 1] >= MIN_PART_PIXELS:
+            if profile.scores[cut] < best:
+                best, where = float(profile.scores[cut]), cut
+    return best, where
+
+
+def _refine(mask: np.ndarray, rect: Rect, grid: int) -> list[Rect]:
+    """Split a piece that still holds two sprites: one larger than the grid at its weakest cut (unless that
+    cuts through a sprite: then it is one big sprite), one within the grid only at a clear boundary."""
+    piece = mask[rect.y0 : rect.y1, rect.x0 : rect.x1]
+    oversized = rect.width > grid or rect.height > grid
+    options = []
+    for across in (True, False):
+        length = rect.width if across else rect.height
+        lines = piece.T if across else piece
+        if oversized and length > grid:
+            score, cut = _weakest_cut(lines, MIN_SPAN, grid)
+            if score <= FORCED_RATIO:
+                options.append((score, across, cut))
+        elif not oversized:
+            score, cut = _weakest_cut(lines, MIN_SPAN, length - MIN_SPAN)
+            if score <= SPLIT_RATIO:
+                options.append((score, across, cut))
+    if not options or (not REFINE and not oversized):
+        return [rect]
+    _, across, cut = min(options)
+    return [part for half in _halves(rect, across, cut) if (t := _trim(mask, half)) for part in _refine(mask, t, grid)]
 
 
 def segment_packed_sheet(rgba: np.ndarray, grid: int = 32) -> list[Rect]:
@@ -170,5 +223,5 @@ def segment_packed_sheet(rgba: np.ndarray, grid: int = 32) -> list[Rect]:
             for s0, s1 in split_axis(column, column_rgba, grid):
                 piece = _trim(mask, Rect(x0, y0 + s0, x1, y0 + s1))
                 if piece is not None:
-                    rects.extend(_split_oversized(mask, piece, grid))
+                    rects.extend(_refine(mask, piece, grid))
     return rects

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from studio.core.errors import StudioError
+from studio.ml.export.greedy import check_greedy
 from studio.ml.registry import Architecture, OnnxGraph
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class GraphExport:
     max_abs_error: float
     max_rel_error: float
     seconds: float
+    greedy_steps: int | None = None  # Transformers: greedy tokens checked equal to torch's for this many steps
 
 
 def _as_numpy(value: Any) -> np.ndarray:
@@ -127,9 +129,10 @@ def export_architecture(
         seconds = export_graph(module, config, graph, path)
         try:
             max_abs, max_rel = validate_graph(module, config, graph, path)
+            greedy = check_greedy(arch, module, config, graph, path)
         except Exception:
             path.unlink(missing_ok=True)
             raise
         log.info("exported %s/%s in %.1fs (max abs error %.2g)", arch.name, graph.name, seconds, max_abs)
-        results.append(GraphExport(graph.name, path, OPSET, max_abs, max_rel, seconds))
+        results.append(GraphExport(graph.name, path, OPSET, max_abs, max_rel, seconds, greedy))
     return results

@@ -1,23 +1,75 @@
-"""`studio export onnx MODEL`: export, validate, optimise, optionally fp16/int8/int4, record."""
+"""`studio export onnx MODEL`: export, validate, optimise, optionally fp16/int8/int4, record.
+
+fp16, int8 and int4 variants are converted from the model's fp32 export (made first when there is none of these
+weights), so the slow step, exporting from torch, happens once per model. A GGUF language model is dequantised to
+float32 and exported like any other model; its quantised variants record their quality cost (held-out perplexity
+against fp32 and greedy-token agreement, see :mod:`studio.ml.eval.perplexity`).
+"""
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from torch import nn
 
 from studio.core import paths
 from studio.ml import registry
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.export import optimise
-from studio.ml.export.onnx_export import export_architecture, validate_graph
+from studio.ml.export.greedy import check_greedy
+from studio.ml.export.onnx_export import OPSET, export_architecture, validate_graph
 from studio.ml.export.records import ExportRecord, graph_entry, write_card, write_record
-from studio.ml.store import ModelStore
+from studio.ml.store import ModelEntry, ModelStore
+
+log = logging.getLogger(__name__)
 
 VARIANTS = ("fp32", "fp16", "int8", "int4")
+CONVERT = {"fp16": optimise.to_fp16, "int8": optimise.quantise_int8, "int4": optimise.quantise_int4}
 
 
 def default_export_dir(model: str, variant: str) -> Path:
     return paths.user_models_dir() / "onnx" / model / variant
+
+
+def load_source(entry: ModelEntry) -> tuple[nn.Module, Any]:
+    """The float32 torch module and config of a store entry (a GGUF language model is dequantised)."""
+    if entry.meta.get("format") == "gguf":
+        from studio.ml.text.lm import load_language_model
+
+        lm = load_language_model(entry.weights, "cpu", "fp32", name=entry.name)
+        return lm.model, lm.config
+    module, config, _ = load_model(entry.weights, expect_arch=entry.arch)
+    return module, config
+
+
+def _export_fp32(entry: ModelEntry, out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Export from torch, validate, slim, optimise at onnxruntime's extended level and validate again."""
+    module, config = load_source(entry)
+    arch = registry.get(entry.arch)
+    graphs = {}
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        for result in export_architecture(arch, module.float().cpu().eval(), config, Path(tmp)):
+            graph = next(g for g in arch.onnx if g.name == result.graph)
+            final = out_dir / f"{result.graph}.onnx"
+            staged = Path(tmp) / f"{result.graph}.opt.onnx"
+            optimise.slim(result.path, staged)
+            optimise.ort_optimise(staged, final)
+            validate_graph(module, config, graph, final)  # the optimised graph must still match
+            greedy = check_greedy(arch, module, config, graph, final)
+            graphs[result.graph] = graph_entry(final, result.max_abs_error, result.max_rel_error, greedy)
+    return graphs
+
+
+def fp32_export(name: str, store: ModelStore) -> ExportRecord:
+    """The verified fp32 export of the model's current weights, made now if there is none."""
+    from studio.ml.runtime.select import find_export
+
+    entry = store.find(name)
+    record = find_export(name, ("fp32",), sha256_file(entry.weights))
+    return record if record is not None else export_model(name, "fp32", store=store)
 
 
 def export_model(
@@ -29,27 +81,20 @@ def export_model(
     store = store or ModelStore()
     entry = store.find(name)
     store.verify(entry)
-    module, config, _ = load_model(entry.weights, expect_arch=entry.arch)
-    arch = registry.get(entry.arch)
     out_dir = Path(out_dir) if out_dir else default_export_dir(name, variant)
     out_dir.mkdir(parents=True, exist_ok=True)
-    graphs = {}
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        for result in export_architecture(arch, module, config, Path(tmp)):
-            graph = next(g for g in arch.onnx if g.name == result.graph)
-            final = out_dir / f"{result.graph}.onnx"
-            staged = Path(tmp) / f"{result.graph}.opt.onnx"
-            optimise.slim(result.path, staged)
-            if variant == "fp16":
-                optimise.to_fp16(staged, final)
-            elif variant == "int8":
-                optimise.quantise_int8(staged, final)
-            elif variant == "int4":
-                optimise.quantise_int4(staged, final)
-            else:
-                optimise.ort_optimise(staged, final)
-                validate_graph(module, config, graph, final)  # the optimised graph must still match
-            graphs[result.graph] = graph_entry(final, result.max_abs_error, result.max_rel_error)
+    extra: dict[str, Any] = {}
+    base = None
+    if variant == "fp32":
+        graphs = _export_fp32(entry, out_dir)
+    else:
+        base = fp32_export(name, store)
+        graphs = {}
+        for graph_name, info in base.graphs.items():
+            final = out_dir / f"{graph_name}.onnx"
+            CONVERT[variant](base.graph_path(graph_name), final)
+            graphs[graph_name] = graph_entry(final, info["max_abs_error"], info["max_rel_error"])
+        extra["note"] = "max errors are of the fp32 export this variant was converted from"
     record = ExportRecord(
         model=name,
         arch=entry.arch,
@@ -57,11 +102,13 @@ def export_model(
         folder=out_dir,
         graphs=graphs,
         source_sha256=sha256_file(entry.weights),
-        opset=18,
-        extra={"note": "max errors are of the fp32 export; quantised variants are measured by `studio bench`"}
-        if variant != "fp32"
-        else {},
+        opset=OPSET,
+        extra=extra,
     )
+    if base is not None and entry.arch == "llama" and variant in ("int8", "int4"):
+        from studio.ml.eval.perplexity import export_quality
+
+        extra["quality"] = export_quality(base, record, entry.weights)
     write_record(record)
     write_card(record)
     return record

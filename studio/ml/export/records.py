@@ -78,14 +78,17 @@ def verify_record(record: ExportRecord) -> None:
             )
 
 
-def graph_entry(path: Path, max_abs: float, max_rel: float) -> dict[str, Any]:
-    return {
+def graph_entry(path: Path, max_abs: float, max_rel: float, greedy_steps: int | None = None) -> dict[str, Any]:
+    entry = {
         "file": path.name,
         "sha256": sha256_file(path),
         "size_bytes": path.stat().st_size,
         "max_abs_error": max_abs,
         "max_rel_error": max_rel,
     }
+    if greedy_steps is not None:
+        entry["greedy_tokens_equal_steps"] = greedy_steps
+    return entry
 
 
 def write_card(record: ExportRecord) -> Path:
@@ -101,6 +104,9 @@ def write_card(record: ExportRecord) -> Path:
     for name, info in record.graphs.items():
         size_mb = info["size_bytes"] / 1e6
         lines.append(f"| {name} | {size_mb:.2f} MB | {info['max_abs_error']:.3g} | {info['max_rel_error']:.3g} |")
+    for name, info in record.graphs.items():
+        if "greedy_tokens_equal_steps" in info:
+            lines.append(f"\n- {name}: greedy tokens equal to torch's for {info['greedy_tokens_equal_steps']} steps")
     for key, value in record.extra.items():
         if key not in {"source_sha256", "created"}:
             lines.append(f"\n- {key}: {value}")

@@ -156,15 +156,36 @@ class ConcatCache:
         return k_all, v_all
 
 
+SMALL_BATCH_ROWS = 8
+
+
+def mixed_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``x @ weight.T`` when the weight may be stored in lower precision than the activations (CPU fp16/bf16).
+
+    Decoding (a few rows) is limited by reading the weights, so it runs at the weight's precision, which halves the
+    bytes read; a prefill (many rows) is limited by arithmetic, where CPU half-precision matrix products are slow,
+    so the weight is widened to the activations' precision for that one product.
+    """
+    if weight.dtype == x.dtype:
+        return F.linear(x, weight)
+    if x.numel() // x.shape[-1] <= SMALL_BATCH_ROWS:
+        return F.linear(x.to(weight.dtype), weight).to(x.dtype)
+    return F.linear(x, weight.to(x.dtype))
+
+
 class Linear(nn.Linear):
-    """A bias-free ``nn.Linear`` (still one, for LoRA wrappers) that leaves initialisation to the model:
-    skipping the default init saves seconds when a loader overwrites every weight anyway."""
+    """A bias-free ``nn.Linear`` (still one, for LoRA wrappers) that leaves initialisation to the model (skipping
+    the default init saves seconds when a loader overwrites every weight anyway) and accepts lower-precision
+    weights than its input (see :func:`mixed_linear`)."""
 
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__(in_features, out_features, bias=False)
 
     def reset_parameters(self) -> None:
         pass
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return mixed_linear(x, self.weight)
 
 
 class RMSNorm(nn.Module):
@@ -322,7 +343,7 @@ class Llama(nn.Module):
             positions = torch.arange(start, start + t, device=input_ids.device)[None, :].expand(b, t)
             if isinstance(cache, KVCache) and cache.pad is not None:
                 positions = (positions - cache.pad[:, None]).clamp(min=0)
-        x = self.embed_tokens(input_ids)
+        x = self.embed_tokens(input_ids).to(self.norm.weight.dtype)  # norms hold the activation precision
         cos = self.rope_cos[positions].unsqueeze(1).to(x.dtype)
         sin = self.rope_sin[positions].unsqueeze(1).to(x.dtype)
         mask = self._mask(b, t, start, key_mask, input_ids.device)
@@ -330,7 +351,7 @@ class Llama(nn.Module):
             x = layer(x, cos, sin, mask, cache, start)
         if last_only:
             x = x[:, -1:]
-        logits = F.linear(self.norm(x), self.output_weight)
+        logits = mixed_linear(self.norm(x), self.output_weight)
         if isinstance(cache, KVCache):
             cache.length = start + t
         return logits, cache

@@ -1,1 +1,2 @@
-"""Music generation: melody (model or rules), harmony, drums and arrangement."""
+"""Music generation: melody (the music Transformer's tokens, constraints and sampler, or rules), harmony, drums
+and arrangement."""

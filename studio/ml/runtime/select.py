@@ -11,6 +11,7 @@ import json
 import logging
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from studio.core import paths
 from studio.core.errors import StudioError
 from studio.ml import registry
 from studio.ml.checkpoint import load_model, sha256_file
-from studio.ml.export.records import read_record, verify_record
+from studio.ml.export.records import ExportRecord, read_record, verify_record
 from studio.ml.runtime.ort_session import open_session
 from studio.ml.runtime.runners import GraphRunner, OrtGraphRunner, TorchGraphRunner
 
@@ -47,6 +48,35 @@ def _remember(key: str, runtime: str) -> None:
     _choices_path().write_text(json.dumps(choices, indent=2), encoding="utf-8")
 
 
+def measured_choice(key: str, measure: Callable[[], tuple[float, float]], what: str) -> str:
+    """The runtime remembered under ``key``; measured once with ``measure() -> (torch_s, onnxruntime_s)``
+    (lower is faster) when this machine has no answer yet."""
+    choice = _read_choices().get(key)
+    if choice is None:
+        torch_s, ort_s = measure()
+        choice = "onnxruntime" if ort_s < torch_s else "torch"
+        log.info("%s: torch %.2f ms, onnxruntime %.2f ms -> %s", what, torch_s * 1e3, ort_s * 1e3, choice)
+        _remember(key, choice)
+    return choice
+
+
+def find_export(name: str, variants: Sequence[str], source_sha256: str) -> ExportRecord | None:
+    """The first of ``variants`` exported (by `studio export onnx`) from exactly these weights, verified."""
+    from studio.ml.export.pipeline import default_export_dir
+
+    for variant in variants:
+        folder = default_export_dir(name, variant)
+        if not (folder / "export.json").exists():
+            continue
+        record = read_record(folder)
+        if record.source_sha256 != source_sha256:
+            log.warning("the %s ONNX export of %s is of other weights; ignoring it", variant, name)
+            continue
+        verify_record(record)
+        return record
+    return None
+
+
 def _median_seconds(runner: GraphRunner, inputs: tuple[torch.Tensor, ...], repeats: int = 5) -> float:
     runner(*inputs)  # warm-up
     times = []
@@ -57,6 +87,29 @@ def _median_seconds(runner: GraphRunner, inputs: tuple[torch.Tensor, ...], repea
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def pick_export(
+    store: Any, name: str, sha256: str, variants: Sequence[str], preference: str,
+    accept: Callable[[ExportRecord], bool] = lambda record: True,
+) -> ExportRecord | None:
+    """The first verified export of these weights among ``variants`` that ``accept`` takes. None if there is none,
+    except when onnxruntime is forced: then the fp32 export is made now (once)."""
+    for variant in variants:
+        record = find_export(name, (variant,), sha256)
+        if record is not None and accept(record):
+            return record
+        if record is not None:
+            log.warning("not using the %s ONNX export of %s (its measured quality is not within tolerance)",
+                        variant, name)
+    if preference != "onnxruntime":
+        return None
+    from studio.ml.export.pipeline import export_model
+
+    log.warning("%s has no ONNX export yet: exporting it now (once)", name)
+    record = export_model(name, "fp32", store=store)
+    verify_record(record)
+    return record
 
 
 class RuntimeSelector:
@@ -80,34 +133,21 @@ class RuntimeSelector:
             f"torch:{name}:{device}", lambda: load_model(entry.weights, expect_arch=entry.arch, device=device)
         )
 
-    def _export_folder(self, name: str, device: str) -> Path | None:
-        from studio.ml.export.pipeline import default_export_dir
-
-        variants = ("fp16", "fp32") if device == "cuda" else ("fp32",)
-        for variant in variants:
-            folder = default_export_dir(name, variant)
-            if (folder / "export.json").exists():
-                return folder
-        return None
-
     def _ort_runner(self, name: str, graph_name: str, device: str, export_if_missing: bool) -> OrtGraphRunner | None:
         entry = self.resources.store.find(name)
         arch = registry.get(entry.arch)
         graph = next((g for g in arch.onnx if g.name == graph_name), None)
         if graph is None:
             raise StudioError(f"{entry.arch} has no ONNX graph {graph_name!r}")
-        folder = self._export_folder(name, device)
-        record = read_record(folder) if folder else None
-        if record is not None and record.source_sha256 != self._weights_hash(entry.weights):
-            log.warning("ONNX export of %s is of older weights; ignoring it", name)
-            record = None
+        variants = ("fp16", "fp32") if device == "cuda" else ("fp32",)
+        record = find_export(name, variants, self._weights_hash(entry.weights))
         if record is None:
             if not export_if_missing:
                 return None
             from studio.ml.export.pipeline import export_model
 
             record = export_model(name, "fp32", store=self.resources.store)
-        verify_record(record)
+            verify_record(record)
         key = f"ort:{name}:{graph_name}:{device}:{record.variant}"
         session = self.resources.cache.get(
             key,
@@ -133,13 +173,10 @@ class RuntimeSelector:
         if preference == "onnxruntime":
             return ort_runner
         key = f"{self._weights_hash(entry.weights)}:{graph_name}:{device}"
-        choice = _read_choices().get(key)
-        if choice is None:
+
+        def measure() -> tuple[float, float]:
             inputs = tuple(t.to(device) for t in graph.example_inputs(config, MEASURE_BATCH))
-            torch_s = _median_seconds(torch_runner, inputs)
-            ort_s = _median_seconds(ort_runner, inputs)
-            choice = "onnxruntime" if ort_s < torch_s else "torch"
-            log.info("%s/%s on %s: torch %.2f ms, onnxruntime %.2f ms -> %s",
-                     name, graph_name, device, torch_s * 1e3, ort_s * 1e3, choice)
-            _remember(key, choice)
+            return _median_seconds(torch_runner, inputs), _median_seconds(ort_runner, inputs)
+
+        choice = measured_choice(key, measure, f"{name}/{graph_name} on {device}")
         return ort_runner if choice == "onnxruntime" else torch_runner

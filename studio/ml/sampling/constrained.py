@@ -103,6 +103,8 @@ class TokenShape:
 
 def token_shape(text: str) -> TokenShape | None:
     """None for tokens copy never contains (markup, control characters, several words, trailing space)."""
+    if text == " ":  # a bare space: BPE spells rare words as " " + pieces
+        return TokenShape(text, "", True, "")
     if not text or text.endswith(" ") or "  " in text or _BAD_CHAR.search(text):
         return None
     if text[0] == " " and len(text) > 1 and text[1] in NO_SPACE_BEFORE:
@@ -473,6 +475,8 @@ class CopyConstraints:
 
         if state.empty:
             mask &= table.first_ok
+        elif last == " ":
+            mask &= ~table.starts_space
         elif not partial and last in SPACE_AFTER:
             mask &= ~table.starts_letter
         if rules.no_spaces:

@@ -28,6 +28,7 @@ from studio.ml.tasks import task
 MAX_COUNT = 1024
 BATCH = {"gan": 64, "vae": 64, "diffusion": 16}  # sprites per forward pass (halved after a CUDA OOM)
 SIZE = f"{SPRITE_SIZE}x{SPRITE_SIZE}"
+SPRITE_ARCHS = ("sprite-gan", "sprite-vae", "sprite-diffusion")
 
 
 class LoadedSpriteModel(nn.Module):
@@ -55,8 +56,8 @@ class LoadedSpriteModel(nn.Module):
 def _load(ctx: JobContext, name: str) -> LoadedSpriteModel:
     store = ctx.resources.store
     entry = store.find(name)
-    if entry.modality != "sprite" or not entry.arch.startswith("sprite-"):
-        raise BadInputError(f"{name!r} is a {entry.arch} model, not a sprite model: pick a sprite model")
+    if entry.arch not in SPRITE_ARCHS:
+        raise BadInputError(f"{name!r} is a {entry.arch} model, not a sprite generator: pick a sprite model")
 
     def load() -> LoadedSpriteModel:
         store.verify(entry)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -113,6 +113,7 @@ class _Row:
     state: LineState = field(default_factory=LineState)
     forced: deque[int] = field(default_factory=deque)
     history: list[int] = field(default_factory=list)
+    banned_first: set[int] = field(default_factory=set)  # first tokens whose lines led nowhere (strict mode)
     finished: bool = False
 
     @property
@@ -120,13 +121,23 @@ class _Row:
         return self.plan[self.field_pos][0]
 
 
+class RepeatedLineError(StudioError):
+    """A line could only end as a copy of an earlier one (raised when duplicates are not tolerated)."""
+
+
 class Copywriter:
     """Writes the lines of one request; ``on_partial`` receives the streaming payloads, ``cancel`` is called
-    before every step (pass ``ctx.check_cancel``)."""
+    before every step (pass ``ctx.check_cancel``).
+
+    A line that equals an earlier line of its field cannot end while anything else fits its limit; when nothing
+    else fits, a batch keeps it and lists it in ``repeated`` (``generate_ads`` then writes it again alone),
+    and a writer made with ``strict=True`` raises :class:`RepeatedLineError` instead.
+    """
 
     def __init__(self, lm: LanguageModel, request: CopyRequest, on_partial: PartialSink | None = None,
                  cancel: Callable[[], None] | None = None, on_line: Callable[[int, int], None] | None = None,
-                 seen: Mapping[str, Sequence[str]] | None = None, asked: int | None = None) -> None:
+                 seen: Mapping[str, Sequence[str]] | None = None, asked: int | None = None,
+                 strict: bool = False) -> None:
         self.lm = lm
         self.request = request
         self.on_partial = on_partial or (lambda payload: None)
@@ -153,6 +164,8 @@ class Copywriter:
         ]
         self.total_lines = sum(count for _, count in plan) * request.variants
         self.lines_done = 0
+        self.strict = strict
+        self.repeated: list[tuple[int, str, int]] = []  # (variant, field, index) kept although repeated
 
     def prompt_ids(self, reply_so_far: str = "") -> list[int]:
         messages = [{"role": "system", "content": self.system}, {"role": "user", "content": self.first}]
@@ -164,20 +177,38 @@ class Copywriter:
         lines = sum(count * (fmt.field(name).limit // 2 + 4) for name, count in self.request.plan)
         return lines + sum(len(t) for t in self.transitions) + 16
 
-    def run(self, prompt: list[int] | None = None) -> list[Ad]:
+    def run(self, prompt: list[int] | None = None, variants: Sequence[int] | None = None) -> list[Ad]:
+        """The ads of ``variants`` (default all), written as one batch; variant v samples with seed + v."""
         request = self.request
         prompt = prompt or self.prompt_ids()
         rows = [
             _Row(v, torch.Generator().manual_seed(request.seed + v), request.plan,
                  KeywordBonus(self.constraints.table, request.brief.must_use, request.keyword_bonus),
                  {name: [] for name, _ in request.plan})
-            for v in range(request.variants)
+            for v in (range(request.variants) if variants is None else variants)
         ]
         logits, cache = self.lm.prefill(prompt, max_new_tokens=self._room(), copies=len(rows))
         active = list(rows)
+        line_start: tuple[int, torch.Tensor, int] | None = None  # strict mode: cache length, logits, history
         while active:
             self.cancel()
-            feed = [self._step(row, logits[k]) for k, row in enumerate(active)]
+            if self.strict:
+                row = active[0]
+                if row.state.empty and not row.forced and (line_start is None or line_start[0] != cache.length):
+                    line_start = (cache.length, logits.clone(), len(row.history))
+                try:
+                    feed = [self._step(row, logits[0])]
+                except RepeatedLineError:
+                    length, saved, written = line_start
+                    if len(row.history) <= written:
+                        raise
+                    row.banned_first.add(row.history[written])  # start the line again, differently
+                    del row.history[written:]
+                    row.state = LineState()
+                    cache.length, logits = length, saved.clone()
+                    continue
+            else:
+                feed = [self._step(row, logits[k]) for k, row in enumerate(active)]
             keep = [k for k, row in enumerate(active) if not row.finished]
             if not keep:
                 break
@@ -200,7 +231,14 @@ class Copywriter:
             return row.forced.popleft()
         request = self.request
         rules = rules_for(request.format, row.field)
-        mask = self.constraints.mask_or_raise(row.state, rules, self.seen[row.field])
+        if self.strict:
+            mask = self.constraints.allowed(row.state, rules, self.seen[row.field])
+            if row.state.empty and row.banned_first:
+                mask[list(row.banned_first)] = False
+            if not mask.any():
+                raise RepeatedLineError(f"{row.state.text!r} repeats an earlier line and nothing else fits")
+        else:
+            mask = self.constraints.mask_or_raise(row.state, rules, self.seen[row.field])
         scores = logits.numpy().copy()
         row.bonus.apply(scores, row.state)
         fill = row.state.length / rules.budget
@@ -220,8 +258,11 @@ class Copywriter:
     def _end_line(self, row: _Row) -> int:
         line = row.state.text.strip()
         row.ad[row.field].append(line)
+        if normalise_line(line) in self.seen[row.field]:
+            self.repeated.append((row.variant, row.field, row.line_index))
         self.seen[row.field].add(normalise_line(line))
         row.bonus.mark_used(line)
+        row.banned_first.clear()
         self._emit(row, done=True)
         self.lines_done += 1
         self.on_line(self.lines_done, self.total_lines)
@@ -245,21 +286,48 @@ class Copywriter:
                          "done": done})
 
 
+RETRIES = 4
+
+
 def generate_ads(lm: LanguageModel, request: CopyRequest, on_partial: PartialSink | None = None,
-                 cancel: Callable[[], None] | None = None,
-                 on_line: Callable[[int, int], None] | None = None) -> list[Ad]:
-    """``request.variants`` ads, each with ``request.counts`` lines per field."""
-    return Copywriter(lm, request, on_partial, cancel, on_line).run()
+                 cancel: Callable[[], None] | None = None, on_line: Callable[[int, int], None] | None = None,
+                 batch: int = 0) -> list[Ad]:
+    """``request.variants`` ads, each with ``request.counts`` lines per field, ``batch`` variants at a time
+    (0 = all at once). A line that could only repeat another line of its field is written again on its own,
+    backtracking until it differs; only when no different line fits the limit at all does the repeat stay."""
+    writer = Copywriter(lm, request, on_partial, cancel, on_line)
+    batch = batch or request.variants
+    ads: list[Ad] = []
+    for start in range(0, request.variants, batch):
+        ads += writer.run(variants=range(start, min(request.variants, start + batch)))
+    for variant, name, index in writer.repeated:
+        lines = ads[variant][name]
+        everywhere = [line for ad in ads for line in ad[name]]
+        for attempt in range(1, RETRIES + 1):
+            retry = replace(request, seed=request.seed + 7919 * attempt + variant)  # a fresh start each time
+
+            def stream(payload: dict[str, Any], variant: int = variant, index: int = index) -> None:
+                if on_partial:
+                    on_partial({**payload, "variant": variant, "index": index})
+
+            try:
+                lines[index] = regenerate_line(lm, retry, name, index, lines, stream, cancel, avoid=everywhere,
+                                               strict=True)
+                break
+            except RepeatedLineError:
+                continue
+    return ads
 
 
 def regenerate_line(lm: LanguageModel, request: CopyRequest, field_name: str, index: int,
                     existing: Sequence[str], on_partial: PartialSink | None = None,
-                    cancel: Callable[[], None] | None = None) -> str:
-    """A new line for slot ``index`` of ``field_name``, different from every line in ``existing``; the other
-    existing lines are shown to the model as the lines written so far."""
-    single = CopyRequest(request.brief, request.format, request.framework, {field_name: 1}, 1, request.sampling,
-                         request.seed, request.keyword_bonus, request.repetition_penalty, request.end_bias)
-    writer = Copywriter(lm, single, on_partial, cancel, seen={field_name: existing}, asked=max(1, len(existing)))
+                    cancel: Callable[[], None] | None = None, avoid: Sequence[str] = (),
+                    strict: bool = False) -> str:
+    """A new line for slot ``index`` of ``field_name``, different from every line in ``existing`` and
+    ``avoid``; the other existing lines are shown to the model as the lines written so far."""
+    single = replace(request, counts={field_name: 1}, variants=1)
+    writer = Copywriter(lm, single, on_partial, cancel, seen={field_name: [*existing, *avoid]},
+                        asked=max(1, len(existing)), strict=strict)
     others = [line for i, line in enumerate(existing) if i != index and line.strip()]
     so_far = "".join(f"{MARKER} {line}\n" for line in others)
     return writer.run(writer.prompt_ids(so_far))[0][field_name][0]

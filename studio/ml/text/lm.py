@@ -28,10 +28,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from studio.core import paths
 from studio.core.errors import BadInputError, ModelFileError
@@ -39,6 +40,9 @@ from studio.ml.checkpoint import config_from_dict, sha256_file
 from studio.ml.models.llama import KVCache, Llama, LlamaConfig
 from studio.ml.text import gguf_loader
 from studio.ml.text.tokenizer import GGUFTokenizer
+
+if TYPE_CHECKING:
+    from studio.ml.runtime.ort_lm import OrtLanguageModel
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,8 @@ DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16
 
 @dataclass
 class LanguageModel:
+    """``dtype`` is the precision of activations and the KV cache; ``weight_dtype`` that of the stored matrices."""
+
     model: Llama
     tokenizer: GGUFTokenizer
     device: torch.device
@@ -56,6 +62,7 @@ class LanguageModel:
     name: str = ""
     sha256: str = ""
     source: dict[str, Any] = field(default_factory=dict)
+    weight_dtype: torch.dtype | None = None  # precision the matrices are stored in (default: ``dtype``)
 
     @property
     def config(self) -> LlamaConfig:
@@ -237,11 +244,21 @@ def load_language_model(
         _write_cache(sha256, *cached)
     config, tokenizer, source, weights = cached
     register_sidecar(path, config, sha256, source, name)
-    torch_dtype = resolve_dtype(device, dtype)
-    model = build_model(config, weights).to(device=device, dtype=torch_dtype)
+    weight_dtype = resolve_dtype(device, dtype)
+    model = build_model(config, weights).to(device)
+    if torch.device(device).type == "cuda":
+        model.to(weight_dtype)  # GPUs compute in half precision throughout
+        compute_dtype = weight_dtype
+    else:
+        # CPUs keep activations, norms and the KV cache in float32 and store only the matrices in half precision
+        # (see studio.ml.models.llama.mixed_linear): decoding reads half the bytes, arithmetic stays float32.
+        for module in model.modules():
+            if isinstance(module, nn.Linear | nn.Embedding):
+                module.to(weight_dtype)
+        compute_dtype = torch.float32
     model.rope_cos, model.rope_sin = model.rope_cos.float(), model.rope_sin.float()
-    return LanguageModel(model, tokenizer, torch.device(device), torch_dtype,
-                         name or gguf_loader.model_name(path), sha256, source)
+    return LanguageModel(model, tokenizer, torch.device(device), compute_dtype,
+                         name or gguf_loader.model_name(path), sha256, source, weight_dtype)
 
 
 def register_sidecar(
@@ -257,11 +274,26 @@ def register_sidecar(
         return None
 
 
-def get_language_model(resources: Any, name: str, device: str | None = None) -> LanguageModel:
-    """The named model from the store, loaded once per device and kept in the worker's model cache."""
+def get_language_model(
+    resources: Any, name: str, device: str | None = None, runtime: str | None = None
+) -> LanguageModel | OrtLanguageModel:
+    """The named model from the store, loaded once per device and kept in the worker's model cache.
+
+    ``runtime`` ("auto" | "torch" | "onnxruntime", default: the settings') picks what runs it; "auto" takes an ONNX
+    export when one of these weights exists and decoded faster on this machine (see studio.ml.runtime.ort_lm).
+    Both kinds have the same prefill/decode_step interface; callers that need the torch module itself (``.model``:
+    LoRA, training, perplexity through torch) pass ``runtime="torch"``.
+    """
     device = device or resources.device
     entry = resources.store.find(name)
     if entry.arch != "llama" or entry.meta.get("format") != "gguf":
         raise ModelFileError(f"{name!r} is a {entry.arch} model, not a language model")
     resources.store.verify(entry)
+    preference = runtime or resources.runtime
+    if preference != "torch":
+        from studio.ml.runtime.ort_lm import select_language_model
+
+        chosen = select_language_model(resources, entry, device, preference)
+        if chosen is not None:
+            return chosen
     return resources.cache.get(f"lm:{name}:{device}", lambda: load_language_model(entry.weights, device, name=name))

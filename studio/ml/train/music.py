@@ -1,19 +1,16 @@
 """Training the music Transformer: presets, resumable checkpoints, EMA weights, torchrun/DDP-ready.
 
 Run headless with ``studio train music --data DIR`` or under ``torchrun --nproc_per_node=N -m studio train music``
-(each rank draws its own windows; rank 0 evaluates, checkpoints and writes the model). The checkpoint
-(``runs/music/NAME/checkpoint.safetensors`` + ``.json`` in Studio's data folder) holds the weights, their EMA and the
-AdamW state as tensors, so a run resumes where it stopped without pickles.
-
-Written music-local because the generic helpers (``studio/ml/train/{ema,checkpoints,distributed}.py``) did not
-exist when this was written; the three small pieces below are the equivalents.
+(each rank draws its own windows; rank 0 evaluates, checkpoints and writes the model). Checkpoints (weights, EMA and
+AdamW state as safetensors, no pickles; :mod:`studio.ml.train.checkpoints`) go to ``<data>/runs/music/NAME`` and a
+run resumes from the newest one. Every step draws its windows from a generator seeded by (seed, rank, step), so a
+resumed run sees the same data it would have seen without the interruption.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from studio.core.errors import BadInputError
@@ -31,9 +27,20 @@ from studio.ml.checkpoint import save_model
 from studio.ml.data.music import MusicData
 from studio.ml.models.music_transformer import MusicTransformer, MusicTransformerConfig
 from studio.ml.music import tokens
+from studio.ml.train import distributed
+from studio.ml.train.checkpoints import (
+    Checkpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from studio.ml.train.ema import EMA
 
 ARCH = "music-transformer"
 IGNORE = -100
+EMA_DECAY = 0.995
+KEEP_CHECKPOINTS = 2
 
 
 @dataclass(frozen=True)
@@ -73,83 +80,6 @@ class TrainOptions:
     model_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. a tiny network for tests
     threads: int = 0  # CPU threads for torch (0: torch's default)
     extra_meta: dict[str, Any] = field(default_factory=dict)
-
-
-# -- music-local equivalents of the generic helpers -------------------------------------------------------------
-
-
-class Ema:
-    """Exponential moving average of a module's floating-point state (kept on the module's device)."""
-
-    def __init__(self, module: nn.Module, decay: float = 0.995) -> None:
-        self.decay = decay
-        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
-
-    @torch.no_grad()
-    def update(self, module: nn.Module) -> None:
-        for key, value in module.state_dict().items():
-            if key in self.shadow:
-                self.shadow[key].lerp_(value, 1.0 - self.decay)
-
-    def copy_to(self, module: nn.Module) -> None:
-        module.load_state_dict({**module.state_dict(), **self.shadow})
-
-
-@dataclass(frozen=True)
-class Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: str) -> Dist:
-    """Join the torchrun process group when launched by torchrun; a single process otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size())
-
-
-def save_checkpoint(path: Path, model: nn.Module, ema: Ema, opt: torch.optim.Optimizer, state: dict) -> None:
-    """Weights, EMA and AdamW moments as safetensors; step, RNG and options as JSON; both replaced atomically."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors |= {f"ema.{k}": v for k, v in ema.shadow.items()}
-    names = {id(p): n for n, p in model.named_parameters()}
-    for group in opt.param_groups:
-        for p in group["params"]:
-            for key, value in opt.state.get(p, {}).items():
-                tensors[f"opt.{names[id(p)]}.{key}"] = torch.as_tensor(value)
-    tensors = {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp))
-    side = path.with_suffix(".json")
-    side_tmp = side.with_suffix(".json.tmp")
-    side_tmp.write_text(json.dumps(state, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
-    side_tmp.replace(side)
-
-
-def load_checkpoint(path: Path, model: nn.Module, ema: Ema, opt: torch.optim.Optimizer) -> dict:
-    state = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-    tensors = load_file(str(path))
-    device = next(model.parameters()).device
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    for k in ema.shadow:
-        ema.shadow[k] = tensors[f"ema.{k}"].to(device)
-    params = dict(model.named_parameters())
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            name, slot = key[4:].rsplit(".", 1)
-            opt.state[params[name]][slot] = value.to(device) if slot != "step" else value
-    return state
 
 
 # -- the loop ---------------------------------------------------------------------------------------------------
@@ -206,12 +136,21 @@ def train(
     """Train (or resume); returns the model file written by rank 0 (None on other ranks)."""
     if options.preset not in PRESETS:
         raise BadInputError(f"unknown preset {options.preset!r}: use {', '.join(PRESETS)}")
-    preset = PRESETS[options.preset]
-    steps = options.max_steps or preset.steps
     if options.threads:
         torch.set_num_threads(options.threads)
-    dist = init_distributed(options.device)
-    device = options.device if options.device != "cuda" or dist.world == 1 else f"cuda:{dist.rank}"
+    info, device = distributed.setup(options.device)
+    try:
+        return _train(options, info, device, on_progress, cancel)
+    finally:
+        distributed.teardown(info)
+
+
+def _train(
+    options: TrainOptions, info: distributed.DistInfo, device: str, on_progress: ProgressFn | None,
+    cancel: Callable[[], None] | None,
+) -> Path | None:
+    preset = PRESETS[options.preset]
+    steps = options.max_steps or preset.steps
     train_set = MusicData.load(options.data, "train")
     val_set = MusicData.load(options.data, "val")
     if options.init_from:
@@ -223,23 +162,21 @@ def train(
         config = MusicTransformerConfig(**(preset.model | options.model_overrides))
         torch.manual_seed(options.seed)
         model = MusicTransformer(config).to(device)
-    ema = Ema(model)
+    ema = EMA(model, EMA_DECAY)
     opt = torch.optim.AdamW(model.parameters(), lr=preset.lr, betas=(0.9, 0.95), weight_decay=0.05)
     run_dir = options.run_dir or Path(options.data) / "runs" / "music" / options.name
-    ckpt = run_dir / "checkpoint.safetensors"
-    rng = np.random.default_rng([options.seed, dist.rank])
-    step, best_val, log = 0, math.inf, []
-    wall_before = 0.0
+    step, best_val, log, wall_before = 0, math.inf, [], 0.0
     if options.resume:
-        if not ckpt.exists():
-            raise BadInputError(f"nothing to resume: {ckpt} does not exist")
-        state = load_checkpoint(ckpt, model, ema, opt)
-        step, best_val, log = state["step"], state["best_val"], state["log"]
-        wall_before = state.get("wall_seconds", 0.0)
-        rng.bit_generator.state = state["rng"][min(dist.rank, len(state["rng"]) - 1)]
-    net: nn.Module = model
-    if dist.world > 1:
-        net = nn.parallel.DistributedDataParallel(model)
+        latest = latest_checkpoint(run_dir)
+        if latest is None:
+            raise BadInputError(f"nothing to resume: {run_dir} holds no checkpoint")
+        saved = load_checkpoint(latest, device)
+        model.load_state_dict(saved.groups["model"])
+        ema.load_state_dict(saved.groups["ema"])
+        opt.load_state_dict(saved.optimizers["adamw"])
+        step = saved.step
+        best_val, log, wall_before = saved.extra["best_val"], saved.extra["log"], saved.extra["wall_seconds"]
+    net = distributed.wrap(model, info, device)
     val_seqs = val_set.validation_sequences(config.block_size)
     quick_val = val_seqs[: options.val_limit]
     started = time.monotonic()
@@ -258,6 +195,7 @@ def train(
             cancel()
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, preset, progress())
+        rng = np.random.default_rng([options.seed, info.rank, step])
         x, y = make_batch([train_set.sample_window(rng, config.block_size + 1) for _ in range(preset.batch)],
                           device)
         loss = sequence_loss(net, x, y)
@@ -265,47 +203,41 @@ def train(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        ema.update(model)
+        ema.update(model, step)
         step += 1
-        metrics = {"loss": loss.item(), "lr": opt.param_groups[0]["lr"]}
-        metrics["progress"] = progress()
-        finished = metrics["progress"] >= 1.0
-        if dist.world > 1:  # every rank stops at the same step even when the budget is time
-            flag = torch.tensor([float(finished)], device=device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            finished = bool(flag.item())
-        if dist.main and (step % preset.eval_every == 0 or finished):
+        metrics = {"loss": loss.item(), "lr": opt.param_groups[0]["lr"], "progress": progress()}
+        finished = distributed.any_rank(metrics["progress"] >= 1.0, info, device)  # all ranks stop together
+        if info.is_main and (step % preset.eval_every == 0 or finished):
             metrics["val_nll"] = validation_nll(model, quick_val, device)[0]
             best_val = min(best_val, metrics["val_nll"])
             wall = wall_before + time.monotonic() - started
             log.append({"step": step, "wall_s": round(wall, 1), **{k: round(v, 5) for k, v in metrics.items()}})
-            save_checkpoint(ckpt, model, ema, opt, {
-                "step": step, "steps": steps, "best_val": best_val, "log": log, "wall_seconds": wall,
-                "rng": [rng.bit_generator.state], "preset": options.preset, "config": asdict(config),
-            })
-        if on_progress and dist.main:
+            extra = {"best_val": best_val, "log": log, "wall_seconds": wall, "preset": options.preset,
+                     "config": asdict(config)}
+            groups = {"model": model.state_dict(), "ema": ema.state_dict()}
+            save_checkpoint(run_dir, Checkpoint(step, groups, {"adamw": opt.state_dict()}, extra))
+            prune_checkpoints(run_dir, KEEP_CHECKPOINTS)
+        if on_progress and info.is_main:
             on_progress(step, steps, metrics)
         if finished:
             break
-    if not dist.main:
+    if not info.is_main:
         return None
     return _finish(options, model, ema, config, val_seqs, device, log, wall_before + time.monotonic() - started,
                    step, train_set, val_set)
 
 
 def _finish(
-    options: TrainOptions, model: MusicTransformer, ema: Ema, config: MusicTransformerConfig,
+    options: TrainOptions, model: MusicTransformer, ema: EMA, config: MusicTransformerConfig,
     val_seqs: list[np.ndarray], device: str, log: list, wall: float, steps: int,
     train_set: MusicData, val_set: MusicData,
 ) -> Path:
     """Keep whichever of the raw and EMA weights scores better on the whole validation split, and save it."""
     raw_nll, count = validation_nll(model, val_seqs, device)
-    raw_state = {k: v.clone() for k, v in model.state_dict().items()}
-    ema.copy_to(model)
-    ema_nll, _ = validation_nll(model, val_seqs, device)
+    ema_nll, _ = validation_nll(ema.module, val_seqs, device)
     use_ema = ema_nll <= raw_nll
-    if not use_ema:
-        model.load_state_dict(raw_state)
+    if use_ema:
+        model.load_state_dict(ema.state_dict())
     from studio.core.paths import user_models_dir
 
     out = (options.out_dir or user_models_dir()) / f"{options.name}.safetensors"

@@ -28,6 +28,8 @@ from studio.core.errors import BadInputError, StudioError
 from studio.core.formats.png_meta import save_png
 from studio.ml import registry
 from studio.ml.checkpoint import config_from_dict, save_model
+from studio.ml.data.augment import augment_batch
+from studio.ml.data.sprites import load_sprite_dataset
 from studio.ml.device import describe_device, resolve_device
 from studio.ml.models.sprite_common import sample_grid, tensor_to_images, uint8_to_float
 from studio.ml.sampling.sprites import generate, seeded_generators
@@ -43,6 +45,7 @@ from studio.ml.train.ema import EMA
 from studio.ml.train.sprite_objectives import OBJECTIVES, Hyper, Objective
 
 ARCHS = {"gan": "sprite-gan", "vae": "sprite-vae", "diffusion": "sprite-diffusion"}
+DATA_KEYS = ("name", "source", "categories", "counts", "sha256", "recipe")  # from the data set's manifest
 GRID_SIZE = 64  # an 8x8 grid, one category per row
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -97,6 +100,7 @@ class SpriteTrainConfig:
     sample_every: int | None = None
     checkpoint_every: int | None = None
     keep_checkpoints: int = 3
+    augment: bool = True  # flips, shifts and colour jitter per category (studio.ml.data.augment)
     resume: bool = False  # continue from the newest checkpoint of run_dir (else a run_dir with one is refused)
     model: dict[str, Any] = field(default_factory=dict)  # architecture config overrides
     threads: int = 0  # CPU threads for torch; 0 = leave torch's default
@@ -113,47 +117,42 @@ class TrainResult:
 
 
 @dataclass
-class SpriteData:
-    train_images: torch.Tensor  # (N, 4, 32, 32) uint8
-    train_labels: torch.Tensor  # (N,) int64
-    val_images: torch.Tensor
-    val_labels: torch.Tensor
+class _Data:
+    """Training sprites stay in host memory as uint8 (augmented per batch); validation sprites go to the device."""
+
+    train_images: np.ndarray  # (N, 32, 32, 4) uint8
+    train_labels: np.ndarray  # (N,) int64
+    val_images: torch.Tensor  # (M, 4, 32, 32) uint8
+    val_labels: torch.Tensor  # (M,) int64
     categories: list[str]
     manifest: dict[str, Any]
 
 
-def load_data(folder: Path, device: str) -> SpriteData:
-    """The shared sprite data set as uint8 tensors on ``device`` (kept as uint8: four times less memory)."""
-    folder = Path(folder)
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        parts = [np.load(folder / f"{split}.npz") for split in ("train", "val")]
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"{folder} is not a sprite data set ({exc}); build one with `studio data sprites`") from None
-    tensors = []
-    for part in parts:
-        images, labels = part["images"], part["labels"]
-        tensors.append(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous().to(device))
-        tensors.append(torch.from_numpy(labels.astype(np.int64)).to(device))
-    categories = list(manifest["categories"])
-    if len(tensors[0]) == 0:
+def load_data(folder: Path, device: str) -> _Data:
+    dataset = load_sprite_dataset(folder)
+    if len(dataset.train_labels) == 0:
         raise BadInputError(f"{folder}: the training set is empty")
-    return SpriteData(*tensors, categories=categories, manifest=manifest)
+    val = torch.from_numpy(np.ascontiguousarray(dataset.val_images)).permute(0, 3, 1, 2).contiguous()
+    return _Data(
+        dataset.train_images, dataset.train_labels, val.to(device), torch.from_numpy(dataset.val_labels).to(device),
+        dataset.categories, dataset.manifest,
+    )
 
 
-def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
-    """The generator of one step on one rank: a pure function of (seed, step, rank), hence exact resumes."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1009 + rank)
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The seed of one step on one rank: a pure function of (seed, step, rank), hence exact resumes."""
+    return ((seed * 1_000_003 + step) * 1009 + rank) % 2**63
 
 
-def _batch(data: SpriteData, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random sprites (with replacement) and random horizontal flips."""
-    index = torch.randint(len(data.train_labels), (size,), generator=gen)
-    flip = torch.rand(size, generator=gen) < 0.5
-    device = data.train_images.device
-    images = data.train_images[index.to(device)]
-    images = torch.where(flip.to(device)[:, None, None, None], images.flip(3), images)
-    return uint8_to_float(images), data.train_labels[index.to(device)]
+def _batch(data: _Data, size: int, seed: int, augment: bool, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random sprites (drawn with replacement), augmented per their category's policy."""
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(data.train_labels), size)
+    images, labels = data.train_images[index], data.train_labels[index]
+    if augment:
+        images = augment_batch(images, labels, data.categories, rng)
+    batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device)
+    return uint8_to_float(batch), torch.from_numpy(labels).to(device)
 
 
 def _git_commit() -> str:
@@ -188,6 +187,7 @@ class _Plan:
     sample_every: int
     checkpoint_every: int
     sample_steps: int
+    augment: bool
     categories: list[str]
 
 
@@ -222,6 +222,7 @@ def make_plan(config: SpriteTrainConfig, categories: list[str]) -> _Plan:
         sample_every=config.sample_every or preset.sample_every,
         checkpoint_every=config.checkpoint_every or preset.checkpoint_every,
         sample_steps=preset.sample_steps,
+        augment=config.augment,
         categories=categories,
     )
 
@@ -258,20 +259,23 @@ def _grid(model: nn.Module, plan: _Plan) -> np.ndarray:
     return sample_grid(tensor_to_images(images), columns=8)
 
 
-def _validate(objective: Objective, data: SpriteData, plan: _Plan) -> dict[str, float]:
+def _validate(objective: Objective, model: nn.Module, data: _Data, plan: _Plan) -> dict[str, float]:
+    """Validation losses of ``model`` (the exported, EMA-weighted model) on up to 512 held-out sprites."""
     count = min(len(data.val_labels), 512)
     if count == 0:
         return {}
-    objective.model.eval()
     gen = torch.Generator().manual_seed(plan.seed)
     totals: dict[str, float] = {}
     for start in range(0, count, plan.batch_size):
         stop = min(count, start + plan.batch_size)
         x = uint8_to_float(data.val_images[start:stop])
-        for key, value in objective.validate(x, data.val_labels[start:stop], gen).items():
+        for key, value in objective.validate(model, x, data.val_labels[start:stop], gen).items():
             totals[key] = totals.get(key, 0.0) + value * (stop - start)
-    objective.model.train()
     return {f"val_{k}": v / count for k, v in totals.items()}
+
+
+def _measure(objective: Objective, model: nn.Module, data: _Data, plan: _Plan, smooth: dict) -> dict[str, float]:
+    return {**{f"train_{k}": v for k, v in smooth.items()}, **_validate(objective, model, data, plan)}
 
 
 def _register(source: Path, name: str) -> Path:
@@ -362,8 +366,9 @@ def _train(
         if distributed.any_rank(cancel.cancelled, info, device):
             checkpoint_now(step, wall_before + time.monotonic() - began)
             raise JobCancelled()
-        gen = step_generator(plan.seed, step, info.rank)
-        x, labels = _batch(data, per_rank, gen)
+        seed = step_seed(plan.seed, step, info.rank)
+        gen = torch.Generator().manual_seed(seed)
+        x, labels = _batch(data, per_rank, seed, plan.augment, device)
         objective.set_step(step)
         losses = objective.train_step(x, labels, gen)
         ema.update(objective.ema_target(), step)
@@ -379,7 +384,7 @@ def _train(
             exported = _export_model(objective, ema, arch, model_config)
             grid = _grid(exported, plan)
             save_png(run_dir / "samples" / f"step-{done:08d}.png", grid, None, write_metadata=False)
-            metrics = {**{f"train_{k}": v for k, v in smooth.items()}, **_validate(objective, data, plan)}
+            metrics = _measure(objective, exported, data, plan, smooth)
             losses = {**losses, **{k: v for k, v in metrics.items() if k.startswith("val_")}}
         wall = wall_before + time.monotonic() - began
         if done % plan.checkpoint_every == 0 or done == plan.steps:
@@ -392,13 +397,13 @@ def _train(
             )
 
     distributed.barrier(info)
-    if info.is_main and not metrics:  # resumed at or past the last step: nothing was measured yet
-        metrics = {**{f"train_{k}": v for k, v in smooth.items()}, **_validate(objective, data, plan)}
     wall = wall_before + time.monotonic() - began
     model_path = run_dir / "model.safetensors"
     registered = None
     if info.is_main:
         exported = _export_model(objective, ema, arch, model_config)
+        if not metrics:  # resumed at or past the last step: nothing was measured yet
+            metrics = _measure(objective, exported, data, plan, smooth)
         meta = {
             "name": config.name or arch.name,
             "modality": "sprite",
@@ -407,7 +412,7 @@ def _train(
             "metrics": metrics,
             "training": {
                 "command": config.command,
-                "data": {"folder": str(config.data), **{k: v for k, v in data.manifest.items() if k != "files"}},
+                "data": {"folder": str(config.data), **{k: data.manifest[k] for k in DATA_KEYS if k in data.manifest}},
                 "commit": _git_commit(),
                 "hardware": _hardware(device, info.world_size),
                 "wall_time_s": round(wall, 1),

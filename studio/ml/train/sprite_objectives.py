@@ -74,7 +74,10 @@ class Objective:
         raise NotImplementedError
 
     @torch.no_grad()
-    def validate(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
+    def validate(
+        self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator
+    ) -> dict[str, float]:
+        """Losses of ``model`` (the model as it would be saved: EMA weights) on held-out sprites."""
         raise NotImplementedError
 
 
@@ -104,9 +107,11 @@ class GanObjective(Objective):
         return {"d": d_loss.item(), "g": g_loss.item(), "d_real": real_score.mean().item()}
 
     @torch.no_grad()
-    def validate(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
+    def validate(
+        self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator
+    ) -> dict[str, float]:
         """Hinge loss of the discriminator on held-out real sprites: rising means it memorises the train set."""
-        score = self.model.discriminator(x, labels)
+        score = model.discriminator(x, labels)
         return {"d_real_hinge": float(F.relu(1.0 - score).mean())}
 
 
@@ -133,8 +138,10 @@ class VaeObjective(Objective):
         return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}
 
     @torch.no_grad()
-    def validate(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
-        recon, kl = self._losses(self.model, x, labels, gen)
+    def validate(
+        self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator
+    ) -> dict[str, float]:
+        recon, kl = self._losses(model, x, labels, gen)
         return {"loss": float(recon + self.hyper.kl_weight * kl), "recon": float(recon)}
 
 
@@ -161,8 +168,10 @@ class DiffusionObjective(Objective):
         return {"mse": loss.item()}
 
     @torch.no_grad()
-    def validate(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
-        return {"mse": float(self._loss(self.model, x, labels, gen, 0.0))}
+    def validate(
+        self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator
+    ) -> dict[str, float]:
+        return {"mse": self._loss(model, x, labels, gen, 0.0).item()}
 
 
 OBJECTIVES: dict[str, type[Objective]] = {"gan": GanObjective, "vae": VaeObjective, "diffusion": DiffusionObjective}

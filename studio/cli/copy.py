@@ -1,0 +1,220 @@
+"""``studio generate copy | train copy | data copy | eval copy``: ad copy from the terminal.
+
+    studio generate copy --brief brief.json --format google-rsa --variants 3 --out ads.csv
+    studio train copy --data our-lines.txt --name brand-voice
+    studio data copy --out debian-blurbs.jsonl
+    studio eval copy --brief brief.json --lines 200 --json results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+def _print_ads(ads: list[dict[str, list[str]]]) -> None:
+    for n, ad in enumerate(ads, 1):
+        print(f"## Ad {n}")
+        for name, lines in ad.items():
+            for i, line in enumerate(lines, 1):
+                print(f"{name} {i:>2} ({len(line):>3}) {line}")
+        print()
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from studio.cli.console import run_in_console
+    from studio.core.copy_brief import load_brief
+    from studio.core.copy_export import AdSet, export_ads
+    from studio.core.jobs import JobSpec
+
+    brief = load_brief(Path(args.brief))
+    params: dict[str, Any] = {"brief": brief.to_dict(), "format": args.format, "framework": args.framework,
+                              "variants": args.variants, "temperature": args.temperature, "top_p": args.top_p}
+    spec = JobSpec("copy.generate", params, seed=args.seed, model=args.model)
+    result = run_in_console(spec, args.device, quiet=args.quiet)
+    _print_ads(result["ads"])
+    if args.out:
+        path = export_ads(Path(args.out), AdSet(args.format, result["ads"], result["recipe"]))
+        print(f"saved {path}", file=sys.stderr)
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from studio.cli.console import make_resources
+    from studio.core import paths
+    from studio.ml.data.copy_text import debian_items, read_debian_corpus, read_training_lines, split_held_out
+    from studio.ml.model_import import check_name
+    from studio.ml.tasks.copy import load_copy_model
+    from studio.ml.train.lora import LoRAConfig, TrainSettings, brand_voice_request, items_from_lines
+
+    source = Path(args.data or args.debian)
+    if args.data:
+        text = read_training_lines(source, seed=args.seed)
+        print(text.message, file=sys.stderr)
+        train_lines, held_lines = split_held_out(text.lines, args.held_out, args.seed)
+        request = brand_voice_request()
+        train_items = items_from_lines(train_lines, request, args.lines_per_example, args.seed)
+        held_items = items_from_lines(held_lines, request, 1, args.seed)
+        data_meta = {"data": source.name, "source_lines": len(text.lines), "sampled": text.sampled,
+                     "kind": "brand voice"}
+    else:
+        records = read_debian_corpus(source)
+        train_items, held_items = debian_items(records, args.samples, args.held_out_count, args.seed)
+        data_meta = {"data": source.name, "records": len(records), "kind": "Debian product blurbs"}
+    name = check_name(args.name or f"copy-lora-{source.stem}")
+    out = Path(args.out) if args.out else paths.user_models_dir() / f"{name}.safetensors"
+    settings = TrainSettings(epochs=args.epochs, max_steps=args.steps, seed=args.seed, lr=args.lr,
+                             lora=LoRAConfig(rank=args.rank, alpha=2.0 * args.rank))
+    return _train_and_save(args, make_resources(args.device), train_items, held_items, settings, name, out,
+                           data_meta, load_copy_model)
+
+
+def _train_and_save(args: argparse.Namespace, resources: Any, train_items: list, held_items: list, settings: Any,
+                    name: str, out: Path, data_meta: dict[str, Any], load_copy_model: Any) -> int:
+    from dataclasses import asdict
+
+    from studio.ml.train.lora import save_adapter, train_lora
+
+    lm = load_copy_model(resources, args.base)
+    if lm.source.get("base_model"):
+        from studio.core.errors import BadInputError
+
+        raise BadInputError(f"{args.base!r} is an adapter; train on a base language model")
+
+    def progress(fraction: float, message: str) -> None:
+        sys.stderr.write(f"\r{fraction * 100:5.1f}% {message:<40}")
+        sys.stderr.flush()
+
+    result = train_lora(lm, train_items, held_items, settings, progress=progress)
+    sys.stderr.write("\n")
+    metrics = {"perplexity_before": result.perplexity_before, "perplexity_after": result.perplexity_after,
+               "train_lines": result.train_lines, "held_out_lines": result.held_out_lines,
+               "final_loss": result.losses[-1] if result.losses else None}
+    training = {"steps": result.steps, "seconds": round(result.seconds, 1), "seed": settings.seed,
+                "lr": settings.lr, "batch": settings.batch, "device": str(lm.device), **data_meta}
+    path = save_adapter(out, result.model, settings.lora, {
+        "name": name, "base_model": lm.name, "base_sha256": lm.sha256, "rank": settings.lora.rank,
+        "targets": list(settings.lora.targets), "metrics": metrics, "training": training,
+        "settings": {k: v for k, v in asdict(settings).items() if k != "lora"},
+    })
+    print(f"held-out perplexity: {result.perplexity_before:.2f} before, {result.perplexity_after:.2f} after "
+          f"({result.held_out_lines} lines); {result.steps} steps in {result.seconds:.0f} s")
+    print(f"saved adapter {name!r} to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def run_data(args: argparse.Namespace) -> int:
+    from studio.ml.data.copy_text import build_debian_corpus, build_lexicon, read_debian_corpus
+
+    out = Path(args.out)
+    if not args.no_corpus:
+        count = build_debian_corpus(out, Path(args.lists), fetch=not args.no_fetch)
+        print(f"wrote {count} product descriptions to {out}")
+    if args.lexicon_from:
+        records = read_debian_corpus(out)
+        texts = [t for r in records for t in (r.synopsis, r.blurb)]
+        target = Path(args.lexicon_out)
+        count = build_lexicon(Path(args.lexicon_from), texts, target)
+        print(f"wrote {count} words to {target}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from studio.cli.console import make_resources
+    from studio.core.copy_brief import load_brief
+    from studio.core.paths import resources_dir
+    from studio.ml.tasks.copy import load_copy_model
+    from studio.ml.text.copy_eval import compliance
+
+    brief = load_brief(Path(args.brief) if args.brief else resources_dir() / "briefs/examples/coffee-subscription.json")
+    lm = load_copy_model(make_resources(args.device), args.model)
+    report: dict[str, Any] = {"model": lm.name, "brief": brief.to_dict(), "lines_per_field": args.lines,
+                              "formats": []}
+    for name in args.formats.split(","):
+        result = compliance(lm, brief, name.strip(), args.lines, seed=args.seed)
+        report["formats"].append(result)
+        for field, stats in result["fields"].items():
+            print(f"{result['format']:<11} {field:<12} {stats['lines']:>4} lines  compliance "
+                  f"{stats['compliance'] * 100:6.2f}%  over-limit {stats['over_limit']}  banned {stats['banned']}  "
+                  f"cut/unknown {stats['cut_or_unknown']}  duplicates {stats['duplicates']}  "
+                  f"longest {stats['max_chars']}/{stats['limit']}")
+    if args.data:
+        report["perplexity"] = _held_out_perplexity(lm, Path(args.data), args.seed)
+        print(f"held-out perplexity of {args.data}: {report['perplexity']['perplexity']:.2f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _held_out_perplexity(lm: Any, data: Path, seed: int) -> dict[str, Any]:
+    from studio.core import copy_prompts
+    from studio.ml.data.copy_text import read_training_lines, split_held_out
+    from studio.ml.train.lora import brand_voice_request, make_example, perplexity
+
+    _, held = split_held_out(read_training_lines(data, seed=seed).lines, 0.2, seed)
+    system, request = copy_prompts.render("system.txt", {}), brand_voice_request()
+    examples = [make_example(lm, system, request, [line], 256) for line in held]
+    return {"lines": len(held), "perplexity": perplexity(lm.model, examples, lm.tokenizer.pad_id, lm.device)}
+
+
+def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
+    from studio.core.copy_formats import FRAMEWORKS, GENERATION_FORMATS
+
+    p = groups["generate"].add_parser("copy", help="ad copy from a brief (JSON)")
+    p.add_argument("--brief", required=True, help="brief JSON: product, features, audience, tone, must_use, banned")
+    p.add_argument("--format", default="google-rsa", choices=sorted(GENERATION_FORMATS))
+    p.add_argument("--framework", default="none", choices=FRAMEWORKS)
+    p.add_argument("--variants", type=int, default=1)
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default=DEFAULT_MODEL, help="language model or LoRA adapter name")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    p.add_argument("--out", help="export the ads: .csv (ad tools), .md or .json (with the recipe)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_generate)
+
+    p = groups["train"].add_parser("copy", help="LoRA brand voice from your own lines of copy (TXT or CSV)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="TXT (one example per line) or CSV (one per row)")
+    source.add_argument("--debian", help="the corpus of `studio data copy` (product blurbs)")
+    p.add_argument("--samples", type=int, default=2000, help="--debian: blurbs to train on")
+    p.add_argument("--held-out-count", type=int, default=200, help="--debian: blurbs held out to measure")
+    p.add_argument("--name", help="model name (default copy-lora-<file name>)")
+    p.add_argument("--base", default=DEFAULT_MODEL, help="base language model")
+    p.add_argument("--out", help="adapter path (default: the user model folder)")
+    p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--epochs", type=int, default=0, help="0 = enough for about 60 steps")
+    p.add_argument("--steps", type=int, default=0, help="stop after this many steps (0 = no limit)")
+    p.add_argument("--lines-per-example", type=int, default=4)
+    p.add_argument("--held-out", type=float, default=0.2, help="fraction of lines kept aside to measure")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    p.set_defaults(func=run_train)
+
+    p = groups["data"].add_parser("copy", help="Debian product descriptions (apt) as a JSON-lines corpus")
+    p.add_argument("--out", required=True, help="corpus file (.jsonl)")
+    p.add_argument("--lists", default="apt-lists", help="folder for apt's package lists")
+    p.add_argument("--no-fetch", action="store_true", help="use lists already in --lists")
+    p.add_argument("--no-corpus", action="store_true", help="do not rebuild the corpus (e.g. lexicon only)")
+    p.add_argument("--lexicon-from", help="also build the decoder's word list from this spelling list")
+    p.add_argument("--lexicon-out", default="resources/lexicon/words-en.txt.gz")
+    p.set_defaults(func=run_data)
+
+    p = groups["eval"].add_parser("copy", help="limit compliance, banned words, cut words; perplexity")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--brief", help="brief JSON (default: the coffee example)")
+    p.add_argument("--formats", default="google-rsa,meta,email,tagline,blurb")
+    p.add_argument("--lines", type=int, default=200, help="lines per field")
+    p.add_argument("--data", help="also: held-out perplexity of these lines (TXT/CSV)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    p.add_argument("--json", help="write the report here")
+    p.set_defaults(func=run_eval)

@@ -1,0 +1,105 @@
+"""Ad-copy tasks: ``copy.generate`` (whole ads, streamed line by line) and ``copy.line`` (one new line).
+
+Params (see the payload contract): ``brief`` (dict), ``format``, ``framework``, ``variants``, ``temperature``,
+``top_p``; optional ``counts`` ({field: lines}). The model is a language model of the store or a LoRA adapter
+(``arch: "llama-lora"``), applied to its base model on load; both stay in the worker's model cache.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from studio.core.context import JobContext
+from studio.core.copy_brief import brief_from_dict
+from studio.core.copy_formats import check_framework, field_counts, generation_format
+from studio.core.errors import BadInputError, ModelFileError
+from studio.core.jobs import JobSpec, thaw
+from studio.ml.sampling.text import SamplingParams
+from studio.ml.tasks import task
+from studio.ml.text.copywriter import CopyRequest, foreign_brief_note, generate_ads, regenerate_line
+from studio.ml.text.lm import LanguageModel, get_language_model
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+MAX_VARIANTS = 10
+
+
+def load_copy_model(resources: Any, name: str, device: str | None = None) -> LanguageModel:
+    """A language model by store name; a LoRA adapter comes back applied to its base model."""
+    from studio.ml.train.lora import ARCH as LORA_ARCH
+    from studio.ml.train.lora import apply_adapter
+
+    device = device or resources.device
+    entry = resources.store.find(name or DEFAULT_MODEL)
+    if entry.arch != LORA_ARCH:
+        return get_language_model(resources, entry.name, device)
+    base = entry.meta.get("base_model")
+    if not base:
+        raise ModelFileError(f"the adapter {entry.name!r} does not say which model it was trained on")
+    resources.store.verify(entry)
+    base_lm = get_language_model(resources, base, device)
+    return resources.cache.get(f"lm-lora:{entry.name}:{device}",
+                               lambda: apply_adapter(base_lm, Path(entry.weights), entry.name))
+
+
+def _number(params: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    try:
+        value = float(params.get(key, default))
+    except (TypeError, ValueError):
+        raise BadInputError(f"{key} must be a number") from None
+    if not (low <= value <= high) or math.isnan(value):
+        raise BadInputError(f"{key} must be between {low:g} and {high:g}, not {value:g}")
+    return value
+
+
+def request_from_spec(spec: JobSpec) -> CopyRequest:
+    params = thaw(spec.params)
+    brief = brief_from_dict(params.get("brief"))
+    fmt = generation_format(str(params.get("format", "google-rsa")))
+    framework = check_framework(str(params.get("framework", "none")))
+    variants = int(_number(params, "variants", 1, 1, MAX_VARIANTS))
+    sampling = SamplingParams(temperature=_number(params, "temperature", 0.7, 0.0, 2.0),
+                              top_p=_number(params, "top_p", 0.9, 0.01, 1.0))
+    return CopyRequest(brief, fmt, framework, field_counts(fmt, params.get("counts")), variants, sampling,
+                       seed=int(spec.seed))
+
+
+def recipe(spec: JobSpec, lm: LanguageModel) -> dict[str, Any]:
+    return {"model": spec.model or lm.name, "model_sha256": lm.sha256, "kind": spec.kind, "seed": spec.seed,
+            "params": thaw(spec.params)}
+
+
+@task("copy.generate")
+def generate_copy(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
+    request = request_from_spec(spec)
+    note = foreign_brief_note(request.brief)
+    ctx.progress(0.0, "loading the language model")
+    lm = load_copy_model(ctx.resources, spec.model, ctx.device)
+    if note:
+        ctx.note(note)
+    batch = max(1, int(request.variants * ctx.batch_scale))
+    ads = generate_ads(lm, request, on_partial=ctx.partial, cancel=ctx.check_cancel,
+                       on_line=lambda done, total: ctx.progress(done / total, f"line {done} of {total}"),
+                       batch=batch)
+    return {"ads": ads, "recipe": recipe(spec, lm)}
+
+
+@task("copy.line")
+def regenerate_copy_line(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
+    params = thaw(spec.params)
+    request = request_from_spec(spec)
+    field_name = str(params.get("field", ""))
+    request.format.field(field_name)  # a clear error for a field the format does not have
+    existing = params.get("existing") or []
+    if not isinstance(existing, list) or not all(isinstance(x, str) for x in existing):
+        raise BadInputError("existing must be a list of the field's current lines")
+    index = int(params.get("index", len(existing)))
+    lm = load_copy_model(ctx.resources, spec.model, ctx.device)
+
+    def stream(payload: dict[str, Any]) -> None:
+        ctx.partial({**payload, "index": index})
+
+    text = regenerate_line(lm, request, field_name, index, existing, on_partial=stream, cancel=ctx.check_cancel)
+    return {"text": text, "field": field_name, "index": index, "recipe": recipe(spec, lm)}

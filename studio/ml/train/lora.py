@@ -1,0 +1,321 @@
+"""Brand voice: LoRA adapters for the Llama language model, trained on the user's own lines of copy.
+
+An adapter adds low-rank updates ``B @ A`` (rank r, scaled by alpha / r) to the attention and MLP projections; the
+base weights stay frozen and shared, so an adapter file is small (a few MB) and loading it costs no second copy
+of the model. Examples are chat-formatted the way :mod:`studio.ml.text.copywriter` asks for copy (the system
+prompt, a request, and an assistant reply of ``- line`` items), and the loss covers only the reply.
+
+The adapter file is ``NAME.safetensors`` (the A/B matrices) + ``NAME.json`` (``arch: "llama-lora"``, the base
+model's name and sha256, rank, alpha, targets, held-out perplexity before/after); the model store lists it as a
+copy model, and the copy tasks apply it to its base model on load.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from studio.core import copy_prompts
+from studio.core.errors import BadInputError, ModelFileError
+from studio.ml.checkpoint import sha256_file
+from studio.ml.models.llama import Llama
+from studio.ml.text.lm import LanguageModel
+
+ARCH = "llama-lora"
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+MARKER = "- "
+
+
+class LoRALinear(nn.Module):
+    """``base(x) + scale * (x A^T) B^T``; B starts at zero so a fresh adapter changes nothing."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.base = base
+        self.scale = alpha / rank
+        self.lora_A = nn.Parameter(torch.empty(rank, base.in_features, dtype=base.weight.dtype,
+                                               device=base.weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, dtype=base.weight.dtype,
+                                               device=base.weight.device))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5), generator=generator)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B) * self.scale
+
+
+@dataclass(frozen=True)
+class LoRAConfig:
+    rank: int = 8
+    alpha: float = 16.0
+    targets: tuple[str, ...] = TARGETS
+    dropout: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.rank <= 256:
+            raise BadInputError(f"LoRA rank must be between 1 and 256, not {self.rank}")
+        unknown = set(self.targets) - set(TARGETS)
+        if unknown or not self.targets:
+            raise BadInputError(f"LoRA targets must be some of {', '.join(TARGETS)}")
+
+
+def with_lora(model: Llama, config: LoRAConfig, seed: int = 0) -> Llama:
+    """A copy of ``model`` whose target projections carry LoRA layers; the base weights are shared, not copied,
+    and frozen. ``model`` itself is not changed (the cached base model stays usable)."""
+    generator = torch.Generator().manual_seed(seed)
+    shared = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    adapted = copy.deepcopy(model, memo=shared)
+    for p in adapted.parameters():
+        p.requires_grad_(False)
+    for module in list(adapted.modules()):
+        for name in config.targets:
+            child = getattr(module, name, None)
+            if isinstance(child, nn.Linear):
+                setattr(module, name, LoRALinear(child, config.rank, config.alpha, config.dropout, generator))
+    return adapted
+
+
+def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if ".lora_" in k}
+
+
+def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return [p for n, p in model.named_parameters() if ".lora_" in n]
+
+
+# --- examples -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Example:
+    ids: list[int]
+    target_from: int  # loss on ids[target_from:] (the assistant's reply)
+
+
+def training_prompt(system: str, request: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": system}, {"role": "user", "content": request}]
+
+
+def make_example(lm: LanguageModel, system: str, request: str, lines: Sequence[str], max_tokens: int) -> Example:
+    """Chat prompt + ``- line`` items; the first marker is part of the prompt, as in generation."""
+    tok = lm.tokenizer
+    marker = tok.encode("-", add_bos=False)
+    newline = tok.encode("\n", add_bos=False)
+    prompt = [*tok.encode(tok.apply_chat_template(training_prompt(system, request)), add_bos=False), *marker]
+    reply: list[int] = []
+    for n, line in enumerate(lines):  # token by token as generation feeds them: newline and marker apart
+        reply += [*newline, *marker] if n else []
+        reply += tok.encode(" " + line, add_bos=False)
+    ids = [*prompt, *reply, tok.eos_id][:max_tokens]
+    return Example(ids, min(len(prompt), len(ids) - 1))
+
+
+def brand_voice_request() -> str:
+    """The request of brand-voice examples (``resources/prompts/train.txt``)."""
+    return copy_prompts.render("train.txt", {})
+
+
+Item = tuple[str, list[str]]  # (request, lines of the reply)
+
+
+def items_from_lines(lines: Sequence[str], request: str, per_example: int, seed: int) -> list[Item]:
+    """The user's lines shuffled into replies of ``per_example`` lines (one line each for held-out sets)."""
+    order = list(lines)
+    random.Random(seed).shuffle(order)
+    return [(request, order[i:i + per_example]) for i in range(0, len(order), per_example)]
+
+
+# --- loss, perplexity, training --------------------------------------------------------------------------------
+
+
+def _batch(examples: Sequence[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    longest = max(len(e.ids) for e in examples)
+    ids = torch.full((len(examples), longest), pad_id, dtype=torch.long)
+    targets = torch.full((len(examples), longest), -100, dtype=torch.long)
+    for r, e in enumerate(examples):
+        ids[r, : len(e.ids)] = torch.tensor(e.ids)
+        targets[r, e.target_from: len(e.ids)] = torch.tensor(e.ids[e.target_from:])
+    return ids, targets
+
+
+def example_loss(model: Llama, examples: Sequence[Example], pad_id: int, device: torch.device) -> tuple[
+        torch.Tensor, int]:
+    """(summed next-token NLL over the reply tokens, number of those tokens). Right padding needs no mask:
+    causal attention never lets a real token see the padding after it."""
+    ids, targets = _batch(examples, pad_id)
+    ids, targets = ids.to(device), targets.to(device)
+    logits, _ = model(ids)
+    shifted = targets[:, 1:]
+    loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), shifted.reshape(-1),
+                           ignore_index=-100, reduction="sum")
+    return loss, int((shifted != -100).sum())
+
+
+@torch.no_grad()
+def perplexity(model: Llama, examples: Sequence[Example], pad_id: int, device: torch.device,
+               batch: int = 8) -> float:
+    """exp(mean NLL per reply token) over ``examples``."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(examples), batch):
+        loss, n = example_loss(model, examples[i:i + batch], pad_id, device)
+        total += float(loss)
+        count += n
+    return math.exp(total / max(1, count))
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 0  # 0 = enough passes for about ``target_steps`` optimiser steps (small sets need several)
+    target_steps: int = 60
+    batch: int = 4
+    lr: float = 5e-4
+    max_tokens: int = 256
+    max_steps: int = 0  # 0 = no limit
+    seed: int = 0
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+
+
+@dataclass
+class TrainResult:
+    model: Llama
+    perplexity_before: float
+    perplexity_after: float
+    losses: list[float]
+    steps: int
+    seconds: float
+    train_lines: int
+    held_out_lines: int
+
+
+def train_lora(
+    lm: LanguageModel,
+    train_items: Sequence[Item],
+    held_items: Sequence[Item],
+    settings: TrainSettings,
+    system: str | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], None] | None = None,
+) -> TrainResult:
+    """Train an adapter on ``train_items``; perplexity of ``held_items`` before and after."""
+    if not train_items or not held_items:
+        raise BadInputError("LoRA training needs lines to train on and lines held out to measure")
+    with torch.random.fork_rng(devices=[]):  # dropout draws from a seeded RNG that is put back afterwards
+        torch.manual_seed(settings.seed)
+        return _train(lm, train_items, held_items, settings,
+                      system if system is not None else copy_prompts.render("system.txt", {}),
+                      progress or (lambda fraction, message: None), cancel or (lambda: None))
+
+
+def _train(lm: LanguageModel, train_items: Sequence[Item], held_items: Sequence[Item], settings: TrainSettings,
+           system: str, progress: Callable[[float, str], None], cancel: Callable[[], None]) -> TrainResult:
+    device = lm.device
+    pad = lm.tokenizer.pad_id
+    held = [make_example(lm, system, request, lines, settings.max_tokens) for request, lines in held_items]
+    train = [make_example(lm, system, request, lines, settings.max_tokens) for request, lines in train_items]
+    model = with_lora(lm.model, settings.lora, settings.seed)
+    before = perplexity(model, held, pad, device)
+    params = lora_parameters(model)
+    optimiser = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
+    steps_per_epoch = math.ceil(len(train) / settings.batch)
+    epochs = settings.epochs or min(50, max(1, math.ceil(settings.target_steps / steps_per_epoch)))
+    total = steps_per_epoch * epochs
+    if settings.max_steps:
+        total = min(total, settings.max_steps)
+    order = random.Random(settings.seed)
+    losses: list[float] = []
+    started = time.monotonic()
+    step = 0
+    while step < total:
+        examples = list(train)
+        order.shuffle(examples)
+        for i in range(0, len(examples), settings.batch):
+            if step >= total:
+                break
+            cancel()
+            model.train()
+            loss, n = example_loss(model, examples[i:i + settings.batch], pad, device)
+            mean = loss / max(1, n)
+            optimiser.zero_grad(set_to_none=True)
+            mean.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimiser.step()
+            losses.append(float(mean.detach()))
+            step += 1
+            progress(step / total, f"step {step}/{total}, loss {losses[-1]:.3f}")
+    after = perplexity(model, held, pad, device)
+    model.eval()
+    return TrainResult(model, before, after, losses, step, time.monotonic() - started,
+                       sum(len(lines) for _, lines in train_items), sum(len(lines) for _, lines in held_items))
+
+
+# --- files ------------------------------------------------------------------------------------------------------
+
+
+def save_adapter(path: Path, model: nn.Module, config: LoRAConfig, meta: dict[str, Any]) -> Path:
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".safetensors.tmp")
+    save_file(adapter_state(model), str(tmp), metadata={"arch": ARCH})
+    sidecar = {"arch": ARCH, "format": 1, "modality": "copy", "family": "lora", "config": asdict(config),
+               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta}
+    side_tmp = path.with_suffix(".json.tmp")
+    side_tmp.write_text(json.dumps(sidecar, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
+    side_tmp.replace(path.with_suffix(".json"))
+    return path
+
+
+def read_adapter(path: Path) -> tuple[LoRAConfig, dict[str, Any], dict[str, torch.Tensor]]:
+    path = Path(path)
+    side = path.with_suffix(".json")
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+        if meta.get("arch") != ARCH:
+            raise ModelFileError(f"{path.name} is not a LoRA adapter (arch {meta.get('arch')!r})")
+        raw = meta["config"]
+        config = LoRAConfig(int(raw["rank"]), float(raw["alpha"]), tuple(raw["targets"]), float(raw["dropout"]))
+        state = load_file(str(path))
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+        raise ModelFileError(f"{path.name} is not a readable LoRA adapter ({exc})") from None
+    return config, meta, state
+
+
+def apply_adapter(lm: LanguageModel, path: Path, name: str = "") -> LanguageModel:
+    """A :class:`LanguageModel` that runs ``lm``'s model with the adapter in ``path`` (base weights shared)."""
+    config, meta, state = read_adapter(path)
+    if meta.get("base_sha256") and lm.sha256 and meta["base_sha256"] != lm.sha256:
+        raise ModelFileError(
+            f"{Path(path).name} was trained on a different base model ({meta.get('base_model')!r}, sha256 "
+            f"{meta['base_sha256'][:12]}…) than {lm.name!r}"
+        )
+    model = with_lora(lm.model, LoRAConfig(config.rank, config.alpha, config.targets, 0.0))
+    model.requires_grad_(False)
+    expected = adapter_state(model)
+    if set(expected) != set(state) or any(expected[k].shape != state[k].shape for k in state):
+        raise ModelFileError(f"{Path(path).name} does not fit {lm.name!r} (its LoRA matrices have other shapes)")
+    with torch.no_grad():
+        for key, value in model.state_dict(keep_vars=True).items():
+            if key in state:
+                value.copy_(state[key].to(value.device, value.dtype))
+    model.eval()
+
+    source = {**lm.source, "base_model": lm.name, "base_sha256": lm.sha256}
+    return LanguageModel(model, lm.tokenizer, lm.device, lm.dtype, name or meta.get("name", ""),
+                         sha256_file(Path(path)), source)

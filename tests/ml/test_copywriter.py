@@ -1,0 +1,154 @@
+"""The copywriter and the copy tasks: prompts from templates, streamed payloads per the contract, line
+regeneration, and the task functions as the engine and the CLI run them (tiny random model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from studio.core import paths
+from studio.core.context import JobContext
+from studio.core.copy_brief import brief_from_dict, load_brief, words
+from studio.core.copy_formats import DEFAULT_COUNTS, generation_format
+from studio.core.copy_prompts import first_request
+from studio.core.errors import BadInputError
+from studio.core.jobs import EventType, JobSpec
+from studio.ml.tasks import copy as copy_tasks
+from studio.ml.text.copywriter import CopyRequest, foreign_brief_note, generate_ads, regenerate_line
+from tests.ml.copy_fixtures import tiny_lm
+
+BRIEF = {"product": "Brewly", "features": ["fresh beans every week"], "audience": "home baristas",
+         "tone": "warm", "must_use": ["fresh"], "banned": ["cheap"]}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return tiny_lm()
+
+
+def test_a_full_google_ad_streams_every_line(lm) -> None:
+    fmt = generation_format("google-rsa")
+    request = CopyRequest(brief_from_dict(BRIEF), fmt, "aida", DEFAULT_COUNTS["google-rsa"], variants=2, seed=5)
+    payloads: list[dict] = []
+    ads = generate_ads(lm, request, on_partial=payloads.append)
+    assert len(ads) == 2
+    for ad in ads:
+        assert {k: len(v) for k, v in ad.items()} == {"headline": 15, "description": 4, "path": 2}
+        assert all(" " not in path for path in ad["path"])
+    assert all(set(p) == {"variant", "field", "index", "text", "done"} for p in payloads)
+    done = [p for p in payloads if p["done"]]
+    assert len(done) == 2 * 21
+    for p in done:  # the closing payload of a line is the line of the finished ad
+        assert ads[p["variant"]][p["field"]][p["index"]] == p["text"]
+    # text grows token by token until the line is done
+    first = [p["text"] for p in payloads if (p["variant"], p["field"], p["index"]) == (0, "headline", 0)]
+    assert all(b.startswith(a.strip()) for a, b in zip(first, first[1:], strict=False))
+
+
+def test_regenerating_one_line_gives_a_new_line(lm) -> None:
+    fmt = generation_format("google-rsa")
+    request = CopyRequest(brief_from_dict(BRIEF), fmt, "pas", {"headline": 3}, seed=2)
+    existing = generate_ads(lm, request)[0]["headline"]
+    streamed: list[dict] = []
+    new = regenerate_line(lm, request, "headline", 1, existing, on_partial=streamed.append)
+    assert new and len(new) <= 30
+    assert " ".join(words(new)) not in {" ".join(words(line)) for line in existing}
+    assert streamed[-1]["done"] and streamed[-1]["text"] == new
+
+
+def test_prompts_come_from_the_editable_templates(tmp_path: Path) -> None:
+    brief = brief_from_dict(BRIEF)
+    fmt = generation_format("email")
+    text = first_request(brief, fmt, "bab", "subject", 5)
+    assert "Brewly" in text and "BAB" in text and "5 different subject lines" in text and "60" in text
+    override = paths.data_dir() / "prompts" / "frameworks" / "bab.txt"
+    override.parent.mkdir(parents=True)
+    override.write_text("Custom framework for $product.", encoding="utf-8")
+    assert "Custom framework for Brewly." in first_request(brief, fmt, "bab", "subject", 5)
+    override.write_text("Broken $productt", encoding="utf-8")
+    with pytest.raises(BadInputError, match=r"unknown placeholder \$productt"):
+        first_request(brief, fmt, "bab", "subject", 5)
+
+
+def test_every_format_and_framework_has_templates() -> None:
+    brief = brief_from_dict(BRIEF)
+    for name, counts in DEFAULT_COUNTS.items():
+        fmt = generation_format(name)
+        for framework in ("none", "aida", "pas", "bab", "fab", "4p"):
+            for field_name, count in counts.items():
+                assert first_request(brief, fmt, framework, field_name, count)
+
+
+def test_example_briefs_load() -> None:
+    folder = paths.resources_dir() / "briefs" / "examples"
+    briefs = [load_brief(p) for p in sorted(folder.glob("*.json"))]
+    assert len(briefs) >= 3
+
+
+def test_foreign_briefs_get_a_note_not_an_error() -> None:
+    assert foreign_brief_note(brief_from_dict(BRIEF)) == ""
+    french = brief_from_dict({"product": "Café Lumière", "features": ["grains torréfiés chaque semaine",
+                                                                       "livraison à domicile gratuite"]})
+    assert "does not look English" in foreign_brief_note(french)
+
+
+def run_task(fn, spec: JobSpec) -> tuple[object, list]:
+    events: list = []
+    ctx = JobContext(spec, events.append, device="cpu", resources=None)
+    return fn(spec, ctx), events
+
+
+def test_copy_generate_task_follows_the_payload_contract(lm, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(copy_tasks, "load_copy_model", lambda resources, name, device=None: lm)
+    params = {"brief": BRIEF, "format": "meta", "framework": "fab", "variants": 2, "temperature": 0.9, "top_p": 0.9}
+    spec = JobSpec("copy.generate", params, seed=3, model="tiny")
+    result, events = run_task(copy_tasks.generate_copy, spec)
+    assert set(result) == {"ads", "recipe"}
+    assert len(result["ads"]) == 2 and set(result["ads"][0]) == {"primary", "headline"}
+    recipe = result["recipe"]
+    assert recipe["seed"] == 3 and recipe["kind"] == "copy.generate" and recipe["model"] == "tiny"
+    assert recipe["model_sha256"] == "0" * 64 and recipe["params"]["brief"]["product"] == "Brewly"
+    partial = [e for e in events if e.type is EventType.PARTIAL]
+    assert partial and all(set(e.payload) == {"variant", "field", "index", "text", "done"} for e in partial)
+    assert any(e.type is EventType.PROGRESS and e.fraction == 1.0 for e in events)
+    again, _ = run_task(copy_tasks.generate_copy, JobSpec("copy.generate", params, seed=3, model="tiny"))
+    assert again["ads"] == result["ads"]
+
+
+def test_copy_line_task(lm, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(copy_tasks, "load_copy_model", lambda resources, name, device=None: lm)
+    existing = ["Fresh beans weekly", "Roasted for you"]
+    params = {"brief": BRIEF, "format": "google-rsa", "framework": "none", "field": "headline", "index": 0,
+              "existing": existing}
+    result, events = run_task(copy_tasks.regenerate_copy_line, JobSpec("copy.line", params, seed=9))
+    assert result["text"] and len(result["text"]) <= 30 and result["text"] not in existing
+    assert all(e.payload["index"] == 0 for e in events if e.type is EventType.PARTIAL)
+    with pytest.raises(BadInputError, match="no field 'subject'"):
+        run_task(copy_tasks.regenerate_copy_line, JobSpec("copy.line", {**params, "field": "subject"}))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"brief": {"product": ""}}, "product\" is empty"),
+        ({"brief": BRIEF, "format": "billboard"}, "unknown copy format"),
+        ({"brief": BRIEF, "framework": "xyz"}, "unknown framework"),
+        ({"brief": BRIEF, "variants": 99}, "variants must be between 1 and 10"),
+        ({"brief": BRIEF, "temperature": "hot"}, "temperature must be a number"),
+        ({"brief": BRIEF, "counts": {"headline": 16}}, "0 to 15 lines"),
+    ],
+)
+def test_bad_requests_fail_before_the_model_loads(params: dict, message: str) -> None:
+    with pytest.raises(BadInputError) as info:
+        copy_tasks.request_from_spec(JobSpec("copy.generate", params))
+    assert message in str(info.value)

@@ -1,0 +1,116 @@
+"""LoRA brand voice on the tiny model: the adapter trains, only it changes, it saves small and loads back, it
+changes what the model writes, and the copy task finds it in the model store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from studio.core.copy_brief import brief_from_dict
+from studio.core.copy_formats import generation_format
+from studio.core.errors import ModelFileError
+from studio.ml.cache import ModelCache
+from studio.ml.data.copy_text import split_held_out
+from studio.ml.store import ModelStore
+from studio.ml.tasks import copy as copy_tasks
+from studio.ml.text.copywriter import CopyRequest, generate_ads
+from studio.ml.train.lora import (
+    LoRAConfig,
+    TrainSettings,
+    adapter_state,
+    apply_adapter,
+    items_from_lines,
+    read_adapter,
+    save_adapter,
+    train_lora,
+    with_lora,
+)
+from tests.ml.copy_fixtures import tiny_lm
+
+# 50 lines in one unmistakable voice: short, upbeat, always "Brewly" and "fresh" and an exclamation mark
+VOICE = [f"Brewly {verb} fresh {thing}!" for verb in ("pours", "brings", "roasts", "sends", "makes")
+         for thing in ("coffee", "beans", "mornings", "cups", "joy", "flavour", "warmth", "rituals", "blends",
+                       "smiles")]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    lm = tiny_lm(seed=1, embed_std=0.3)
+    base = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    train, held = split_held_out(VOICE, 0.2, seed=0)
+    settings = TrainSettings(max_steps=40, lr=2e-2, seed=0, lora=LoRAConfig(rank=8, alpha=16.0, dropout=0.0))
+    result = train_lora(lm, items_from_lines(train, "Write lines.", 4, 0),
+                        items_from_lines(held, "Write lines.", 1, 0), settings, system="You write ads.")
+    return lm, base, result, settings
+
+
+def test_a_fresh_adapter_changes_nothing() -> None:
+    lm = tiny_lm(seed=2)
+    adapted = with_lora(lm.model, LoRAConfig(rank=4))
+    ids = torch.tensor([[5, 6, 7, 8]])
+    assert torch.allclose(adapted(ids)[0], lm.model(ids)[0])
+    assert all(not p.requires_grad for n, p in adapted.named_parameters() if ".lora_" not in n)
+    names = {n.rsplit(".", 1)[0] for n in adapter_state(adapted)}
+    assert "layers.0.self_attn.q_proj" in names and "layers.1.mlp.down_proj" in names
+
+
+def test_training_learns_the_voice_on_50_lines(trained) -> None:
+    _, _, result, _ = trained
+    assert result.train_lines == 40 and result.held_out_lines == 10
+    assert result.losses[-1] < result.losses[0] * 0.7
+    assert result.perplexity_after < result.perplexity_before * 0.5  # held-out lines, never trained on
+
+
+def test_only_the_adapter_changes(trained) -> None:
+    lm, base, result, _ = trained
+    for key, value in lm.model.state_dict().items():
+        assert torch.equal(value, base[key]), key
+    assert any(float(v.abs().sum()) > 0 for k, v in adapter_state(result.model).items() if "lora_B" in k)
+
+
+def test_save_load_and_apply(trained, tmp_path: Path) -> None:
+    lm, _, result, settings = trained
+    path = save_adapter(tmp_path / "voice.safetensors", result.model, settings.lora,
+                        {"name": "voice", "base_model": lm.name, "base_sha256": lm.sha256,
+                         "metrics": {"perplexity_after": result.perplexity_after}})
+    assert path.stat().st_size < 200_000
+    config, meta, state = read_adapter(path)
+    assert config.rank == 8 and meta["arch"] == "llama-lora" and meta["base_model"] == "tiny"
+    applied = apply_adapter(lm, path)
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        assert torch.allclose(applied.model(ids)[0], result.model.eval()(ids)[0], atol=1e-5)
+        assert not torch.allclose(applied.model(ids)[0], lm.model(ids)[0], atol=1e-3)
+    assert applied.sha256 != lm.sha256 and applied.source["base_model"] == "tiny"
+
+    other = tiny_lm(seed=1, embed_std=0.3)
+    other.sha256 = "f" * 64
+    with pytest.raises(ModelFileError, match="different base model"):
+        apply_adapter(other, path)
+
+
+def test_the_copy_task_applies_a_stored_adapter(trained, monkeypatch: pytest.MonkeyPatch) -> None:
+    lm, _, result, settings = trained
+    store = ModelStore()
+    save_adapter(store.user / "brand-voice.safetensors", result.model, settings.lora,
+                 {"name": "brand-voice", "base_model": "tiny", "base_sha256": lm.sha256})
+    monkeypatch.setattr(copy_tasks, "get_language_model", lambda resources, name, device=None: lm)
+    resources = SimpleNamespace(store=store, cache=ModelCache(), device="cpu")
+    entry = store.find("brand-voice")
+    assert entry.arch == "llama-lora" and entry.modality == "copy"
+    adapted = copy_tasks.load_copy_model(resources, "brand-voice")
+    assert copy_tasks.load_copy_model(resources, "brand-voice") is adapted  # cached
+    brief = brief_from_dict({"product": "Brewly", "features": ["fresh coffee"]})
+    request = CopyRequest(brief, generation_format("tagline"), "none", {"tagline": 4}, variants=2, seed=4)
+    assert generate_ads(adapted, request) != generate_ads(lm, request)
