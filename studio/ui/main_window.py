@@ -26,6 +26,7 @@ from studio.engine.client import Engine
 from studio.ui.icons import icon
 from studio.ui.settings_dialog import SettingsDialog
 from studio.ui.status_bar import StudioStatusBar
+from studio.ui.widgets.player import warm_up as warm_up_audio
 from studio.ui.workspaces.base import Workspace
 from studio.ui.workspaces.copy import CopyWorkspace
 from studio.ui.workspaces.music import MusicWorkspace
@@ -69,6 +70,7 @@ class MainWindow(QMainWindow):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings or load_settings()
+        warm_up_audio()  # before the engine's thread starts importing torch (see its docstring)
         self.engine = Engine(self.settings, tasks=tasks)
         self.workspaces: list[Workspace] = []
         self._undo_group = QUndoGroup(self)

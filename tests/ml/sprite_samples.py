@@ -11,7 +11,7 @@ from studio.ml.data.sprites import SpriteDataset, write_sprite_dataset
 
 
 def blob(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """An opaque patterned shape (an ellipse with up to two lumps) with a dark outline, touching its box."""
+    """An opaque patterned shape (a ragged ellipse with up to two lumps) with a dark outline."""
     yy, xx = np.mgrid[:height, :width]
     inside = ((yy - (height - 1) / 2) / (height / 2)) ** 2 + ((xx - (width - 1) / 2) / (width / 2)) ** 2 <= 1.0
     for _ in range(int(rng.integers(0, 3))):  # lumps that stay inside the box, as drawn sprites do
@@ -19,6 +19,9 @@ def blob(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         cy = rng.uniform(ry - 0.5, max(ry - 0.5, height - ry - 0.5))
         cx = rng.uniform(rx - 0.5, max(rx - 0.5, width - rx - 0.5))
         inside |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+    padded = np.pad(inside, 1)
+    border = inside & ~(padded[2:, 1:-1] & padded[:-2, 1:-1] & padded[1:-1, 2:] & padded[1:-1, :-2])
+    inside &= ~(border & (rng.random(inside.shape) < 0.5))  # a ragged silhouette, as hand-drawn sprites have
     palette = rng.integers(40, 256, size=(3, 3))
     pattern = palette[rng.integers(0, 3, size=(height, width))]
     sprite = np.zeros((height, width, 4), dtype=np.uint8)

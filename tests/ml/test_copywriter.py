@@ -152,3 +152,24 @@ def test_bad_requests_fail_before_the_model_loads(params: dict, message: str) ->
     with pytest.raises(BadInputError) as info:
         copy_tasks.request_from_spec(JobSpec("copy.generate", params))
     assert message in str(info.value)
+
+
+REAL_MODEL = Path.home() / ".local/share/studio/models/lm/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_MODEL.exists(), reason="the SmolLM2 GGUF is not installed (packaging/fetch_models.py)")
+def test_real_model_writes_a_compliant_google_ad() -> None:
+    from studio.ml.text.copy_eval import line_problems
+    from studio.ml.text.copywriter import constraints_for
+    from studio.ml.text.lm import load_language_model
+
+    lm = load_language_model(REAL_MODEL)
+    brief = load_brief(paths.resources_dir() / "briefs" / "examples" / "coffee-subscription.json")
+    fmt = generation_format("google-rsa")
+    ad = generate_ads(lm, CopyRequest(brief, fmt, "aida", DEFAULT_COUNTS["google-rsa"], seed=0))[0]
+    known = constraints_for(lm, brief, fmt).lexicon.__contains__
+    for name, lines in ad.items():
+        limit = fmt.field(name).limit
+        for line in lines:
+            assert line_problems(line, limit, fmt, brief, known) == [], (name, line)

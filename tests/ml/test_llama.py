@@ -8,7 +8,7 @@ import torch
 from studio.core.errors import BadInputError
 from studio.ml import registry
 from studio.ml.checkpoint import load_model, save_model
-from studio.ml.models.llama import DECODER_WITH_PAST, KVCache, Llama, LlamaConfig
+from studio.ml.models.llama import DECODER_WITH_PAST, SMALL_BATCH_ROWS, KVCache, Llama, LlamaConfig, decode_linear
 from studio.ml.sampling.text import SamplingParams, apply_repetition_penalty, sample, sample_row
 
 
@@ -93,6 +93,28 @@ def test_expanded_cache_continues_like_separate_rows() -> None:
         torch.testing.assert_close(logits[row], expected[0], atol=1e-5, rtol=1e-4)
     kept = wide.select(torch.tensor([2]))
     assert kept.batch == 1 and kept.length == wide.length
+
+
+@torch.inference_mode()
+def test_decode_precision_copies_serve_small_inputs_only() -> None:
+    weight = torch.randn(48, 32)
+    half = weight.half()
+    for rows in (1, SMALL_BATCH_ROWS, SMALL_BATCH_ROWS + 1, 40):  # decode-sized and prefill-sized inputs
+        x = torch.randn(rows, 32)
+        out = decode_linear(x, weight, half)
+        assert out.dtype == torch.float32
+        if rows > SMALL_BATCH_ROWS:
+            assert torch.equal(out, x @ weight.T)
+        torch.testing.assert_close(out, x @ weight.T, atol=2e-2, rtol=1e-2)
+    model = tiny()
+    ids = torch.randint(0, model.config.vocab_size, (1, 12))
+    full, _ = model(ids[:, :1])
+    model.set_decode_precision(torch.float16)
+    assert model.layers[0].self_attn.q_proj.decode_weight.dtype == torch.float16
+    assert "layers.0.self_attn.q_proj.decode_weight" not in model.state_dict()  # never saved
+    torch.testing.assert_close(model(ids[:, :1])[0], full, atol=1e-2, rtol=1e-2)
+    model.set_decode_precision(None)
+    assert torch.equal(model(ids[:, :1])[0], full)
 
 
 def test_save_load_round_trip(tmp_path) -> None:

@@ -14,7 +14,7 @@ from studio.core.errors import ModelFileError
 from studio.ml import registry
 from studio.ml.checkpoint import load_model, save_model
 from studio.ml.models.sprite_common import images_to_tensor, sample_grid, tensor_to_images
-from studio.ml.sampling.ddim import NoiseSchedule, ddim_sample, ddim_timesteps
+from studio.ml.sampling.ddim import NoiseSchedule, ddim_sample, ddim_timesteps, guided, split_prediction
 from studio.ml.sampling.sprites import generate, seeded_generators
 from studio.ml.train.sprite_objectives import OBJECTIVES, Hyper
 from tests.ml.sprite_helpers import synthetic_sprites
@@ -157,27 +157,30 @@ def test_noise_schedules_decrease_and_ddim_timesteps_start_at_the_noisiest() -> 
 
 
 class OracleNet(torch.nn.Module):
-    """Predicts the exact noise that separates x_t from a known clean image (conditioned or not)."""
+    """Predicts the exact noise (or velocity) that separates x_t from a known clean image."""
 
     null_label = 9
 
-    def __init__(self, target: torch.Tensor, schedule: NoiseSchedule) -> None:
+    def __init__(self, target: torch.Tensor, schedule: NoiseSchedule, prediction: str = "eps") -> None:
         super().__init__()
         self.target = target
         self.schedule = schedule
+        self.prediction = prediction
         self.calls: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         self.calls.append(label.clone())
         a = self.schedule.alpha_at(t, x.device)
-        return (x - a.sqrt() * self.target.expand_as(x)) / (1 - a).sqrt()
+        x0 = self.target.expand_as(x)
+        eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        return eps if self.prediction == "eps" else a.sqrt() * eps - (1 - a).sqrt() * x0
 
 
-@pytest.mark.parametrize("eta", [0.0, 1.0])
-def test_ddim_with_a_perfect_noise_predictor_recovers_the_clean_image(eta: float) -> None:
+@pytest.mark.parametrize(("eta", "prediction"), [(0.0, "eps"), (1.0, "eps"), (0.0, "v"), (1.0, "v")])
+def test_ddim_with_a_perfect_predictor_recovers_the_clean_image(eta: float, prediction: str) -> None:
     schedule = NoiseSchedule.cosine(200)
     target = torch.rand(1, 4, 8, 8) * 1.6 - 0.8
-    net = OracleNet(target, schedule)
+    net = OracleNet(target, schedule, prediction)
     gens = seeded_generators(0, 2)
     noise = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
     out = ddim_sample(net, schedule, noise, torch.tensor([0, 1]), steps=7, guidance=3.0, eta=eta, generators=gens)
@@ -191,6 +194,29 @@ def test_ddim_guidance_one_needs_only_the_conditional_pass() -> None:
     net = OracleNet(torch.zeros(1, 4, 8, 8), schedule)
     ddim_sample(net, schedule, torch.randn(3, 4, 8, 8), torch.tensor([0, 1, 2]), steps=4, guidance=1.0)
     assert all(len(c) == 3 for c in net.calls)
+
+
+def test_velocity_target_and_split_are_consistent() -> None:
+    schedule = NoiseSchedule.cosine(100)
+    x0, noise = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
+    t = torch.tensor([0, 50, 99])
+    x = schedule.add_noise(x0, noise, t)
+    a = schedule.alpha_at(t, x.device)
+    got_x0, got_eps = split_prediction(schedule.velocity(x0, noise, t), x, a, "v")
+    torch.testing.assert_close(got_x0, x0, atol=1e-4, rtol=0)
+    torch.testing.assert_close(got_eps, noise, atol=1e-4, rtol=0)
+
+
+def test_exported_diffusion_step_returns_eps_for_a_v_model() -> None:
+    model = build("diffusion").eval()
+    torch.nn.init.normal_(model.conv_out.weight, std=0.1)
+    step = registry.get("sprite-diffusion").onnx[0].wrap(model)
+    x, t, label, guidance = step_inputs = registry.get("sprite-diffusion").onnx[0].example_inputs(model.config, 2)
+    eps = step(*step_inputs)
+    v = guided(model, x, t, label, guidance)
+    a = model.schedule().alpha_at(t, x.device)
+    torch.testing.assert_close(eps, split_prediction(v, x, a, "v")[1])
+    assert model.prediction == "v" and eps.abs().sum() > 0
 
 
 def test_ddim_inpainting_keeps_the_known_pixels_exactly() -> None:

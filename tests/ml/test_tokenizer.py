@@ -113,6 +113,26 @@ def test_weights_load_like_the_original(tmp_path: Path, quantized: bool) -> None
     assert lm.config == model.config and lm.dtype == torch.float32
 
 
+def test_cpu_half_precision_adds_decoding_copies(tiny_gguf: Path) -> None:
+    full = load_language_model(tiny_gguf, "cpu", "fp32")
+    half = load_language_model(tiny_gguf, "cpu", "fp16")
+    assert (half.dtype, half.weight_dtype) == (torch.float32, torch.float16)
+    mlp = half.model.layers[0].mlp.up_proj
+    assert mlp.weight.dtype == torch.float32 and mlp.decode_weight.dtype == torch.float16
+    assert full.model.layers[0].mlp.up_proj.decode_weight is None
+    assert half.nbytes > full.nbytes
+    prompt = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+    want, cache_full = full.prefill(prompt)
+    got, cache_half = half.prefill(prompt)
+    assert cache_half.k.dtype == torch.float32
+    torch.testing.assert_close(got, want, atol=1e-2, rtol=1e-2)  # only the output row used the copy
+    want, _ = full.decode_step([20], cache_full)
+    got, _ = half.decode_step([20], cache_half)
+    torch.testing.assert_close(got, want, atol=1e-2, rtol=1e-2)
+    with pytest.raises(BadInputError, match="unknown precision"):
+        load_language_model(tiny_gguf, "cpu", "int3")
+
+
 def test_second_load_reads_the_cache(tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = load_language_model(tiny_gguf)
     cached = list((paths.cache_dir() / "lm").glob("*.safetensors"))

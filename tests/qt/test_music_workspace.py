@@ -14,6 +14,7 @@ from studio.core.jobs import EventType, JobSpec
 from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.ui.app import apply_theme
+from studio.ui.widgets.player import warm_up as warm_up_audio
 from studio.ui.workspaces.music import MusicWorkspace, remix
 
 RATE = 22_050
@@ -48,6 +49,7 @@ def fake_models(spec: JobSpec, ctx: JobContext) -> list[dict]:
 @pytest.fixture
 def workspace(qtbot):
     SEEN.clear()
+    warm_up_audio()  # load QtMultimedia before the worker thread imports torch (see player.warm_up)
     engine = Engine(tasks={"models.list": fake_models, "music.generate": fake_music,
                            "music.continue": fake_music, "music.vary": fake_music})
     ws = MusicWorkspace(engine, Settings())

@@ -25,7 +25,7 @@ def signal():
     return rng.uniform(-1, 1, size=(100_003, 2)).astype(np.float32)
 
 
-@pytest.mark.parametrize("blocks_per_px", [1, 2, 5, 64])
+@pytest.mark.parametrize("blocks_per_px", [4, 5, 8, 64])
 def test_pyramid_columns_equal_brute_force_min_max_on_block_aligned_columns(signal, blocks_per_px):
     pyramid = PeakPyramid(signal)
     spp = BASE_BLOCK * blocks_per_px
@@ -40,7 +40,7 @@ def test_pyramid_columns_equal_brute_force_min_max_on_block_aligned_columns(sign
             np.testing.assert_allclose(rms[:, c], np.sqrt((chunk.astype(np.float64) ** 2).mean(axis=0)), rtol=1e-5)
 
 
-@pytest.mark.parametrize("spp", [0.25, 1.0, 7.5])
+@pytest.mark.parametrize("spp", [0.25, 1.0, 7.5, 101.4])
 def test_zoomed_in_columns_come_from_the_samples_and_stay_connected(signal, spp):
     pyramid = PeakPyramid(signal)
     start = 1000.0

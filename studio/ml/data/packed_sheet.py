@@ -28,12 +28,7 @@ PERIODIC_RATIO = 0.85  # an opaque run repeats when shifting it by the pitch cha
 FORCED_RATIO = 0.6  # an oversized piece is split only where fewer than this share of pixels touch across
 SPLIT_RATIO = 0.15  # a piece within the grid is split again only at a cut this clean
 MIN_PART_PIXELS = 24  # ... and only when both parts hold at least this many pixels
-FIRST_RULE = False
-SHARP = True
-REFINE = True
-SHARPEN = 2  # lines a chosen cut may move to where the least touches
 MIN_SPAN = 3  # no tile is thinner than this
-CONTEXT = 1  # lines on each side of a cut that set the scale of its score
 
 
 @dataclass(frozen=True)
@@ -56,28 +51,22 @@ class Rect:
 class CutProfile:
     """For every cut position i (between lines i - 1 and i) along axis 0 of a mask; index 0 is never a cut."""
 
-    scores: np.ndarray  # touching pairs over the widest nearby line; inf where a facing line is empty
-    contacts: np.ndarray  # touching pixel pairs across the cut
-    opaque: np.ndarray  # opaque pixels per line (not per cut)
+    scores: np.ndarray  # share of the facing pixels that touch across the cut; inf where a facing line is empty
+    opaque: np.ndarray  # opaque pixels per line
 
 
-def cut_profile(mask: np.ndarray, reach: int = CONTEXT) -> CutProfile:
-    """Score every cut of ``mask`` along axis 0.
-
-    The score is the number of touching pixel pairs across the cut (8-connectivity) over the widest line within
-    ``reach`` lines on either side: two round sprites that touch at one point score low even though their facing
-    lines are nearly empty, while a cut through a sprite scores near 1 however thin the sprite is there.
-    """
+def cut_profile(mask: np.ndarray) -> CutProfile:
+    """Score every cut of ``mask`` along axis 0: touching pixel pairs (8-connectivity) across the cut over the
+    opaque pixels of the fuller facing line."""
     upper, lower = mask[:-1], mask[1:]
     padded = np.pad(lower, ((0, 0), (1, 1)))
     touching = padded[:, :-2] | padded[:, 1:-1] | padded[:, 2:]
     contacts = (upper & touching).sum(axis=1)
     opaque = mask.sum(axis=1)
-    windows = np.lib.stride_tricks.sliding_window_view(np.pad(opaque, reach), 2 * reach)
-    widest = np.maximum(windows.max(axis=1)[1 : len(opaque)], 1)  # lines i - reach .. i + reach - 1 for cut i
     both = (opaque[:-1] > 0) & (opaque[1:] > 0)
-    scores = np.where(both, contacts / widest, np.inf)
-    return CutProfile(np.concatenate(([np.inf], scores)), np.concatenate(([0], contacts)), opaque)
+    fuller = np.maximum(np.maximum(opaque[:-1], opaque[1:]), 1)
+    scores = np.where(both, contacts / fuller, np.inf)
+    return CutProfile(np.concatenate(([np.inf], scores)), opaque)
 
 
 def opaque_run_cut(lines: np.ndarray, grid: int) -> int:
@@ -101,39 +90,14 @@ def opaque_run_cut(lines: np.ndarray, grid: int) -> int:
     return phase if phase >= MIN_SPAN else phase + pitch
 
 
-def _sharpen(profile: CutProfile, cut: int, lo: int, hi: int) -> int:
-    """Move a chosen cut by a line or two to where the fewest pixels touch (ties: the sparsest facing lines).
-
-    Next to a boundary between two round sprites, a cut one line inside either sprite scores about as well;
-    the true boundary is where the touching is least.
-    """
-    best = cut
-    for near in range(max(lo, cut - SHARPEN), min(hi, cut + SHARPEN) + 1):
-        if not profile.scores[near] <= BOUNDARY_RATIO:
-            continue
-        key = (profile.contacts[near], profile.opaque[near - 1] + profile.opaque[near])
-        if key < (profile.contacts[best], profile.opaque[best - 1] + profile.opaque[best]):
-            best = near
-    return best
-
-
 def _next_cut(profile: CutProfile, pos: int, end: int, grid: int) -> int | None:
     """The best boundary after ``pos`` within one grid step, else within two; None in an opaque run."""
     for lo, hi in ((pos + MIN_SPAN, pos + grid), (pos + grid + 1, pos + 2 * grid)):
         hi = min(hi, end - 1)
         if hi >= lo:
-            if FIRST_RULE:
-                below = np.flatnonzero(profile.scores[lo : hi + 1] <= BOUNDARY_RATIO)
-                if len(below):
-                    first = lo + int(below[0]); stop = first
-                    while stop + 1 <= hi and profile.scores[stop + 1] <= BOUNDARY_RATIO:
-                        stop += 1
-                    cut = first + int(np.argmin(profile.scores[first : stop + 1]))
-                    return _sharpen(profile, cut, pos + MIN_SPAN, end - 1) if SHARP else cut
-            else:
-                cut = lo + int(np.argmin(profile.scores[lo : hi + 1]))
-                if profile.scores[cut] <= BOUNDARY_RATIO:
-                    return _sharpen(profile, cut, pos + MIN_SPAN, end - 1) if SHARP else cut
+            cut = lo + int(np.argmin(profile.scores[lo : hi + 1]))
+            if profile.scores[cut] <= BOUNDARY_RATIO:
+                return cut
         if end - pos <= grid:
             return end
     return None
@@ -174,15 +138,15 @@ def _halves(rect: Rect, across: bool, cut: int) -> tuple[Rect, Rect]:
     return Rect(rect.x0, rect.y0, rect.x1, rect.y0 + cut), Rect(rect.x0, rect.y0 + cut, rect.x1, rect.y1)
 
 
-def _weakest_cut(piece: np.ndarray, lo: int, hi: int) -> tuple[float, int]:
-    """The lowest-scored cut in ``[lo, hi]`` whose both sides hold a real sprite, not a speck."""
+def _weakest_cut(piece: np.ndarray, lo: int, hi: int, min_part: int) -> tuple[float, int]:
+    """The lowest-scored cut in ``[lo, hi]`` leaving at least ``min_part`` opaque pixels on each side."""
     profile = cut_profile(piece)
     before = np.cumsum(profile.opaque)
     best, where = np.inf, -1
     for cut in range(max(lo, 1), min(hi, len(profile.opaque) - 1) + 1):
-        if before[cut - 1] >= MIN_PART_PIXELS and before[-1] - before[cut - 1] >= MIN_PART_PIXELS:
-            if profile.scores[cut] < best:
-                best, where = float(profile.scores[cut]), cut
+        sides_ok = before[cut - 1] >= min_part and before[-1] - before[cut - 1] >= min_part
+        if sides_ok and profile.scores[cut] < best:
+            best, where = float(profile.scores[cut]), cut
     return best, where
 
 
@@ -196,14 +160,14 @@ def _refine(mask: np.ndarray, rect: Rect, grid: int) -> list[Rect]:
         length = rect.width if across else rect.height
         lines = piece.T if across else piece
         if oversized and length > grid:
-            score, cut = _weakest_cut(lines, MIN_SPAN, grid)
+            score, cut = _weakest_cut(lines, MIN_SPAN, grid, 1)
             if score <= FORCED_RATIO:
                 options.append((score, across, cut))
         elif not oversized:
-            score, cut = _weakest_cut(lines, MIN_SPAN, length - MIN_SPAN)
+            score, cut = _weakest_cut(lines, MIN_SPAN, length - MIN_SPAN, MIN_PART_PIXELS)
             if score <= SPLIT_RATIO:
                 options.append((score, across, cut))
-    if not options or (not REFINE and not oversized):
+    if not options:
         return [rect]
     _, across, cut = min(options)
     return [part for half in _halves(rect, across, cut) if (t := _trim(mask, half)) for part in _refine(mask, t, grid)]

@@ -159,33 +159,33 @@ class ConcatCache:
 SMALL_BATCH_ROWS = 8
 
 
-def mixed_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``x @ weight.T`` when the weight may be stored in lower precision than the activations (CPU fp16/bf16).
+def decode_linear(x: torch.Tensor, weight: torch.Tensor, decode_weight: torch.Tensor | None) -> torch.Tensor:
+    """``x @ weight.T``, using the half-precision copy of the weight for decode-sized inputs when there is one.
 
-    Decoding (a few rows) is limited by reading the weights, so it runs at the weight's precision, which halves the
-    bytes read; a prefill (many rows) is limited by arithmetic, where CPU half-precision matrix products are slow,
-    so the weight is widened to the activations' precision for that one product.
+    A decoding step (a few rows) is limited by reading the weights, so a float16 copy halves its time; a prefill
+    (many rows) is limited by arithmetic, where CPU half-precision products are slow, so it uses the float32 weight.
+    Activations stay in their own precision either way.
     """
-    if weight.dtype == x.dtype:
-        return F.linear(x, weight)
-    if x.numel() // x.shape[-1] <= SMALL_BATCH_ROWS:
-        return F.linear(x.to(weight.dtype), weight).to(x.dtype)
-    return F.linear(x, weight.to(x.dtype))
+    if decode_weight is not None and x.numel() // x.shape[-1] <= SMALL_BATCH_ROWS:
+        return F.linear(x.to(decode_weight.dtype), decode_weight).to(x.dtype)
+    return F.linear(x, weight)
 
 
 class Linear(nn.Linear):
     """A bias-free ``nn.Linear`` (still one, for LoRA wrappers) that leaves initialisation to the model (skipping
-    the default init saves seconds when a loader overwrites every weight anyway) and accepts lower-precision
-    weights than its input (see :func:`mixed_linear`)."""
+    the default init saves seconds when a loader overwrites every weight anyway) and can carry a half-precision
+    copy of its weight for decoding (see :func:`decode_linear`; not saved, set by
+    :meth:`Llama.set_decode_precision`)."""
 
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__(in_features, out_features, bias=False)
+        self.register_buffer("decode_weight", None, persistent=False)
 
     def reset_parameters(self) -> None:
         pass
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return mixed_linear(x, self.weight)
+        return decode_linear(x, self.weight, self.decode_weight)
 
 
 class RMSNorm(nn.Module):
@@ -301,6 +301,7 @@ class Llama(nn.Module):
         # Tied embeddings reuse embed_tokens.weight in forward (no second parameter: safetensors refuses
         # tensors that share memory).
         self.lm_head = None if config.tie_embeddings else Linear(config.dim, config.vocab_size)
+        self.register_buffer("decode_head", None, persistent=False)  # half-precision output matrix, if set
         cos, sin = rope_table(config)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
@@ -313,6 +314,18 @@ class Llama(nn.Module):
             module.weight.normal_(mean=0.0, std=0.02)
         elif isinstance(module, RMSNorm):
             module.weight.fill_(1.0)
+
+    @torch.no_grad()
+    def set_decode_precision(self, dtype: torch.dtype | None) -> None:
+        """Keep a ``dtype`` copy (e.g. float16) of every matrix for decoding steps, or drop them (None).
+
+        On CPUs this doubles decoding speed for 50 % more memory; the float32 weights stay the model's own (saved,
+        trained, exported, wrapped by LoRA), so refresh the copies after changing them.
+        """
+        for module in self.modules():
+            if isinstance(module, Linear):
+                module.decode_weight = None if dtype is None else module.weight.detach().to(dtype)
+        self.decode_head = None if dtype is None else self.output_weight.detach().to(dtype)
 
     @property
     def output_weight(self) -> torch.Tensor:
@@ -343,7 +356,7 @@ class Llama(nn.Module):
             positions = torch.arange(start, start + t, device=input_ids.device)[None, :].expand(b, t)
             if isinstance(cache, KVCache) and cache.pad is not None:
                 positions = (positions - cache.pad[:, None]).clamp(min=0)
-        x = self.embed_tokens(input_ids).to(self.norm.weight.dtype)  # norms hold the activation precision
+        x = self.embed_tokens(input_ids)
         cos = self.rope_cos[positions].unsqueeze(1).to(x.dtype)
         sin = self.rope_sin[positions].unsqueeze(1).to(x.dtype)
         mask = self._mask(b, t, start, key_mask, input_ids.device)
@@ -351,7 +364,7 @@ class Llama(nn.Module):
             x = layer(x, cos, sin, mask, cache, start)
         if last_only:
             x = x[:, -1:]
-        logits = mixed_linear(self.norm(x), self.output_weight)
+        logits = decode_linear(self.norm(x), self.output_weight, self.decode_head)
         if isinstance(cache, KVCache):
             cache.length = start + t
         return logits, cache

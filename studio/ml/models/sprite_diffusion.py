@@ -16,7 +16,7 @@ from torch import nn
 
 from studio.ml.models.sprite_common import CHANNELS, SPRITE_SIZE, ResBlock, group_norm
 from studio.ml.registry import Architecture, OnnxGraph, register
-from studio.ml.sampling.ddim import NoiseSchedule, guided_eps
+from studio.ml.sampling.ddim import NoiseSchedule, guided, split_prediction
 
 
 @dataclass
@@ -25,6 +25,7 @@ class SpriteDiffusionConfig:
     width: int = 40  # channels at 16x16; doubled at 8x8 and 4x4
     timesteps: int = 1000
     schedule: str = "cosine"
+    prediction: str = "v"  # what the UNet predicts: "v" (velocity) or "eps" (noise); see sampling.ddim
 
     @classmethod
     def tiny(cls) -> SpriteDiffusionConfig:
@@ -65,6 +66,7 @@ class SpriteDiffusion(nn.Module):
         w1, w2 = config.width, 2 * config.width
         emb = 2 * config.width
         self.null_label = config.num_classes  # "no class": what classifier-free guidance steers away from
+        self.prediction = config.prediction
         self.time_mlp = nn.Sequential(nn.Linear(w1, emb), nn.SiLU(), nn.Linear(emb, emb))
         self.label_embed = nn.Embedding(config.num_classes + 1, emb)
         self.conv_in = nn.Conv2d(4 * CHANNELS, w1, 3, padding=1)
@@ -94,7 +96,7 @@ class SpriteDiffusion(nn.Module):
         return torch.stack([torch.randn(shape, generator=g) for g in generators])
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        """Predicted noise for noisy sprites ``x`` (N, 4, 32, 32) at timesteps ``t`` (N,) with classes ``label``."""
+        """Predicted v (or noise, per the config) for noisy sprites ``x`` (N, 4, 32, 32) at timesteps ``t``."""
         cond = self.time_mlp(timestep_embedding(t, self.config.width)) + self.label_embed(label)
         h16 = self.down16(self.conv_in(F.pixel_unshuffle(x, 2)), cond)
         h8 = self.down8(self.to8(h16), cond)
@@ -107,16 +109,24 @@ class SpriteDiffusion(nn.Module):
 
 
 class GuidedStep(nn.Module):
-    """The exported sampling step: guided noise prediction for (x, t, label, guidance), all batched."""
+    """The exported sampling step: guided noise (eps) for (x, t, label, guidance), all batched.
+
+    A v-predicting model's output is turned into eps inside the graph, so any DDIM loop can drive it.
+    """
+
+    prediction = "eps"
 
     def __init__(self, model: SpriteDiffusion) -> None:
         super().__init__()
         self.model = model
+        self.register_buffer("alphas", model.schedule().alphas_cumprod.clone(), persistent=False)
 
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor, guidance: torch.Tensor
     ) -> torch.Tensor:
-        return guided_eps(self.model, x, t, label, guidance)
+        out = guided(self.model, x, t, label, guidance)
+        a = self.alphas[t].view(-1, 1, 1, 1)
+        return split_prediction(out, x, a, self.model.prediction)[1]
 
 
 def _step_inputs(config: SpriteDiffusionConfig, batch: int) -> tuple[torch.Tensor, ...]:

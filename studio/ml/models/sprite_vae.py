@@ -52,8 +52,9 @@ class Encoder(nn.Module):
         h = self.res16(self.down16(self.conv_in(x)))
         h = self.down4(self.res8(self.down8(h)))
         h = F.silu(self.norm(h)).flatten(1)
-        mean, logvar = self.head(torch.cat([h, self.embed(label)], dim=1)).chunk(2, dim=1)
-        return mean, logvar.clamp(-30.0, 20.0)
+        stats = self.head(torch.cat([h, self.embed(label)], dim=1))
+        latent = stats.shape[1] // 2  # slicing, not chunk: chunk exports as SplitToSequence
+        return stats[:, :latent], stats[:, latent:].clamp(-30.0, 20.0)
 
 
 class Decoder(nn.Module):

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from studio.core import paths
-from studio.core.errors import StudioError
+from studio.core.errors import ModelFileError, StudioError
 from studio.ml import registry
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.export.records import ExportRecord, read_record, verify_record
@@ -93,10 +93,17 @@ def pick_export(
     store: Any, name: str, sha256: str, variants: Sequence[str], preference: str,
     accept: Callable[[ExportRecord], bool] = lambda record: True,
 ) -> ExportRecord | None:
-    """The first verified export of these weights among ``variants`` that ``accept`` takes. None if there is none,
-    except when onnxruntime is forced: then the fp32 export is made now (once)."""
+    """The first verified export of these weights among ``variants`` that ``accept`` takes. None if there is none
+    (a damaged one is skipped with a warning), except when onnxruntime is forced: then a damaged export is refused
+    (ModelFileError) and a missing one is made now (fp32, once)."""
     for variant in variants:
-        record = find_export(name, (variant,), sha256)
+        try:
+            record = find_export(name, (variant,), sha256)
+        except ModelFileError as exc:
+            if preference == "onnxruntime":
+                raise
+            log.warning("%s; running %s with torch instead", exc, name)
+            continue
         if record is not None and accept(record):
             return record
         if record is not None:

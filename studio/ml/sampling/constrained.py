@@ -273,7 +273,13 @@ class CopyConstraints:
     ) -> None:
         """``names``: words of the brief whose own casing ("PixelQuest") is allowed besides lower/Title/UPPER."""
         self.table = table
-        self.lexicon = lexicon.edited(remove=banned)
+        # only words the vocabulary can spell one character at a time, so every started word can be finished
+        single = {shape.head for shape in table.shapes if shape is not None and not shape.has_break}
+        spellable = {ch for ch in single if len(ch) == 1}
+        lexicon = lexicon.edited(remove=banned)
+        unspellable = [w for w in lexicon.words if not spellable.issuperset(w)]
+        self.lexicon = Lexicon([w for w in lexicon.words if spellable.issuperset(w)], presorted=True) \
+            if unspellable else lexicon
         self.singles = tuple(p for p in banned if len(p.parts) == 1)
         self.phrases = tuple(p for p in banned if len(p.parts) > 1)
         self.width = width

@@ -1,8 +1,11 @@
 """Noise schedules and the DDIM sampler (Song et al. 2021) with classifier-free guidance, kept apart from the UNet.
 
-The network is any callable ``eps = net(x_t, t, label)`` whose ``null_label`` attribute is the "no class" index
+The network is any callable ``out = net(x_t, t, label)`` whose ``null_label`` attribute is the "no class" index
 it was trained with (the class is hidden for a fraction of training steps, so the network also learns the
-unconditional prediction that guidance extrapolates from).
+unconditional prediction that guidance extrapolates from) and whose ``prediction`` attribute says what ``out``
+is: the noise (``"eps"``) or the velocity ``v = sqrt(a) * eps - sqrt(1 - a) * x0`` (``"v"``, Salimans & Ho 2022).
+With few sampling steps v is the better target: at the noisiest step (a close to 0) recovering x0 from a predicted
+eps divides its error by sqrt(a), while from v it does not.
 """
 
 from __future__ import annotations
@@ -59,6 +62,22 @@ class NoiseSchedule:
         a = self.alpha_at(t, x0.device)
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
+    def velocity(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The v-prediction target for ``x_t = add_noise(x0, noise, t)``."""
+        a = self.alpha_at(t, x0.device)
+        return a.sqrt() * noise - (1 - a).sqrt() * x0
+
+
+def split_prediction(
+    out: torch.Tensor, x: torch.Tensor, a: torch.Tensor, prediction: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x0, eps) from the network's output at signal level ``a`` (alphas_cumprod[t], broadcastable to x)."""
+    if prediction == "v":
+        return a.sqrt() * x - (1 - a).sqrt() * out, (1 - a).sqrt() * x + a.sqrt() * out
+    if prediction == "eps":
+        return (x - (1 - a).sqrt() * out) / a.sqrt(), out
+    raise ValueError(f"unknown prediction type {prediction!r} (eps, v)")
+
 
 def ddim_timesteps(timesteps: int, steps: int) -> list[int]:
     """``steps`` training timesteps, evenly spaced and starting at the noisiest ("trailing" spacing)."""
@@ -67,19 +86,19 @@ def ddim_timesteps(timesteps: int, steps: int) -> list[int]:
     return [round(timesteps - i * timesteps / steps) - 1 for i in range(steps)]
 
 
-def guided_eps(
+def guided(
     net: nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, guidance: float | torch.Tensor
 ) -> torch.Tensor:
-    """Classifier-free guidance: ``eps_uncond + g * (eps_cond - eps_uncond)`` in one batched call.
+    """Classifier-free guidance: ``out_uncond + g * (out_cond - out_uncond)`` in one batched call.
 
     ``guidance`` is a float or an (N,) tensor (per-sprite guidance); a float 1.0 needs only the conditional pass.
     """
     if isinstance(guidance, float | int) and guidance == 1.0:
         return net(x, t, labels)
     null = torch.full_like(labels, net.null_label)
-    eps = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null]))
+    out = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null]))
     n = x.shape[0]
-    cond, uncond = eps[:n], eps[n:]  # slicing, not chunk: chunk exports as SplitToSequence
+    cond, uncond = out[:n], out[n:]  # slicing, not chunk: chunk exports as SplitToSequence
     g = guidance.view(-1, 1, 1, 1) if isinstance(guidance, torch.Tensor) else guidance
     return uncond + g * (cond - uncond)
 
@@ -109,6 +128,7 @@ def ddim_sample(
     if (known is None) != (redraw is None):
         raise ValueError("inpainting needs both the known images and the redraw mask")
     device = noise.device
+    prediction = getattr(net, "prediction", "eps")
     x = noise
     labels = labels.to(device)
     times = ddim_timesteps(schedule.timesteps, steps)
@@ -119,8 +139,8 @@ def ddim_sample(
             x = redraw * x + (1 - redraw) * schedule.add_noise(known, _fresh_noise(noise, generators), t)
         a_t = alphas[step]
         a_prev = alphas[times[i + 1]] if i + 1 < len(times) else torch.ones((), device=device)
-        eps = guided_eps(net, x, t, labels, guidance)
-        x0 = ((x - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
+        x0, _ = split_prediction(guided(net, x, t, labels, guidance), x, a_t, prediction)
+        x0 = x0.clamp(-1, 1)
         eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
         sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).clamp(min=0).sqrt()
         x = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps

@@ -38,6 +38,7 @@ from studio.ml.audio.synth import SAMPLE_RATE
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.music.arrange import Arrangement, arrange, melody_part
 from studio.ml.music.rule_melody import rule_melody
+from studio.ml.runtime.ort_music import OrtMusicModel, music_model
 from studio.ml.store import ModelStore
 from studio.ml.tasks import task
 
@@ -76,7 +77,7 @@ def clip_settings(params: Mapping[str, Any], bars: int | None = None) -> ClipSet
 class MelodyModel:
     """Where the melody comes from: a loaded model (name, sha256) or the rules (module None)."""
 
-    module: nn.Module | None
+    module: nn.Module | OrtMusicModel | None
     name: str
     sha256: str
     source: str
@@ -98,10 +99,10 @@ def melody_model(spec: JobSpec, ctx: JobContext) -> MelodyModel:
         raise ModelFileError(f"{name!r} is a {entry.modality} model, not a music model")
     store.verify(entry)
 
-    def load() -> nn.Module:
-        return load_model(entry.weights, device=ctx.device)[0]
-
-    module = ctx.resources.cache.get(f"music:{entry.name}:{ctx.device}", load) if ctx.resources else load()
+    if ctx.resources is not None:  # torch or onnxruntime, as the runtime setting says (measured when "auto")
+        module = music_model(ctx.resources, entry, ctx.device)
+    else:
+        module = load_model(entry.weights, device=ctx.device)[0]
     return MelodyModel(module, entry.name, sha256_file(entry.weights), f"model {entry.name}")
 
 

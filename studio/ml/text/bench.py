@@ -18,19 +18,15 @@ from studio.ml.device import describe_device
 from studio.ml.sampling.text import SamplingParams, sample_row
 from studio.ml.text.lm import LanguageModel, load_language_model
 
-SYSTEM = (
-    "You are an experienced advertising copywriter. You write short, concrete, honest ad copy that respects "
-    "character limits exactly and never invents facts that are not in the brief."
-)
+SYSTEM = "You are an advertising copywriter. Write short, concrete, honest copy within the character limits."
 BRIEF = (
-    "Write a Google responsive search ad using the AIDA framework.\n"
+    "Write a Google search ad using the AIDA framework.\n"
     "Product: TrailRunner X2, a lightweight waterproof trail running shoe.\n"
-    "Key facts: 240 g per shoe, recycled mesh upper, grippy lugged outsole, 90-day free returns, "
+    "Facts: 240 g per shoe, recycled mesh upper, grippy lugged outsole, 90-day free returns, "
     "free shipping over 50 euros.\n"
     "Audience: weekend trail runners aged 25 to 45 who run in wet, muddy conditions.\n"
-    "Tone: energetic, confident, plain words, no exclamation marks in headlines.\n"
-    "Give 3 headlines of at most 30 characters and 2 descriptions of at most 90 characters, one per line, "
-    "each line starting with its field name."
+    "Tone: energetic, confident, plain words.\n"
+    "Give 3 headlines of at most 30 characters and 2 descriptions of at most 90 characters, one per line."
 )
 MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": BRIEF}]
 

@@ -40,7 +40,7 @@ def line_problems(line: str, limit: int, fmt: AdFormat, brief: Brief, known: Cal
 
 
 def compliance(lm: LanguageModel, brief: Brief, format_name: str, lines_per_field: int = 200,
-               framework: str = "none", seed: int = 0, variants: int = 5,
+               framework: str = "none", seed: int = 0, variants: int = 8,
                cancel: Callable[[], None] | None = None) -> dict[str, Any]:
     """Generate until every field of the format has ``lines_per_field`` lines; report rule violations."""
     fmt = generation_format(format_name)
@@ -55,15 +55,14 @@ def compliance(lm: LanguageModel, brief: Brief, format_name: str, lines_per_fiel
     seen: dict[str, set[str]] = {name: set() for name in per_ad}
     started = time.perf_counter()
     round_ = 0
-    while any(f["lines"] < lines_per_field for f in fields.values()):
-        request = CopyRequest(brief, fmt, framework, per_ad, variants, SamplingParams(0.8, 0.95),
-                              seed=seed + round_ * variants)
-        for ad in generate_ads(lm, request, cancel=cancel):
-            for name, lines in ad.items():
-                stats = fields[name]
-                for line in lines:
-                    if stats["lines"] >= lines_per_field:
-                        break
+    for name, count in per_ad.items():  # field by field, so a field with few lines per ad is not slow to fill
+        stats = fields[name]
+        while stats["lines"] < lines_per_field:
+            request = CopyRequest(brief, fmt, framework, {name: count}, variants, SamplingParams(0.8, 0.95),
+                                  seed=seed + round_ * variants)
+            round_ += 1
+            for ad in generate_ads(lm, request, cancel=cancel):
+                for line in ad[name][: lines_per_field - stats["lines"]]:
                     stats["lines"] += 1
                     stats["max_chars"] = max(stats["max_chars"], char_count(line, fmt))
                     problems = line_problems(line, stats["limit"], fmt, brief, known)
@@ -76,7 +75,6 @@ def compliance(lm: LanguageModel, brief: Brief, format_name: str, lines_per_fiel
                     seen[name].add(key)
                     if len(stats["examples"]) < 5:
                         stats["examples"].append(line)
-        round_ += 1
     for stats in fields.values():
         stats["compliance"] = 1.0 - stats["violations"] / max(1, stats["lines"])
     return {"format": fmt.name, "seconds": time.perf_counter() - started, "fields": fields}

@@ -53,6 +53,7 @@ class CopyRequest:
     seed: int = 0
     keyword_bonus: float = 3.0
     repetition_penalty: float = 1.15  # over the tokens of the field so far (not the prompt)
+    same_start_penalty: float = 3.0  # subtracted from tokens that would start a line like an earlier one
     end_bias: float = 4.0  # added to the line-end logit as the line nears its limit (0 at half the limit)
 
     @property
@@ -113,6 +114,7 @@ class _Row:
     state: LineState = field(default_factory=LineState)
     forced: deque[int] = field(default_factory=deque)
     history: list[int] = field(default_factory=list)
+    starts: set[str] = field(default_factory=set)  # first words of this field's lines so far
     banned_first: set[int] = field(default_factory=set)  # first tokens whose lines led nowhere (strict mode)
     finished: bool = False
 
@@ -144,8 +146,8 @@ class Copywriter:
         self.cancel = cancel or (lambda: None)
         self.on_line = on_line or (lambda done, total: None)
         self.constraints = constraints_for(lm, request.brief, request.format)
-        self.seen: dict[str, set[str]] = {name: {normalise_line(x) for x in (seen or {}).get(name, ())}
-                                          for name, _ in request.plan}
+        # one set for all fields: a description that repeats a headline is as useless as a repeated headline
+        self.seen: set[str] = {normalise_line(x) for lines in (seen or {}).values() for x in lines}
         tok = lm.tokenizer
         self.marker = tok.encode(MARKER, add_bos=False)
         self.newline = self.constraints.table.newline_id
@@ -165,6 +167,8 @@ class Copywriter:
         self.total_lines = sum(count for _, count in plan) * request.variants
         self.lines_done = 0
         self.strict = strict
+        self._start_cache: dict[frozenset[str], np.ndarray] = {}
+        self._pieces: dict[str, list[int]] = {}  # first word piece of a line -> tokens
         self.repeated: list[tuple[int, str, int]] = []  # (variant, field, index) kept although repeated
 
     def prompt_ids(self, reply_so_far: str = "") -> list[int]:
@@ -232,15 +236,17 @@ class Copywriter:
         request = self.request
         rules = rules_for(request.format, row.field)
         if self.strict:
-            mask = self.constraints.allowed(row.state, rules, self.seen[row.field])
+            mask = self.constraints.allowed(row.state, rules, self.seen)
             if row.state.empty and row.banned_first:
                 mask[list(row.banned_first)] = False
             if not mask.any():
                 raise RepeatedLineError(f"{row.state.text!r} repeats an earlier line and nothing else fits")
         else:
-            mask = self.constraints.mask_or_raise(row.state, rules, self.seen[row.field])
+            mask = self.constraints.mask_or_raise(row.state, rules, self.seen)
         scores = logits.numpy().copy()
         row.bonus.apply(scores, row.state)
+        if row.state.empty and row.starts:  # vary how lines begin ("Pillar 1: …", "Pillar 2: …")
+            scores[self._start_ids(frozenset(row.starts))] -= request.same_start_penalty
         fill = row.state.length / rules.budget
         if fill > 0.5:  # a soft nudge to finish near the limit; the limit itself is the mask's job
             scores[self.constraints.table.end_ids] += request.end_bias * (fill - 0.5) / 0.5
@@ -258,11 +264,14 @@ class Copywriter:
     def _end_line(self, row: _Row) -> int:
         line = row.state.text.strip()
         row.ad[row.field].append(line)
-        if normalise_line(line) in self.seen[row.field]:
+        if normalise_line(line) in self.seen:
             self.repeated.append((row.variant, row.field, row.line_index))
-        self.seen[row.field].add(normalise_line(line))
+        self.seen.add(normalise_line(line))
         row.bonus.mark_used(line)
         row.banned_first.clear()
+        first = words(line)
+        if first:
+            row.starts.add(first[0])
         self._emit(row, done=True)
         self.lines_done += 1
         self.on_line(self.lines_done, self.total_lines)
@@ -274,11 +283,26 @@ class Copywriter:
         row.field_pos += 1
         row.line_index = 0
         row.history = []
+        row.starts = set()
         if row.field_pos >= len(row.plan):
             row.finished = True
             return self.newline
         row.forced.extend([*self.transitions[row.field_pos - 1][1:], *self.marker])
         return self.transitions[row.field_pos - 1][0]
+
+    def _start_ids(self, starts: frozenset[str]) -> np.ndarray:
+        """Tokens that begin a line with one of ``starts`` (the whole word, or its first three letters or more)."""
+        cached = self._start_cache.get(starts)
+        if cached is None:
+            if not self._pieces:
+                for i, shape in enumerate(self.constraints.table.shapes):
+                    if shape is not None:
+                        piece = shape.tail if shape.has_break and not shape.head else shape.head
+                        self._pieces.setdefault(piece, []).append(i)
+            found = {i for w in starts for k in [*range(3, len(w)), len(w)] for i in self._pieces.get(w[:k], ())}
+            cached = np.array(sorted(found), dtype=np.int64)
+            self._start_cache[starts] = cached
+        return cached
 
     def _emit(self, row: _Row, done: bool) -> None:
         text = row.state.text.strip() if done else row.state.text
@@ -302,7 +326,7 @@ def generate_ads(lm: LanguageModel, request: CopyRequest, on_partial: PartialSin
         ads += writer.run(variants=range(start, min(request.variants, start + batch)))
     for variant, name, index in writer.repeated:
         lines = ads[variant][name]
-        everywhere = [line for ad in ads for line in ad[name]]
+        everywhere = [line for ad in ads for field_lines in ad.values() for line in field_lines]
         for attempt in range(1, RETRIES + 1):
             retry = replace(request, seed=request.seed + 7919 * attempt + variant)  # a fresh start each time
 

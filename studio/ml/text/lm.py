@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
 
 from studio.core import paths
 from studio.core.errors import BadInputError, ModelFileError
@@ -53,7 +52,8 @@ DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16
 
 @dataclass
 class LanguageModel:
-    """``dtype`` is the precision of activations and the KV cache; ``weight_dtype`` that of the stored matrices."""
+    """``dtype``: precision of the weights, activations and KV cache; ``weight_dtype``: precision decoding steps
+    read the matrices in (on CPUs a float16 copy of the float32 weights, see ``Llama.set_decode_precision``)."""
 
     model: Llama
     tokenizer: GGUFTokenizer
@@ -62,7 +62,7 @@ class LanguageModel:
     name: str = ""
     sha256: str = ""
     source: dict[str, Any] = field(default_factory=dict)
-    weight_dtype: torch.dtype | None = None  # precision the matrices are stored in (default: ``dtype``)
+    weight_dtype: torch.dtype | None = None  # precision decoding reads the matrices in (default: ``dtype``)
 
     @property
     def config(self) -> LlamaConfig:
@@ -70,8 +70,9 @@ class LanguageModel:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the weights (what :class:`studio.ml.cache.ModelCache` budgets)."""
-        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+        """Memory held by the weights and their decoding copies (what :class:`studio.ml.cache.ModelCache` budgets)."""
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     @torch.inference_mode()
     def prefill(
@@ -244,21 +245,19 @@ def load_language_model(
         _write_cache(sha256, *cached)
     config, tokenizer, source, weights = cached
     register_sidecar(path, config, sha256, source, name)
-    weight_dtype = resolve_dtype(device, dtype)
+    precision = resolve_dtype(device, dtype)
     model = build_model(config, weights).to(device)
     if torch.device(device).type == "cuda":
-        model.to(weight_dtype)  # GPUs compute in half precision throughout
-        compute_dtype = weight_dtype
+        model.to(precision)  # GPUs compute in half precision throughout
+        compute_dtype = precision
     else:
-        # CPUs keep activations, norms and the KV cache in float32 and store only the matrices in half precision
-        # (see studio.ml.models.llama.mixed_linear): decoding reads half the bytes, arithmetic stays float32.
-        for module in model.modules():
-            if isinstance(module, nn.Linear | nn.Embedding):
-                module.to(weight_dtype)
+        # CPUs compute in float32; "fp16"/"bf16" add half-precision copies of the matrices that decoding steps
+        # read instead (half the bytes; see studio.ml.models.llama.decode_linear).
+        model.set_decode_precision(None if precision == torch.float32 else precision)
         compute_dtype = torch.float32
     model.rope_cos, model.rope_sin = model.rope_cos.float(), model.rope_sin.float()
     return LanguageModel(model, tokenizer, torch.device(device), compute_dtype,
-                         name or gguf_loader.model_name(path), sha256, source, weight_dtype)
+                         name or gguf_loader.model_name(path), sha256, source, precision)
 
 
 def register_sidecar(

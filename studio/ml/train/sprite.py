@@ -404,27 +404,35 @@ def _train(
         exported = _export_model(objective, ema, arch, model_config)
         if not metrics:  # resumed at or past the last step: nothing was measured yet
             metrics = _measure(objective, exported, data, plan, smooth)
-        meta = {
-            "name": config.name or arch.name,
-            "modality": "sprite",
-            "family": plan.family,
-            "categories": plan.categories,
-            "metrics": metrics,
-            "training": {
-                "command": config.command,
-                "data": {"folder": str(config.data), **{k: data.manifest[k] for k in DATA_KEYS if k in data.manifest}},
-                "commit": _git_commit(),
-                "hardware": _hardware(device, info.world_size),
-                "wall_time_s": round(wall, 1),
-                "steps": plan.steps,
-                "batch_size": plan.batch_size,
-                "preset": plan.preset,
-                "seed": plan.seed,
-                "hyper": plan.hyper,
-                "ema_decay": plan.ema_decay,
-            },
-        }
+        meta = _model_meta(config, plan, data, metrics, wall, _hardware(device, info.world_size))
         save_model(exported, arch.name, model_config, model_path, meta)
         if config.name:
             registered = _register(model_path, config.name)
     return TrainResult(model_path, registered, plan.steps, wall, metrics)
+
+
+def _model_meta(
+    config: SpriteTrainConfig, plan: _Plan, data: _Data, metrics: dict[str, float], wall: float, hardware: str
+) -> dict[str, Any]:
+    """The sidecar of the finished model: what it is, what it learnt from, and how it was trained."""
+    return {
+        "name": config.name or plan.arch,
+        "modality": "sprite",
+        "family": plan.family,
+        "categories": plan.categories,
+        "metrics": metrics,
+        "training": {
+            "command": config.command,
+            "data": {"folder": str(config.data), **{k: data.manifest[k] for k in DATA_KEYS if k in data.manifest}},
+            "commit": _git_commit(),
+            "hardware": hardware,
+            "wall_time_s": round(wall, 1),
+            "steps": plan.steps,
+            "batch_size": plan.batch_size,
+            "preset": plan.preset,
+            "seed": plan.seed,
+            "augment": plan.augment,
+            "hyper": plan.hyper,
+            "ema_decay": plan.ema_decay,
+        },
+    }

@@ -146,7 +146,7 @@ class VaeObjective(Objective):
 
 
 class DiffusionObjective(Objective):
-    """Noise-prediction MSE at uniformly drawn timesteps; the class is hidden at ``cfg_dropout`` of samples."""
+    """v- (or noise-) prediction MSE at uniform timesteps; the class is hidden at ``cfg_dropout`` of samples."""
 
     def __init__(self, model: nn.Module, hyper: Hyper, wrap: Wrap) -> None:
         super().__init__(model, hyper, wrap)
@@ -160,7 +160,8 @@ class DiffusionObjective(Objective):
         noise = _randn(tuple(x.shape), gen, x.device)
         hidden = (torch.rand(n, generator=gen) < drop).to(x.device)
         labels = torch.where(hidden, torch.full_like(labels, self.model.null_label), labels)
-        return F.mse_loss(net(self.schedule.add_noise(x, noise, t), t, labels), noise)
+        target = self.schedule.velocity(x, noise, t) if self.model.prediction == "v" else noise
+        return F.mse_loss(net(self.schedule.add_noise(x, noise, t), t, labels), target)
 
     def train_step(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
         loss = self._loss(self.net, x, labels, gen, self.hyper.cfg_dropout)

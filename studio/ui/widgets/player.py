@@ -33,6 +33,17 @@ NO_DEVICE = "Music: no audio output device, playback is silent"
 TICK_MS = 16
 
 
+def warm_up() -> None:
+    """Load QtMultimedia's backend plugin now, on the UI thread, before the model worker starts importing torch.
+
+    Seen under pytest-qt: the UI thread creating the first QAudioOutput (which dlopen()s the FFmpeg plugin and logs
+    through Qt's message handler, a Python function there) while the worker thread imported torch's extension
+    modules (dlopen() with the GIL held) deadlocked. Call this before creating the Engine; players created later
+    find the plugin loaded."""
+    if QMediaDevices is not None:
+        QMediaDevices.audioOutputs()
+
+
 class AudioPlayer(QObject):
     """Plays one clip. ``position_changed`` carries clip seconds; ``state_changed`` "playing"/"paused"/"stopped"."""
 

@@ -86,10 +86,10 @@ class PeakPyramid:
             empty = np.zeros((self.channels, 0), np.float32)
             return empty, empty, empty
         edges = start + samples_per_px * np.arange(n + 1)
-        if samples_per_px < BASE_BLOCK:
+        if samples_per_px < 4 * BASE_BLOCK:  # at most ~1,000 samples per column: exact, and still cheap
             return self._from_samples(edges)
         # 4-8 blocks per column: a column's edges are off by at most a quarter column, for little work
-        level = min(max(0, int(math.log2(samples_per_px / (4 * BASE_BLOCK)))), len(self.levels) - 1)
+        level = min(int(math.log2(samples_per_px / (4 * BASE_BLOCK))), len(self.levels) - 1)
         block = BASE_BLOCK << level
         lo, hi, sq = self.levels[level]
         end = min(lo.shape[1], max(1, math.ceil(edges[-1] / block)))  # blocks past the last column are not shown

@@ -384,6 +384,7 @@ class CopyWorkspace(Workspace):
         self.active_job = self.engine.submit(spec)
         self._streaming = False
         self.generate_button.setEnabled(False)
+        self.format_combo.setEnabled(False)  # streamed lines are laid out in the job's format
         self.status_message.emit(f"Generating {params['variants']} variant(s) with {spec.model}…")
 
     def rewrite_current_line(self) -> None:
@@ -445,6 +446,7 @@ class CopyWorkspace(Workspace):
             self.status_message.emit(f"{len(ads)} variant(s) generated; Left/Right to compare")
         self._streaming = False
         self.generate_button.setEnabled(self.model_combo.count() > 0)
+        self.format_combo.setEnabled(True)
         self._update_variant_nav()
 
     def _finish_line(self, event: JobEvent) -> None:

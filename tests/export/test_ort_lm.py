@@ -1,0 +1,122 @@
+"""The language model on onnxruntime against torch: logits, greedy tokens, left-padded batches, the streaming loop
+and the copywriter's constrained decoder, on a tiny random Llama exported through `studio export onnx`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from studio.core.copy_brief import brief_from_dict
+from studio.core.copy_formats import generation_format
+from studio.core.errors import BadInputError
+from studio.ml.export.records import read_record
+from studio.ml.runtime.ort_lm import OrtLanguageModel, load_ort_language_model
+from studio.ml.sampling.text import SamplingParams
+from studio.ml.text.copywriter import CopyRequest, generate_ads
+from studio.ml.text.generate import generate, stream, stream_batch
+from studio.ml.text.lm import LanguageModel, load_language_model
+from tests.export.conftest import LM
+
+CHAT = [{"role": "user", "content": "Write a headline"}]
+WARM = SamplingParams(temperature=1.2, top_p=0.98)
+ATOL = 1e-4
+
+
+@pytest.fixture
+def pair(exported_home: Path) -> tuple[LanguageModel, OrtLanguageModel]:
+    gguf = exported_home / "lm" / "Tiny-LM.gguf"
+    record = read_record(exported_home / "onnx" / LM / "fp32")
+    return load_language_model(gguf, name=LM), load_ort_language_model(record, gguf, "cpu", threads=1, name=LM)
+
+
+def _never_stop(lm) -> object:
+    stops = list(lm.tokenizer.stop_ids)
+
+    def processor(ids: list[int], logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.clone()
+        logits[stops] = float("-inf")
+        return logits
+
+    return processor
+
+
+def test_prefill_and_decode_logits_match_torch(pair) -> None:
+    torch_lm, ort_lm = pair
+    prompt = torch_lm.tokenizer.encode_chat(CHAT)
+    want, cache = torch_lm.prefill(prompt, 8)
+    got, ort_cache = ort_lm.prefill(prompt, 8)
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
+    for token in (5, 17, 40):
+        want, cache = torch_lm.decode_step([token], cache)
+        got, ort_cache = ort_lm.decode_step([token], ort_cache)
+        torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
+    assert ort_cache.length == cache.length == len(prompt) + 3
+
+
+def test_greedy_tokens_equal_for_16_steps(pair) -> None:
+    runs = []
+    for lm in pair:
+        tokens: list[int] = []
+        list(stream(lm, CHAT, 16, SamplingParams(temperature=0.0), logits_processor=_never_stop(lm),
+                    on_token=lambda t, _: tokens.append(t)))
+        runs.append(tokens)
+    assert len(runs[0]) == 16 and runs[0] == runs[1]
+
+
+def test_left_padded_batch_rows_equal_single_rows(pair) -> None:
+    _, ort_lm = pair
+    tok = ort_lm.tokenizer
+    short, long = tok.encode("the cat"), tok.encode("a much longer prompt about the weather in spring")
+    logits, cache = ort_lm.prefill([short, long], 8)
+    assert cache.pad is not None and cache.pad.tolist() == [len(long) - len(short), 0]
+    singles = [ort_lm.prefill(ids, 8) for ids in (short, long)]
+    for row, (single_logits, _) in enumerate(singles):
+        torch.testing.assert_close(logits[row], single_logits[0], atol=ATOL, rtol=1e-3)
+    logits, cache = ort_lm.decode_step([7, 9], cache)
+    for row, (token, (_, single_cache)) in enumerate(zip((7, 9), singles, strict=True)):
+        single_logits, _ = ort_lm.decode_step([token], single_cache)
+        torch.testing.assert_close(logits[row], single_logits[0], atol=ATOL, rtol=1e-3)
+    logits, cache = ort_lm.decode_step([3], cache.select(torch.tensor([1])))  # a finished row leaves the batch
+    assert cache.batch == 1 and logits.shape == (1, tok.vocab_size)
+
+
+def test_streamed_variants_and_prompts_match_torch(pair) -> None:
+    torch_lm, ort_lm = pair
+    prompts = ["the cat", "a much longer prompt about the weather in spring"]
+    for batch in (prompts, [CHAT] * 3):
+        texts = []
+        for lm in pair:
+            rows: dict[int, str] = {}
+            for event in stream_batch(lm, batch, 12, WARM, seed=5):
+                rows[event.row] = rows.get(event.row, "") + event.text
+            texts.append(rows)
+        assert len(texts[0]) == len(batch) and texts[0] == texts[1]
+    assert generate(ort_lm, CHAT, 12, WARM, seed=9) == generate(torch_lm, CHAT, 12, WARM, seed=9)
+
+
+def test_constrained_copy_runs_unchanged_on_onnxruntime(pair) -> None:
+    torch_lm, ort_lm = pair
+    brief = brief_from_dict({"product": "Brewly", "features": ["fresh beans every week"], "audience": "home baristas",
+                             "tone": "warm", "must_use": [], "banned": ["cheap"]})
+    fmt = generation_format("google-rsa")
+    request = CopyRequest(brief, fmt, "aida", {"headline": 3, "path": 2}, variants=2, seed=4)
+    payloads: list[dict] = []
+    ads = generate_ads(ort_lm, request, on_partial=payloads.append)
+    assert ads == generate_ads(torch_lm, request)
+    for ad in ads:
+        assert len(ad["headline"]) == 3 and all(0 < len(line) <= fmt.field("headline").limit for line in ad["headline"])
+        assert len(ad["path"]) == 2 and all(len(p) <= fmt.field("path").limit for p in ad["path"])
+    assert any(p["done"] for p in payloads) and any(not p["done"] for p in payloads)
+
+
+def test_bad_input_is_refused_like_torch(pair) -> None:
+    _, ort_lm = pair
+    with pytest.raises(BadInputError, match="empty"):
+        ort_lm.prefill([])
+    logits, cache = ort_lm.prefill([5, 6], 4)
+    with pytest.raises(BadInputError, match="2 tokens for a cache of 1"):
+        ort_lm.decode_step([1, 2], cache)
+    with pytest.raises(BadInputError, match="at most 4096"):
+        ort_lm.prefill([5] * 4096)

@@ -1,0 +1,134 @@
+"""Which runtime runs a model: forced torch, forced onnxruntime, auto with a remembered or measured choice; and the
+bad cases (CUDA provider missing, truncated file, inputs that differ from the registry's, sha256 mismatch)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from torch import nn
+
+from studio.core import paths
+from studio.core.errors import ModelFileError
+from studio.core.settings import Settings
+from studio.ml import registry
+from studio.ml.checkpoint import sha256_file
+from studio.ml.export.records import read_record
+from studio.ml.resources import Resources
+from studio.ml.runtime import ort_lm, ort_music, select
+from studio.ml.runtime.ort_lm import OrtLanguageModel, load_ort_language_model, quality_ok
+from studio.ml.runtime.ort_music import OrtMusicModel, music_model
+from studio.ml.runtime.ort_session import open_session, providers_for
+from studio.ml.text.lm import LanguageModel, get_language_model
+from tests.export.conftest import LM, MUSIC
+
+
+def _resources(runtime: str) -> Resources:
+    return Resources.from_settings(Settings(device="cpu", runtime=runtime, cpu_threads=1))
+
+
+def _remember(key: str, runtime: str) -> None:
+    (paths.cache_dir() / select.CHOICES_FILE).write_text(json.dumps({key: runtime}), encoding="utf-8")
+
+
+def _no_measuring(*_: object) -> float:
+    raise AssertionError("a remembered choice must not be measured again")
+
+
+def test_forced_torch_and_forced_onnxruntime(exported_home: Path) -> None:
+    torch_lm = get_language_model(_resources("torch"), LM)
+    assert isinstance(torch_lm, LanguageModel)
+    resources = _resources("onnxruntime")
+    ort = get_language_model(resources, LM)
+    assert isinstance(ort, OrtLanguageModel) and ort.sha256 == torch_lm.sha256
+    int4 = read_record(exported_home / "onnx" / LM / "int4")
+    quality = int4.extra["quality"]
+    assert {"perplexity_fp32", "perplexity", "perplexity_ratio", "greedy_agreement", "text"} <= quality.keys()
+    assert ort.variant == ("int4" if quality_ok(int4) else "fp32")  # a quantised export only within tolerance
+    assert get_language_model(resources, LM) is ort  # kept in the worker's cache
+    assert isinstance(get_language_model(resources, LM, runtime="torch"), LanguageModel)  # callers may insist
+    assert isinstance(music_model(_resources("torch"), resources.store.find(MUSIC), "cpu"), nn.Module)
+    assert isinstance(music_model(resources, resources.store.find(MUSIC), "cpu"), OrtMusicModel)
+
+
+def test_auto_uses_the_remembered_choice(exported_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ort_lm, "decode_seconds", _no_measuring)
+    monkeypatch.setattr(ort_music, "decode_seconds", _no_measuring)
+    resources = _resources("auto")
+    lm_entry, music_entry = resources.store.find(LM), resources.store.find(MUSIC)
+    variant = "int4" if quality_ok(read_record(exported_home / "onnx" / LM / "int4")) else "fp32"
+    _remember(f"{sha256_file(lm_entry.weights)}:lm-decode:cpu:{variant}", "onnxruntime")
+    assert isinstance(get_language_model(resources, LM), OrtLanguageModel)
+    _remember(f"{sha256_file(lm_entry.weights)}:lm-decode:cpu:{variant}", "torch")
+    resources = _resources("auto")
+    assert isinstance(get_language_model(resources, LM), LanguageModel)
+    assert not any(key.startswith("lm-ort") for key in resources.cache.keys())  # the unused runtime is not held
+    _remember(f"{sha256_file(music_entry.weights)}:music-decode:cpu", "onnxruntime")
+    assert isinstance(music_model(resources, music_entry, "cpu"), OrtMusicModel)
+
+
+def test_auto_measures_once_and_remembers(exported_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def fake_seconds(lm: object, steps: int = 0) -> float:
+        calls.append(type(lm).__name__)
+        return 0.01 if isinstance(lm, OrtLanguageModel) else 0.05
+
+    monkeypatch.setattr(ort_lm, "decode_seconds", fake_seconds)
+    assert isinstance(get_language_model(_resources("auto"), LM), OrtLanguageModel)
+    assert sorted(calls) == ["LanguageModel", "OrtLanguageModel"]
+    choices = json.loads((paths.cache_dir() / select.CHOICES_FILE).read_text())
+    assert list(choices.values()) == ["onnxruntime"]
+    assert isinstance(get_language_model(_resources("auto"), LM), OrtLanguageModel)
+    assert len(calls) == 2  # measured once per machine
+
+
+def test_auto_without_an_export_stays_on_torch(studio_home: Path) -> None:
+    from tests.ml.tiny_gguf import write_tiny_gguf
+
+    write_tiny_gguf(paths.user_models_dir() / "lm" / "Plain-LM.gguf")
+    from studio.ml.text.lm import load_language_model
+
+    load_language_model(paths.user_models_dir() / "lm" / "Plain-LM.gguf", name="plain-lm")
+    resources = _resources("auto")
+    assert isinstance(get_language_model(resources, "plain-lm"), LanguageModel)
+    assert resources.cache.keys() == ["lm:plain-lm:cpu"]
+
+
+def test_cuda_without_its_provider_falls_back_to_cpu(exported_home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    providers, note = providers_for("cuda")
+    if "CUDAExecutionProvider" in providers:
+        pytest.skip("this onnxruntime has the CUDA provider")
+    assert providers == ["CPUExecutionProvider"] and "no CUDA provider" in note
+    record = read_record(exported_home / "onnx" / LM / "fp32")
+    with caplog.at_level(logging.WARNING):
+        lm = load_ort_language_model(record, exported_home / "lm" / "Tiny-LM.gguf", "cuda")
+    assert "no CUDA provider" in caplog.text
+    assert lm.device.type == "cpu" and lm.prefill([5, 6, 7])[0].shape == (1, lm.config.vocab_size)
+
+
+def test_truncated_file_and_other_inputs_are_refused(exported_home: Path, tmp_path: Path) -> None:
+    llama_graph = registry.get("llama").onnx[0]
+    source = read_record(exported_home / "onnx" / LM / "fp32").graph_path("decoder_with_past")
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match="not a loadable ONNX model"):
+        open_session(truncated, "cpu", graph=llama_graph)
+    music_graph = read_record(exported_home / "onnx" / MUSIC / "fp32").graph_path("decoder_with_past")
+    with pytest.raises(ModelFileError, match="expects"):
+        open_session(music_graph, "cpu", graph=llama_graph)
+
+
+def test_sha256_mismatch_is_refused_when_forced_and_skipped_in_auto(
+    exported_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for variant in ("fp32", "int4"):
+        graph = exported_home / "onnx" / LM / variant / "decoder_with_past.onnx"
+        graph.write_bytes(graph.read_bytes() + b"\0")
+    with pytest.raises(ModelFileError, match="does not match its recorded sha256"):
+        get_language_model(_resources("onnxruntime"), LM)
+    with caplog.at_level(logging.WARNING):
+        assert isinstance(get_language_model(_resources("auto"), LM), LanguageModel)
+    assert "does not match its recorded sha256" in caplog.text
