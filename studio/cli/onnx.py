@@ -16,10 +16,16 @@ def run_export(args: argparse.Namespace) -> int:
 
         names = [e.name for e in ModelStore().entries() if e.arch != "sprite-encoder"]
     for name in names:
-        record = export_model(name, variant, Path(args.out) / name if args.out else None)
+        record = export_model(name, variant, Path(args.out) / name if args.out else None,
+                              heldout=Path(args.heldout) if args.heldout else None)
         for graph, info in record.graphs.items():
             print(f"{name}/{graph} [{variant}] -> {record.folder / info['file']}  "
                   f"{info['size_bytes'] / 1e6:.2f} MB  max abs error {info['max_abs_error']:.2g}")
+        quality = record.extra.get("quality")
+        if quality:
+            print(f"{name} [{variant}]: held-out perplexity {quality['perplexity']:.3f} vs fp32 "
+                  f"{quality['perplexity_fp32']:.3f} (x{quality['perplexity_ratio']:.4f}, {quality['text']}); "
+                  f"greedy tokens agreeing with fp32: {quality['greedy_agreement']}")
     return 0
 
 
@@ -31,4 +37,7 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     quant.add_argument("--int8", action="store_true", help="dynamic int8 weights (CPU)")
     quant.add_argument("--int4", action="store_true", help="4-bit weight-only MatMulNBits (CPU, language models)")
     parser.add_argument("--out", default=None, help="output folder (default: the user model folder)")
+    parser.add_argument("--heldout", default=None, metavar="JSONL",
+                        help="package-description corpus (`studio data copy`) for a quantised language model's "
+                        "held-out perplexity (default: one under the data folder, else built-in text)")
     parser.set_defaults(func=run_export)

@@ -29,7 +29,10 @@ from studio.ui.status_bar import StudioStatusBar
 from studio.ui.widgets.player import warm_up as warm_up_audio
 from studio.ui.workspaces.base import Workspace
 from studio.ui.workspaces.copy import CopyWorkspace
+from studio.ui.workspaces.models import ModelManagerWorkspace
 from studio.ui.workspaces.music import MusicWorkspace
+from studio.ui.workspaces.sprites import SpriteWorkspace
+from studio.ui.workspaces.train import TrainWorkspace
 
 #: File extension -> title of the workspace that opens it (drag-and-drop and File > Open).
 ROUTES = {
@@ -53,16 +56,6 @@ def window_settings() -> QSettings:
     """Window geometry, dock state and last workspace: an INI file beside settings.json."""
     return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
 
-
-def sprite_workspace_class() -> type[Workspace] | None:
-    """The Sprites workspace, or None while its module does not exist yet (any other import error is raised)."""
-    try:
-        from studio.ui.workspaces.sprites import SpriteWorkspace
-    except ModuleNotFoundError as exc:
-        if exc.name != "studio.ui.workspaces.sprites":
-            raise
-        return None
-    return SpriteWorkspace
 
 
 class MainWindow(QMainWindow):
@@ -100,11 +93,16 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
 
         self._build_menus()
-        sprites = sprite_workspace_class()
-        if sprites is not None:
-            self.add_workspace(sprites(self.engine, self.settings), "sprites")
+        self.add_workspace(SpriteWorkspace(self.engine, self.settings), "sprites")
         self.add_workspace(CopyWorkspace(self.engine, self.settings), "copy")
         self.add_workspace(MusicWorkspace(self.engine, self.settings), "music")
+        train = TrainWorkspace(self.engine, self.settings)
+        manager = ModelManagerWorkspace(self.engine, self.settings)
+        self.add_workspace(train, "train")
+        self.add_workspace(manager, "models")
+        train.use_model.connect(self.use_model)
+        train.run_ended.connect(lambda state, _: manager.refresh() if state == "finished" else None)
+        manager.use_model.connect(self.use_model)
         self._restore_layout()
 
     # --- workspaces ---------------------------------------------------------------------------------
@@ -134,6 +132,16 @@ class MainWindow(QMainWindow):
 
     def workspace(self, title: str) -> Workspace | None:
         return next((w for w in self.workspaces if w.title == title), None)
+
+    def use_model(self, modality: str, name: str) -> None:
+        """Switch to the generation workspace of ``modality`` with model ``name`` selected."""
+        title = {"sprite": "Sprites", "copy": "Copy", "music": "Music"}.get(modality)
+        workspace = self.workspace(title) if title else None
+        if workspace is None:
+            self.status.show_message(f"No workspace generates {modality} models")
+            return
+        workspace.use_model(name)
+        self.show_workspace(workspace)
 
     def show_workspace(self, workspace: Workspace) -> None:
         self.sidebar.setCurrentRow(self.workspaces.index(workspace))
@@ -267,5 +275,7 @@ class MainWindow(QMainWindow):
         self.save_layout()
         for workspace in self.workspaces:
             workspace.cancel()
+            if isinstance(workspace, TrainWorkspace):
+                workspace.shutdown()
         self.engine.shutdown()
         super().closeEvent(event)

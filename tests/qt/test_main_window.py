@@ -20,7 +20,7 @@ from studio.core.errors import BadInputError
 from studio.core.jobs import EventType, JobSpec
 from studio.core.settings import Settings, load_settings
 from studio.ui.app import apply_theme
-from studio.ui.main_window import MainWindow, sprite_workspace_class
+from studio.ui.main_window import MainWindow
 from studio.ui.settings_dialog import SettingsDialog
 from studio.ui.status_bar import format_eta
 from studio.ui.workspaces.base import Workspace
@@ -93,14 +93,14 @@ def window(qtbot):
 
 def test_workspaces_and_titles(qtbot, window):
     titles = [w.title for w in window.workspaces]
-    expected = (["Sprites"] if sprite_workspace_class() else []) + ["Copy", "Music"]
+    expected = ["Sprites", "Copy", "Music", "Train", "Models"]
     assert titles == expected
     assert window.sidebar.count() == len(expected)
     window.show_workspace(window.workspace("Music"))
     assert window.current.title == "Music" and window.windowTitle() == "Studio — Music"
 
 
-@pytest.mark.parametrize("title", ["Sprites", "Copy", "Music"])
+@pytest.mark.parametrize("title", ["Sprites", "Copy", "Music", "Train", "Models"])
 def test_screenshot_of_each_workspace(qtbot, window, title, save_screenshot):
     workspace = window.workspace(title)
     if workspace is None:

@@ -73,9 +73,13 @@ def fp32_export(name: str, store: ModelStore) -> ExportRecord:
 
 
 def export_model(
-    name: str, variant: str = "fp32", out_dir: Path | None = None, store: ModelStore | None = None
+    name: str, variant: str = "fp32", out_dir: Path | None = None, store: ModelStore | None = None,
+    heldout: Path | None = None,
 ) -> ExportRecord:
-    """Export every graph of model ``name``; fp32 graphs are validated against torch before any conversion."""
+    """Export every graph of model ``name``; fp32 graphs are validated against torch before any conversion.
+
+    ``heldout``: the package-description corpus whose slice measures a quantised language model's perplexity
+    (default: one found under the data folder, else the built-in text)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}")
     store = store or ModelStore()
@@ -108,7 +112,7 @@ def export_model(
     if base is not None and entry.arch == "llama" and variant in ("int8", "int4"):
         from studio.ml.eval.perplexity import export_quality
 
-        extra["quality"] = export_quality(base, record, entry.weights)
+        extra["quality"] = export_quality(base, record, entry.weights, heldout)
     write_record(record)
     write_card(record)
     return record

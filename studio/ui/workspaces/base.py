@@ -25,6 +25,19 @@ class Workspace(QWidget):
         self.settings = settings
         self.undo_stack = QUndoStack(self)
         self.active_job: int | None = None
+        self.pending_model = ""  # a model to select once the model list arrives (see use_model)
+
+    def refresh_models(self) -> None:
+        """Ask the engine for this workspace's models again (after training or importing one)."""
+
+    def use_model(self, name: str) -> None:
+        """Select model ``name`` (it may be new): refresh the list, select it when the list arrives."""
+        self.pending_model = name
+        self.refresh_models()
+
+    def take_pending_model(self) -> str:
+        name, self.pending_model = self.pending_model, ""
+        return name
 
     def generate(self) -> None:
         self.status_message.emit(f"{self.title}: nothing to generate here")

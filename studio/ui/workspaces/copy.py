@@ -347,10 +347,15 @@ class CopyWorkspace(Workspace):
     def request_models(self) -> None:
         self._models_job = self.engine.submit(JobSpec("models.list", {"modality": "copy"}))
 
+    def refresh_models(self) -> None:
+        self.request_models()
+
     def _set_models(self, models: list[dict[str, Any]]) -> None:
         self.model_combo.clear()
         for entry in models:
             self.model_combo.addItem(entry["name"], entry["name"])
+        if self.pending_model and self.model_combo.findData(self.pending_model) >= 0:
+            self.model_combo.setCurrentIndex(self.model_combo.findData(self.take_pending_model()))
         has_model = self.model_combo.count() > 0
         self.model_combo.setVisible(has_model)
         self.model_warning.setVisible(not has_model)

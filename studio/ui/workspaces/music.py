@@ -511,6 +511,9 @@ class MusicWorkspace(Workspace):
     def request_models(self) -> None:
         self._models_job = self.engine.submit(JobSpec("models.list", {"modality": "music"}))
 
+    def refresh_models(self) -> None:
+        self.request_models()
+
     def generation_params(self) -> dict[str, Any]:
         style = self.style_combo.currentData()
         return {"style": style.name if style else "", "key": f"{self.key_combo.currentText()} "
@@ -566,8 +569,13 @@ class MusicWorkspace(Workspace):
         if event.job_id == self._models_job and event.type.is_terminal:
             self._models_job = None
             if event.type is EventType.FINISHED:
+                while self.model_combo.count() > 1:  # keep "Automatic"
+                    self.model_combo.removeItem(1)
                 for entry in event.payload:
                     self.model_combo.addItem(entry["name"], entry["name"])
+                wanted = self.model_combo.findData(self.take_pending_model())
+                if wanted >= 0:
+                    self.model_combo.setCurrentIndex(wanted)
             return
         if event.job_id != self.active_job or not event.type.is_terminal:
             return

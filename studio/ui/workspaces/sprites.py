@@ -536,6 +536,8 @@ class SpriteWorkspace(Workspace):
         if event.type is EventType.FINISHED:
             self.panel.set_models(list(event.payload or []))
             self._models_loaded = True
+            if self.pending_model:
+                self.select_model(self.take_pending_model())
             if self._pending_recipe is not None:
                 self._restore_recipe(self._pending_recipe)
             self._update_actions()
