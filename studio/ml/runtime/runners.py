@@ -17,6 +17,7 @@ from studio.ml.registry import OnnxGraph
 
 class GraphRunner(Protocol):
     runtime: str
+    device: str  # where its outputs live ("cuda" only when the graph really runs there)
 
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]: ...
 

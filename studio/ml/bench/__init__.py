@@ -1,0 +1,1 @@
+"""Side-by-side speed measurements behind ``studio bench``: sprites, copy and music, torch against onnxruntime."""
