@@ -23,22 +23,22 @@ def _model_path(args: argparse.Namespace) -> Path:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    import torch
-
+    from studio.ml.bench.copy import bench_copy, markdown
+    from studio.ml.bench.timing import machine_description, machine_line
     from studio.ml.device import resolve_device
-    from studio.ml.text.bench import markdown
-    from studio.ml.text.bench import run_bench as bench
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()] or ["fp32"]
-    report = bench(_model_path(args), device, dtypes, args.new_tokens, args.repeats, args.variants)
-    text = markdown(report)
+    dtypes = tuple(d.strip() for d in args.dtypes.split(",") if d.strip()) or ("fp32",)
+    report = bench_copy(args.model, _model_path(args), device, args.threads, args.new_tokens, args.repeats,
+                        args.variants, dtypes, references=not args.no_references)
+    machine = machine_description(device, report["threads"])
+    text = "\n".join([f"# Language model speed ({device})", "", f"Machine: {machine_line(machine)}", "",
+                      *markdown(report)]) + "\n"
     print(text, end="")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        Path(args.json).write_text(json.dumps({"machine": machine, "copy": report}, indent=2) + "\n",
+                                   encoding="utf-8")
     if args.md:
         Path(args.md).parent.mkdir(parents=True, exist_ok=True)
         Path(args.md).write_text(text, encoding="utf-8")
@@ -46,15 +46,21 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
-    parser = groups["bench"].add_parser("copy", help="language model speed: load, time to first token, tokens/s")
+    parser = groups["bench"].add_parser(
+        "copy", help="language model speed side by side: torch, onnxruntime (fp32/fp16/int8/int4), transformers, "
+        "llama.cpp: time to first token, tokens/s")
     parser.add_argument("--model", default=DEFAULT_LM, help=f"model name in the store (default {DEFAULT_LM})")
     parser.add_argument("--gguf", help="a GGUF file to measure instead of a stored model")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
-    parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16, fp16")
+    parser.add_argument("--dtypes", default="fp32,bf16", help="torch eager precisions, comma-separated: fp32, "
+                        "bf16, fp16")
+    parser.add_argument("--no-references", action="store_true",
+                        help="skip the transformers and llama.cpp rows (the onnxruntime rows measure the exports "
+                        "`studio export onnx` made)")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--variants", type=int, default=3, help="batch size for the batched-variants figure")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's own)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for every runtime (default: torch's own)")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--md", help="write the results as Markdown here")
     parser.set_defaults(func=run_bench)

@@ -105,8 +105,9 @@ def loop_checks(mix: Any, expected_samples: int) -> dict[str, Any]:
 
 
 def bench_music(style: str, bars: int, bpm: float, seed: int, repeats: int, warmup: int,
-                device: str | None, model: str) -> dict[str, Any]:
-    """Median compose (melody + arrangement) and render (synth + effects + loudness) times after warm-up."""
+                device: str | None, model: str, runtime: str | None = None) -> dict[str, Any]:
+    """Median compose (melody + arrangement) and render (synth + effects + loudness) times after warm-up;
+    ``runtime`` ("torch" | "onnxruntime" | "auto") overrides the setting for the music model."""
     import torch
 
     from studio.cli.console import make_resources
@@ -117,6 +118,8 @@ def bench_music(style: str, bars: int, bpm: float, seed: int, repeats: int, warm
     from studio.ml.tasks import music
 
     resources = make_resources(device)
+    if runtime:
+        resources.runtime = runtime
     params = {"style": style, "bars": bars, "bpm": bpm}
     spec = JobSpec("music.generate", params, seed=seed, model=model)
     ctx = JobContext(spec, lambda event: None, device=resources.device, resources=resources)
@@ -151,7 +154,7 @@ def bench_music(style: str, bars: int, bpm: float, seed: int, repeats: int, warm
         "repeats": repeats,
         "warmup": warmup,
         "results": [{
-            "runtime": "torch",
+            "runtime": getattr(source.module, "runtime", "torch") if source.module is not None else "-",
             "melody_source": source.source,
             "compose_s_median": compose,
             "render_s_median": render,
@@ -190,8 +193,11 @@ def bench_markdown(report: dict[str, Any]) -> str:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    report = bench_music(args.style, args.bars, args.bpm, args.seed, args.repeats, args.warmup, args.device,
-                         args.model)
+    report: dict[str, Any] = {}
+    for runtime in args.runtimes.split(","):
+        part = bench_music(args.style, args.bars, args.bpm, args.seed, args.repeats, args.warmup, args.device,
+                           args.model, runtime.strip())
+        report = {**part, "results": report.get("results", []) + part["results"]}
     markdown = bench_markdown(report)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -240,6 +246,8 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     bench.add_argument("--warmup", type=int, default=1)
     bench.add_argument("--model", default="", help="music model; 'rules' for the rule-based melody")
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    bench.add_argument("--runtimes", default="torch,onnxruntime",
+                       help="comma-separated runtimes for the music model, one row each (torch, onnxruntime, auto)")
     bench.add_argument("--json", default=None, help="write the results as JSON here")
     bench.add_argument("--md", default=None, help="write the results as a Markdown table here")
     bench.set_defaults(func=run_bench)

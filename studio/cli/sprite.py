@@ -96,35 +96,23 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    import torch
+    from studio.ml.bench.sprites import bench_sprites, markdown
+    from studio.ml.bench.timing import machine_description, machine_line
+    from studio.ml.device import resolve_device
 
-    from studio.ml.checkpoint import load_model
-    from studio.ml.sprite_bench import bench_model, machine_description, to_markdown
-    from studio.ml.store import ModelStore
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    store = ModelStore()
-    rows = []
-    machine = machine_description()
-    for name in [model_name(m) for m in args.models]:
-        entry = store.find(name)
-        store.verify(entry)
-        model = load_model(entry.weights, expect_arch=entry.arch, device="cpu")[0]
-        if getattr(model, "family", None) not in SHORT_NAMES:
-            print(f"skipping {name}: not a sprite model", file=sys.stderr)
-            continue
-        print(f"measuring {name} ...", file=sys.stderr)
-        with torch.inference_mode():
-            rows.append(bench_model(name, model, args.repeats, args.warmup, args.steps, args.guidance))
-    report = to_markdown(machine, rows)
-    print(report)
+    device = resolve_device(args.device)
+    report = bench_sprites(tuple(model_name(m) for m in args.models), device, args.threads, args.repeats,
+                           args.warmup, args.steps, args.guidance, compile_=not args.no_compile)
+    machine = machine_description(device, report["threads"])
+    text = "\n".join(["# Sprite generation speed", "", f"Machine: {machine_line(machine)}", "",
+                      *markdown(report)]) + "\n"
+    print(text, end="")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"machine": machine, "sprites": report}, indent=2) + "\n")
     if args.md:
         Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.md).write_text(report)
+        Path(args.md).write_text(text)
     return 0
 
 
@@ -185,13 +173,16 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(func=run_generate)
 
-    parser = groups["bench"].add_parser("sprite", help="sprite generation latency (16-grid, 256 batch)")
+    parser = groups["bench"].add_parser(
+        "sprite", help="sprite generation latency (16-grid, 256 batch): torch eager, torch.compile, onnxruntime")
     parser.add_argument("--models", nargs="+", default=["gan", "vae", "diffusion"])
     parser.add_argument("--repeats", type=_positive, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=_positive, default=10, help="diffusion sampling steps")
     parser.add_argument("--guidance", type=float, default=2.0)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    parser.add_argument("--threads", type=int, default=0, help="threads for every runtime (0 = torch's default)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows (slow to compile)")
     parser.add_argument("--json", default=None, help="write results as JSON here")
     parser.add_argument("--md", default=None, help="write a Markdown table here")
     parser.set_defaults(func=run_bench)

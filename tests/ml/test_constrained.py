@@ -193,3 +193,12 @@ def test_every_lexicon_word_counts_and_the_list_loads() -> None:
     assert {"coffee", "subscription", "budgeting", "roguelike", "don't"} <= lexicon.word_set
     assert lexicon.min_extra("coffee") == 0 and lexicon.min_extra("zzzq") > 1000
     assert lexicon.min_extra("the") > 0  # a line cannot end on "the"
+
+
+def test_repeats_forced_by_a_tiny_limit_are_written_again(lm) -> None:
+    """One-character lines: only the digits and "I" exist, so repeats happen in the batch and are redone
+    one by one with backtracking until all ten differ."""
+    brief = brief_from_dict({"product": "Brewly"})
+    request = CopyRequest(brief, tagline_format(1), "none", {"tagline": 5}, variants=2, seed=1)
+    lines = [line for ad in generate_ads(lm, request) for line in ad["tagline"]]
+    assert len(set(lines)) == 10 and all(len(line) == 1 for line in lines)

@@ -57,6 +57,7 @@ def check_clip(notes: list[dict], bars: int, meter: str, tonic: int, mode: str, 
     length = bar_beats(meter)
     assert notes, "a clip has notes"
     assert all(n["part"] == "melody" and n["duration"] > 0 for n in notes)
+    assert notes[0]["start"] == 0.0, "a loop starts on its first downbeat"
     ends = [n["start"] + n["duration"] for n in notes]
     assert math.isclose(max(ends), bars * length), "exactly the requested bars: the last note ends the clip"
     for n, end in zip(notes, ends, strict=True):  # no note crosses a bar line

@@ -243,3 +243,14 @@ def test_tiny_configs_are_small_and_default_configs_fit_the_cpu_budget() -> None
         params = sum(p.numel() for p in default.parameters())
         assert 0.3e6 < params < 4e6, (family, params)
         assert sum(p.numel() for p in build(family).parameters()) < 60_000
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_no_batch_statistics_so_training_and_evaluation_modes_agree(family: str) -> None:
+    """Batch norm made the GAN's variety depend on batch statistics: in evaluation mode every seed looked alike."""
+    model = build(family)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if family == "gan":
+        z, labels = torch.randn(4, model.config.z_dim), torch.tensor([0, 1, 2, 0])
+        with torch.no_grad():
+            torch.testing.assert_close(model.train()(z, labels), model.eval()(z, labels))

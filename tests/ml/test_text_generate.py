@@ -20,7 +20,7 @@ WARM = SamplingParams(temperature=1.2, top_p=0.98)
 @pytest.fixture(scope="module")
 def lm(tmp_path_factory: pytest.TempPathFactory) -> LanguageModel:
     path = write_tiny_gguf(tmp_path_factory.mktemp("lm") / "tiny.gguf")
-    return load_language_model(path)
+    return load_language_model(path, "cpu", "fp32")  # exact: decoding and full recomputation agree to the bit
 
 
 def test_same_seed_same_text_other_seed_other_text(lm: LanguageModel) -> None:

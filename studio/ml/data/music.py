@@ -1,9 +1,11 @@
 """The music training set: tune records -> arrays on disk, training windows with key augmentation, user clips.
 
 A data folder holds ``train.npz``, ``val.npz`` (events and per-tune conditioning, no pickles) and
-``manifest.json`` (sources, licences, counts, split, vocabulary version). Transposition over all twelve keys is done
-when a window is drawn (a uniform shift of -6..+5 semitones that keeps every pitch in range), so the stored set stays
-in the tunes' written keys and validation is measured on them untransposed.
+``manifest.json`` (sources, licences, counts, split, vocabulary version). Windows start at a tune's first full bar or
+at a 4-bar phrase boundary after it: a pickup bar (an anacrusis, stored right-aligned in bar 1) is never a window's
+first bar, because the clips Studio writes are loops that start on the downbeat. Transposition over all twelve
+keys is done when a window is drawn (a uniform shift of -6..+5 semitones that keeps every pitch in range), so the
+stored set stays in the tunes' written keys and validation is measured on them untransposed.
 
 User files (for "continue" and for fine-tuning): MIDI through :mod:`studio.core.formats.midi` (mido), ABC through
 music21 when it is installed.
@@ -253,7 +255,7 @@ class MusicData:
         self.bar_offsets.append(offsets)
         bar_ticks = tokens.bar_ticks(tokens.METERS[int(self.conditioning[i, 2])])
         pickup = int(len(ev) > 0 and ev[0, 0] == 0 and ev[0, 1] * 2 >= bar_ticks)
-        self.phrase_starts.append(np.array(sorted({0, *range(pickup, n_bars - 1, 4)})))
+        self.phrase_starts.append(np.arange(pickup, max(pickup + 1, n_bars - 1), 4))
 
     def sequence(self, i: int, first_bar: int, bars: int, shift: int = 0) -> np.ndarray:
         """Header + bars ``first_bar``..+``bars`` + EOS, transposed by ``shift`` semitones."""
@@ -282,7 +284,8 @@ class MusicData:
         """A training sequence: a random tune (by length), a phrase-aligned start, a clip length, a key."""
         weights = self.conditioning[:, 5].astype(np.float64)
         i = int(rng.choice(len(self), p=weights / weights.sum()))
-        first = int(rng.choice(self.phrase_starts[i])) if rng.random() > 0.4 else 0
+        starts = self.phrase_starts[i]
+        first = int(rng.choice(starts)) if rng.random() > 0.4 else int(starts[0])
         n_bars = int(self.conditioning[i, 5])
         fit = min(n_bars - first, self.fitting_bars(i, first, max_len))
         bars = fit if rng.random() < 0.5 else min(fit, int(rng.choice([2, 4, 8, 12, 16])))
@@ -290,8 +293,9 @@ class MusicData:
         return self.sequence(i, first, bars, shift)[:max_len]
 
     def validation_sequences(self, max_len: int) -> list[np.ndarray]:
-        """Each tune from its first bar, as many whole bars as fit, in its written key."""
-        return [self.sequence(i, 0, self.fitting_bars(i, 0, max_len)) for i in range(len(self))]
+        """Each tune from its first full bar, as many whole bars as fit, in its written key."""
+        firsts = [int(starts[0]) for starts in self.phrase_starts]
+        return [self.sequence(i, first, self.fitting_bars(i, first, max_len)) for i, first in enumerate(firsts)]
 
 
 @dataclass

@@ -51,12 +51,16 @@ def sample_grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
     return grid
 
 
-class ConditionalBatchNorm2d(nn.Module):
-    """Batch norm whose scale and shift depend on the class (as in BigGAN): the category steers every layer."""
+class ConditionalGroupNorm(nn.Module):
+    """Group norm whose scale and shift depend on the class: the category steers every layer it follows.
+
+    Group norm rather than batch norm (as in BigGAN) because it treats each sprite on its own: a sprite is the
+    same whatever else is in its batch, and evaluation mode behaves exactly like training mode.
+    """
 
     def __init__(self, channels: int, num_classes: int) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.norm = group_norm(channels, affine=False)
         self.gain = nn.Embedding(num_classes, channels)
         self.bias = nn.Embedding(num_classes, channels)
         nn.init.ones_(self.gain.weight)
@@ -68,10 +72,10 @@ class ConditionalBatchNorm2d(nn.Module):
         return self.norm(x) * gain + bias
 
 
-def group_norm(channels: int) -> nn.GroupNorm:
+def group_norm(channels: int, affine: bool = True) -> nn.GroupNorm:
     """GroupNorm with as many groups (up to 8) as divide the channels: tiny test configs stay valid."""
     groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
-    return nn.GroupNorm(groups, channels)
+    return nn.GroupNorm(groups, channels, affine=affine)
 
 
 class ResBlock(nn.Module):

@@ -1,5 +1,9 @@
-"""Class-conditional sprite GAN: a ResNet generator with class-conditional batch norm, and a spectral-norm
+"""Class-conditional sprite GAN: a ResNet generator with class-conditional group norm, and a spectral-norm
 projection discriminator trained with the hinge loss (the SNGAN / BigGAN recipe, scaled down to 32x32 RGBA).
+
+Group norm, not BigGAN's batch norm: with batch norm the generator leant on batch statistics for its variety,
+and in evaluation mode (running statistics, needed so that a sprite does not depend on its batch) every seed of
+a class gave nearly the same sprite.
 
 The registered module holds both networks so a saved model can be fine-tuned further; generation only uses
 ``generator`` (saved with its EMA weights).
@@ -14,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from studio.ml.models.sprite_common import CHANNELS, SPRITE_SIZE, ConditionalBatchNorm2d
+from studio.ml.models.sprite_common import CHANNELS, SPRITE_SIZE, ConditionalGroupNorm, group_norm
 from studio.ml.registry import Architecture, OnnxGraph, register
 
 
@@ -31,13 +35,13 @@ class SpriteGANConfig:
 
 
 class GeneratorBlock(nn.Module):
-    """Upsampling residual block: (CBN, ReLU, 2x nearest, conv, CBN, ReLU, conv) + upsampled 1x1 shortcut."""
+    """Upsampling residual block: (CGN, ReLU, 2x nearest, conv, CGN, ReLU, conv) + upsampled 1x1 shortcut."""
 
     def __init__(self, c_in: int, c_out: int, num_classes: int) -> None:
         super().__init__()
-        self.norm1 = ConditionalBatchNorm2d(c_in, num_classes)
+        self.norm1 = ConditionalGroupNorm(c_in, num_classes)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.norm2 = ConditionalBatchNorm2d(c_out, num_classes)
+        self.norm2 = ConditionalGroupNorm(c_out, num_classes)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.skip = nn.Conv2d(c_in, c_out, 1)
 
@@ -58,7 +62,7 @@ class Generator(nn.Module):
         self.blocks = nn.ModuleList(
             GeneratorBlock(widths[i], widths[i + 1], config.num_classes) for i in range(3)
         )
-        self.norm = nn.BatchNorm2d(widths[-1])
+        self.norm = group_norm(widths[-1])
         self.out = nn.Conv2d(widths[-1], CHANNELS, 3, padding=1)
         self.start_channels = widths[0]
 

@@ -2,8 +2,9 @@
 
 Rules (every reachable state has at least one legal token, so decoding never dead-ends):
 
-- after the header: ``BAR``; then notes as ``POS PITCH DUR`` triples, onsets at or after the end of the previous
-  note, every note ending inside its bar; ``BAR`` starts the next bar until ``end_bar`` bars are written;
+- after the header: ``BAR``; the clip's first bar opens on its downbeat (a loop has no pickup); then notes as
+  ``POS PITCH DUR`` triples, onsets at or after the end of the previous note, every note ending inside its bar;
+  ``BAR`` starts the next bar until ``end_bar`` bars are written;
 - pitches within ``pitch_range`` and, unless ``chromatic``, in the scale of the key (see ``tokens.MODES``);
 - the clip's last bar (``final=True``) is filled without rests, its last note is a tonic-chord tone ending
   exactly on the bar line (so a loop wraps onto its first beat), and ``EOS`` follows it.
@@ -69,6 +70,8 @@ class Grammar:
         if self.phase == "free":
             if self.bar == 0:
                 mask[tokens.BAR] = True
+            elif self.bar == 1 and self.cursor == 0:  # nothing played yet: start on the downbeat
+                mask[tokens.pos_token(0)] = True
             elif self.in_final_bar:
                 if self.cursor == length:
                     mask[tokens.EOS] = True

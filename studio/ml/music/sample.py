@@ -297,7 +297,8 @@ def vary_bars(
     melody = [dict(n) for n in notes if n.get("part", "melody") == "melody"]
     before = [n for n in melody if float(n["start"]) < range_start - 1e-9]
     for n in before:  # a note held into the varied bars stops where they begin
-        n["duration"] = min(float(n["duration"]), range_start - float(n["start"]))
+        if float(n["start"]) + float(n["duration"]) > range_start + 1e-9:
+            n["duration"] = range_start - float(n["start"])
     after = [n for n in melody if float(n["start"]) >= range_end - 1e-9]
     prefix_events = tokens.quantise(before, meter, part=None)
     grammar = Grammar(header, end_bar=int(bars_to), final=int(bars_to) == total, chromatic=chromatic)

@@ -3,26 +3,29 @@
 At every step :meth:`CopyConstraints.allowed` returns the tokens that may come next in the current line; every
 other token is masked before sampling. A token is allowed only if
 
-* **budget**: the line, with the token, stays within its character budget *and* the word the token leaves
-  unfinished can still be completed within the budget (the shortest word of the lexicon that starts with it
-  fits). So the line can always end cleanly, and no word is ever cut.
-* **whole words**: every word the line holds is a word of the lexicon (SCOWL + corpus words + the brief's own
-  words) or a number. The line may end (newline or end-of-turn token) only after a finished word or after
-  closing punctuation, so the model's own choice to stop is the only way a line ends.
+* **budget**: the line, with the token, stays within its character budget *and* the line can still end
+  cleanly within the budget: the word the token leaves unfinished can be completed (the shortest lexicon word
+  with that prefix fits), and if that word may not end a line ("for", "the", see
+  :data:`~studio.ml.sampling.lexicon.NO_END_WORDS`), there is room for one more word after it.
+* **whole words**: every word of the line is a lexicon word (SCOWL + frequent corpus words + the brief's own
+  words, restricted to what the vocabulary can spell character by character) or a number, written in one
+  letter case (lower, Title, UPPER, or the brief's own casing such as "PixelQuest"). A line ends (newline or
+  end-of-turn token) only when the model picks that token, and that token is allowed only after a finished
+  word that may end a line, or after closing punctuation. So no line is ever cut mid-word or mid-phrase.
 * **banned words**: no word matching a banned entry can be finished (entries match whole words,
   case-insensitively, see :mod:`studio.core.copy_brief`): single words are removed from the lexicon, so they
   cannot even be started unless another word shares the prefix (``free`` bans "FREE" and "Free!" but lets
   "freedom" through; ``free*`` bans both). A phrase is banned at its last word: that word cannot be finished
   after the phrase's other words, and a partial word whose only completions are banned there is not started.
   Because the check runs on the line's text, not on tokens, phrases split across tokens are caught.
-* **format**: no list markers, markup or control characters; no space before punctuation; a space after it;
-  path fields have no spaces.
+* **format**: no list markers, markup, emoji or control characters; no space before punctuation, a space
+  after it; URL path fields have words, digits and hyphens only.
 
-Duplicates: a line whose words equal a line already written for the same field (any variant) cannot end,
-so the model has to keep writing something different. Required keywords get a logit bonus until used
-(:class:`KeywordBonus`); that is a nudge, not a constraint.
+Duplicates: a line whose words equal an earlier line (``seen``) cannot end while anything else fits; the
+copywriter rewrites the rare line that could only repeat (:mod:`studio.ml.text.copywriter`). Required keywords
+get a logit bonus until used (:class:`KeywordBonus`): a nudge, not a constraint.
 
-A budget too small for the shortest allowed word is refused before decoding (``BadInputError``).
+A budget too small for the shortest word a line may be is refused before decoding (``BadInputError``).
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ NO_END_WORDS = frozenset({
     "our", "their", "my", "his", "her", "its", "this", "these", "those", "is", "are", "was", "were", "be",
     "been", "am", "will", "would", "can", "could", "should", "shall", "may", "might", "must", "do", "does",
     "did", "has", "have", "had", "not", "no", "so", "if", "then", "when", "while", "where", "via", "per",
-    "vs"
+    "vs", "every", "each", "some", "any", "another", "such", "very", "own", "both", "either", "neither", "whether",
+    "because", "though", "although", "unless", "until", "upon", "within", "without", "between", "through"
 })
 
 

@@ -19,7 +19,13 @@ from studio.core.errors import BadInputError, ModelFileError
 from studio.core.jobs import JobSpec, thaw
 from studio.ml.sampling.text import SamplingParams
 from studio.ml.tasks import task
-from studio.ml.text.copywriter import CopyRequest, foreign_brief_note, generate_ads, regenerate_line
+from studio.ml.text.copywriter import (
+    CopyRequest,
+    RepeatedLineError,
+    foreign_brief_note,
+    generate_ads,
+    regenerate_line,
+)
 from studio.ml.text.lm import LanguageModel, get_language_model
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -101,5 +107,10 @@ def regenerate_copy_line(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     def stream(payload: dict[str, Any]) -> None:
         ctx.partial({**payload, "index": index})
 
-    text = regenerate_line(lm, request, field_name, index, existing, on_partial=stream, cancel=ctx.check_cancel)
+    try:
+        text = regenerate_line(lm, request, field_name, index, existing, on_partial=stream,
+                               cancel=ctx.check_cancel, strict=True)
+    except RepeatedLineError:
+        limit = request.format.field(field_name).limit
+        raise BadInputError(f"no new line of at most {limit} characters differs from the existing ones") from None
     return {"text": text, "field": field_name, "index": index, "recipe": recipe(spec, lm)}

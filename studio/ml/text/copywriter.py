@@ -131,9 +131,10 @@ class Copywriter:
     """Writes the lines of one request; ``on_partial`` receives the streaming payloads, ``cancel`` is called
     before every step (pass ``ctx.check_cancel``).
 
-    A line that equals an earlier line of its field cannot end while anything else fits its limit; when nothing
-    else fits, a batch keeps it and lists it in ``repeated`` (``generate_ads`` then writes it again alone),
-    and a writer made with ``strict=True`` raises :class:`RepeatedLineError` instead.
+    A line that equals an earlier line (of any field and variant, or of ``seen``) cannot end while anything else
+    fits its limit; when nothing else fits, a batch keeps it and lists it in ``repeated`` (``generate_ads`` then
+    writes it again alone), and a single-row writer made with ``strict=True`` backtracks: it starts the line
+    again with another first token, and raises :class:`RepeatedLineError` when every start is exhausted.
     """
 
     def __init__(self, lm: LanguageModel, request: CopyRequest, on_partial: PartialSink | None = None,

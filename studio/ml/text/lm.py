@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -147,7 +148,8 @@ def _as_rows(ids: Sequence[int] | Sequence[Sequence[int]] | torch.Tensor) -> lis
 
 
 def resolve_dtype(device: str | torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
-    """Default: float32 on the CPU; bfloat16 on a GPU that has it, else float16."""
+    """Default: bfloat16 on a GPU that has it, else float16; on a CPU float32 with float16 copies for decoding
+    where the CPU converts float16 in hardware (x86 AVX2/AVX-512, ARM), else plain float32."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype is not None:
@@ -157,7 +159,9 @@ def resolve_dtype(device: str | torch.device, dtype: str | torch.dtype | None = 
             raise BadInputError(f"unknown precision {dtype!r} (use fp32, fp16 or bf16)") from None
     if torch.device(device).type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+    fast_fp16 = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") or platform.machine().lower() in (
+        "arm64", "aarch64")
+    return torch.float16 if fast_fp16 else torch.float32
 
 
 _SHA_MEMO: dict[tuple[str, int, int], str] = {}

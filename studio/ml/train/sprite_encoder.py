@@ -103,27 +103,37 @@ def _train(
     steps_per_epoch = -(-len(images) // settings.batch_size)
     total = settings.epochs * steps_per_epoch
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.learning_rate, total_steps=total)
-    start_epoch, history = 0, []
+    start_epoch, start_batch, history, augment_state = 0, 0, [], None
     checkpoint = _checkpoint_path(out)
     if resume and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
-        torch.set_rng_state(state["rng"])
-        start_epoch = int(state["epoch"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, start_batch = int(state["epoch"]), int(state["batch"])
+        augment_state, history = state["augment_rng"], list(state["history"])
     started = time.monotonic()
-    step = start_epoch * steps_per_epoch
+    step = start_epoch * steps_per_epoch + start_batch
+    first_step = step
     for epoch in range(start_epoch, settings.epochs):
-        rng = np.random.default_rng([settings.seed, epoch])
+        order = np.random.default_rng([settings.seed, epoch]).permutation(len(images))
+        augment_rng = np.random.default_rng([settings.seed, epoch, 1])
+        if augment_state is not None:
+            augment_rng.bit_generator.state = augment_state
+            augment_state = None
         model.train()
-        for batch in np.array_split(rng.permutation(len(images)), steps_per_epoch):
+        for number, batch in enumerate(np.array_split(order, steps_per_epoch)):
+            if epoch == start_epoch and number < start_batch:
+                continue
             if cancel.cancelled:
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "schedule": schedule.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch},
-                           checkpoint)
+                            "schedule": schedule.state_dict(), "torch_rng": torch.get_rng_state(),
+                            "augment_rng": augment_rng.bit_generator.state, "epoch": epoch, "batch": number,
+                            "history": history}, checkpoint)
                 raise JobCancelled()
-            x = images_to_tensor(augment_batch(images[batch], labels[batch], dataset.categories, rng)).to(device)
+            augmented = augment_batch(images[batch], labels[batch], dataset.categories, augment_rng)
+            x = images_to_tensor(augmented).to(device)
             y = torch.from_numpy(labels[batch]).to(device)
             logits, _ = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing)
@@ -133,12 +143,11 @@ def _train(
             schedule.step()
             step += 1
             elapsed = time.monotonic() - started
-            done = step - start_epoch * steps_per_epoch
-            on_event({"step": step, "total": total, "loss": {"ce": float(loss)},
-                      "eta_s": elapsed / done * (total - step)})
+            on_event({"step": step, "total": total, "loss": {"ce": loss.item()},
+                      "eta_s": elapsed / (step - first_step) * (total - step)})
         val = evaluate_classifier(model, dataset.val_images, dataset.val_labels, device)
         history.append({"epoch": epoch + 1, "val_accuracy": val["accuracy"], "val_loss": val["loss"]})
-        on_event({"step": step, "total": total, "loss": {"ce": float(loss), "val_ce": val["loss"]},
+        on_event({"step": step, "total": total, "loss": {"ce": loss.item(), "val_ce": val["loss"]},
                   "message": f"epoch {epoch + 1}: validation accuracy {val['accuracy']:.3f}"})
     seconds = time.monotonic() - started
     train_metrics = evaluate_classifier(model, images, labels, device)
