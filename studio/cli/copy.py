@@ -93,7 +93,8 @@ def _train_and_save(args: argparse.Namespace, resources: Any, train_items: list,
     result = train_lora(lm, train_items, held_items, settings, progress=progress)
     sys.stderr.write("\n")
     metrics = {"perplexity_before": result.perplexity_before, "perplexity_after": result.perplexity_after,
-               "train_lines": result.train_lines, "held_out_lines": result.held_out_lines,
+               "train_lines": result.train_lines, "validation_lines": result.validation_lines,
+               "validation_perplexity": result.validation_perplexity, "held_out_lines": result.held_out_lines,
                "final_loss": result.losses[-1] if result.losses else None}
     training = {"steps": result.steps, "seconds": round(result.seconds, 1), "seed": settings.seed,
                 "lr": settings.lr, "batch": settings.batch, "device": str(lm.device), **data_meta}
@@ -136,7 +137,7 @@ def run_eval(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"model": lm.name, "brief": brief.to_dict(), "lines_per_field": args.lines,
                               "formats": []}
     for name in args.formats.split(","):
-        result = compliance(lm, brief, name.strip(), args.lines, seed=args.seed)
+        result = compliance(lm, brief, name.strip(), args.lines, seed=args.seed, variants=args.variants)
         report["formats"].append(result)
         for field, stats in result["fields"].items():
             print(f"{result['format']:<11} {field:<12} {stats['lines']:>4} lines  compliance "
@@ -190,8 +191,8 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--base", default=DEFAULT_MODEL, help="base language model")
     p.add_argument("--out", help="adapter path (default: the user model folder)")
     p.add_argument("--rank", type=int, default=8)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--epochs", type=int, default=0, help="0 = enough for about 60 steps")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--epochs", type=int, default=8, help="at most; stops early when validation lines stop improving")
     p.add_argument("--steps", type=int, default=0, help="stop after this many steps (0 = no limit)")
     p.add_argument("--lines-per-example", type=int, default=4)
     p.add_argument("--held-out", type=float, default=0.2, help="fraction of lines kept aside to measure")
@@ -213,6 +214,7 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--brief", help="brief JSON (default: the coffee example)")
     p.add_argument("--formats", default="google-rsa,meta,email,tagline,blurb")
     p.add_argument("--lines", type=int, default=200, help="lines per field")
+    p.add_argument("--variants", type=int, default=8, help="ads written per batch")
     p.add_argument("--data", help="also: held-out perplexity of these lines (TXT/CSV)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)

@@ -6,11 +6,8 @@ import argparse
 import json
 import re
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from studio.core.errors import BadInputError
 
@@ -69,6 +66,8 @@ def update_card(card: Path, markdown: str) -> None:
 
 def generate_samples(model: str, dataset, count: int, seed: int, args: argparse.Namespace) -> tuple:
     """``count`` sprites from ``model`` through the ``sprite.generate`` task, categories in training shares."""
+    import numpy as np
+
     from studio.cli.console import make_resources, run_in_console
     from studio.core.jobs import JobSpec
     from studio.ml.eval.sprite_reference import category_shares
@@ -96,6 +95,14 @@ def _print(report: dict[str, Any]) -> None:
         print(f"{flagged} of {model['count']} samples are near copies of a training tile")
 
 
+def _command(args: argparse.Namespace) -> str:
+    parts = ["studio", "eval", "sprite", "--data", str(args.data), "--count", str(args.count), "--seed",
+             str(args.seed)]
+    parts += ["--model", args.model, "--steps", str(args.steps), "--guidance", str(args.guidance)] if args.model \
+        else ["--reference"]
+    return shlex.join(parts)
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from studio.ml.data.sprites import load_sprite_dataset
     from studio.ml.eval.sprite_metrics import evaluate_sprites
@@ -108,7 +115,7 @@ def run_eval(args: argparse.Namespace) -> int:
     dataset = load_sprite_dataset(args.data)
     reference = build_reference(dataset, args.encoder, device=args.device or "cpu")
     report: dict[str, Any] = {
-        "command": shlex.join(["studio", *sys.argv[1:]]) if sys.argv[1:2] == ["eval"] else "studio eval sprite",
+        "command": _command(args),
         "data": dataset.manifest.get("name", str(args.data)),
         "encoder": args.encoder,
         "seed": args.seed,

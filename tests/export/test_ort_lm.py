@@ -60,7 +60,7 @@ def test_greedy_tokens_equal_for_16_steps(pair) -> None:
     for lm in pair:
         tokens: list[int] = []
         list(stream(lm, CHAT, 16, SamplingParams(temperature=0.0), logits_processor=_never_stop(lm),
-                    on_token=lambda t, _: tokens.append(t)))
+                    on_token=lambda t, _, seen=tokens: seen.append(t)))
         runs.append(tokens)
     assert len(runs[0]) == 16 and runs[0] == runs[1]
 
@@ -115,7 +115,7 @@ def test_bad_input_is_refused_like_torch(pair) -> None:
     _, ort_lm = pair
     with pytest.raises(BadInputError, match="empty"):
         ort_lm.prefill([])
-    logits, cache = ort_lm.prefill([5, 6], 4)
+    _, cache = ort_lm.prefill([5, 6], 4)
     with pytest.raises(BadInputError, match="2 tokens for a cache of 1"):
         ort_lm.decode_step([1, 2], cache)
     with pytest.raises(BadInputError, match="at most 4096"):

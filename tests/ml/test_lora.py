@@ -49,7 +49,8 @@ def trained():
     lm = tiny_lm(seed=1, embed_std=0.3)
     base = {k: v.clone() for k, v in lm.model.state_dict().items()}
     train, held = split_held_out(VOICE, 0.2, seed=0)
-    settings = TrainSettings(max_steps=40, lr=2e-2, seed=0, lora=LoRAConfig(rank=8, alpha=16.0, dropout=0.0))
+    settings = TrainSettings(epochs=20, max_steps=40, validation=0.0, lr=2e-2, seed=0,
+                             lora=LoRAConfig(rank=8, alpha=16.0, dropout=0.0))
     result = train_lora(lm, items_from_lines(train, "Write lines.", 4, 0),
                         items_from_lines(held, "Write lines.", 1, 0), settings, system="You write ads.")
     return lm, base, result, settings
@@ -67,9 +68,20 @@ def test_a_fresh_adapter_changes_nothing() -> None:
 
 def test_training_learns_the_voice_on_50_lines(trained) -> None:
     _, _, result, _ = trained
-    assert result.train_lines == 40 and result.held_out_lines == 10
+    assert result.train_lines == 40 and result.held_out_lines == 10 and result.validation_lines == 0
     assert result.losses[-1] < result.losses[0] * 0.7
     assert result.perplexity_after < result.perplexity_before * 0.5  # held-out lines, never trained on
+
+
+def test_training_stops_when_validation_lines_stop_improving() -> None:
+    lm = tiny_lm(seed=1, embed_std=0.3)
+    train, held = split_held_out(VOICE, 0.2, seed=0)
+    settings = TrainSettings(epochs=30, validation=0.25, lr=5e-2, seed=0, lora=LoRAConfig(rank=8, dropout=0.0))
+    result = train_lora(lm, items_from_lines(train, "Write lines.", 4, 0),
+                        items_from_lines(held, "Write lines.", 1, 0), settings, system="You write ads.")
+    assert result.validation_lines == 8 and result.train_lines == 32
+    assert result.steps < 30 * 2  # stopped before the last epoch
+    assert result.validation_perplexity is not None and result.perplexity_after < result.perplexity_before
 
 
 def test_only_the_adapter_changes(trained) -> None:
@@ -86,6 +98,7 @@ def test_save_load_and_apply(trained, tmp_path: Path) -> None:
                          "metrics": {"perplexity_after": result.perplexity_after}})
     assert path.stat().st_size < 200_000
     config, meta, state = read_adapter(path)
+    assert set(state) == set(adapter_state(result.model))
     assert config.rank == 8 and meta["arch"] == "llama-lora" and meta["base_model"] == "tiny"
     applied = apply_adapter(lm, path)
     ids = torch.tensor([[5, 6, 7, 8, 9]])

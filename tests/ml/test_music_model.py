@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from studio.core.cancel import CancelToken, JobCancelled
 from studio.core.errors import BadInputError
 from studio.ml import registry
 from studio.ml.checkpoint import load_model, save_model
@@ -18,7 +20,7 @@ from studio.ml.models.music_transformer import MusicTransformer, MusicTransforme
 from studio.ml.music import tokens
 from studio.ml.train.checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint
 from studio.ml.train.music import TrainOptions, learning_rate, make_batch, train, validation_nll
-from tests.ml.music_fixtures import synthetic_data
+from tests.ml.music_fixtures import synthetic_data, write_midi
 
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 96, "dropout": 0.0}
 
@@ -137,6 +139,74 @@ def test_train_resume_and_write_a_model(tmp_path: Path) -> None:
     assert count > 0 and math.isfinite(nll)
 
 
+def test_pause_saves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
+    data = synthetic_data(tmp_path / "data")
+    token = CancelToken()
+
+    def pause_after_two(step: int, _total: int, _metrics: dict) -> None:
+        if step == 2:
+            token.cancel()
+
+    options = TrainOptions(data=data, preset="quick", max_steps=4, out_dir=tmp_path, run_dir=tmp_path / "r",
+                           model_overrides=TINY, name="paused")
+    with pytest.raises(JobCancelled):
+        train(options, on_progress=pause_after_two, cancel=token)
+    assert load_checkpoint(latest_checkpoint(tmp_path / "r")).step == 2
+    assert not (tmp_path / "paused.safetensors").exists()
+    seen: list[int] = []
+    path = train(replace(options, resume=True), on_progress=lambda step, _t, _m: seen.append(step))
+    assert seen == [3, 4] and path.exists()
+    card = path.with_suffix(".md").read_text()
+    for heading in ("# paused", "## Data", "## Training", "## Metrics", "## Known limits"):
+        assert heading in card
+    assert "val_nll" in card and "synthetic" in card
+
+
+def test_cli_fine_tunes_on_your_own_tunes_and_speaks_json_events(tmp_path: Path, capsys) -> None:
+    from studio.cli import main
+
+    tunes = tmp_path / "tunes"
+    tunes.mkdir()
+    for i in range(3):
+        write_midi(tunes / f"t{i}.mid", [(64 + (i + k) % 5, k * 0.5, 0.5) for k in range(24)])
+    (tunes / "notes.txt").write_text("not a tune")
+    base = tmp_path / "base"
+    torch.manual_seed(0)
+    config = MusicTransformerConfig(**TINY)
+    save_model(MusicTransformer(config), "music-transformer", config, base / "base.safetensors", {"name": "b"})
+    code = main(["train", "music", "--data", str(tunes), "--preset", "quick", "--max-steps", "2", "--name", "mine",
+                 "--init", str(base / "base.safetensors"), "--licence", "CC0", "--events", "--threads", "1"])
+    assert code == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "info" and "built a training set of 3 tune(s)" in events[0]["message"]
+    assert [e["step"] for e in events if e["event"] == "progress"] == [1, 2]
+    assert "validation" in events[-2]["loss"] and events[-2]["total"] == 2
+    finished = events[-1]
+    assert finished["event"] == "finished" and finished["model"] == "mine"
+    meta = json.loads(Path(finished["model_path"]).with_suffix(".json").read_text())
+    assert meta["licence"] == "CC0" and meta["training"]["init_from"].endswith("base.safetensors")
+    assert Path(finished["card"]).exists()
+
+
+def test_cli_eval_writes_metrics_and_a_card(tmp_path: Path, capsys) -> None:
+    from studio.cli import main
+
+    data = synthetic_data(tmp_path / "data")
+    path = train(TrainOptions(data=data, preset="quick", max_steps=2, out_dir=tmp_path, run_dir=tmp_path / "r",
+                              model_overrides=TINY, name="judged"))
+    report = tmp_path / "eval.json"
+    assert main(["eval", "music", "--model", str(path), "--data", str(data), "--samples", "3", "--json",
+                 str(report), "--card"]) == 0
+    metrics = json.loads(report.read_text())
+    for key in ("val_nll", "in_key_ratio", "pitch_class_tv", "duration_tv", "onset_tv", "repeated_bars"):
+        assert math.isfinite(metrics[key])
+    assert 0 <= metrics["in_key_ratio"] <= 1 and metrics["repeated_bars_val"] > 0  # synthetic tunes repeat a bar
+    card = path.with_suffix(".md").read_text()
+    assert "| in-key ratio |" in card and "## Sample output" in card and "A minor, 4/4" in card
+    assert "in_key_ratio" in capsys.readouterr().out
+
+
 def test_a_time_budget_ends_the_run(tmp_path: Path) -> None:
     data = synthetic_data(tmp_path / "data")
     options = TrainOptions(data=data, preset="quick", max_steps=10_000, max_minutes=1e-9, out_dir=tmp_path,
@@ -163,3 +233,14 @@ def test_training_learns_the_synthetic_tunes(tmp_path: Path) -> None:
     losses: list[float] = []
     train(options, on_progress=lambda _s, _t, m: losses.append(m["loss"]))
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 1.0
+
+
+def test_metric_functions() -> None:
+    from studio.ml.eval.music_metrics import in_key_ratio, repeated_bar_fraction, tv_distance
+
+    e = tokens.Event
+    clip = [e(0, 0, 60, 12), e(0, 12, 61, 12), e(1, 0, 60, 12), e(1, 12, 61, 12), e(2, 0, 64, 24)]
+    assert in_key_ratio(clip, 0, "major") == pytest.approx(3 / 5)
+    assert repeated_bar_fraction(clip) == pytest.approx(1 / 3)
+    assert tv_distance(np.array([1.0, 0.0]), np.array([0.0, 2.0])) == 1.0
+    assert tv_distance(np.array([1.0, 1.0]), np.array([2.0, 2.0])) == 0.0

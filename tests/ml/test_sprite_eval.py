@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from studio.ml.store import ModelStore
 from studio.ml.train.sprite_encoder import EncoderTraining, train_sprite_encoder
 from tests.ml.sprite_samples import distinct_sprites, small_dataset
 
-TINY = EncoderTraining(epochs=2, batch_size=8, width=4, learning_rate=1e-2)
+TINY = EncoderTraining(epochs=1, batch_size=8, width=4, learning_rate=1e-2)
 
 # --- metrics ----------------------------------------------------------------------------------------------------
 
@@ -160,12 +161,22 @@ def test_a_paused_training_resumes_exactly_where_it_stopped(tmp_path):
 # --- the reference and the command ----------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def trained_files(tmp_path_factory):
+    """A small data set and a tiny encoder trained on it, once for the module."""
+    folder = tmp_path_factory.mktemp("trained")
+    dataset = small_dataset(folder / "set", per_category=16)
+    weights = folder / "sprite-encoder.safetensors"
+    train_sprite_encoder(dataset.folder, weights, TINY, lambda e: None, CancelToken())
+    return dataset, weights
+
+
 @pytest.fixture
-def trained(tmp_path):
-    """A small data set and a tiny encoder in the user's model folder, where the store finds it."""
-    dataset = small_dataset(tmp_path / "set", per_category=16)
-    train_sprite_encoder(dataset.folder, user_models_dir() / "sprite-encoder.safetensors", TINY,
-                         lambda e: None, CancelToken())
+def trained(trained_files):
+    """The data set, with the encoder in this test's user model folder, where the store finds it."""
+    dataset, weights = trained_files
+    for path in (weights, weights.with_suffix(".json")):
+        shutil.copy(path, user_models_dir() / path.name)
     return dataset
 
 

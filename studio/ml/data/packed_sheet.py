@@ -7,11 +7,15 @@ tiles stacked in columns inside a band. Slicing such a sheet on a 32 px grid cut
 The packer leaves a trace in the alpha channel. Two neighbouring tiles both reach the line they share (each
 touches its own bounding box), but few of their pixels touch each other across it; inside a sprite, neighbouring
 lines are mostly connected. So a cut is scored by the share of opaque pixels that touch the other side
-(8-connectivity): low between tiles, near 1 through a sprite. A fully transparent line is never a boundary (the
-packer leaves no gaps), only a gap inside one sprite. The sheet is cut into bands, bands into columns, columns
-into stacked tiles, each time at the best-scored cut within one grid step of the last (within two when there is
-none: tall tiles exist). Pieces that still hold two sprites are split once more at a very clean cut, or, when
-larger than the grid, at their weakest one unless it goes through a sprite (a sprite larger than the grid).
+(8-connectivity): low between tiles, near 1 through a sprite. Where no cut scores low that way, a second score
+looks three lines further on each side: two sprites that meet at a point widen away from the cut on both sides,
+while a thin part of one sprite (a blade, a chain) stays thin on one side. A fully transparent line is never a
+boundary (the packer leaves no gaps), only a gap inside one sprite.
+
+The sheet is cut into bands, bands into columns, columns into stacked tiles, each time at the best-scored cut
+within one grid step of the last (within two when there is none: tall tiles exist). Pieces that still hold two
+sprites are split once more at a very clean cut, or, when larger than the grid, at their weakest one unless it
+goes through a sprite (then it is a sprite larger than the grid).
 
 Runs of fully opaque tiles (framed GUI icons) carry no alpha trace; there the tile width is estimated from the
 repetition of the colours along the run (starting from the boundary found before it), else the grid size.

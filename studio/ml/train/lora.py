@@ -180,10 +180,10 @@ def perplexity(model: Llama, examples: Sequence[Example], pad_id: int, device: t
 
 @dataclass
 class TrainSettings:
-    epochs: int = 0  # 0 = enough passes for about ``target_steps`` optimiser steps (small sets need several)
-    target_steps: int = 60
+    epochs: int = 8  # at most; training stops early when the validation lines stop improving
+    validation: float = 0.15  # share of the training items kept aside to decide when to stop
     batch: int = 4
-    lr: float = 5e-4
+    lr: float = 3e-4
     max_tokens: int = 256
     max_steps: int = 0  # 0 = no limit
     seed: int = 0
@@ -199,7 +199,9 @@ class TrainResult:
     steps: int
     seconds: float
     train_lines: int
+    validation_lines: int
     held_out_lines: int
+    validation_perplexity: float | None
 
 
 def train_lora(
@@ -223,32 +225,42 @@ def train_lora(
 
 def _train(lm: LanguageModel, train_items: Sequence[Item], held_items: Sequence[Item], settings: TrainSettings,
            system: str, progress: Callable[[float, str], None], cancel: Callable[[], None]) -> TrainResult:
+    """Epochs until the validation perplexity stops improving (patience 1); the best adapter is kept. The
+    held-out items are only measured, before and after, never used to decide anything."""
     device = lm.device
     pad = lm.tokenizer.pad_id
-    held = [make_example(lm, system, request, lines, settings.max_tokens) for request, lines in held_items]
-    train = [make_example(lm, system, request, lines, settings.max_tokens) for request, lines in train_items]
+
+    def examples(items: Sequence[Item]) -> list[Example]:
+        return [make_example(lm, system, request, lines, settings.max_tokens) for request, lines in items]
+
+    n_val = max(1, round(len(train_items) * settings.validation)) if settings.validation and len(train_items) > 1 \
+        else 0
+    val_items = [(request, [line]) for request, lines in train_items[len(train_items) - n_val:] for line in lines]
+    train, val, held = examples(train_items[: len(train_items) - n_val]), examples(val_items), examples(held_items)
     model = with_lora(lm.model, settings.lora, settings.seed)
     before = perplexity(model, held, pad, device)
     params = lora_parameters(model)
     optimiser = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
-    steps_per_epoch = math.ceil(len(train) / settings.batch)
-    epochs = settings.epochs or min(50, max(1, math.ceil(settings.target_steps / steps_per_epoch)))
-    total = steps_per_epoch * epochs
+    total = math.ceil(len(train) / settings.batch) * settings.epochs
     if settings.max_steps:
         total = min(total, settings.max_steps)
     order = random.Random(settings.seed)
     losses: list[float] = []
     started = time.monotonic()
     step = 0
+    def snapshot() -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in adapter_state(model).items()}
+
+    best = (perplexity(model, val, pad, device) if val else math.inf, snapshot())
     while step < total:
-        examples = list(train)
-        order.shuffle(examples)
-        for i in range(0, len(examples), settings.batch):
+        batch_order = list(train)
+        order.shuffle(batch_order)
+        for i in range(0, len(batch_order), settings.batch):
             if step >= total:
                 break
             cancel()
             model.train()
-            loss, n = example_loss(model, examples[i:i + settings.batch], pad, device)
+            loss, n = example_loss(model, batch_order[i:i + settings.batch], pad, device)
             mean = loss / max(1, n)
             optimiser.zero_grad(set_to_none=True)
             mean.backward()
@@ -257,10 +269,21 @@ def _train(lm: LanguageModel, train_items: Sequence[Item], held_items: Sequence[
             losses.append(float(mean.detach()))
             step += 1
             progress(step / total, f"step {step}/{total}, loss {losses[-1]:.3f}")
+        if val:
+            score = perplexity(model, val, pad, device)
+            if score >= best[0]:
+                break  # worse than the epoch before: the adapter starts to memorise
+            best = (score, snapshot())
+    if val:
+        with torch.no_grad():
+            for key, value in model.state_dict(keep_vars=True).items():
+                if key in best[1]:
+                    value.copy_(best[1][key])
     after = perplexity(model, held, pad, device)
     model.eval()
     return TrainResult(model, before, after, losses, step, time.monotonic() - started,
-                       sum(len(lines) for _, lines in train_items), sum(len(lines) for _, lines in held_items))
+                       sum(len(lines) for _, lines in train_items) - len(val_items), len(val_items),
+                       sum(len(lines) for _, lines in held_items), best[0] if val else None)
 
 
 # --- files ------------------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,9 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from studio.core.cancel import CancelToken, JobCancelled
 from studio.core.errors import BadInputError
 from studio.ml.checkpoint import save_model
 from studio.ml.data.music import MusicData
+from studio.ml.device import describe_device
 from studio.ml.models.music_transformer import MusicTransformer, MusicTransformerConfig
 from studio.ml.music import tokens
 from studio.ml.train import distributed
@@ -36,6 +40,7 @@ from studio.ml.train.checkpoints import (
     save_checkpoint,
 )
 from studio.ml.train.ema import EMA
+from studio.ml.train.music_card import model_card
 
 ARCH = "music-transformer"
 IGNORE = -100
@@ -79,7 +84,9 @@ class TrainOptions:
     val_limit: int = 256  # validation sequences used for the periodic check (all of them at the end)
     model_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. a tiny network for tests
     threads: int = 0  # CPU threads for torch (0: torch's default)
-    extra_meta: dict[str, Any] = field(default_factory=dict)
+    lr_scale: float = 1.0  # e.g. lower for fine-tuning
+    licence: str = ""  # the licence of the training data, written into the model's card
+    command: str = ""  # the command line, for the card
 
 
 # -- the loop ---------------------------------------------------------------------------------------------------
@@ -131,9 +138,13 @@ ProgressFn = Callable[[int, int, dict[str, float]], None]
 
 
 def train(
-    options: TrainOptions, on_progress: ProgressFn | None = None, cancel: Callable[[], None] | None = None
+    options: TrainOptions, on_progress: ProgressFn | None = None, cancel: CancelToken | None = None
 ) -> Path | None:
-    """Train (or resume); returns the model file written by rank 0 (None on other ranks)."""
+    """Train (or resume); returns the model file written by rank 0 (None on other ranks).
+
+    A cancelled ``cancel`` token saves a checkpoint at the next step and raises JobCancelled (a pause: resume
+    later with ``resume=True``). The model's card is written beside it (``NAME.md``).
+    """
     if options.preset not in PRESETS:
         raise BadInputError(f"unknown preset {options.preset!r}: use {', '.join(PRESETS)}")
     if options.threads:
@@ -147,7 +158,7 @@ def train(
 
 def _train(
     options: TrainOptions, info: distributed.DistInfo, device: str, on_progress: ProgressFn | None,
-    cancel: Callable[[], None] | None,
+    cancel: CancelToken | None,
 ) -> Path | None:
     preset = PRESETS[options.preset]
     steps = options.max_steps or preset.steps
@@ -189,12 +200,21 @@ def _train(
             return by_steps
         return max(by_steps, (wall_before + time.monotonic() - started) / budget)
 
+    def checkpoint() -> None:
+        extra = {"best_val": best_val, "log": log, "wall_seconds": wall_before + time.monotonic() - started,
+                 "preset": options.preset, "config": asdict(config)}
+        groups = {"model": model.state_dict(), "ema": ema.state_dict()}
+        save_checkpoint(run_dir, Checkpoint(step, groups, {"adamw": opt.state_dict()}, extra))
+        prune_checkpoints(run_dir, KEEP_CHECKPOINTS)
+
     model.train()
     while progress() < 1.0 or step == 0:
-        if cancel:
-            cancel()
+        if distributed.any_rank(cancel is not None and cancel.cancelled, info, device):
+            if info.is_main and step:
+                checkpoint()
+            raise JobCancelled()
         for group in opt.param_groups:
-            group["lr"] = learning_rate(step, preset, progress())
+            group["lr"] = learning_rate(step, preset, progress()) * options.lr_scale
         rng = np.random.default_rng([options.seed, info.rank, step])
         x, y = make_batch([train_set.sample_window(rng, config.block_size + 1) for _ in range(preset.batch)],
                           device)
@@ -212,11 +232,7 @@ def _train(
             best_val = min(best_val, metrics["val_nll"])
             wall = wall_before + time.monotonic() - started
             log.append({"step": step, "wall_s": round(wall, 1), **{k: round(v, 5) for k, v in metrics.items()}})
-            extra = {"best_val": best_val, "log": log, "wall_seconds": wall, "preset": options.preset,
-                     "config": asdict(config)}
-            groups = {"model": model.state_dict(), "ema": ema.state_dict()}
-            save_checkpoint(run_dir, Checkpoint(step, groups, {"adamw": opt.state_dict()}, extra))
-            prune_checkpoints(run_dir, KEEP_CHECKPOINTS)
+            checkpoint()
         if on_progress and info.is_main:
             on_progress(step, steps, metrics)
         if finished:
@@ -249,6 +265,7 @@ def _finish(
         "family": "transformer",
         "categories": list(tokens.MODES),
         "vocab": tokens.VOCAB_VERSION,
+        "licence": options.licence,
         "metrics": {"val_nll": round(min(raw_nll, ema_nll), 4), "val_tokens": count},
         "training": {
             "preset": options.preset,
@@ -256,6 +273,10 @@ def _finish(
             "batch": PRESETS[options.preset].batch,
             "seed": options.seed,
             "device": device,
+            "hardware": f"{describe_device(device)}, {os.cpu_count()} CPU cores",
+            "command": options.command,
+            "commit": git_commit(),
+            "init_from": str(options.init_from or ""),
             "wall_seconds": round(wall),
             "weights": "ema" if use_ema else "raw",
             "train_sequences": len(train_set),
@@ -263,6 +284,17 @@ def _finish(
             "data": {k: data_manifest.get(k) for k in ("sources", "excluded", "split", "augmentation")},
             "log": log,
         },
-        **options.extra_meta,
     }
-    return save_model(model.cpu(), ARCH, config, out, meta)
+    path = save_model(model.cpu(), ARCH, config, out, meta)
+    path.with_suffix(".md").write_text(model_card({"arch": ARCH, "config": asdict(config), **meta}), encoding="utf-8")
+    return path
+
+
+def git_commit() -> str:
+    """The source's commit (short hash), or "" outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, text=True,
+                              capture_output=True, timeout=10, check=False)
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""

@@ -82,6 +82,7 @@ def train_sprite_encoder(
 ) -> dict[str, Any]:
     """Train, save ``out`` (.safetensors + .json) and return the final metrics."""
     dataset = load_sprite_dataset(data)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         return _train(dataset, Path(out), settings, on_event, cancel, device, resume)
