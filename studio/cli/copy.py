@@ -80,7 +80,7 @@ def _train_and_save(args: argparse.Namespace, resources: Any, train_items: list,
 
     from studio.ml.train.lora import save_adapter, train_lora
 
-    lm = load_copy_model(resources, args.base)
+    lm = load_copy_model(resources, args.base, runtime="torch")
     if lm.source.get("base_model"):
         from studio.core.errors import BadInputError
 
@@ -133,7 +133,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from studio.ml.text.copy_eval import compliance
 
     brief = load_brief(Path(args.brief) if args.brief else resources_dir() / "briefs/examples/coffee-subscription.json")
-    lm = load_copy_model(make_resources(args.device), args.model)
+    lm = load_copy_model(make_resources(args.device), args.model, runtime="torch" if args.data else None)
     report: dict[str, Any] = {"model": lm.name, "brief": brief.to_dict(), "lines_per_field": args.lines,
                               "formats": []}
     for name in args.formats.split(","):

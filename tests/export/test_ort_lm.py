@@ -10,7 +10,7 @@ import torch
 
 from studio.core.copy_brief import brief_from_dict
 from studio.core.copy_formats import generation_format
-from studio.core.errors import BadInputError
+from studio.core.errors import BadInputError, StudioError
 from studio.ml.export.records import read_record
 from studio.ml.runtime.ort_lm import OrtLanguageModel, load_ort_language_model
 from studio.ml.sampling.text import SamplingParams
@@ -120,3 +120,5 @@ def test_bad_input_is_refused_like_torch(pair) -> None:
         ort_lm.decode_step([1, 2], cache)
     with pytest.raises(BadInputError, match="at most 4096"):
         ort_lm.prefill([5] * 4096)
+    with pytest.raises(StudioError, match="runtime='torch'"):  # LoRA and training need the torch module
+        _ = ort_lm.model

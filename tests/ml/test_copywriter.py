@@ -3,6 +3,7 @@ regeneration, and the task functions as the engine and the CLI run them (tiny ra
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_a_full_google_ad_streams_every_line(lm) -> None:
         assert ads[p["variant"]][p["field"]][p["index"]] == p["text"]
     # text grows token by token until the line is done
     first = [p["text"] for p in payloads if (p["variant"], p["field"], p["index"]) == (0, "headline", 0)]
-    assert all(b.startswith(a.strip()) for a, b in zip(first, first[1:], strict=False))
+    assert all(b.startswith(a.strip()) for a, b in pairwise(first))
 
 
 def test_regenerating_one_line_gives_a_new_line(lm) -> None:
@@ -109,7 +110,7 @@ def run_task(fn, spec: JobSpec) -> tuple[object, list]:
 
 
 def test_copy_generate_task_follows_the_payload_contract(lm, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(copy_tasks, "load_copy_model", lambda resources, name, device=None: lm)
+    monkeypatch.setattr(copy_tasks, "load_copy_model", lambda resources, name, device=None, runtime=None: lm)
     params = {"brief": BRIEF, "format": "meta", "framework": "fab", "variants": 2, "temperature": 0.9, "top_p": 0.9}
     spec = JobSpec("copy.generate", params, seed=3, model="tiny")
     result, events = run_task(copy_tasks.generate_copy, spec)
@@ -126,7 +127,7 @@ def test_copy_generate_task_follows_the_payload_contract(lm, monkeypatch: pytest
 
 
 def test_copy_line_task(lm, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(copy_tasks, "load_copy_model", lambda resources, name, device=None: lm)
+    monkeypatch.setattr(copy_tasks, "load_copy_model", lambda resources, name, device=None, runtime=None: lm)
     existing = ["Fresh beans weekly", "Roasted for you"]
     params = {"brief": BRIEF, "format": "google-rsa", "framework": "none", "field": "headline", "index": 0,
               "existing": existing}

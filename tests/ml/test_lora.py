@@ -118,7 +118,7 @@ def test_the_copy_task_applies_a_stored_adapter(trained, monkeypatch: pytest.Mon
     store = ModelStore()
     save_adapter(store.user / "brand-voice.safetensors", result.model, settings.lora,
                  {"name": "brand-voice", "base_model": "tiny", "base_sha256": lm.sha256})
-    monkeypatch.setattr(copy_tasks, "get_language_model", lambda resources, name, device=None: lm)
+    monkeypatch.setattr(copy_tasks, "get_language_model", lambda resources, name, device=None, runtime=None: lm)
     resources = SimpleNamespace(store=store, cache=ModelCache(), device="cpu")
     entry = store.find("brand-voice")
     assert entry.arch == "llama-lora" and entry.modality == "copy"

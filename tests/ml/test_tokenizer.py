@@ -261,3 +261,26 @@ def test_unknown_pre_tokenizer(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="does not exist"):
         load_language_model(tmp_path / "nothing.gguf")
+
+
+def test_sentencepiece_vocabulary_with_byte_fallback() -> None:
+    """Llama 2 / TinyLlama style: ▁ marks word starts, merges come from scores, unknown text falls back to bytes."""
+    pieces = ["▁", "h", "e", "l", "o", "w", "r", "d", "▁h", "ll", "▁he", "llo", "▁hello", "▁w", "or", "▁wor", "ld",
+              "▁world"]
+    tokens = ["<unk>", "<s>", "</s>", *[f"<0x{b:02X}>" for b in range(256)], *pieces]
+    types = [2, 3, 3] + [6] * 256 + [1] * len(pieces)
+    scores = [0.0] * (3 + 256) + [-float(i) for i in range(len(pieces))]
+    scores[tokens.index("▁hello")] = scores[tokens.index("▁world")] = 5.0
+    tok = GGUFTokenizer.from_metadata({
+        "tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": tokens, "tokenizer.ggml.token_type": types,
+        "tokenizer.ggml.scores": scores, "tokenizer.ggml.bos_token_id": 1, "tokenizer.ggml.eos_token_id": 2,
+        "tokenizer.ggml.unknown_token_id": 0,
+    })
+    ids = tok.encode("hello world")
+    assert ids == [1, tokens.index("▁hello"), tokens.index("▁world")]  # BOS added, as llama.cpp does
+    assert tok.decode(ids) == "hello world"
+    accented = tok.encode("hé", add_bos=False)
+    assert accented == [tokens.index("▁h"), tokens.index("<0xC3>"), tokens.index("<0xA9>")]
+    assert tok.decode(accented) == "hé"
+    assert b"".join(tok.token_bytes[i] for i in accented) == " hé".encode()
+    assert tok.stop_ids == {2}

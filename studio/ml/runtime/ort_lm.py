@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from studio.core.errors import BadInputError, ModelFileError
+from studio.core.errors import BadInputError, ModelFileError, StudioError
 from studio.ml import registry
 from studio.ml.export.records import ExportRecord
 from studio.ml.models.llama import LlamaConfig
@@ -120,6 +120,14 @@ class OrtLanguageModel:
     nbytes: int = 0  # size of the graph file: what the worker's model cache budgets
     dtype: torch.dtype = torch.float32  # activations and cache (quantised variants keep float32 inputs/outputs)
     runtime: ClassVar[str] = "onnxruntime"
+
+    @property
+    def model(self) -> Any:
+        """There is no torch module here: say so plainly to code that needs one (LoRA, training)."""
+        raise StudioError(
+            f"{self.name or 'this language model'} runs on onnxruntime; LoRA adapters, training and torch-side "
+            "evaluation need the torch model (get_language_model(..., runtime='torch'))"
+        )
 
     def prefill(
         self,

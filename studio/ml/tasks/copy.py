@@ -32,20 +32,21 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 MAX_VARIANTS = 10
 
 
-def load_copy_model(resources: Any, name: str, device: str | None = None) -> LanguageModel:
-    """A language model by store name; a LoRA adapter comes back applied to its base model."""
+def load_copy_model(resources: Any, name: str, device: str | None = None, runtime: str | None = None) -> Any:
+    """A language model by store name (torch or onnxruntime, as :func:`get_language_model` picks; ``runtime=
+    "torch"`` when the torch module is needed); a LoRA adapter comes back applied to its torch base model."""
     from studio.ml.train.lora import ARCH as LORA_ARCH
     from studio.ml.train.lora import apply_adapter
 
     device = device or resources.device
     entry = resources.store.find(name or DEFAULT_MODEL)
     if entry.arch != LORA_ARCH:
-        return get_language_model(resources, entry.name, device)
+        return get_language_model(resources, entry.name, device, runtime=runtime)
     base = entry.meta.get("base_model")
     if not base:
         raise ModelFileError(f"the adapter {entry.name!r} does not say which model it was trained on")
     resources.store.verify(entry)
-    base_lm = get_language_model(resources, base, device)
+    base_lm = get_language_model(resources, base, device, runtime="torch")
     return resources.cache.get(f"lm-lora:{entry.name}:{device}",
                                lambda: apply_adapter(base_lm, Path(entry.weights), entry.name))
 

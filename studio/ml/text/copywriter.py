@@ -24,6 +24,7 @@ from studio.core import copy_prompts
 from studio.core.ad_formats import AdFormat, char_count
 from studio.core.copy_brief import Brief, words
 from studio.core.errors import StudioError
+from studio.ml.models.llama import KVCache
 from studio.ml.sampling.constrained import (
     CopyConstraints,
     KeywordBonus,
@@ -123,6 +124,14 @@ class _Row:
         return self.plan[self.field_pos][0]
 
 
+def _rewind(cache: Any, length: int) -> Any:
+    """The cache as it was at ``length`` positions: a preallocated torch cache is cut back in place; an
+    onnxruntime cache is immutable (each step makes a new one), so the saved object is still that state."""
+    if isinstance(cache, KVCache):
+        cache.length = length
+    return cache
+
+
 class RepeatedLineError(StudioError):
     """A line could only end as a copy of an earlier one (raised when duplicates are not tolerated)."""
 
@@ -194,23 +203,23 @@ class Copywriter:
         ]
         logits, cache = self.lm.prefill(prompt, max_new_tokens=self._room(), copies=len(rows))
         active = list(rows)
-        line_start: tuple[int, torch.Tensor, int] | None = None  # strict mode: cache length, logits, history
+        line_start: tuple[Any, int, torch.Tensor, int] | None = None  # strict: cache, its length, logits, history
         while active:
             self.cancel()
             if self.strict:
                 row = active[0]
-                if row.state.empty and not row.forced and (line_start is None or line_start[0] != cache.length):
-                    line_start = (cache.length, logits.clone(), len(row.history))
+                if row.state.empty and not row.forced and (line_start is None or line_start[1] != cache.length):
+                    line_start = (cache, cache.length, logits.clone(), len(row.history))
                 try:
                     feed = [self._step(row, logits[0])]
                 except RepeatedLineError:
-                    length, saved, written = line_start
+                    saved_cache, length, saved, written = line_start
                     if len(row.history) <= written:
                         raise
                     row.banned_first.add(row.history[written])  # start the line again, differently
                     del row.history[written:]
                     row.state = LineState()
-                    cache.length, logits = length, saved.clone()
+                    cache, logits = _rewind(saved_cache, length), saved.clone()
                     continue
             else:
                 feed = [self._step(row, logits[k]) for k, row in enumerate(active)]

@@ -48,6 +48,7 @@ _TOKENIZER_KEYS = (
     "tokenizer.ggml.unknown_token_id",
     "tokenizer.ggml.padding_token_id",
     "tokenizer.ggml.add_bos_token",
+    "tokenizer.ggml.add_space_prefix",
     "tokenizer.chat_template",
 )
 

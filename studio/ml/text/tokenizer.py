@@ -94,16 +94,18 @@ def _byte_level_backend(tokens: Sequence[str], merges: Sequence[str], pre: str) 
     return backend
 
 
-def _sentencepiece_backend(tokens: Sequence[str], scores: Sequence[float], unk_id: int) -> Tokenizer:
+def _sentencepiece_backend(
+    tokens: Sequence[str], scores: Sequence[float], unk_id: int, space_prefix: bool
+) -> Tokenizer:
     vocab = {token: i for i, token in enumerate(tokens)}
     backend = Tokenizer(
         models.BPE(vocab, merges_from_scores(tokens, scores), unk_token=tokens[unk_id], fuse_unk=True,
                    byte_fallback=True)
     )
-    backend.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    backend.decoder = decoders.Sequence(
-        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
-    )
+    prepend = [normalizers.Prepend("▁")] if space_prefix else []
+    backend.normalizer = normalizers.Sequence([*prepend, normalizers.Replace(" ", "▁")])
+    strip = [decoders.Strip(" ", 1, 0)] if space_prefix else []
+    backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), *strip])
     return backend
 
 
@@ -146,7 +148,9 @@ class GGUFTokenizer:
             scores = meta.get("tokenizer.ggml.scores")
             if scores is None or len(scores) != len(tokens):
                 raise ModelFileError("the GGUF's SentencePiece tokenizer has no scores for its tokens")
-            backend = _sentencepiece_backend(tokens, scores, int(meta.get("tokenizer.ggml.unknown_token_id", 0)))
+            unk = int(meta.get("tokenizer.ggml.unknown_token_id", 0))
+            space_prefix = bool(meta.get("tokenizer.ggml.add_space_prefix", True))
+            backend = _sentencepiece_backend(tokens, scores, unk, space_prefix)
             add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", True))
         else:
             raise ModelFileError(
