@@ -73,8 +73,13 @@ def fetch(item: RegistryFile, folder: Path) -> None:
 def main() -> int:
     folder = paths.user_models_dir() / "lm"
     folder.mkdir(parents=True, exist_ok=True)
+    from studio.ml.text.gguf_loader import register_gguf
+
     for item in FILES:
         fetch(item, folder)
+        target = folder / item.target
+        if not target.with_suffix(".json").exists():
+            register_gguf(target)  # the sidecar that lists the file in the model store
     return 0
 
 
