@@ -20,12 +20,15 @@ def model_name(value: str) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     from studio.cli.train_runner import run_trainer
+    from studio.ml.data.prepare import prepare_sprite_data
     from studio.ml.train import distributed
+    from studio.ml.train.model_card import write_model_card
     from studio.ml.train.sprite import SpriteTrainConfig, train_sprite
 
+    command = shlex.join(["studio", *sys.argv[1:]])
     config = SpriteTrainConfig(
         family=args.model,
-        data=Path(args.data),
+        data=prepare_sprite_data(Path(args.data), args.grid, command),
         run_dir=Path(args.out) if args.out else None,
         preset=args.preset,
         max_steps=args.max_steps,
@@ -39,7 +42,7 @@ def run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         model=dict(args.set or []),
         threads=args.threads,
-        command=shlex.join(["studio", *sys.argv[1:]]),
+        command=command,
     )
 
     outcome: dict = {}
@@ -47,6 +50,10 @@ def run_train(args: argparse.Namespace) -> int:
     def train(on_event, cancel) -> dict:
         result = train_sprite(config, on_event, cancel)
         outcome.update({k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()})
+        if result.registered_path is not None:
+            samples = sorted((result.model_path.parent / "samples").glob("*.png"))
+            card = write_model_card(result.registered_path, args.licence, samples[-1] if samples else None)
+            outcome.update(model=args.name, card=str(card))
         return outcome
 
     if not distributed.env_info().is_main:  # other torchrun ranks train silently; rank 0 reports
@@ -141,7 +148,10 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
         "same command with --resume to continue from the newest checkpoint.",
     )
     parser.add_argument("--model", choices=tuple(SHORT_NAMES), required=True)
-    parser.add_argument("--data", required=True, help="folder made by `studio data sprites`")
+    parser.add_argument("--data", required=True,
+                        help="a folder made by `studio data sprites`, a folder of your PNGs, or a sheet with --grid")
+    parser.add_argument("--grid", type=int, default=0, help="cell size in pixels when --data is a sprite sheet")
+    parser.add_argument("--licence", default="", help="the licence of your data, recorded in the model card")
     parser.add_argument("--preset", choices=("quick", "balanced", "best"), default="balanced")
     parser.add_argument("--name", default=None, help="register the result as a user model under this name")
     parser.add_argument("--out", default=None, help="run folder (default: runs/NAME in Studio's data folder)")

@@ -1,0 +1,70 @@
+"""The model card written beside every model a user trains: data, licence, settings, time, hardware, metrics,
+samples. Read from the model's own sidecar so the card can never disagree with the file it describes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+
+def _table(rows: dict[str, Any]) -> list[str]:
+    lines = ["| | |", "|---|---|"]
+    for key, value in rows.items():
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        lines.append(f"| {key} | {text.replace('|', '/')} |")
+    return lines
+
+
+def describe_data(data: Any) -> str:
+    """One line for a data-set description: its source and counts per split."""
+    if not isinstance(data, dict):
+        return str(data)
+    counts = data.get("counts", {})
+    per_split = "; ".join(f"{split}: {sum(c.values()) if isinstance(c, dict) else c}" for split, c in counts.items())
+    return f"{data.get('source') or data.get('name', 'unnamed')} ({per_split or 'no counts'})"
+
+
+def write_model_card(weights: Path, licence: str = "", samples: Path | None = None) -> Path:
+    """Write ``<weights>.md`` (and ``<stem>-samples.png`` from ``samples``); records ``licence`` in the sidecar."""
+    weights = Path(weights)
+    side = weights.with_suffix(".json")
+    meta = json.loads(side.read_text(encoding="utf-8"))
+    if licence:
+        meta["licence"] = licence
+        side.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    training = meta.get("training", {})
+    name = meta.get("name", weights.stem)
+    lines = [
+        f"# {name}",
+        "",
+        f"A `{meta['arch']}` model ({meta.get('family', '')}, {meta.get('modality', '')}) trained with Studio.",
+        "",
+        "## Data and licence",
+        "",
+        f"- data: {describe_data(training.get('data', meta.get('data', 'not recorded')))}",
+        f"- categories: {', '.join(meta.get('categories', [])) or 'none'}",
+        f"- licence of the data (declared by the user): {meta.get('licence') or 'not declared'}",
+        "",
+        "## Training",
+        "",
+        *_table({k: v for k, v in training.items() if not isinstance(v, dict | list)}),
+        "",
+        "## Metrics",
+        "",
+        *(_table(meta.get("metrics", {})) if meta.get("metrics") else ["No metrics were recorded."]),
+        "",
+        "## Settings",
+        "",
+        "```json",
+        json.dumps(meta.get("config", {}), indent=2),
+        "```",
+    ]
+    if samples is not None and Path(samples).exists():
+        target = weights.with_name(f"{weights.stem}-samples.png")
+        shutil.copyfile(samples, target)
+        lines += ["", "## Samples", "", f"![samples]({target.name})"]
+    card = weights.with_suffix(".md")
+    card.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return card
