@@ -33,6 +33,10 @@ class TrainingProcess(QObject):
     def running(self) -> bool:
         return self._process is not None and self._process.state() != QProcess.ProcessState.NotRunning
 
+    @property
+    def pid(self) -> int:
+        return int(self._process.processId()) if self._process is not None else 0
+
     def start(self, train_args: Sequence[str], env: dict[str, str] | None = None) -> None:
         """Start ``studio train <train_args> --events``."""
         if self.running:
