@@ -133,3 +133,21 @@ def test_sha256_mismatch_is_refused_when_forced_and_skipped_in_auto(
     with caplog.at_level(logging.WARNING):
         assert isinstance(get_language_model(_resources("auto"), LM), LanguageModel)
     assert "does not match its recorded sha256" in caplog.text
+
+
+def test_graph_runners_follow_the_setting(exported_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(select, "_median_seconds", _no_measuring)
+    graph = registry.get("music-transformer").onnx[0]
+    runners = {runtime: _resources(runtime).runtimes.runner(MUSIC, graph.name, "cpu") for runtime in ("torch",
+                                                                                                     "onnxruntime")}
+    assert {r.runtime for r in runners.values()} == {"torch", "onnxruntime"}
+    resources = _resources("auto")
+    module, config, _ = resources.runtimes.load_module(MUSIC, "cpu")
+    inputs = graph.example_inputs(config, 2)
+    want, got = runners["torch"](*inputs), runners["onnxruntime"](*inputs)
+    for a, b in zip(want, got, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-3)
+    _remember(f"{sha256_file(resources.store.find(MUSIC).weights)}:{graph.name}:cpu", "onnxruntime")
+    assert resources.runtimes.runner(MUSIC, graph.name, "cpu").runtime == "onnxruntime"

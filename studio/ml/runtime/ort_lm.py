@@ -22,7 +22,6 @@ Usage::
 
 from __future__ import annotations
 
-import logging
 import statistics
 import time
 from collections.abc import Sequence
@@ -42,8 +41,6 @@ from studio.ml.runtime.select import measured_choice, pick_export
 from studio.ml.text import gguf_loader
 from studio.ml.text.lm import _as_rows, file_sha256, load_language_model
 from studio.ml.text.tokenizer import GGUFTokenizer
-
-log = logging.getLogger(__name__)
 
 GRAPH = "decoder_with_past"
 CPU_VARIANTS = ("int4", "int8", "fp32")
@@ -263,6 +260,7 @@ def select_language_model(resources: Any, entry: Any, device: str, preference: s
     record = pick_export(resources.store, entry.name, sha256, variants, preference, quality_ok)
     if record is None:
         return None
+
     def load() -> OrtLanguageModel:
         return load_ort_language_model(record, entry.weights, device, resources.cpu_threads, entry.name)
 

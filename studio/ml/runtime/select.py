@@ -147,14 +147,10 @@ class RuntimeSelector:
         if graph is None:
             raise StudioError(f"{entry.arch} has no ONNX graph {graph_name!r}")
         variants = ("fp16", "fp32") if device == "cuda" else ("fp32",)
-        record = find_export(name, variants, self._weights_hash(entry.weights))
+        preference = "onnxruntime" if export_if_missing else "auto"
+        record = pick_export(self.resources.store, name, self._weights_hash(entry.weights), variants, preference)
         if record is None:
-            if not export_if_missing:
-                return None
-            from studio.ml.export.pipeline import export_model
-
-            record = export_model(name, "fp32", store=self.resources.store)
-            verify_record(record)
+            return None
         key = f"ort:{name}:{graph_name}:{device}:{record.variant}"
         session = self.resources.cache.get(
             key,

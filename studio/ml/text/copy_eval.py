@@ -58,8 +58,9 @@ def compliance(lm: LanguageModel, brief: Brief, format_name: str, lines_per_fiel
     for name, count in per_ad.items():  # field by field, so a field with few lines per ad is not slow to fill
         stats = fields[name]
         while stats["lines"] < lines_per_field:
-            request = CopyRequest(brief, fmt, framework, {name: count}, variants, SamplingParams(0.8, 0.95),
-                                  seed=seed + round_ * variants)
+            needed = -(-(lines_per_field - stats["lines"]) // count)  # ads still needed, rounded up
+            request = CopyRequest(brief, fmt, framework, {name: count}, min(variants, needed),
+                                  SamplingParams(0.8, 0.95), seed=seed + round_ * variants)
             round_ += 1
             for ad in generate_ads(lm, request, cancel=cancel):
                 for line in ad[name][: lines_per_field - stats["lines"]]:

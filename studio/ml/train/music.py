@@ -273,7 +273,7 @@ def _finish(
             "batch": PRESETS[options.preset].batch,
             "seed": options.seed,
             "device": device,
-            "hardware": f"{describe_device(device)}, {os.cpu_count()} CPU cores",
+            "hardware": describe_device(device),
             "command": options.command,
             "commit": git_commit(),
             "init_from": str(options.init_from or ""),
