@@ -156,8 +156,8 @@ CARD_SAMPLES = (("A minor, 4/4, 8 bars, seed 1", "A minor", "4/4", 8, 1),
                 ("D major, 6/8, 8 bars, seed 2", "D major", "6/8", 8, 2))
 
 
-def write_card(weights: Path, model, metrics: dict, meta: dict) -> Path:
-    """The model's card with these metrics and two sample melodies (default sampling settings)."""
+def write_card(weights: Path, model, metrics: dict, meta: dict, data: Path) -> Path:
+    """The model's card with these metrics, two sample melodies (default sampling settings) and ``data``'s size."""
     from studio.ml.music.sample import generate_melody
     from studio.ml.train.music_card import model_card, notes_text
 
@@ -166,7 +166,9 @@ def write_card(weights: Path, model, metrics: dict, meta: dict) -> Path:
         for label, key, meter, bars, seed in CARD_SAMPLES
     }
     card = weights.with_suffix(".md")
-    card.write_text(model_card({**meta, "metrics": metrics}, samples), encoding="utf-8")
+    manifest = data / "manifest.json"
+    counts = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else None
+    card.write_text(model_card({**meta, "metrics": metrics}, samples, counts), encoding="utf-8")
     return card
 
 
@@ -190,7 +192,7 @@ def run_eval(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
     if args.card:
-        print(f"wrote {write_card(weights, model, metrics, meta)}")
+        print(f"wrote {write_card(weights, model, metrics, meta, data)}")
     return 0
 
 

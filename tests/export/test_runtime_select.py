@@ -144,7 +144,7 @@ def test_graph_runners_follow_the_setting(exported_home: Path, monkeypatch: pyte
                                                                                                      "onnxruntime")}
     assert {r.runtime for r in runners.values()} == {"torch", "onnxruntime"}
     resources = _resources("auto")
-    module, config, _ = resources.runtimes.load_module(MUSIC, "cpu")
+    _, config, _ = resources.runtimes.load_module(MUSIC, "cpu")
     inputs = graph.example_inputs(config, 2)
     want, got = runners["torch"](*inputs), runners["onnxruntime"](*inputs)
     for a, b in zip(want, got, strict=True):

@@ -52,24 +52,25 @@ def sample_grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
 
 
 class ConditionalGroupNorm(nn.Module):
-    """Group norm whose scale and shift depend on the class: the category steers every layer it follows.
+    """Group norm whose scale and shift are computed from a conditioning vector (class embedding and latent).
 
     Group norm rather than batch norm (as in BigGAN) because it treats each sprite on its own: a sprite is the
-    same whatever else is in its batch, and evaluation mode behaves exactly like training mode.
+    same whatever else is in its batch, and evaluation mode behaves exactly like training mode. Starts as the
+    identity (gain 1, shift 0).
     """
 
-    def __init__(self, channels: int, num_classes: int) -> None:
+    def __init__(self, channels: int, cond_dim: int) -> None:
         super().__init__()
         self.norm = group_norm(channels, affine=False)
-        self.gain = nn.Embedding(num_classes, channels)
-        self.bias = nn.Embedding(num_classes, channels)
-        nn.init.ones_(self.gain.weight)
-        nn.init.zeros_(self.bias.weight)
+        self.gain = nn.Linear(cond_dim, channels)
+        self.bias = nn.Linear(cond_dim, channels)
+        for layer in (self.gain, self.bias):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        gain = self.gain(label)[:, :, None, None]
-        bias = self.bias(label)[:, :, None, None]
-        return self.norm(x) * gain + bias
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        gain = 1.0 + self.gain(cond)[:, :, None, None]
+        return self.norm(x) * gain + self.bias(cond)[:, :, None, None]
 
 
 def group_norm(channels: int, affine: bool = True) -> nn.GroupNorm:

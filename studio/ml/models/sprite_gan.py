@@ -37,21 +37,24 @@ class SpriteGANConfig:
 class GeneratorBlock(nn.Module):
     """Upsampling residual block: (CGN, ReLU, 2x nearest, conv, CGN, ReLU, conv) + upsampled 1x1 shortcut."""
 
-    def __init__(self, c_in: int, c_out: int, num_classes: int) -> None:
+    def __init__(self, c_in: int, c_out: int, cond_dim: int) -> None:
         super().__init__()
-        self.norm1 = ConditionalGroupNorm(c_in, num_classes)
+        self.norm1 = ConditionalGroupNorm(c_in, cond_dim)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.norm2 = ConditionalGroupNorm(c_out, num_classes)
+        self.norm2 = ConditionalGroupNorm(c_out, cond_dim)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.skip = nn.Conv2d(c_in, c_out, 1)
 
-    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        h = F.interpolate(F.relu(self.norm1(x, label)), scale_factor=2.0, mode="nearest")
-        h = self.conv2(F.relu(self.norm2(self.conv1(h), label)))
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.norm1(x, cond)), scale_factor=2.0, mode="nearest")
+        h = self.conv2(F.relu(self.norm2(self.conv1(h), cond)))
         return h + self.skip(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 class Generator(nn.Module):
+    """(z, class) -> sprite. Latent and class reach every block through its norms (as in BigGAN's shared
+    embedding and hierarchical latent), so the latent cannot be ignored after the first layer."""
+
     def __init__(self, config: SpriteGANConfig) -> None:
         super().__init__()
         w = config.g_width
@@ -59,17 +62,16 @@ class Generator(nn.Module):
         self.z_dim = config.z_dim
         self.embed = nn.Embedding(config.num_classes, config.z_dim)
         self.stem = nn.Linear(2 * config.z_dim, widths[0] * 16)
-        self.blocks = nn.ModuleList(
-            GeneratorBlock(widths[i], widths[i + 1], config.num_classes) for i in range(3)
-        )
+        self.blocks = nn.ModuleList(GeneratorBlock(widths[i], widths[i + 1], 2 * config.z_dim) for i in range(3))
         self.norm = group_norm(widths[-1])
         self.out = nn.Conv2d(widths[-1], CHANNELS, 3, padding=1)
         self.start_channels = widths[0]
 
     def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        h = self.stem(torch.cat([z, self.embed(label)], dim=1)).view(-1, self.start_channels, 4, 4)
+        cond = torch.cat([z, self.embed(label)], dim=1)
+        h = self.stem(cond).view(-1, self.start_channels, 4, 4)
         for block in self.blocks:
-            h = block(h, label)
+            h = block(h, cond)
         return torch.tanh(self.out(F.relu(self.norm(h))))
 
 
@@ -94,8 +96,22 @@ class DiscriminatorBlock(nn.Module):
         return h + skip
 
 
+def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """Append the spread of features across small groups of consecutive samples as one more channel (ProGAN).
+
+    It lets the discriminator see a lack of variety, the signature of a collapsed generator. Groups are
+    consecutive samples, so a batch made of a real half and a fake half never mixes the two.
+    """
+    n, _, height, width = h.shape
+    size = next(g for g in (group, 2, 1) if n % g == 0)
+    spread = h.view(n // size, size, -1).std(dim=1, unbiased=False).mean(dim=1) if size > 1 else h.new_zeros(n)
+    spread = spread.repeat_interleave(size) if size > 1 else spread
+    return torch.cat([h, spread.view(n, 1, 1, 1).expand(n, 1, height, width)], dim=1)
+
+
 class Discriminator(nn.Module):
-    """Projection discriminator (Miyato & Koyama 2018): score = linear(h) + <embed(label), h>."""
+    """Projection discriminator (Miyato & Koyama 2018): score = linear(h) + <embed(label), h>, with a
+    minibatch-spread channel before its last block."""
 
     def __init__(self, config: SpriteGANConfig) -> None:
         super().__init__()
@@ -104,13 +120,13 @@ class Discriminator(nn.Module):
             DiscriminatorBlock(CHANNELS, d, downsample=True, first=True),
             DiscriminatorBlock(d, 2 * d, downsample=True),
             DiscriminatorBlock(2 * d, 4 * d, downsample=True),
-            DiscriminatorBlock(4 * d, 4 * d, downsample=False),
         )
+        self.last = DiscriminatorBlock(4 * d + 1, 4 * d, downsample=False)
         self.linear = spectral_norm(nn.Linear(4 * d, 1))
         self.embed = spectral_norm(nn.Embedding(config.num_classes, 4 * d))
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.blocks(x)).sum(dim=(2, 3))
+        h = F.relu(self.last(minibatch_std(self.blocks(x)))).sum(dim=(2, 3))
         return self.linear(h).squeeze(1) + (self.embed(label) * h).sum(dim=1)
 
 

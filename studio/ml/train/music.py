@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -286,7 +285,8 @@ def _finish(
         },
     }
     path = save_model(model.cpu(), ARCH, config, out, meta)
-    path.with_suffix(".md").write_text(model_card({"arch": ARCH, "config": asdict(config), **meta}), encoding="utf-8")
+    card = model_card({"arch": ARCH, "config": asdict(config), **meta}, data=data_manifest)
+    path.with_suffix(".md").write_text(card, encoding="utf-8")
     return path
 
 

@@ -47,6 +47,19 @@ def _data_section(data: Mapping[str, Any]) -> str:
     return "\n".join(lines) or "- (not recorded)"
 
 
+def _counts_section(data: Mapping[str, Any]) -> str:
+    """The data set's size per split and source (from a `studio data music` manifest)."""
+    splits = data.get("splits") or {}
+    if not splits:
+        return ""
+    rows = ["| split | tunes | sequences | bars | notes | sequences by source |", "|---|---|---|---|---|---|"]
+    for name, s in splits.items():
+        sources = ", ".join(f"{k} {v}" for k, v in s.get("by_source", {}).items())
+        rows.append(f"| {name} | {s['tunes']} | {s['sequences']} | {s['bars']} | {s['notes']} | {sources} |")
+    built = f" with music21 {data['music21']}" if data.get("music21") else ""
+    return f"\nBuilt by `studio data music`{built}:\n\n" + "\n".join(rows) + "\n"
+
+
 def _metrics_section(metrics: Mapping[str, Any]) -> str:
     if "pitch_class_tv" not in metrics:
         return "\n".join(f"- {k}: {v}" for k, v in metrics.items())
@@ -61,8 +74,11 @@ def _metrics_section(metrics: Mapping[str, Any]) -> str:
     )
 
 
-def model_card(meta: Mapping[str, Any], samples: Mapping[str, str] | None = None) -> str:
-    """Markdown for a music model from its sidecar ``meta`` (training, metrics) and optional sample lines."""
+def model_card(
+    meta: Mapping[str, Any], samples: Mapping[str, str] | None = None, data: Mapping[str, Any] | None = None
+) -> str:
+    """Markdown for a music model from its sidecar ``meta`` (training, metrics), optional sample lines and the
+    manifest of its data set."""
     config, training = meta.get("config", {}), meta.get("training", {})
     log = training.get("log", [])
     curve = ", ".join(f"{e['step']}: {e['val_nll']:.3f}" for e in log if "val_nll" in e)
@@ -88,7 +104,7 @@ bar that is filled and ends on a tonic-chord tone, so the loop wraps. It also co
 ## Data
 
 {_data_section(training.get('data') or {})}
-
+{_counts_section(data or {})}
 Training sequences: {training.get('train_sequences', '?')}, validation sequences: {training.get('val_sequences', '?')}.
 
 ## Training

@@ -165,7 +165,8 @@ def _train(
         "family": "classifier",
         "categories": list(names),
         "metrics": metrics,
-        "licence": "weights trained by Studio on " + dataset.manifest.get("name", str(dataset.folder)),
+        "licence": f"Apache-2.0 weights trained by Studio on the data set {dataset.manifest.get('name', '')!r} "
+        "(its licence is in its manifest.json)",
         "training": {
             **asdict(settings),
             "data": dataset.manifest.get("name", ""),
