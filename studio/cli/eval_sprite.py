@@ -40,8 +40,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     model, baseline = report.get("model"), report["baseline"]
     columns = ([f"{report['model_name']}"] if model else []) + ["validation split (reference)"]
     lines = [
-        f"Evaluated with `{report['command']}` on {report['data']} ({baseline['count']} sprites per side, "
-        f"encoder `{report['encoder']}`, near copy = pixel L1 < {baseline['memorisation']['near_copy_threshold_l1']}).",
+        f"Evaluated with `{report['command']}`: {baseline['count']} sprites per column against the "
+        f"{report['train_count']} tiles of the {report['data']} training split, in encoder `{report['encoder']}`'s "
+        f"feature space; a near copy is a pixel L1 below {baseline['memorisation']['near_copy_threshold_l1']}.",
         "",
         "| metric | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),
@@ -118,6 +119,7 @@ def run_eval(args: argparse.Namespace) -> int:
         "command": _command(args),
         "data": dataset.manifest.get("name", str(args.data)),
         "encoder": args.encoder,
+        "train_count": len(dataset.train_labels),
         "seed": args.seed,
         "baseline": validation_baseline(dataset, reference, args.count, args.seed),
     }

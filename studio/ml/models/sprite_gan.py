@@ -104,7 +104,7 @@ def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
     """
     n, _, height, width = h.shape
     size = next(g for g in (group, 2, 1) if n % g == 0)
-    spread = h.view(n // size, size, -1).std(dim=1, unbiased=False).mean(dim=1) if size > 1 else h.new_zeros(n)
+    spread = h.reshape(n // size, size, -1).std(dim=1, unbiased=False).mean(dim=1) if size > 1 else h.new_zeros(n)
     spread = spread.repeat_interleave(size) if size > 1 else spread
     return torch.cat([h, spread.view(n, 1, 1, 1).expand(n, 1, height, width)], dim=1)
 
