@@ -42,7 +42,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Evaluated with `{report['command']}`: {baseline['count']} sprites per column against the "
         f"{report['train_count']} tiles of the {report['data']} training split, in encoder `{report['encoder']}`'s "
-        f"feature space; a near copy is a pixel L1 below {baseline['memorisation']['near_copy_threshold_l1']}.",
+        f"feature space. A near copy lies within pixel L1 {baseline['memorisation']['near_copy_threshold_l1']} of "
+        f"a training tile and within {baseline['memorisation']['near_copy_detail_share']:.0%} of that tile's own "
+        "detail.",
         "",
         "| metric | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),

@@ -196,8 +196,8 @@ def test_every_lexicon_word_counts_and_the_list_loads() -> None:
 
 
 def test_repeats_forced_by_a_tiny_limit_are_written_again(lm) -> None:
-    """One-character lines: only the digits and "I" exist, so repeats happen in the batch and are redone
-    one by one with backtracking until all ten differ."""
+    """One-character lines: only the ten digits exist, so repeats happen in the batch and are redone one by
+    one with backtracking until all ten differ."""
     brief = brief_from_dict({"product": "Brewly"})
     request = CopyRequest(brief, tagline_format(1), "none", {"tagline": 5}, variants=2, seed=1)
     lines = [line for ad in generate_ads(lm, request) for line in ad["tagline"]]

@@ -101,6 +101,18 @@ def test_evaluate_sprites_flags_near_copies_only():
     assert result["category_accuracy"] == pytest.approx(expected)
 
 
+def test_flat_dark_tiles_are_not_copied_by_any_dark_output():
+    train = distinct_sprites(10, seed=4)
+    train[0] = (12, 12, 12, 255)  # a near-black floor tile: nothing to copy but its colour
+    train[0, ::3, ::5, :3] = 16
+    reference = _fake_reference(train)
+    dark = np.full((2, 32, 32, 4), (14, 14, 14, 255), dtype=np.uint8)  # a dark smooth output...
+    dark[1] = train[0]  # ...and a real copy of the tile
+    memo = evaluate_sprites(dark, np.zeros(2, np.int64), reference)["memorisation"]
+    assert memo["nearest_pixel_l1"]["min"] == 0.0 and memo["nearest_pixel_l1"]["mean"] < NEAR_COPY_L1
+    assert [f["sample"] for f in memo["flagged"]] == [1]
+
+
 # --- the encoder ----------------------------------------------------------------------------------------------------
 
 

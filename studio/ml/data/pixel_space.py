@@ -88,6 +88,23 @@ def pixel_l1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return left.l1(index, right, index).numpy()
 
 
+def detail_l1(images: np.ndarray) -> np.ndarray:
+    """How much each sprite differs from itself painted flat in its mean colour (same alpha), in pixel L1.
+
+    A near-black floor tile has almost no detail: any dark smooth output lies within :data:`NEAR_COPY_L1` of it
+    without copying anything. Copying means reproducing a tile's detail, so memorisation checks compare against it.
+    """
+    space = PixelSpace(images)
+    count = len(space)
+    values = space.values.reshape(count, -1, CHANNELS)
+    visible = space.visible[..., None]
+    mean = (values * visible).sum(1, keepdim=True) / visible.sum(1, keepdim=True).clamp_min(1.0)
+    flat = torch.where(visible > 0, mean.expand_as(values), values)
+    flat[..., 3] = values[..., 3]
+    total = (values - flat).abs().sum(dim=(1, 2))
+    return (total / (space.area.clamp_min(1.0) * CHANNELS)).numpy()
+
+
 def nearest_l1(
     queries: np.ndarray, references: np.ndarray, candidates: int = 32, threshold: float = NEAR_COPY_L1
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -6,25 +6,28 @@
   computed at the same count.
 - Category accuracy: how often the encoder's classifier assigns a sample to the category it was asked for.
 - Diversity: mean pairwise distance between samples, in pixel space (pixel L1) and encoder space (1 - cosine).
-- Memorisation: each sample's nearest training tile in pixel space and in encoder space; a sample closer than
-  :data:`~studio.ml.data.pixel_space.NEAR_COPY_L1` in pixel L1 is flagged as a near copy.
+- Memorisation: each sample's nearest training tile in pixel space and in encoder space. A sample is a near copy
+  when it lies within :data:`~studio.ml.data.pixel_space.NEAR_COPY_L1` of that tile in pixel L1 *and* within
+  :data:`COPY_DETAIL_SHARE` of the tile's own detail (its distance to itself painted flat): otherwise any dark,
+  smooth output would "copy" the near-black floor tiles, which have almost no detail to copy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from studio.ml.data.pixel_space import NEAR_COPY_L1, PAIR_CHUNK, PixelSpace, nearest_l1
+from studio.ml.data.pixel_space import NEAR_COPY_L1, PAIR_CHUNK, PixelSpace, detail_l1, nearest_l1
 
 Embed = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # images -> (logits, features)
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 FLAGGED_LISTED = 20
+COPY_DETAIL_SHARE = 0.5  # a copy is closer to the tile than half of the tile's own detail
 
 
 @dataclass
@@ -36,6 +39,10 @@ class SpriteReference:
     train_features: np.ndarray
     embed: Embed
     near_copy_l1: float = NEAR_COPY_L1
+    train_detail: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.train_detail = detail_l1(self.train_images)
 
 
 def _sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
@@ -122,15 +129,18 @@ def memorisation(
     """Nearest training tile of each sample (pixel and encoder space) and the near copies among them."""
     pixel, pixel_index = nearest_l1(samples, reference.train_images, threshold=reference.near_copy_l1)
     cosine, cosine_index = nearest_cosine(features, reference.train_features)
-    flagged = np.flatnonzero(pixel < reference.near_copy_l1)
+    detail = reference.train_detail[pixel_index]
+    flagged = np.flatnonzero((pixel < reference.near_copy_l1) & (pixel < COPY_DETAIL_SHARE * detail))
     return {
         "near_copy_threshold_l1": reference.near_copy_l1,
+        "near_copy_detail_share": COPY_DETAIL_SHARE,
         "near_copies": len(flagged),
         "near_copy_fraction": float(len(flagged) / len(samples)),
         "nearest_pixel_l1": _summary(pixel),
         "nearest_feature_cosine": _summary(cosine),
         "flagged": [
-            {"sample": int(i), "train_index": int(pixel_index[i]), "pixel_l1": float(pixel[i])}
+            {"sample": int(i), "train_index": int(pixel_index[i]), "pixel_l1": float(pixel[i]),
+             "train_detail_l1": float(detail[i])}
             for i in flagged[:FLAGGED_LISTED]
         ],
         "nearest_train_index": pixel_index.tolist(),

@@ -33,7 +33,7 @@ NO_END_WORDS = frozenset({
     "been", "am", "will", "would", "can", "could", "should", "shall", "may", "might", "must", "do", "does",
     "did", "has", "have", "had", "not", "no", "so", "if", "then", "when", "while", "where", "via", "per",
     "vs", "every", "each", "some", "any", "another", "such", "very", "own", "both", "either", "neither", "whether",
-    "because", "though", "although", "unless", "until", "upon", "within", "without", "between", "through"
+    "because", "though", "although", "unless", "until", "upon", "within", "without", "between", "through", "i"
 })
 
 
