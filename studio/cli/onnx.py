@@ -12,9 +12,11 @@ def run_export(args: argparse.Namespace) -> int:
     variant = "fp16" if args.fp16 else "int8" if args.int8 else "int4" if args.int4 else "fp32"
     names = args.models
     if names == ["all"]:
+        from studio.ml import registry
         from studio.ml.store import ModelStore
 
-        names = [e.name for e in ModelStore().entries() if e.arch != "sprite-encoder"]
+        exportable = {a.name for a in registry.all_architectures() if a.onnx} - {"sprite-encoder"}
+        names = [e.name for e in ModelStore().entries() if e.arch in exportable]  # not adapters (llama-lora)
     for name in names:
         record = export_model(name, variant, Path(args.out) / name if args.out else None,
                               heldout=Path(args.heldout) if args.heldout else None)

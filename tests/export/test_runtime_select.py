@@ -53,15 +53,22 @@ def test_forced_torch_and_forced_onnxruntime(exported_home: Path) -> None:
     assert isinstance(music_model(resources, resources.store.find(MUSIC), "cpu"), OrtMusicModel)
 
 
+def _usable(models: Path) -> list[str]:
+    """The exported variants of the tiny language model that auto-selection may use, in its order."""
+    return [v for v in ("int4", "int8", "fp32")
+            if (models / "onnx" / LM / v).exists() and quality_ok(read_record(models / "onnx" / LM / v))]
+
+
 def test_auto_uses_the_remembered_choice(exported_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ort_lm, "decode_seconds", _no_measuring)
     monkeypatch.setattr(ort_music, "decode_seconds", _no_measuring)
     resources = _resources("auto")
     lm_entry, music_entry = resources.store.find(LM), resources.store.find(MUSIC)
-    variant = "int4" if quality_ok(read_record(exported_home / "onnx" / LM / "int4")) else "fp32"
-    _remember(f"{sha256_file(lm_entry.weights)}:lm-decode:cpu:{variant}", "onnxruntime")
-    assert isinstance(get_language_model(resources, LM), OrtLanguageModel)
-    _remember(f"{sha256_file(lm_entry.weights)}:lm-decode:cpu:{variant}", "torch")
+    key = f"{sha256_file(lm_entry.weights)}:lm-decode:cpu:{'+'.join(_usable(exported_home))}"
+    _remember(key, "onnxruntime:fp32")
+    lm = get_language_model(resources, LM)
+    assert isinstance(lm, OrtLanguageModel) and lm.variant == "fp32"
+    _remember(key, "torch")
     resources = _resources("auto")
     assert isinstance(get_language_model(resources, LM), LanguageModel)
     held = resources.cache.keys()
@@ -70,20 +77,27 @@ def test_auto_uses_the_remembered_choice(exported_home: Path, monkeypatch: pytes
     assert isinstance(music_model(resources, music_entry, "cpu"), OrtMusicModel)
 
 
-def test_auto_measures_once_and_remembers(exported_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_measures_every_runtime_once_and_keeps_the_fastest(
+    exported_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[str] = []
 
     def fake_seconds(lm: object, steps: int = 0) -> float:
-        calls.append(type(lm).__name__)
-        return 0.01 if isinstance(lm, OrtLanguageModel) else 0.05
+        variant = getattr(lm, "variant", "torch")
+        calls.append(variant)
+        return {"torch": 0.05, "fp32": 0.02}.get(variant, 0.03)
 
     monkeypatch.setattr(ort_lm, "decode_seconds", fake_seconds)
-    assert isinstance(get_language_model(_resources("auto"), LM), OrtLanguageModel)
-    assert sorted(calls) == ["LanguageModel", "OrtLanguageModel"]
+    resources = _resources("auto")
+    lm = get_language_model(resources, LM)
+    assert isinstance(lm, OrtLanguageModel) and lm.variant == "fp32"
+    assert calls == ["torch", *_usable(exported_home)]
     choices = json.loads((paths.cache_dir() / select.CHOICES_FILE).read_text())
-    assert list(choices.values()) == ["onnxruntime"]
-    assert isinstance(get_language_model(_resources("auto"), LM), OrtLanguageModel)
-    assert len(calls) == 2  # measured once per machine
+    assert list(choices.values()) == ["onnxruntime:fp32"]
+    held = resources.cache.keys()
+    assert [k for k in held if k.startswith("lm-ort")] == [f"lm-ort:{LM}:cpu:fp32"]  # only the chosen one is kept
+    assert get_language_model(_resources("auto"), LM).variant == "fp32"
+    assert len(calls) == 1 + len(_usable(exported_home))  # measured once per machine
 
 
 def test_auto_without_an_export_stays_on_torch(studio_home: Path) -> None:

@@ -67,7 +67,7 @@ banned_entry = st.one_of(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(budget=st.integers(1, 60), banned=st.lists(banned_entry, max_size=5), seed=st.integers(0, 10_000))
+@given(budget=st.integers(2, 60), banned=st.lists(banned_entry, max_size=5), seed=st.integers(0, 10_000))
 def test_lines_keep_every_hard_rule(lm, budget: int, banned: list[str], seed: int) -> None:
     try:
         brief = brief_from_dict({"product": "Brewly", "features": ["fresh coffee"], "banned": banned,
@@ -161,9 +161,10 @@ def test_duplicates_cannot_end_unless_nothing_else_fits(lm) -> None:
 
 def test_a_limit_smaller_than_any_word_is_refused_before_decoding(lm) -> None:
     brief = brief_from_dict({"product": "Brewly"})
-    request = CopyRequest(brief, tagline_format(0), "none", {"tagline": 1})
-    with pytest.raises(BadInputError, match="smaller than any word"):
-        generate_ads(lm, request)
+    for limit in (0, 1):  # "a" and "I" cannot end a line, so a line needs at least two characters
+        request = CopyRequest(brief, tagline_format(limit), "none", {"tagline": 1})
+        with pytest.raises(BadInputError, match="smaller than any word"):
+            generate_ads(lm, request)
 
 
 def test_required_keywords_are_encouraged_until_used(lm) -> None:
@@ -196,9 +197,9 @@ def test_every_lexicon_word_counts_and_the_list_loads() -> None:
 
 
 def test_repeats_forced_by_a_tiny_limit_are_written_again(lm) -> None:
-    """One-character lines: only the ten digits exist, so repeats happen in the batch and are redone one by
-    one with backtracking until all ten differ."""
+    """Two-character lines: few exist, so repeats happen in the batch and are redone one by one (with
+    backtracking) until all twelve differ."""
     brief = brief_from_dict({"product": "Brewly"})
-    request = CopyRequest(brief, tagline_format(1), "none", {"tagline": 5}, variants=2, seed=1)
-    lines = [line for ad in generate_ads(lm, request) for line in ad["tagline"]]
-    assert len(set(lines)) == 10 and all(len(line) == 1 for line in lines)
+    request = CopyRequest(brief, tagline_format(2), "none", {"tagline": 6}, variants=2, seed=1)
+    lines = [" ".join(words(line)) for ad in generate_ads(lm, request) for line in ad["tagline"]]
+    assert len(set(lines)) == 12 and all(len(line) <= 2 for line in lines)

@@ -50,23 +50,24 @@ class CompiledRunner(TorchGraphRunner):
         self.module = torch.compile(self.module, dynamic=False)
 
 
-def load_or_stand_in(name: str, store: ModelStore, device: str) -> tuple[nn.Module, Any, str]:
-    """(module, config, where it came from): the installed model, else an untrained one of the default size."""
+def load_or_stand_in(name: str, store: ModelStore, device: str) -> tuple[nn.Module, Any, str, str]:
+    """(module, config, where it came from, architecture): the installed model, else an untrained one of the
+    default size (``name`` is then an architecture name)."""
     try:
         entry = store.find(name)
         store.verify(entry)
         module, config, _ = load_model(entry.weights, expect_arch=entry.arch, device=device)
-        return module, config, f"installed ({entry.source})"
+        return module, config, f"installed ({entry.source})", entry.arch
     except ModelFileError:
         arch = registry.get(name)
         config = arch.config_cls()
         torch.manual_seed(0)
-        return arch.build(config).to(device).eval(), config, "untrained stand-in (speed only)"
+        return arch.build(config).to(device).eval(), config, "untrained stand-in (speed only)", arch.name
 
 
-def export_for_bench(name: str, module: nn.Module, config: Any, graph: OnnxGraph, folder: Path) -> Path:
+def export_for_bench(arch_name: str, module: nn.Module, config: Any, graph: OnnxGraph, folder: Path) -> Path:
     """The graph as `studio export onnx` makes it: exported and validated, slimmed, optimised."""
-    arch = registry.get(name)
+    arch = registry.get(arch_name)
     raw = export_architecture(arch, module.float().cpu().eval(), config, folder, graphs=[graph.name])[0].path
     slim = optimise.slim(raw, folder / f"{graph.name}.slim.onnx")
     return optimise.ort_optimise(slim, folder / f"{graph.name}.opt.onnx")
@@ -92,9 +93,9 @@ def _measure_runner(runner: Any, module: nn.Module, device: str, repeats: int, w
 
 def bench_model(name: str, store: ModelStore, device: str, threads: int, repeats: int, warmup: int, steps: int,
                 guidance: float, compile_: bool, folder: Path) -> list[dict[str, Any]]:
-    module, config, source = load_or_stand_in(name, store, device)
+    module, config, source, arch_name = load_or_stand_in(name, store, device)
     family = module.family
-    graph = next(g for g in registry.get(name).onnx if g.name == GRAPHS[family])
+    graph = next(g for g in registry.get(arch_name).onnx if g.name == GRAPHS[family])
     big_repeats = max(1, repeats // 4) if family == "diffusion" else max(1, repeats // 2)
     base = {"model": name, "family": family, "source": source, "device": device,
             "params": sum(p.numel() for p in module.parameters()),
@@ -103,7 +104,7 @@ def bench_model(name: str, store: ModelStore, device: str, threads: int, repeats
     if compile_:
         makers.append(("torch.compile", lambda: CompiledRunner(module, graph, device)))
     makers.append(("onnxruntime", lambda: OrtGraphRunner(
-        open_session(export_for_bench(name, module, config, graph, folder), device, threads, graph),
+        open_session(export_for_bench(arch_name, module, config, graph, folder), device, threads, graph),
         graph.input_names, device)))
     rows = []
     for runtime, make in makers:

@@ -9,9 +9,9 @@ positions and masks.
 
 Which runtime serves a language model is decided by :func:`select_language_model` (called by
 :func:`studio.ml.text.lm.get_language_model`): "torch", "onnxruntime" (exported on first use if needed) or "auto":
-the best verified export of these exact GGUF weights (on the CPU: int4, then int8, then fp32; a quantised export
-only if its measured held-out perplexity is within :data:`PERPLEXITY_TOLERANCE` of fp32) when its decoding was
-faster than torch's on this machine, measured once and remembered.
+whichever of torch and the verified exports of these exact GGUF weights decoded fastest on this machine, measured
+once and remembered. A quantised export (int4, int8) is used only if its held-out perplexity, measured when it was
+made, is within :data:`PERPLEXITY_TOLERANCE` of fp32.
 
 Usage::
 
@@ -37,7 +37,7 @@ from studio.ml.export.records import ExportRecord
 from studio.ml.models.llama import LlamaConfig
 from studio.ml.runtime.ort_session import open_session
 from studio.ml.runtime.runners import OrtGraphRunner
-from studio.ml.runtime.select import measured_choice, pick_export
+from studio.ml.runtime.select import fastest, pick_export, usable_exports
 from studio.ml.text import gguf_loader
 from studio.ml.text.lm import _as_rows, file_sha256, load_language_model
 from studio.ml.text.tokenizer import GGUFTokenizer
@@ -253,30 +253,40 @@ def decode_seconds(lm: Any, steps: int = MEASURE_STEPS) -> float:
 
 
 def select_language_model(resources: Any, entry: Any, device: str, preference: str) -> OrtLanguageModel | None:
-    """The onnxruntime model for store ``entry`` when ``preference`` ("auto" | "onnxruntime") says so, else None
-    (torch serves it). Loaded once per device and variant into the worker's model cache."""
+    """The onnxruntime model for store ``entry`` when ``preference`` says so, else None (torch serves it).
+
+    "onnxruntime": the first usable export (int4, int8, fp32 on the CPU), made if there is none. "auto": torch and
+    every usable export decode a few tokens once on this machine and the fastest is remembered (keyed by the
+    weights, the device and the exports there are). The chosen model stays in the worker's model cache.
+    """
     sha256 = file_sha256(entry.weights)
     variants = CUDA_VARIANTS if device == "cuda" else CPU_VARIANTS
-    record = pick_export(resources.store, entry.name, sha256, variants, preference, quality_ok)
-    if record is None:
-        return None
+    records = usable_exports(entry.name, sha256, variants, preference, quality_ok)
 
-    def load() -> OrtLanguageModel:
+    def load(record: ExportRecord) -> OrtLanguageModel:
         return load_ort_language_model(record, entry.weights, device, resources.cpu_threads, entry.name)
 
-    cache_key = f"lm-ort:{entry.name}:{device}:{record.variant}"
+    def cached(record: ExportRecord, loaded: OrtLanguageModel | None = None) -> OrtLanguageModel:
+        return resources.cache.get(f"lm-ort:{entry.name}:{device}:{record.variant}", lambda: loaded or load(record))
+
     if preference == "onnxruntime":
-        return resources.cache.get(cache_key, load)
-    measured: dict[str, OrtLanguageModel] = {}
-
-    def measure() -> tuple[float, float]:
-        measured["lm"] = load()
-        torch_lm = load_language_model(entry.weights, device, name=entry.name)
-        with torch.inference_mode():
-            return decode_seconds(torch_lm), decode_seconds(measured["lm"])
-
-    key = f"{sha256}:lm-decode:{device}:{record.variant}"
-    what = f"{entry.name} decoding on {device} ({record.variant} export)"
-    if measured_choice(key, measure, what) != "onnxruntime":
+        return cached(records[0] if records else pick_export(resources.store, entry.name, sha256, (), preference))
+    if not records:
         return None
-    return resources.cache.get(cache_key, lambda: measured.get("lm") or load())
+    fastest_loaded: dict[str, OrtLanguageModel] = {}
+
+    def timings() -> dict[str, float]:
+        with torch.inference_mode():
+            seconds = {"torch": decode_seconds(load_language_model(entry.weights, device, name=entry.name))}
+            for record in records:  # one loaded at a time; only the fastest so far is kept
+                lm = load(record)
+                seconds[f"onnxruntime:{record.variant}"] = decode_seconds(lm)
+                if min(seconds, key=seconds.__getitem__) == f"onnxruntime:{record.variant}":
+                    fastest_loaded.clear()
+                    fastest_loaded[record.variant] = lm
+        return seconds
+
+    key = f"{sha256}:lm-decode:{device}:{'+'.join(r.variant for r in records)}"
+    choice = fastest(key, timings, f"{entry.name} decoding on {device}")
+    record = next((r for r in records if f"onnxruntime:{r.variant}" == choice), None)
+    return None if record is None else cached(record, fastest_loaded.get(record.variant))

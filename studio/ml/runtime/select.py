@@ -48,16 +48,22 @@ def _remember(key: str, runtime: str) -> None:
     _choices_path().write_text(json.dumps(choices, indent=2), encoding="utf-8")
 
 
-def measured_choice(key: str, measure: Callable[[], tuple[float, float]], what: str) -> str:
-    """The runtime remembered under ``key``; measured once with ``measure() -> (torch_s, onnxruntime_s)``
-    (lower is faster) when this machine has no answer yet."""
+def fastest(key: str, timings: Callable[[], dict[str, float]], what: str) -> str:
+    """The option remembered under ``key``; when this machine has no answer yet, ``timings()`` measures every
+    option ({name: seconds}, lower is faster; the first wins a tie) and the fastest is remembered."""
     choice = _read_choices().get(key)
     if choice is None:
-        torch_s, ort_s = measure()
-        choice = "onnxruntime" if ort_s < torch_s else "torch"
-        log.info("%s: torch %.2f ms, onnxruntime %.2f ms -> %s", what, torch_s * 1e3, ort_s * 1e3, choice)
+        seconds = timings()
+        choice = min(seconds, key=seconds.__getitem__)
+        log.info("%s: %s -> %s", what, ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in seconds.items()), choice)
         _remember(key, choice)
     return choice
+
+
+def measured_choice(key: str, measure: Callable[[], tuple[float, float]], what: str) -> str:
+    """"torch" or "onnxruntime", remembered under ``key``; measured once with ``measure() -> (torch_s,
+    onnxruntime_s)`` when this machine has no answer yet."""
+    return fastest(key, lambda: dict(zip(("torch", "onnxruntime"), measure(), strict=True)), what)
 
 
 def find_export(name: str, variants: Sequence[str], source_sha256: str) -> ExportRecord | None:
@@ -89,28 +95,38 @@ def _median_seconds(runner: GraphRunner, inputs: tuple[torch.Tensor, ...], repea
     return statistics.median(times)
 
 
-def pick_export(
-    store: Any, name: str, sha256: str, variants: Sequence[str], preference: str,
+def usable_exports(
+    name: str, sha256: str, variants: Sequence[str], preference: str,
     accept: Callable[[ExportRecord], bool] = lambda record: True,
-) -> ExportRecord | None:
-    """The first verified export of these weights among ``variants`` that ``accept`` takes. None if there is none
-    (a damaged one is skipped with a warning), except when onnxruntime is forced: then a damaged export is refused
-    (ModelFileError) and a missing one is made now (fp32, once)."""
+) -> list[ExportRecord]:
+    """The verified exports of these weights among ``variants`` (in that order) that ``accept`` takes. A damaged
+    one is refused (ModelFileError) when onnxruntime is forced, else skipped with a warning."""
+    found = []
     for variant in variants:
         try:
             record = find_export(name, (variant,), sha256)
         except ModelFileError as exc:
             if preference == "onnxruntime":
                 raise
-            log.warning("%s; running %s with torch instead", exc, name)
+            log.warning("%s; not using it", exc)
             continue
         if record is not None and accept(record):
-            return record
-        if record is not None:
+            found.append(record)
+        elif record is not None:
             log.warning("not using the %s ONNX export of %s (its measured quality is not within tolerance)",
                         variant, name)
-    if preference != "onnxruntime":
-        return None
+    return found
+
+
+def pick_export(
+    store: Any, name: str, sha256: str, variants: Sequence[str], preference: str,
+    accept: Callable[[ExportRecord], bool] = lambda record: True,
+) -> ExportRecord | None:
+    """The first of :func:`usable_exports`; with none, None, except when onnxruntime is forced: then the fp32
+    export is made now (once)."""
+    found = usable_exports(name, sha256, variants, preference, accept)
+    if found or preference != "onnxruntime":
+        return found[0] if found else None
     from studio.ml.export.pipeline import export_model
 
     log.warning("%s has no ONNX export yet: exporting it now (once)", name)

@@ -23,6 +23,7 @@ class Hyper:
     lr: float = 2e-4
     warmup_steps: int = 0
     d_lr_scale: float = 2.0  # GAN: discriminator learning rate = lr * d_lr_scale
+    diversity: float = 1.0  # GAN: weight of the mode-seeking term (0 = off)
     kl_weight: float = 1.0  # VAE: weight of the KL term against the summed L1 reconstruction
     cfg_dropout: float = 0.1  # diffusion: how often the class is hidden (classifier-free guidance)
     grad_clip: float = 1.0  # 0 = off
@@ -82,7 +83,12 @@ class Objective:
 
 
 class GanObjective(Objective):
-    """Hinge loss; one discriminator step then one generator step on the same fake batch."""
+    """Hinge loss; one discriminator step then one generator step on the same fake batch.
+
+    Mode seeking (Mao et al. 2019, MSGAN): fakes come in pairs of the same class, and the generator is
+    penalised by 1 / (image distance / latent distance) within each pair. Without it the small generator
+    collapsed to one sprite per class within a few hundred steps.
+    """
 
     ema_prefix = "generator."
 
@@ -96,15 +102,24 @@ class GanObjective(Objective):
         )
 
     def train_step(self, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
-        z = _randn((x.shape[0], self.model.config.z_dim), gen, x.device)
-        fake = self.generator(z, labels)
-        scores = self.discriminator(torch.cat([x, fake.detach()]), torch.cat([labels, labels]))
-        real_score, fake_score = scores.chunk(2)
+        n, half = x.shape[0], x.shape[0] // 2
+        fake_labels = torch.cat([labels[:half], labels[:half], labels[2 * half :]])  # sprite i pairs with i + half
+        z = _randn((n, self.model.config.z_dim), gen, x.device)
+        fake = self.generator(z, fake_labels)
+        scores = self.discriminator(torch.cat([x, fake.detach()]), torch.cat([labels, fake_labels]))
+        real_score, fake_score = scores[:n], scores[n:]
         d_loss = F.relu(1.0 - real_score).mean() + F.relu(1.0 + fake_score).mean()
         self._apply("discriminator", d_loss, self.model.discriminator)
-        g_loss = -self.discriminator(fake, labels).mean()
+        g_loss = -self.discriminator(fake, fake_labels).mean()
+        losses = {"d": d_loss.item(), "g": g_loss.item(), "d_real": real_score.mean().item()}
+        if self.hyper.diversity > 0 and half > 0:
+            image_gap = (fake[:half] - fake[half : 2 * half]).abs().flatten(1).mean(1)
+            latent_gap = (z[:half] - z[half : 2 * half]).abs().mean(1)
+            ratio = (image_gap / latent_gap).mean()
+            g_loss = g_loss + self.hyper.diversity / (ratio + 1e-5)
+            losses["diversity"] = ratio.item()
         self._apply("generator", g_loss, self.model.generator)
-        return {"d": d_loss.item(), "g": g_loss.item(), "d_real": real_score.mean().item()}
+        return losses
 
     @torch.no_grad()
     def validate(
