@@ -39,7 +39,12 @@ def _write_sidecar_name(weights: Path, name: str, extra: dict | None = None) -> 
 
 def _import_safetensors(path: Path, name: str, store: ModelStore) -> str:
     meta = read_sidecar(path)
-    load_model(path)  # raises ModelFileError with the reason when it does not fit its architecture
+    if meta["arch"] == "llama-lora":
+        from studio.ml.train.lora import read_adapter
+
+        read_adapter(path)  # an adapter is checked as an adapter, against its recorded base model
+    else:
+        load_model(path)  # raises ModelFileError with the reason when it does not fit its architecture
     name = check_name(name or meta.get("name") or path.stem)
     if _inside(path, store.user) or _inside(path, store.shared):
         _write_sidecar_name(path, name)
