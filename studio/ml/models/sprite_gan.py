@@ -26,8 +26,8 @@ from studio.ml.registry import Architecture, OnnxGraph, register
 class SpriteGANConfig:
     num_classes: int = 6
     z_dim: int = 64
-    g_width: int = 64  # generator channels at 16x16; doubled at 8x8 and 4x4, halved at 32x32
-    d_width: int = 32  # discriminator channels at 32x32; doubled at each halving
+    g_width: int = 48  # generator channels at 16x16; doubled at 8x8 and 4x4, halved at 32x32
+    d_width: int = 24  # discriminator channels at 32x32; doubled at each halving
 
     @classmethod
     def tiny(cls) -> SpriteGANConfig:

@@ -66,9 +66,9 @@ class Preset:
 
 PRESETS: dict[str, dict[str, Preset]] = {
     "gan": {
-        "quick": Preset(600, 32, Hyper(lr=2e-4), {"g_width": 32, "d_width": 16}, 0.99, 200, 200),
-        "balanced": Preset(4000, 32, Hyper(lr=2e-4), {"g_width": 64, "d_width": 24}),
-        "best": Preset(30000, 64, Hyper(lr=2e-4), {"g_width": 96, "d_width": 32}, 0.9995, 2000, 2000),
+        "quick": Preset(600, 16, Hyper(lr=2e-4), {"g_width": 32, "d_width": 16}, 0.99, 200, 200),
+        "balanced": Preset(3000, 16, Hyper(lr=2e-4), {}),
+        "best": Preset(30000, 64, Hyper(lr=2e-4), {"g_width": 96, "d_width": 48}, 0.9995, 2000, 2000),
     },
     "vae": {
         "quick": Preset(600, 32, Hyper(lr=1e-3, warmup_steps=50), {"width": 16}, 0.99, 200, 200),
