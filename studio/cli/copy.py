@@ -1,7 +1,6 @@
-"""``studio generate copy | train copy | data copy | eval copy``: ad copy from the terminal.
+"""``studio generate copy | data copy | eval copy``: ad copy from the terminal (``train copy``: copy_train.py).
 
     studio generate copy --brief brief.json --format google-rsa --variants 3 --out ads.csv
-    studio train copy --data our-lines.txt --name brand-voice
     studio data copy --out debian-blurbs.jsonl
     studio eval copy --brief brief.json --lines 200 --json results.json
 """
@@ -41,71 +40,6 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.out:
         path = export_ads(Path(args.out), AdSet(args.format, result["ads"], result["recipe"]))
         print(f"saved {path}", file=sys.stderr)
-    return 0
-
-
-def run_train(args: argparse.Namespace) -> int:
-    from studio.cli.console import make_resources
-    from studio.core import paths
-    from studio.ml.data.copy_text import debian_items, read_debian_corpus, read_training_lines, split_held_out
-    from studio.ml.model_import import check_name
-    from studio.ml.tasks.copy import load_copy_model
-    from studio.ml.train.lora import LoRAConfig, TrainSettings, brand_voice_request, items_from_lines
-
-    source = Path(args.data or args.debian)
-    if args.data:
-        text = read_training_lines(source, seed=args.seed)
-        print(text.message, file=sys.stderr)
-        train_lines, held_lines = split_held_out(text.lines, args.held_out, args.seed)
-        request = brand_voice_request()
-        train_items = items_from_lines(train_lines, request, args.lines_per_example, args.seed)
-        held_items = items_from_lines(held_lines, request, 1, args.seed)
-        data_meta = {"data": source.name, "source_lines": len(text.lines), "sampled": text.sampled,
-                     "kind": "brand voice"}
-    else:
-        records = read_debian_corpus(source)
-        train_items, held_items = debian_items(records, args.samples, args.held_out_count, args.seed)
-        data_meta = {"data": source.name, "records": len(records), "kind": "Debian product blurbs"}
-    name = check_name(args.name or f"copy-lora-{source.stem}")
-    out = Path(args.out) if args.out else paths.user_models_dir() / f"{name}.safetensors"
-    settings = TrainSettings(epochs=args.epochs, max_steps=args.steps, seed=args.seed, lr=args.lr,
-                             lora=LoRAConfig(rank=args.rank, alpha=2.0 * args.rank))
-    return _train_and_save(args, make_resources(args.device), train_items, held_items, settings, name, out,
-                           data_meta, load_copy_model)
-
-
-def _train_and_save(args: argparse.Namespace, resources: Any, train_items: list, held_items: list, settings: Any,
-                    name: str, out: Path, data_meta: dict[str, Any], load_copy_model: Any) -> int:
-    from dataclasses import asdict
-
-    from studio.ml.train.lora import save_adapter, train_lora
-
-    lm = load_copy_model(resources, args.base, runtime="torch")
-    if lm.source.get("base_model"):
-        from studio.core.errors import BadInputError
-
-        raise BadInputError(f"{args.base!r} is an adapter; train on a base language model")
-
-    def progress(fraction: float, message: str) -> None:
-        sys.stderr.write(f"\r{fraction * 100:5.1f}% {message:<40}")
-        sys.stderr.flush()
-
-    result = train_lora(lm, train_items, held_items, settings, progress=progress)
-    sys.stderr.write("\n")
-    metrics = {"perplexity_before": result.perplexity_before, "perplexity_after": result.perplexity_after,
-               "train_lines": result.train_lines, "validation_lines": result.validation_lines,
-               "validation_perplexity": result.validation_perplexity, "held_out_lines": result.held_out_lines,
-               "final_loss": result.losses[-1] if result.losses else None}
-    training = {"steps": result.steps, "seconds": round(result.seconds, 1), "seed": settings.seed,
-                "lr": settings.lr, "batch": settings.batch, "device": str(lm.device), **data_meta}
-    path = save_adapter(out, result.model, settings.lora, {
-        "name": name, "base_model": lm.name, "base_sha256": lm.sha256, "rank": settings.lora.rank,
-        "targets": list(settings.lora.targets), "metrics": metrics, "training": training,
-        "settings": {k: v for k, v in asdict(settings).items() if k != "lora"},
-    })
-    print(f"held-out perplexity: {result.perplexity_before:.2f} before, {result.perplexity_after:.2f} after "
-          f"({result.held_out_lines} lines); {result.steps} steps in {result.seconds:.0f} s")
-    print(f"saved adapter {name!r} to {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -180,25 +114,6 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--out", help="export the ads: .csv (ad tools), .md or .json (with the recipe)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_generate)
-
-    p = groups["train"].add_parser("copy", help="LoRA brand voice from your own lines of copy (TXT or CSV)")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", help="TXT (one example per line) or CSV (one per row)")
-    source.add_argument("--debian", help="the corpus of `studio data copy` (product blurbs)")
-    p.add_argument("--samples", type=int, default=2000, help="--debian: blurbs to train on")
-    p.add_argument("--held-out-count", type=int, default=200, help="--debian: blurbs held out to measure")
-    p.add_argument("--name", help="model name (default copy-lora-<file name>)")
-    p.add_argument("--base", default=DEFAULT_MODEL, help="base language model")
-    p.add_argument("--out", help="adapter path (default: the user model folder)")
-    p.add_argument("--rank", type=int, default=8)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--epochs", type=int, default=8, help="at most; stops early when validation lines stop improving")
-    p.add_argument("--steps", type=int, default=0, help="stop after this many steps (0 = no limit)")
-    p.add_argument("--lines-per-example", type=int, default=4)
-    p.add_argument("--held-out", type=float, default=0.2, help="fraction of lines kept aside to measure")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
-    p.set_defaults(func=run_train)
 
     p = groups["data"].add_parser("copy", help="Debian product descriptions (apt) as a JSON-lines corpus")
     p.add_argument("--out", required=True, help="corpus file (.jsonl)")

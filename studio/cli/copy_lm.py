@@ -52,8 +52,8 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--model", default=DEFAULT_LM, help=f"model name in the store (default {DEFAULT_LM})")
     parser.add_argument("--gguf", help="a GGUF file to measure instead of a stored model")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
-    parser.add_argument("--dtypes", default="fp32,bf16", help="torch eager precisions, comma-separated: fp32, "
-                        "bf16, fp16")
+    parser.add_argument("--dtypes", default="fp32,bf16,int8", help="torch eager precisions, comma-separated: fp32, "
+                        "bf16, fp16, int8 (the last three: decoding copies of the float32 weights)")
     parser.add_argument("--no-references", action="store_true",
                         help="skip the transformers and llama.cpp rows (the onnxruntime rows measure the exports "
                         "`studio export onnx` made)")

@@ -18,6 +18,9 @@ def run_export(args: argparse.Namespace) -> int:
         exportable = {a.name for a in registry.all_architectures() if a.onnx} - {"sprite-encoder"}
         names = [e.name for e in ModelStore().entries() if e.arch in exportable]  # not adapters (llama-lora)
     for name in names:
+        if args.if_missing and not args.out and _exported(name, variant):
+            print(f"{name} [{variant}]: already exported from these weights")
+            continue
         record = export_model(name, variant, Path(args.out) / name if args.out else None,
                               heldout=Path(args.heldout) if args.heldout else None)
         for graph, info in record.graphs.items():
@@ -31,6 +34,19 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exported(name: str, variant: str) -> bool:
+    """Whether a verified export of ``name``'s current weights in ``variant`` is in the user model folder."""
+    from studio.core.errors import ModelFileError
+    from studio.ml.checkpoint import sha256_file
+    from studio.ml.runtime.select import find_export
+    from studio.ml.store import ModelStore
+
+    try:
+        return find_export(name, (variant,), sha256_file(ModelStore().find(name).weights)) is not None
+    except ModelFileError:  # damaged: export it again
+        return False
+
+
 def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser = groups["export"].add_parser("onnx", help="export models to validated, optimised ONNX")
     parser.add_argument("models", nargs="+", help="model names (see `studio models list`), or `all`")
@@ -39,6 +55,8 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     quant.add_argument("--int8", action="store_true", help="dynamic int8 weights (CPU)")
     quant.add_argument("--int4", action="store_true", help="4-bit weight-only MatMulNBits (CPU, language models)")
     parser.add_argument("--out", default=None, help="output folder (default: the user model folder)")
+    parser.add_argument("--if-missing", action="store_true",
+                        help="skip models whose export of their current weights is already there (set-up uses it)")
     parser.add_argument("--heldout", default=None, metavar="JSONL",
                         help="package-description corpus (`studio data copy`) for a quantised language model's "
                         "held-out perplexity (default: one under the data folder, else built-in text)")

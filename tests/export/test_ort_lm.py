@@ -122,3 +122,20 @@ def test_bad_input_is_refused_like_torch(pair) -> None:
         ort_lm.prefill([5] * 4096)
     with pytest.raises(StudioError, match="runtime='torch'"):  # LoRA and training need the torch module
         _ = ort_lm.model
+
+
+def test_a_shared_prompt_prefix_is_reused_with_torch_logits(pair) -> None:
+    torch_lm, ort_lm = pair
+    first = ort_lm.tokenizer.encode_chat([{"role": "system", "content": "Short ad copy."}, *CHAT])
+    second = [*first[:-3], 7, 9, 11]
+    ort_lm.prefill(first, 8)
+    fed: list[int] = []
+    run = ort_lm._run
+    ort_lm._run = lambda tokens, cache: (fed.append(tokens.shape[1]), run(tokens, cache))[1]
+    got, ort_cache = ort_lm.prefill(second, 8)
+    want, cache = torch_lm.prefill(second, 8)
+    assert fed == [3], "only the new tail of the prompt runs"
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
+    got, _ = ort_lm.decode_step([5], ort_cache)
+    want, _ = torch_lm.decode_step([5], cache)
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)

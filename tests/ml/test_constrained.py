@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -24,13 +23,7 @@ POOL = ["coffee", "fresh", "every", "your", "art", "see", "cast", "lines", "spen
         "the", "great", "plan", "run", "happy", "clear", "bold", "taste", "week", "door", "cancel", "head"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model is faster on one thread, and other tests' threads are left as they were."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +172,14 @@ def test_required_keywords_are_encouraged_until_used(lm) -> None:
     assert bonus.ids(LineState()) == []
 
 
+def test_a_keyword_already_in_the_line_is_not_encouraged_again(lm) -> None:
+    cc = constraints([], lm)
+    bonus = KeywordBonus(cc.table, ["fresh"])
+    assert bonus.ids(feed(cc, lm, "Great taste,"))
+    assert bonus.ids(feed(cc, lm, "Fresh coffee, ")) == []
+    assert bonus.ids(LineState()), "the next line may use it again"
+
+
 def test_case_stays_consistent_inside_a_word(lm) -> None:
     cc = constraints([], lm)
     state = feed(cc, lm, "coff")
@@ -194,6 +195,7 @@ def test_every_lexicon_word_counts_and_the_list_loads() -> None:
     assert {"coffee", "subscription", "budgeting", "roguelike", "don't"} <= lexicon.word_set
     assert lexicon.min_extra("coffee") == 0 and lexicon.min_extra("zzzq") > 1000
     assert lexicon.min_extra("the") > 0  # a line cannot end on "the"
+    assert not any(lexicon.may_end(w) for w in ("we", "let", "it's", "don't")), "nor open a clause it never says"
 
 
 def test_repeats_forced_by_a_tiny_limit_are_written_again(lm) -> None:

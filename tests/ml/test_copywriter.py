@@ -7,7 +7,6 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-import torch
 
 from studio.core import paths
 from studio.core.context import JobContext
@@ -24,12 +23,7 @@ BRIEF = {"product": "Brewly", "features": ["fresh beans every week"], "audience"
          "tone": "warm", "must_use": ["fresh"], "banned": ["cheap"]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

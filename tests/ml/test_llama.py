@@ -8,7 +8,15 @@ import torch
 from studio.core.errors import BadInputError
 from studio.ml import registry
 from studio.ml.checkpoint import load_model, save_model
-from studio.ml.models.llama import DECODER_WITH_PAST, SMALL_BATCH_ROWS, KVCache, Llama, LlamaConfig, decode_linear
+from studio.ml.models.llama import (
+    DECODER_WITH_PAST,
+    SMALL_BATCH_ROWS,
+    KVCache,
+    Llama,
+    LlamaConfig,
+    decode_linear,
+    decoding_copies_for_every_input,
+)
 from studio.ml.sampling.text import SamplingParams, apply_repetition_penalty, sample, sample_row
 
 
@@ -218,3 +226,25 @@ def test_onnx_decoder_with_past_matches_torch(tmp_path) -> None:
     for want, have in zip(expected, got, strict=True):
         assert want.shape == have.shape
         torch.testing.assert_close(torch.from_numpy(have), torch.from_numpy(want), atol=graph.atol, rtol=graph.rtol)
+
+
+@torch.inference_mode()
+def test_int8_decode_copies_follow_the_float_weights_and_skip_odd_widths() -> None:
+    model = Llama(LlamaConfig(vocab_size=96, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=40,
+                              max_seq_len=64)).eval()
+    ids = torch.randint(0, 96, (1, 12))
+    full, _ = model(ids)
+    model.set_decode_precision(torch.int8)
+    q_proj, down_proj = model.layers[0].self_attn.q_proj, model.layers[0].mlp.down_proj
+    assert q_proj.decode_weight.dtype == torch.int8 and q_proj.decode_scale is not None
+    # the int8 kernel needs input widths in blocks of 32: a 40-wide input gets a bfloat16 copy instead of a crash
+    assert down_proj.decode_weight.dtype == torch.bfloat16 and down_proj.decode_scale is None
+    assert not any("decode" in key for key in model.state_dict())
+    assert torch.equal(model(ids)[0], full), "a 12-token prefill still reads the float32 weights"
+    step, _ = model(ids[:, :1])
+    torch.testing.assert_close(step, full[:, :1], atol=0.05, rtol=0.05)
+    with decoding_copies_for_every_input():
+        quantised, _ = model(ids)
+    assert not torch.equal(quantised, full)
+    torch.testing.assert_close(quantised, full, atol=0.05, rtol=0.05)
+    assert torch.equal(model(ids)[0], full), "the block ends and prefills read float32 again"

@@ -14,6 +14,9 @@ Usage::
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -153,18 +156,45 @@ class ConcatCache:
 
 
 SMALL_BATCH_ROWS = 8
+INT8_ROW_BLOCK = 32  # int8 decoding copies only for matrices whose input width is a multiple of this
 
 
-def decode_linear(x: torch.Tensor, weight: torch.Tensor, decode_weight: torch.Tensor | None) -> torch.Tensor:
-    """``x @ weight.T``, using the half-precision copy of the weight for decode-sized inputs when there is one.
+@contextmanager
+def decoding_copies_for_every_input() -> Iterator[None]:
+    """Within this block every matrix product reads the decoding copies, whatever its size: how benchmarks measure
+    the held-out perplexity of what decoding steps compute (not thread-safe; for measurements only)."""
+    global SMALL_BATCH_ROWS
+    saved, SMALL_BATCH_ROWS = SMALL_BATCH_ROWS, sys.maxsize
+    try:
+        yield
+    finally:
+        SMALL_BATCH_ROWS = saved
 
-    A decoding step (a few rows) is limited by reading the weights, so a float16 copy halves its time; a prefill
-    (many rows) is limited by arithmetic, where CPU half-precision products are slow, so it uses the float32 weight.
-    Activations stay in their own precision either way.
+
+def quantise_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 per output row (weight-only): ``weight ~= q * scale[:, None]``; scale in bfloat16."""
+    scale = weight.detach().float().abs().amax(dim=1).clamp(min=1e-8) / 127.0
+    q = torch.round(weight.detach().float() / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q.contiguous(), scale.to(torch.bfloat16)
+
+
+def decode_linear(
+    x: torch.Tensor, weight: torch.Tensor, decode_weight: torch.Tensor | None, decode_scale: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``x @ weight.T``, using the low-precision copy of the weight for decode-sized inputs when there is one.
+
+    A decoding step (a few rows) is limited by reading the weights, so a float16 copy halves its time and an int8
+    copy (with ``decode_scale`` per row, multiplied by bfloat16 activations in torch's weight-only int8 kernel)
+    quarters it; a prefill (many rows) is limited by arithmetic, where CPU low-precision products are slow, so it
+    uses the float32 weight, as does anything that needs gradients. The output keeps the activations' precision.
     """
-    if decode_weight is not None and x.numel() // x.shape[-1] <= SMALL_BATCH_ROWS:
+    if decode_weight is None or x.numel() // x.shape[-1] > SMALL_BATCH_ROWS or x.requires_grad:
+        return F.linear(x, weight)
+    if decode_scale is None:
         return F.linear(x.to(decode_weight.dtype), decode_weight).to(x.dtype)
-    return F.linear(x, weight)
+    flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
+    out = torch._weight_int8pack_mm(flat, decode_weight, decode_scale)
+    return out.reshape(*x.shape[:-1], out.shape[-1]).to(x.dtype)
 
 
 class Linear(nn.Linear):
@@ -176,12 +206,13 @@ class Linear(nn.Linear):
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__(in_features, out_features, bias=False)
         self.register_buffer("decode_weight", None, persistent=False)
+        self.register_buffer("decode_scale", None, persistent=False)
 
     def reset_parameters(self) -> None:
         pass
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return decode_linear(x, self.weight, self.decode_weight)
+        return decode_linear(x, self.weight, self.decode_weight, self.decode_scale)
 
 
 class RMSNorm(nn.Module):
@@ -297,7 +328,8 @@ class Llama(nn.Module):
         # Tied embeddings reuse embed_tokens.weight in forward (no second parameter: safetensors refuses
         # tensors that share memory).
         self.lm_head = None if config.tie_embeddings else Linear(config.dim, config.vocab_size)
-        self.register_buffer("decode_head", None, persistent=False)  # half-precision output matrix, if set
+        self.register_buffer("decode_head", None, persistent=False)  # low-precision output matrix, if set
+        self.register_buffer("decode_head_scale", None, persistent=False)  # its row scales when it is int8
         cos, sin = rope_table(config)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
@@ -313,16 +345,27 @@ class Llama(nn.Module):
 
     @torch.no_grad()
     def set_decode_precision(self, dtype: torch.dtype | None) -> None:
-        """Keep a ``dtype`` copy (e.g. float16) of every matrix for decoding steps, or drop them (None).
+        """Keep a ``dtype`` copy (float16, bfloat16 or int8 with row scales) of every matrix for decoding steps, or
+        drop them (None).
 
-        On CPUs a decoding step then reads half the bytes (its matrix products take about half the time when the
-        machine is otherwise idle) for 50 % more memory. The float32 weights stay the model's own (saved, trained,
-        exported, wrapped by LoRA), so refresh the copies after changing them.
+        On CPUs a decoding step then reads half (a quarter for int8) of the bytes, for 50 % (25 %) more memory.
+        The float32 weights stay the model's own (saved, trained, exported, wrapped by LoRA), so refresh the copies
+        after changing them.
         """
+
+        def copies(weight: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+            if dtype is None:
+                return None, None
+            if dtype == torch.int8:  # the int8 kernel reads rows in blocks (it crashes on other widths)
+                if weight.shape[1] % INT8_ROW_BLOCK == 0:
+                    return quantise_int8(weight)
+                return weight.detach().to(torch.bfloat16), None
+            return weight.detach().to(dtype), None
+
         for module in self.modules():
             if isinstance(module, Linear):
-                module.decode_weight = None if dtype is None else module.weight.detach().to(dtype)
-        self.decode_head = None if dtype is None else self.output_weight.detach().to(dtype)
+                module.decode_weight, module.decode_scale = copies(module.weight)
+        self.decode_head, self.decode_head_scale = copies(self.output_weight)
 
     @property
     def output_weight(self) -> torch.Tensor:
@@ -361,7 +404,7 @@ class Llama(nn.Module):
             x = layer(x, cos, sin, mask, cache, start)
         if last_only:
             x = x[:, -1:]
-        logits = decode_linear(self.norm(x), self.output_weight, self.decode_head)
+        logits = decode_linear(self.norm(x), self.output_weight, self.decode_head, self.decode_head_scale)
         if isinstance(cache, KVCache):
             cache.length = start + t
         return logits, cache

@@ -39,7 +39,8 @@ from studio.ml.runtime.ort_session import open_session
 from studio.ml.runtime.runners import OrtGraphRunner
 from studio.ml.runtime.select import fastest, pick_export, usable_exports
 from studio.ml.text import gguf_loader
-from studio.ml.text.lm import _as_rows, file_sha256, load_language_model
+from studio.ml.text.lm import _as_rows, app_precision, file_sha256, load_language_model
+from studio.ml.text.prompt_cache import PromptCache
 from studio.ml.text.tokenizer import GGUFTokenizer
 
 GRAPH = "decoder_with_past"
@@ -116,6 +117,7 @@ class OrtLanguageModel:
     variant: str = "fp32"
     nbytes: int = 0  # size of the graph file: what the worker's model cache budgets
     dtype: torch.dtype = torch.float32  # activations and cache (quantised variants keep float32 inputs/outputs)
+    prompt_cache: PromptCache = field(default_factory=PromptCache, repr=False, compare=False)
     runtime: ClassVar[str] = "onnxruntime"
 
     @property
@@ -147,15 +149,33 @@ class OrtLanguageModel:
             return self._forward(torch.tensor(rows), cache)
         longest = max(len(r) for r in rows)
         self._check_room(longest + 1)
-        pads = [longest - len(r) for r in rows]
-        tokens = torch.tensor([[self.tokenizer.pad_id] * p + list(r) for p, r in zip(pads, rows, strict=True)])
-        pad = torch.tensor(pads, device=self.runner.device) if any(pads) else None
-        logits, cache = self._forward(tokens, OrtKVCache.empty(self.config, len(rows), self.runner.device, pad))
+        if len(rows) == 1:
+            logits, cache = self._prefill_one(rows[0])
+        else:
+            pads = [longest - len(r) for r in rows]
+            tokens = torch.tensor([[self.tokenizer.pad_id] * p + list(r) for p, r in zip(pads, rows, strict=True)])
+            pad = torch.tensor(pads, device=self.runner.device) if any(pads) else None
+            logits, cache = self._forward(tokens, OrtKVCache.empty(self.config, len(rows), self.runner.device, pad))
         if copies > 1:
             if len(rows) != 1:
                 raise BadInputError("copies repeat a single prompt; pass one prompt or several, not both")
             cache = cache.expand(copies)
             logits = logits.expand(copies, -1).contiguous()
+        return logits, cache
+
+    def _prefill_one(self, prompt: list[int]) -> tuple[torch.Tensor, OrtKVCache]:
+        """One prompt, starting from the longest prefix of it already run (see studio.ml.text.prompt_cache)."""
+        cache = OrtKVCache.empty(self.config, 1, self.runner.device, None)
+        hit = self.prompt_cache.lookup(prompt, id(self.runner))  # a session's weights never change
+        shared = 0
+        if hit is not None:
+            shared = hit.shared
+            cache = OrtKVCache(hit.entry.k[:, :, :, :shared].contiguous(), hit.entry.v[:, :, :, :shared].contiguous())
+        if shared == len(prompt):
+            logits = hit.entry.logits.clone()
+        else:
+            logits, cache = self._forward(torch.tensor([prompt[shared:]]), cache)
+        self.prompt_cache.store(prompt, cache.k, cache.v, logits)
         return logits, cache
 
     def decode_step(
@@ -277,7 +297,8 @@ def select_language_model(resources: Any, entry: Any, device: str, preference: s
 
     def timings() -> dict[str, float]:
         with torch.inference_mode():
-            seconds = {"torch": decode_seconds(load_language_model(entry.weights, device, name=entry.name))}
+            torch_lm = load_language_model(entry.weights, device, app_precision(device), name=entry.name)
+            seconds = {"torch": decode_seconds(torch_lm)}
             for record in records:  # one loaded at a time; only the fastest so far is kept
                 lm = load(record)
                 seconds[f"onnxruntime:{record.variant}"] = decode_seconds(lm)

@@ -589,10 +589,12 @@ class KeywordBonus:
         self.used.update(k for k in self._keys if f" {k} " in text)
 
     def ids(self, state: LineState) -> list[int]:
-        """Tokens to encourage now: the rest of a keyword already begun, or the start of an unused one."""
+        """Tokens to encourage now: the rest of a keyword already begun, or the start of an unused one that this
+        line does not hold yet (a keyword once per line: "Fresh, fresh, fresh" is not copy)."""
         found: list[int] = []
         folded = state.text.casefold()
         last = folded[-1:]
+        in_line = f" {normalise_line(state.text)} "
         for key in self._keys:
             if key in self.used:
                 continue
@@ -602,6 +604,8 @@ class KeywordBonus:
                     rest = key[m:]
                     found.extend(i for k in range(1, len(rest) + 1) for i in self._by_text.get(rest[:k], ()))
                     break
+            if f" {key} " in in_line:
+                continue
             starts = [" "]
             if not last or not _is_word_char(last):
                 starts.append("")

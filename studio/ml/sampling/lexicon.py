@@ -33,7 +33,10 @@ NO_END_WORDS = frozenset({
     "been", "am", "will", "would", "can", "could", "should", "shall", "may", "might", "must", "do", "does",
     "did", "has", "have", "had", "not", "no", "so", "if", "then", "when", "while", "where", "via", "per",
     "vs", "every", "each", "some", "any", "another", "such", "very", "own", "both", "either", "neither", "whether",
-    "because", "though", "although", "unless", "until", "upon", "within", "without", "between", "through", "i"
+    "because", "though", "although", "unless", "until", "upon", "within", "without", "between", "through", "i",
+    # pronouns and contractions that open a clause ("… and we", "Don't let", "this is what it's")
+    "we", "they", "let", "let's", "it's", "that's", "what's", "we're", "you're", "they're", "don't", "doesn't",
+    "won't", "isn't", "aren't", "how", "why", "also",
 })
 
 

@@ -14,3 +14,11 @@ BRIEF = (
     "Give 3 headlines of at most 30 characters and 2 descriptions of at most 90 characters, one per line."
 )
 MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": BRIEF}]
+# Another brief under the same system message: what the prompt cache holds when the user moves to a new brief.
+OTHER_BRIEF = (
+    "Write a Meta ad.\n"
+    "Product: Brewly, a coffee subscription with beans roasted to order and delivered every week.\n"
+    "Audience: home baristas. Tone: warm.\n"
+    "Give 1 primary text of at most 125 characters and 1 headline of at most 40 characters."
+)
+OTHER_MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": OTHER_BRIEF}]
