@@ -29,7 +29,8 @@ def _job_from_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     from studio.core.formats.midi import read_midi
 
     params: dict[str, Any] = {"style": args.style, "key": args.key, "bpm": args.bpm, "meter": args.meter,
-                              "bars": args.bars, "temperature": args.temperature, "top_p": args.top_p,
+                              "bars": args.bars, "form": args.form, "temperature": args.temperature,
+                              "top_p": args.top_p,
                               "renderer": "soundfont" if args.soundfont is not None else "synth"}
     if args.soundfont:
         params["soundfont"] = args.soundfont
@@ -218,6 +219,8 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--bpm", type=float, default=None, help="tempo in quarter notes per minute (20-300)")
     parser.add_argument("--meter", default=None, help="time signature, e.g. 4/4, 3/4, 6/8")
     parser.add_argument("--bars", type=int, default=None, help="clip length in bars (1-128)")
+    parser.add_argument("--form", choices=("period", "through"), default=None,
+                        help="melody form (default: the style's): period restates the opening, through does not")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="", help="music model name; 'rules' for the rule-based melody")
     parser.add_argument("--temperature", type=float, default=None)

@@ -184,7 +184,7 @@ def run_eval(args: argparse.Namespace) -> int:
     model, _, meta = load_model(weights, expect_arch="music-transformer", device=device)
     metrics = evaluate(
         model, MusicData.load(data, "train"), MusicData.load(data, "val"), samples=args.samples, seed=args.seed,
-        device=device,
+        device=device, form=args.form,
     )
     for key, value in metrics.items():
         print(f"{key:<28} {value}")
@@ -231,6 +231,8 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--model", default="music-transformer", help="model name or .safetensors path")
     parser.add_argument("--data", help="folder from `studio data music` (default: datasets/music)")
     parser.add_argument("--samples", type=int, default=32, help="clips to generate for the statistics")
+    parser.add_argument("--form", choices=("through", "period"), default="through",
+                        help="melody form of the generated clips: the model alone, or as the styles write them")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--json", help="also write the metrics to this JSON file")

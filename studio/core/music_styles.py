@@ -53,6 +53,11 @@ class Effects:
     reverb_damping: float = 0.3
 
 
+# "through": every bar is new. "period": a two-phrase tune whose answering phrase starts by restating the first
+# half of the opening phrase (bars 5-6 = bars 1-2 of 8), as most folk and game tunes do.
+MELODY_FORMS = ("through", "period")
+
+
 @dataclass(frozen=True)
 class Style:
     name: str
@@ -66,6 +71,7 @@ class Style:
     swing: float  # 0 = straight eighths, 1 = full triplet swing
     melody_density: float  # 0 sparse .. 1 busy
     melody_range: int  # semitones the melody may span
+    melody_form: str  # "through" (every bar new) or "period" (the answer restates the opening, see MELODY_FORMS)
     chords_per_bar: int
     chord_pattern: str
     bass_pattern: str
@@ -124,6 +130,7 @@ def load_style_file(path: Path) -> Style:
             swing=float(raw.get("swing", 0.0)),
             melody_density=float(melody.get("density", 0.5)),
             melody_range=int(melody.get("range", 12)),
+            melody_form=str(melody.get("form", "through")),
             chords_per_bar=int(harmony.get("chords_per_bar", 1)),
             chord_pattern=harmony.get("chord_pattern", "block"),
             bass_pattern=harmony.get("bass_pattern", "root"),
@@ -142,6 +149,7 @@ def load_style_file(path: Path) -> Style:
     _check(style.chord_pattern in CHORD_PATTERNS, path, f"chord_pattern must be one of {CHORD_PATTERNS}")
     _check(style.bass_pattern in BASS_PATTERNS, path, f"bass_pattern must be one of {BASS_PATTERNS}")
     _check("melody" in style.instruments, path, "a style needs a 'melody' instrument")
+    _check(style.melody_form in MELODY_FORMS, path, f"melody form must be one of {', '.join(MELODY_FORMS)}")
     _check(style.fill_every >= 1, path, "fill_every must be >= 1")
     return style
 

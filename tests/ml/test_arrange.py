@@ -190,6 +190,11 @@ def test_unknown_and_broken_styles_are_refused(tmp_path: Path) -> None:
     broken.write_text(json.dumps(raw))
     with pytest.raises(BadInputError, match="unknown voice 'kazoo'"):
         load_style_file(broken)
+    raw["instruments"]["melody"]["voice"] = "triangle"
+    raw["melody"]["form"] = "rondo"
+    broken.write_text(json.dumps(raw))
+    with pytest.raises(BadInputError, match="melody form must be one of through, period"):
+        load_style_file(broken)
     broken.write_text("{not json")
     with pytest.raises(BadInputError, match="not readable JSON"):
         load_style_file(broken)

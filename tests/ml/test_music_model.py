@@ -25,12 +25,7 @@ from tests.ml.music_fixtures import synthetic_data, write_midi
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 96, "dropout": 0.0}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_registered_with_a_tiny_config_and_an_onnx_graph() -> None:
@@ -244,3 +239,14 @@ def test_metric_functions() -> None:
     assert repeated_bar_fraction(clip) == pytest.approx(1 / 3)
     assert tv_distance(np.array([1.0, 0.0]), np.array([0.0, 2.0])) == 1.0
     assert tv_distance(np.array([1.0, 1.0]), np.array([2.0, 2.0])) == 0.0
+
+
+def test_a_fresh_run_over_an_earlier_run_of_that_name_is_refused(tmp_path: Path) -> None:
+    """Starting afresh in a folder with checkpoints would mix two runs (and a later resume would pick the old)."""
+    data = synthetic_data(tmp_path / "data")
+    options = TrainOptions(data=data, preset="quick", max_steps=2, name="twice", out_dir=tmp_path,
+                           run_dir=tmp_path / "r", model_overrides=TINY)
+    train(options)
+    with pytest.raises(BadInputError, match=r"already holds a run.*resume it, or pick another name"):
+        train(options)
+    assert load_checkpoint(latest_checkpoint(tmp_path / "r")).step == 2

@@ -18,7 +18,7 @@ from studio.core.errors import BadInputError
 from studio.ml.models.music_transformer import MusicTransformer, MusicTransformerConfig
 from studio.ml.music import tokens
 from studio.ml.music.constraints import Grammar
-from studio.ml.music.sample import continue_notes, generate_melody, vary_bars
+from studio.ml.music.sample import continue_notes, generate_melody, generate_period, vary_bars
 
 
 class Biased(MusicTransformer):
@@ -34,13 +34,7 @@ class Biased(MusicTransformer):
         return logits + self.bias, present
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models decode fastest on one thread (the sampler does this itself; model building here too)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +152,28 @@ def test_varying_the_last_bars_keeps_the_resolving_ending(model: MusicTransforme
     clip = generate_melody(model, "B minor", "minor", "2/4", 100, 4, seed=3)
     varied = vary_bars(model, clip, 3, 4, "B minor", "minor", "2/4", 100, seed=4)
     check_clip(varied, 4, "2/4", 11, "minor", False)
+
+
+def bar_notes(notes: list[dict], bar: int, meter: str) -> list[tuple[int, float, float]]:
+    """(pitch, position in the bar, duration) of the notes starting in ``bar`` (0-based)."""
+    length = bar_beats(meter)
+    return [(n["pitch"], round(n["start"] - bar * length, 6), round(n["duration"], 6))
+            for n in notes if bar * length - 1e-9 <= n["start"] < (bar + 1) * length - 1e-9]
+
+
+@pytest.mark.parametrize(("meter", "bars"), [("4/4", 8), ("3/4", 8), ("6/8", 4), ("4/4", 12)])
+def test_a_period_restates_its_opening_and_still_resolves(model: MusicTransformer, meter: str, bars: int) -> None:
+    clip = generate_period(model, "D", "dorian", meter, 120, bars, seed=5)
+    check_clip(clip, bars, meter, 2, "dorian", False)
+    half, restated = bars // 2, bars // 4
+    for bar in range(restated):  # the answer begins as the opening did
+        assert bar_notes(clip, half + bar, meter) == bar_notes(clip, bar, meter)
+    assert clip == generate_period(model, "D", "dorian", meter, 120, bars, seed=5)
+
+
+def test_short_or_odd_clips_are_written_through(model: MusicTransformer) -> None:
+    assert generate_period(model, "C", "major", "4/4", 120, 3, seed=2) == \
+        generate_melody(model, "C", "major", "4/4", 120, 3, seed=2)
 
 
 def test_bad_requests_are_refused(model: MusicTransformer) -> None:

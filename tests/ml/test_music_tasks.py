@@ -271,3 +271,17 @@ def test_an_installed_music_model_writes_the_melody(tiny_music_model: str) -> No
                   model=tiny_music_model)
     assert [n for n in varied["notes"] if n["part"] == "melody" and n["start"] < 4] == \
         [n for n in melody if n["start"] < 4]
+
+
+def test_the_style_form_repeats_the_opening_and_a_request_can_override_it(tiny_music_model: str) -> None:
+    def melody_bar(notes: list[dict], bar: int) -> list[tuple]:
+        return [(n["pitch"], round(n["start"] - 4 * bar, 6), round(n["duration"], 6)) for n in notes
+                if n["part"] == "melody" and 4 * bar <= n["start"] < 4 * (bar + 1)]
+
+    params = {**PARAMS, "bars": 8}  # chiptune-adventure is written as a period
+    period = _run(params=params, model=tiny_music_model)["notes"]
+    assert [melody_bar(period, b) for b in (4, 5)] == [melody_bar(period, b) for b in (0, 1)]
+    through = _run(params={**params, "form": "through"}, model=tiny_music_model)["notes"]
+    assert [melody_bar(through, b) for b in range(4)] != [melody_bar(through, b) for b in range(4, 8)]
+    with pytest.raises(BadInputError, match="melody form"):
+        _run(params={**params, "form": "rondo"}, model=tiny_music_model)

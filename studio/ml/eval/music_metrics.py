@@ -21,7 +21,7 @@ from torch import nn
 
 from studio.ml.data.music import MusicData
 from studio.ml.music import tokens
-from studio.ml.music.sample import generate_melody
+from studio.ml.music.sample import generate_melody, generate_period
 from studio.ml.train.music import validation_nll
 
 Events = Sequence[tokens.Event]
@@ -122,8 +122,11 @@ def evaluate(
     seed: int = 0,
     device: str = "cpu",
     on_progress: Callable[[float, str], None] | None = None,
+    form: str = "through",
 ) -> dict[str, float]:
-    """All metrics; generated clips take their key, mode, meter, tempo and length from validation tunes."""
+    """All metrics; generated clips take their key, mode, meter, tempo and length from validation tunes and are
+    written in ``form`` ("through": the model alone; "period": as the styles write them)."""
+    write = generate_period if form == "period" else generate_melody
     model = model.to(device).eval()
     nll, count = validation_nll(model, val.validation_sequences(model.config.block_size), device)
     val_profile = Profile.of_data(val)
@@ -135,8 +138,7 @@ def evaluate(
         head = val.header(i)
         bpm = {"slow": 70, "moderate": 96, "fast": 126, "very_fast": 160}[head.tempo]
         key = f"{tokens.NOTE_NAMES[head.tonic]} {head.mode}"
-        notes = generate_melody(model, key, head.mode, head.meter, bpm, min(head.bars, max_bars), seed=seed + n,
-                                chromatic=True)
+        notes = write(model, key, head.mode, head.meter, bpm, min(head.bars, max_bars), seed=seed + n, chromatic=True)
         generated.add(_events_of(notes, head.meter), head.tonic, head.mode)
         if on_progress:
             on_progress((n + 1) / len(melody_picks), f"generated {n + 1} of {len(melody_picks)} clips")

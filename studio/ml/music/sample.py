@@ -230,6 +230,57 @@ def generate_melody(
     return _sorted(prefix + _new_notes(generated, n_prefix, header))
 
 
+def _restated(opening: Sequence[Note], bars: int, at_bar: int, meter: str) -> list[Note]:
+    """The notes of the first ``bars`` bars of ``opening`` (a note held past them cut there), moved to ``at_bar``."""
+    beats = tokens.bar_ticks(meter) / tokens.TICKS_PER_BEAT
+    end, shift = bars * beats, at_bar * beats
+    moved = []
+    for n in opening:
+        start = float(n["start"])
+        if start < end - 1e-9:
+            moved.append({**n, "start": start + shift, "duration": min(float(n["duration"]), end - start)})
+    return moved
+
+
+def generate_period(
+    model: nn.Module,
+    key: str,
+    mode: str,
+    meter: str,
+    bpm: int,
+    bars: int,
+    seed: int,
+    temperature: float = 0.9,
+    top_p: float = 0.95,
+    chromatic: bool = False,
+    cancel: CancelFn | None = None,
+    on_progress: ProgressFn | None = None,
+    pitch_range: tuple[int, int] | None = None,
+) -> list[Note]:
+    """A melody in period form: an opening phrase of ``bars / 2`` bars, then an answer that restates the opening's
+    first half and ends with new bars resolving onto the tonic (8 bars: 1-4 new, 5-6 = 1-2, 7-8 new).
+
+    Clips of fewer than 4 bars or an odd number of bars have no two equal phrases: they are written through.
+    """
+    if bars < 4 or bars % 2:
+        return generate_melody(model, key, mode, meter, bpm, bars, seed, temperature, top_p, chromatic, cancel=cancel,
+                               on_progress=on_progress, pitch_range=pitch_range)
+    half = bars // 2
+    restate = half // 2
+
+    def stage(low: float, high: float) -> ProgressFn | None:
+        if on_progress is None:
+            return None
+        return lambda fraction, message: on_progress(low + (high - low) * fraction, message)
+
+    opening = generate_melody(model, key, mode, meter, bpm, half, seed, temperature, top_p, chromatic, cancel=cancel,
+                              on_progress=stage(0.0, 0.6), pitch_range=pitch_range)
+    prefix = opening + _restated(opening, restate, half, meter)
+    return generate_melody(model, key, mode, meter, bpm, bars, seed + 1, temperature, top_p, chromatic, prefix,
+                           cancel=cancel, on_progress=stage(0.6, 1.0), prefix_bars=half + restate,
+                           pitch_range=pitch_range)
+
+
 def continue_notes(
     model: nn.Module,
     notes: Sequence[Note],

@@ -30,7 +30,7 @@ from torch import nn
 from studio.core.context import JobContext
 from studio.core.errors import BadInputError, ModelFileError
 from studio.core.jobs import JobSpec, thaw
-from studio.core.music_styles import Style, find_style
+from studio.core.music_styles import MELODY_FORMS, Style, find_style
 from studio.core.music_theory import Key, Meter, parse_key, parse_meter, validate_bars, validate_bpm
 from studio.ml.audio import soundfont
 from studio.ml.audio.render import RenderedClip, finish, render_clip, stems_from_arrays
@@ -127,11 +127,15 @@ def melody_range(clip: ClipSettings) -> tuple[int, int]:
 
 def new_melody(clip: ClipSettings, source: MelodyModel, seed: int, params: Mapping[str, Any],
                ctx: JobContext) -> list[Note]:
+    form = str(params.get("form") or clip.style.melody_form)
+    if form not in MELODY_FORMS:
+        raise BadInputError(f"unknown melody form {form!r}: use {' or '.join(MELODY_FORMS)}")
     if source.module is None:
         return rule_melody(clip.key, clip.meter, clip.bars, seed, **_density_args(clip))
     from studio.ml.music import sample
 
-    return sample.generate_melody(
+    write = sample.generate_period if form == "period" else sample.generate_melody
+    return write(
         source.module, clip.key.name, clip.key.mode, clip.meter.label, round(clip.bpm), clip.bars, seed,
         **_sampling(params), cancel=ctx.check_cancel, on_progress=_model_progress(ctx),
         pitch_range=melody_range(clip))

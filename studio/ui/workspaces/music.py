@@ -251,6 +251,11 @@ class MusicWorkspace(Workspace):
         self.bars_spin = QSpinBox()
         self.bars_spin.setRange(1, 64)
         self.bars_spin.setValue(8)
+        self.form_combo = QComboBox()
+        self.form_combo.addItem("Period (restate the opening)", "period")
+        self.form_combo.addItem("Through-composed", "through")
+        self.form_combo.setToolTip("Period: bars 5-6 of 8 repeat bars 1-2, as most tunes do (needs 4 bars or an "
+                                   "even number); the rule-based melody is always through-composed")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, MAX_SEED)
         self.seed_spin.setValue(1)
@@ -270,6 +275,7 @@ class MusicWorkspace(Workspace):
         form.addRow("Tempo", self.bpm_spin)
         form.addRow("Meter", self.meter_combo)
         form.addRow("Bars", self.bars_spin)
+        form.addRow("Form", self.form_combo)
         form.addRow("Seed", seed_row)
         self.generate_button = QPushButton(icon("generate"), "Generate clip")
         self.generate_button.setObjectName("primary")
@@ -339,6 +345,7 @@ class MusicWorkspace(Workspace):
         if style.meter in METERS:
             self.meter_combo.setCurrentText(style.meter)
         self.bars_spin.setValue(min(self.bars_spin.maximum(), style.bars))
+        self.form_combo.setCurrentIndex(max(0, self.form_combo.findData(style.melody_form)))
 
     # --- showing a clip -----------------------------------------------------------------------------
     def _replace_clip(self, clip: Clip, text: str) -> None:
@@ -518,7 +525,8 @@ class MusicWorkspace(Workspace):
         style = self.style_combo.currentData()
         return {"style": style.name if style else "", "key": f"{self.key_combo.currentText()} "
                 f"{self.mode_combo.currentText()}", "bpm": self.bpm_spin.value(),
-                "meter": self.meter_combo.currentText(), "bars": self.bars_spin.value()}
+                "meter": self.meter_combo.currentText(), "bars": self.bars_spin.value(),
+                "form": self.form_combo.currentData()}
 
     def _submit(self, kind: str, params: dict[str, Any], what: str) -> None:
         spec = JobSpec(kind, params, self.seed_spin.value(), self.model_combo.currentData())
