@@ -23,8 +23,8 @@ GROUPS = {
     "data": "build training sets from offline sources",
 }
 
-COMMAND_MODULES = ("info", "app", "models", "sprite", "copy", "copy_lm", "music", "music_model", "onnx", "bench",
-                   "data", "eval_sprite")
+COMMAND_MODULES = ("info", "app", "models", "sprite", "copy", "copy_train", "copy_lm", "music", "music_model", "onnx",
+                   "bench", "data", "eval_sprite")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -101,6 +101,12 @@ def run_trainer(train: Trainer, events: bool) -> int:
     except MemoryError:
         writer({"event": "error", "message": "out of memory: pick a smaller preset or fewer images"})
         return 1
+    except OSError as exc:  # a read or write the trainer did not guard itself: still a sentence, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        writer({"event": "error", "message": f"training stopped: {exc.strerror or exc}{where}; resume when fixed"})
+        if not events:
+            raise
+        return 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

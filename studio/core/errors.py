@@ -11,3 +11,7 @@ class BadInputError(StudioError):
 
 class ModelFileError(StudioError):
     """A model file is missing, tampered with, or of the wrong architecture."""
+
+
+class DiskWriteError(StudioError):
+    """A file could not be written (disk full, no permission); whatever was there before is left intact."""

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from studio.core.errors import ModelFileError
+from studio.core.safe_write import guarded_write
 from studio.ml import registry
 
 FORMAT_VERSION = 1
@@ -45,15 +47,32 @@ def config_from_dict(config_cls: type, data: dict[str, Any]) -> Any:
     return config_cls(**kwargs)
 
 
+def write_with_sidecar(weights: Path, write_weights: Callable[[Path], None], sidecar: dict[str, Any],
+                       what: str) -> Path:
+    """Write a weights file (``write_weights(temporary path)``) and its JSON sidecar through temporary files.
+
+    The sidecar is renamed into place first, so a weights file never appears without its description; a failed
+    write (a full disk) removes the temporaries, keeps an earlier pair of that name and raises DiskWriteError.
+    """
+    weights = Path(weights)
+    tmp = weights.with_name(weights.name + ".tmp")
+    side = sidecar_path(weights)
+    side_tmp = side.with_name(side.name + ".tmp")
+    with guarded_write(what, weights, tmp, side_tmp):
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        write_weights(tmp)
+        side_tmp.write_text(json.dumps(sidecar, indent=2, default=str), encoding="utf-8")
+        side_tmp.replace(side)
+        tmp.replace(weights)
+    return weights
+
+
 def save_model(
     module: nn.Module, arch_name: str, config: Any, weights: Path, meta: dict[str, Any] | None = None
 ) -> Path:
-    """Write ``weights`` (.safetensors) and its JSON sidecar atomically; returns the weights path."""
+    """Write ``weights`` (.safetensors) and its JSON sidecar atomically (see :func:`write_with_sidecar`)."""
     weights = Path(weights)
-    weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
-    tmp = weights.with_suffix(".safetensors.tmp")
-    save_file(state, str(tmp), metadata={"arch": arch_name, "format": str(FORMAT_VERSION)})
     sidecar = {
         "arch": arch_name,
         "format": FORMAT_VERSION,
@@ -61,11 +80,9 @@ def save_model(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(meta or {}),
     }
-    side_tmp = sidecar_path(weights).with_suffix(".json.tmp")
-    side_tmp.write_text(json.dumps(sidecar, indent=2, default=str), encoding="utf-8")
-    tmp.replace(weights)
-    side_tmp.replace(sidecar_path(weights))
-    return weights
+    metadata = {"arch": arch_name, "format": str(FORMAT_VERSION)}
+    return write_with_sidecar(weights, lambda tmp: save_file(state, str(tmp), metadata=metadata), sidecar,
+                              f"the model {weights.stem}")
 
 
 def read_sidecar(weights: Path) -> dict[str, Any]:

@@ -36,12 +36,7 @@ VOICE = [f"Brewly {verb} fresh {thing}!" for verb in ("pours", "brings", "roasts
                        "smiles")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -104,10 +104,12 @@ def test_pause_resume_finish_and_use_the_model(qtbot, workspace, save_screenshot
     assert [s["rgba"].shape for s in done.args[0].payload] == [(32, 32, 4)] * 2
 
 
-def test_cancel_stops_the_child_quickly(qtbot, workspace):
+def test_cancel_stops_the_child_quickly(qtbot, workspace, save_screenshot):
     workspace.max_steps.setValue(100_000)
-    with qtbot.waitSignal(**progressed(workspace, 1)):
+    with qtbot.waitSignal(**progressed(workspace, 4)):
         workspace.start()
+    assert workspace.pause_button.isEnabled() and not workspace.start_button.isEnabled()
+    save_screenshot(workspace, "train_workspace_mid_run")
     requested = time.perf_counter()
     with qtbot.waitSignal(**ended(workspace, "cancelled")):
         workspace.cancel()

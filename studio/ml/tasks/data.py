@@ -1,8 +1,7 @@
-"""Tasks behind the Train workspace: what a data folder holds, an augmentation preview, a time/memory estimate."""
+"""Tasks behind the Train workspace: what a data folder holds and an augmentation preview (estimates: estimate.py)."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,9 @@ from studio.core.jobs import JobSpec
 from studio.ml.tasks import task
 
 MUSIC_SUFFIXES = (".mid", ".midi", ".abc")
-ESTIMATE_STEPS = 3
 
 
-def _data_path(spec: JobSpec) -> Path:
+def data_path(spec: JobSpec) -> Path:
     raw = str(spec.params.get("path", "")).strip()
     if not raw:
         raise BadInputError("choose a data folder or file first")
@@ -46,7 +44,7 @@ def import_sprites(path: Path, grid: int) -> Any:
     return import_folder(path)
 
 
-def _inspect_sprites(path: Path, grid: int) -> dict[str, Any]:
+def inspect_sprites(path: Path, grid: int) -> dict[str, Any]:
     result = import_sprites(path, grid)
     counts = Counter(result.categories[i] for i in result.labels)
     return {"usable": len(result.images), "counts": dict(counts), "rejected": result.rejected}
@@ -88,11 +86,11 @@ def _inspect_music(path: Path) -> dict[str, Any]:
 
 @task("data.inspect")
 def inspect_data(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
-    path = _data_path(spec)
+    path = data_path(spec)
     modality = spec.params.get("modality", "sprite")
     ctx.progress(0.1, f"reading {path.name}…")
     if modality == "sprite":
-        return _inspect_sprites(path, int(spec.params.get("grid", 0) or 0))
+        return inspect_sprites(path, int(spec.params.get("grid", 0) or 0))
     if modality == "copy":
         return _inspect_copy(path)
     if modality == "music":
@@ -104,57 +102,9 @@ def inspect_data(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
 def augment_preview_task(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     from studio.ml.data.augment import augment_preview
 
-    result = import_sprites(_data_path(spec), int(spec.params.get("grid", 0) or 0))
+    result = import_sprites(data_path(spec), int(spec.params.get("grid", 0) or 0))
     images, labels = result.arrays()
     grid = augment_preview(images, labels, result.categories, seed=spec.seed, per_category=1)
     out = paths.cache_dir() / "previews" / f"augment-{spec.job_id}.png"
     save_png(out, grid, None, write_metadata=False)
     return {"path": str(out)}
-
-
-def _sprite_step_seconds(family: str, preset: str, categories: int, device: str) -> tuple[float, int, float]:
-    """(seconds per training step, steps, estimated MB) measured with the preset's real model and batch."""
-    import torch
-
-    from studio.ml import registry
-    from studio.ml.checkpoint import config_from_dict
-    from studio.ml.train.sprite import ARCHS, SpriteTrainConfig, make_plan
-    from studio.ml.train.sprite_objectives import OBJECTIVES, Hyper
-
-    plan = make_plan(SpriteTrainConfig(family=family, data=Path("."), preset=preset), [f"c{i}" for i in
-                                                                                       range(categories)])
-    arch = registry.get(ARCHS[family])
-    model = arch.build(config_from_dict(arch.config_cls, plan.model)).to(device).train()
-    objective = OBJECTIVES[family](model, Hyper(**plan.hyper), lambda m: m)
-    gen = torch.Generator(device=device).manual_seed(0)
-    x = torch.rand(plan.batch_size, 4, 32, 32, generator=gen, device=device) * 2 - 1
-    labels = torch.randint(0, categories, (plan.batch_size,), generator=gen, device=device)
-    objective.train_step(x, labels, gen)  # warm-up
-    start = time.perf_counter()
-    for _ in range(ESTIMATE_STEPS):
-        objective.train_step(x, labels, gen)
-    seconds = (time.perf_counter() - start) / ESTIMATE_STEPS
-    params = sum(p.numel() for p in model.parameters())
-    activations = plan.batch_size * 4 * 32 * 32 * 4 * 64  # a generous bound for these small conv nets
-    memory_mb = (params * 4 * 4 + activations) / 2**20  # weights, gradients, two Adam moments
-    return seconds, plan.steps, memory_mb
-
-
-@task("train.estimate")
-def estimate_training(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
-    """Time and memory for a preset on this machine, from a few real training steps."""
-    modality = spec.params.get("modality", "sprite")
-    preset = str(spec.params.get("preset", "quick"))
-    if modality != "sprite":
-        raise BadInputError("estimates are measured for sprite training; copy and music show progress and ETA live")
-    family = str(spec.params.get("family", "gan"))
-    categories = 1
-    if spec.params.get("path"):
-        try:
-            categories = max(1, len(_inspect_sprites(_data_path(spec), int(spec.params.get("grid", 0) or 0))["counts"]))
-        except BadInputError:
-            categories = 1
-    ctx.progress(0.2, "timing a few training steps…")
-    seconds, steps, memory_mb = _sprite_step_seconds(family, preset, categories, ctx.device)
-    return {"seconds": float(seconds * steps), "steps": steps, "memory_mb": float(memory_mb),
-            "device": ctx.device, "step_ms": float(seconds * 1e3)}

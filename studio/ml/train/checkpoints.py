@@ -2,7 +2,8 @@
 
 No pickle: tensors go to safetensors under ``group/name`` keys, everything else (step, optimizer hyper-parameters,
 run bookkeeping) to JSON. Files are written under temporary names and renamed, sidecar first, so a run killed
-mid-write leaves the previous checkpoint as the latest complete one.
+mid-write leaves the previous checkpoint as the latest complete one; a write that fails (a full disk) removes its
+temporary files and raises :class:`~studio.core.errors.DiskWriteError`, so the run can be resumed from that one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from studio.core.errors import ModelFileError
+from studio.core.safe_write import guarded_write
+from studio.ml.checkpoint import write_with_sidecar
 
 _NAME = re.compile(r"step-(\d+)\.safetensors")
 
@@ -61,8 +64,9 @@ def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict
 def save_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
     """Write ``step-NNNNNNNN.safetensors`` + ``.json`` into ``folder``; returns the weights path."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(folder, checkpoint.step)
+    with guarded_write("a checkpoint", path):
+        folder.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     for group, state in checkpoint.groups.items():
         tensors.update({f"{group}/{key}": value for key, value in state.items()})
@@ -78,14 +82,7 @@ def save_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
         "optimizers": optim_meta,
         "extra": checkpoint.extra,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    side = path.with_suffix(".json")
-    side_tmp = side.with_name(side.name + ".tmp")
-    save_file(tensors, str(tmp))
-    side_tmp.write_text(json.dumps(sidecar, indent=1), encoding="utf-8")
-    side_tmp.replace(side)
-    tmp.replace(path)
-    return path
+    return write_with_sidecar(path, lambda tmp: save_file(tensors, str(tmp)), sidecar, f"the checkpoint {path.stem}")
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Checkpoint:

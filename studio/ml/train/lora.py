@@ -29,10 +29,20 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from studio.core import copy_prompts
+from studio.core.cancel import JobCancelled
 from studio.core.errors import BadInputError, ModelFileError
-from studio.ml.checkpoint import sha256_file
+from studio.ml.checkpoint import sha256_file, write_with_sidecar
 from studio.ml.models.llama import Llama
 from studio.ml.text.lm import LanguageModel
+from studio.ml.train.lora_state import (
+    LoopState,
+    has_state,
+    load_state,
+    recipe_of,
+    rng_state,
+    save_state,
+    set_rng_state,
+)
 
 ARCH = "llama-lora"
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -204,6 +214,31 @@ class TrainResult:
     validation_perplexity: float | None
 
 
+def split_validation(train_items: Sequence[Item], settings: TrainSettings) -> tuple[list[Item], list[Item]]:
+    """(items trained on, one-line items whose perplexity decides when to stop): the last ``validation`` share."""
+    n_val = max(1, round(len(train_items) * settings.validation)) if settings.validation and len(train_items) > 1 \
+        else 0
+    kept = len(train_items) - n_val
+    return list(train_items[:kept]), [(request, [line]) for request, lines in train_items[kept:] for line in lines]
+
+
+def total_steps(train_examples: int, settings: TrainSettings) -> int:
+    """Steps of the whole run if it never stops early: batches per epoch x epochs, capped by ``max_steps``."""
+    total = math.ceil(train_examples / settings.batch) * settings.epochs
+    return min(total, settings.max_steps) if settings.max_steps else total
+
+
+StepFn = Callable[[int, int, dict[str, float]], None]  # (step, total steps, {"train": loss} or {"validation": nll})
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Where a pausable run keeps its checkpoints, and whether to continue from the newest one."""
+
+    checkpoints: Path
+    resume: bool = False
+
+
 def train_lora(
     lm: LanguageModel,
     train_items: Sequence[Item],
@@ -212,19 +247,28 @@ def train_lora(
     system: str | None = None,
     progress: Callable[[float, str], None] | None = None,
     cancel: Callable[[], None] | None = None,
+    on_step: StepFn | None = None,
+    run: RunFolder | None = None,
 ) -> TrainResult:
-    """Train an adapter on ``train_items``; perplexity of ``held_items`` before and after."""
+    """Train an adapter on ``train_items``; perplexity of ``held_items`` before and after.
+
+    With ``run``, a checkpoint is written at every epoch's end, when ``cancel`` raises JobCancelled (a pause) and
+    when the loop ends; ``run.resume`` continues from the newest one exactly where it stopped."""
     if not train_items or not held_items:
         raise BadInputError("LoRA training needs lines to train on and lines held out to measure")
+    if run is not None and not run.resume and has_state(run.checkpoints):
+        raise BadInputError(f"{run.checkpoints.parent.name} already holds a run: resume it, or pick another name")
     with torch.random.fork_rng(devices=[]):  # dropout draws from a seeded RNG that is put back afterwards
         torch.manual_seed(settings.seed)
         return _train(lm, train_items, held_items, settings,
                       system if system is not None else copy_prompts.render("system.txt", {}),
-                      progress or (lambda fraction, message: None), cancel or (lambda: None))
+                      progress or (lambda fraction, message: None), cancel or (lambda: None),
+                      on_step or (lambda step, total, losses: None), run)
 
 
 def _train(lm: LanguageModel, train_items: Sequence[Item], held_items: Sequence[Item], settings: TrainSettings,
-           system: str, progress: Callable[[float, str], None], cancel: Callable[[], None]) -> TrainResult:
+           system: str, progress: Callable[[float, str], None], cancel: Callable[[], None], on_step: StepFn,
+           run: RunFolder | None) -> TrainResult:
     """Epochs until the validation perplexity stops improving (patience 1); the best adapter is kept. The
     held-out items are only measured, before and after, never used to decide anything."""
     device = lm.device
@@ -233,55 +277,84 @@ def _train(lm: LanguageModel, train_items: Sequence[Item], held_items: Sequence[
     def examples(items: Sequence[Item]) -> list[Example]:
         return [make_example(lm, system, request, lines, settings.max_tokens) for request, lines in items]
 
-    n_val = max(1, round(len(train_items) * settings.validation)) if settings.validation and len(train_items) > 1 \
-        else 0
-    val_items = [(request, [line]) for request, lines in train_items[len(train_items) - n_val:] for line in lines]
-    train, val, held = examples(train_items[: len(train_items) - n_val]), examples(val_items), examples(held_items)
+    train_part, val_items = split_validation(train_items, settings)
+    train, val, held = examples(train_part), examples(val_items), examples(held_items)
     model = with_lora(lm.model, settings.lora, settings.seed)
-    before = perplexity(model, held, pad, device)
     params = lora_parameters(model)
     optimiser = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
-    total = math.ceil(len(train) / settings.batch) * settings.epochs
-    if settings.max_steps:
-        total = min(total, settings.max_steps)
+    total = total_steps(len(train), settings)
     order = random.Random(settings.seed)
-    losses: list[float] = []
     started = time.monotonic()
-    step = 0
+
     def snapshot() -> dict[str, torch.Tensor]:
         return {k: v.clone() for k, v in adapter_state(model).items()}
 
-    best = (perplexity(model, val, pad, device) if val else math.inf, snapshot())
-    while step < total:
+    def load_adapter(state: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for key, value in model.state_dict(keep_vars=True).items():
+                if key in state:
+                    value.copy_(state[key].to(value.device, value.dtype))
+
+    recipe = recipe_of([list(train_items), list(held_items), system], settings, lm.sha256)
+    saved = load_state(run.checkpoints, recipe) if run is not None and run.resume else None
+    if saved is not None:
+        loop, checkpoint = saved
+        load_adapter(checkpoint.groups["adapter"])
+        optimiser.load_state_dict(checkpoint.optimizers["adamw"])
+        torch.set_rng_state(checkpoint.groups["rng"]["torch"])
+        best = (loop.best_score, dict(checkpoint.groups["best"]))
+        set_rng_state(order, loop.epoch_rng)
+    else:
+        loop = LoopState(before=perplexity(model, held, pad, device))
+        best = (perplexity(model, val, pad, device) if val else math.inf, snapshot())
+
+    def save() -> None:
+        if run is not None:
+            loop.best_score = best[0]
+            save_state(run.checkpoints, loop, adapter_state(model), best[1], optimiser, recipe)
+
+    while loop.step < total and not loop.done:
+        loop.epoch_rng = rng_state(order)
         batch_order = list(train)
         order.shuffle(batch_order)
-        for i in range(0, len(batch_order), settings.batch):
-            if step >= total:
+        first, loop.batch_index = loop.batch_index, 0
+        for index in range(first, math.ceil(len(batch_order) / settings.batch)):
+            if loop.step >= total:
                 break
-            cancel()
+            loop.batch_index = index
+            try:
+                cancel()
+            except JobCancelled:
+                save()
+                raise
             model.train()
-            loss, n = example_loss(model, batch_order[i:i + settings.batch], pad, device)
+            batch = batch_order[index * settings.batch:(index + 1) * settings.batch]
+            loss, n = example_loss(model, batch, pad, device)
             mean = loss / max(1, n)
             optimiser.zero_grad(set_to_none=True)
             mean.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimiser.step()
-            losses.append(float(mean.detach()))
-            step += 1
-            progress(step / total, f"step {step}/{total}, loss {losses[-1]:.3f}")
+            loop.losses.append(float(mean.detach()))
+            loop.step += 1
+            progress(loop.step / total, f"step {loop.step}/{total}, loss {loop.losses[-1]:.3f}")
+            on_step(loop.step, total, {"train": loop.losses[-1]})
+        loop.batch_index = 0
         if val:
             score = perplexity(model, val, pad, device)
+            on_step(loop.step, total, {"validation": math.log(score)})
             if score >= best[0]:
                 break  # worse than the epoch before: the adapter starts to memorise
             best = (score, snapshot())
+        loop.epoch_rng = rng_state(order)  # a resume from here starts the next epoch
+        save()
+    loop.done = True
+    save()
     if val:
-        with torch.no_grad():
-            for key, value in model.state_dict(keep_vars=True).items():
-                if key in best[1]:
-                    value.copy_(best[1][key])
+        load_adapter(best[1])
     after = perplexity(model, held, pad, device)
     model.eval()
-    return TrainResult(model, before, after, losses, step, time.monotonic() - started,
+    return TrainResult(model, loop.before, after, loop.losses, loop.step, time.monotonic() - started,
                        sum(len(lines) for _, lines in train_items) - len(val_items), len(val_items),
                        sum(len(lines) for _, lines in held_items), best[0] if val else None)
 
@@ -293,16 +366,11 @@ def save_adapter(path: Path, model: nn.Module, config: LoRAConfig, meta: dict[st
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_suffix(".safetensors")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".safetensors.tmp")
-    save_file(adapter_state(model), str(tmp), metadata={"arch": ARCH})
     sidecar = {"arch": ARCH, "format": 1, "modality": "copy", "family": "lora", "config": asdict(config),
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta}
-    side_tmp = path.with_suffix(".json.tmp")
-    side_tmp.write_text(json.dumps(sidecar, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
-    side_tmp.replace(path.with_suffix(".json"))
-    return path
+    state = adapter_state(model)
+    return write_with_sidecar(path, lambda tmp: save_file(state, str(tmp), metadata={"arch": ARCH}), sidecar,
+                              f"the adapter {path.stem}")
 
 
 def read_adapter(path: Path) -> tuple[LoRAConfig, dict[str, Any], dict[str, torch.Tensor]]:

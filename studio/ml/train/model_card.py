@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from studio.core.safe_write import guarded_write, write_text_atomic
+
 
 def _table(rows: dict[str, Any]) -> list[str]:
     lines = ["| | |", "|---|---|"]
@@ -33,13 +35,14 @@ def write_model_card(weights: Path, licence: str = "", samples: Path | None = No
     meta = json.loads(side.read_text(encoding="utf-8"))
     if licence:
         meta["licence"] = licence
-        side.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        write_text_atomic(side, json.dumps(meta, indent=2), f"the description of {weights.stem}")
     training = meta.get("training", {})
     name = meta.get("name", weights.stem)
     lines = [
         f"# {name}",
         "",
-        f"A `{meta['arch']}` model ({meta.get('family', '')}, {meta.get('modality', '')}) trained with Studio.",
+        f"A `{meta['arch']}` model ({meta.get('family', '')}, {meta.get('modality', '')}) trained with Studio"
+        + (f" on top of the base model `{meta['base_model']}`." if meta.get("base_model") else "."),
         "",
         "## Data and licence",
         "",
@@ -63,8 +66,7 @@ def write_model_card(weights: Path, licence: str = "", samples: Path | None = No
     ]
     if samples is not None and Path(samples).exists():
         target = weights.with_name(f"{weights.stem}-samples.png")
-        shutil.copyfile(samples, target)
+        with guarded_write(f"the samples of {weights.stem}", target, target):
+            shutil.copyfile(samples, target)
         lines += ["", "## Samples", "", f"![samples]({target.name})"]
-    card = weights.with_suffix(".md")
-    card.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return card
+    return write_text_atomic(weights.with_suffix(".md"), "\n".join(lines) + "\n", f"the card of {weights.stem}")

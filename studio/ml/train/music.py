@@ -25,6 +25,7 @@ from torch import nn
 
 from studio.core.cancel import CancelToken, JobCancelled
 from studio.core.errors import BadInputError
+from studio.core.safe_write import write_text_atomic
 from studio.ml.checkpoint import save_model
 from studio.ml.data.music import MusicData
 from studio.ml.device import describe_device
@@ -176,6 +177,8 @@ def _train(
     opt = torch.optim.AdamW(model.parameters(), lr=preset.lr, betas=(0.9, 0.95), weight_decay=0.05)
     run_dir = options.run_dir or Path(options.data) / "runs" / "music" / options.name
     step, best_val, log, wall_before = 0, math.inf, [], 0.0
+    if not options.resume and latest_checkpoint(run_dir) is not None:  # a fresh run would mix with its checkpoints
+        raise BadInputError(f"{options.name} already holds a run ({run_dir}): resume it, or pick another name")
     if options.resume:
         latest = latest_checkpoint(run_dir)
         if latest is None:
@@ -286,7 +289,7 @@ def _finish(
     }
     path = save_model(model.cpu(), ARCH, config, out, meta)
     card = model_card({"arch": ARCH, "config": asdict(config), **meta}, data=data_manifest)
-    path.with_suffix(".md").write_text(card, encoding="utf-8")
+    write_text_atomic(path.with_suffix(".md"), card, f"the card of {options.name}")
     return path
 
 

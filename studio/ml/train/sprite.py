@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from studio.core.cancel import CancelToken, JobCancelled
 from studio.core.errors import BadInputError, StudioError
 from studio.core.formats.png_meta import save_png
 from studio.ml import registry
-from studio.ml.checkpoint import config_from_dict, save_model
+from studio.ml.checkpoint import config_from_dict, save_model, write_with_sidecar
 from studio.ml.data.augment import augment_batch
 from studio.ml.data.sprites import load_sprite_dataset
 from studio.ml.device import describe_device, resolve_device
@@ -281,11 +282,9 @@ def _measure(objective: Objective, model: nn.Module, data: _Data, plan: _Plan, s
 def _register(source: Path, name: str) -> Path:
     """Copy the finished model into the user's model folder under ``name``."""
     target = paths.user_models_dir() / f"{name}.safetensors"
-    target.write_bytes(source.read_bytes())
     meta = json.loads(source.with_suffix(".json").read_text(encoding="utf-8"))
     meta["name"] = name
-    target.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    return target
+    return write_with_sidecar(target, lambda tmp: shutil.copyfile(source, tmp), meta, f"the model {name}")
 
 
 def train_sprite(

@@ -52,6 +52,23 @@ DATA_HINTS = {
     "copy": "a TXT or CSV file, one example per line/row",
     "music": "a folder or file of MIDI/ABC tunes",
 }
+SAMPLE_HINTS = {
+    "sprite": "Samples appear here during training.",
+    "copy": "Ad-copy runs show their train and validation loss; the card lists held-out perplexity.",
+    "music": "Music runs show their train and validation loss; the card lists the validation likelihood.",
+}
+NAME_HINTS = {"sprite": "my-sprites", "copy": "my-brand-voice", "music": "my-tunes"}
+PREFERRED_BASE = "smollm2-135m-instruct"  # the language model set-up installs; listed first when present
+NO_BASE = "No language model installed: run set-up or import a GGUF model (Models) to train a brand voice on it."
+
+
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.5 h``: the size of a wait, not a clock."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def format_eta(seconds: float | None) -> str:
@@ -74,6 +91,7 @@ class TrainWorkspace(Workspace):
         self.process.ended.connect(self._on_ended)
         self.last_event: dict[str, Any] = {}
         self.finished_model: str = ""
+        self.run_modality: str = ""  # the modality of the run started last (the combo may change since)
         self._build()
         self._on_modality()
         self._set_running(False)
@@ -85,6 +103,8 @@ class TrainWorkspace(Workspace):
             self.modality.addItem(label, key)
         self.modality.currentIndexChanged.connect(self._on_modality)
         self.family = QComboBox()
+        self.base = QComboBox()
+        self.base.setToolTip("The language model the brand-voice adapter is trained on (and used with)")
         self.data_path = QLineEdit()
         self.data_path.setPlaceholderText("choose your data")
         browse_folder = QPushButton("Folder…")
@@ -123,6 +143,7 @@ class TrainWorkspace(Workspace):
         form = QFormLayout()
         form.addRow("What", self.modality)
         form.addRow("Model", self.family)
+        form.addRow("Base model", self.base)
         form.addRow("Data", data_row)
         form.addRow("Sheet grid", self.grid)
         form.addRow(self.inspect_button)
@@ -159,6 +180,7 @@ class TrainWorkspace(Workspace):
         self.plot = LossPlot()
         self.sample = QLabel("Samples appear here during training.")
         self.sample.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.sample.setWordWrap(True)  # the per-modality hints are long sentences
         self.sample.setMinimumSize(256, 256)
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
@@ -208,14 +230,38 @@ class TrainWorkspace(Workspace):
         is_sprite = self.modality_key == "sprite"
         self.grid.setEnabled(is_sprite)
         self.augment_button.setEnabled(is_sprite)
+        self.base.setEnabled(self.modality_key == "copy")
         self.data_path.setPlaceholderText(DATA_HINTS[self.modality_key])
+        self.name.setPlaceholderText(NAME_HINTS[self.modality_key])
+        if self.sample.pixmap().isNull():
+            self.sample.setText(SAMPLE_HINTS[self.modality_key])
+        if self.modality_key == "copy":
+            self.refresh_base_models()
+
+    def refresh_base_models(self) -> None:
+        """Ask the engine which language models are installed (adapters are not bases)."""
+        run_job(self.engine, JobSpec("models.list", {"modality": "copy"}), on_done=self._set_base_models,
+                on_fail=self._say)
+
+    def _set_base_models(self, models: list[dict[str, Any]]) -> None:
+        chosen = self.base.currentData()
+        names = sorted((m["name"] for m in models if m.get("arch") == "llama"),
+                       key=lambda name: (name != PREFERRED_BASE, name))
+        self.base.clear()
+        for name in names:
+            self.base.addItem(name, name)
+        if chosen in names:
+            self.base.setCurrentIndex(names.index(chosen))
+        if not names and self.modality_key == "copy":
+            self._say(NO_BASE)
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.resume_button.setEnabled(not running and bool(self.name.text().strip()))
         self.pause_button.setEnabled(running)
         self.cancel_button.setEnabled(running)
-        self.export_button.setEnabled(not running and bool(self.finished_model))
+        # LoRA adapters run on their torch base model; there is no ONNX graph of an adapter alone
+        self.export_button.setEnabled(not running and bool(self.finished_model) and self.run_modality != "copy")
         self.use_button.setEnabled(not running and bool(self.finished_model))
 
     def _say(self, text: str) -> None:
@@ -265,15 +311,18 @@ class TrainWorkspace(Workspace):
                 on_done=lambda r: self._show_sample(r["path"]), on_fail=self._say)
 
     def estimate(self) -> None:
-        params = {**self._data_params(), "family": self.family.currentData(), "preset": self.preset.currentText()}
+        """Measure a few real training steps of the preset (in the engine) and show time and memory."""
+        params = {**self._data_params(), "family": self.family.currentData(), "preset": self.preset.currentText(),
+                  "base": self.base.currentData() or "", "max_steps": self.max_steps.value()}
+        self.estimate_label.setText("Measuring a few training steps…")
         run_job(self.engine, JobSpec("train.estimate", params), on_done=self._on_estimate,
                 on_fail=lambda m: self.estimate_label.setText(f"No estimate: {m}"))
 
     def _on_estimate(self, estimate: dict[str, Any]) -> None:
-        minutes = estimate["seconds"] / 60
+        detail = f"\n{estimate['detail']}." if estimate.get("detail") else ""
         self.estimate_label.setText(
-            f"About {minutes:.0f} min on {estimate['device']} ({estimate['steps']} steps), "
-            f"~{estimate['memory_mb']:.0f} MB memory."
+            f"About {format_duration(estimate['seconds'])} on {estimate['device']} ({estimate['steps']} steps of "
+            f"{estimate['step_ms']:.0f} ms), ~{estimate['memory_mb']:.0f} MB memory.{detail}"
         )
 
     # --- running -------------------------------------------------------------------------------------
@@ -284,6 +333,8 @@ class TrainWorkspace(Workspace):
             args += ["--model", str(self.family.currentData())]
             if self.grid.value():
                 args += ["--grid", str(self.grid.value())]
+        if self.modality_key == "copy" and self.base.currentData():
+            args += ["--base", str(self.base.currentData())]
         args += ["--data", self.data_path.text().strip(), "--preset", self.preset.currentText(), "--name", name]
         if self.licence.text().strip():
             args += ["--licence", self.licence.text().strip()]
@@ -300,9 +351,13 @@ class TrainWorkspace(Workspace):
         if not self.data_path.text().strip():
             self._say("Choose the training data first.")
             return
+        if self.modality_key == "copy" and not self.base.currentData():
+            self._say(NO_BASE)
+            return
         if not resume:
             self.plot.clear_curves()
         self.finished_model = ""
+        self.run_modality = self.modality_key
         self.result.setText("")
         self.process.start(self.train_args(resume))
         self._set_running(True)
@@ -354,7 +409,8 @@ class TrainWorkspace(Workspace):
         self._say(message)
         self.run_ended.emit(state, message)
         if state == "finished" and self.finished_model:
-            self._say(f"{self.finished_model} is ready: export it to ONNX or use it now.")
+            offer = "use it now" if self.run_modality == "copy" else "export it to ONNX or use it now"
+            self._say(f"{self.finished_model} is ready: {offer}.")
 
     def export(self) -> None:
         if self.finished_model:
@@ -363,7 +419,7 @@ class TrainWorkspace(Workspace):
 
     def _use(self) -> None:
         if self.finished_model:
-            self.use_model.emit(self.modality_key, self.finished_model)
+            self.use_model.emit(self.run_modality, self.finished_model)
 
     def shutdown(self) -> None:
         """Called by the main window on close: pause a running training so it can be resumed later."""
