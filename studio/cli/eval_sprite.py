@@ -172,7 +172,7 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--card", type=Path, help="put the table into this model card (Markdown)")
     parser.add_argument("--encoder", default="sprite-encoder", help="encoder model name")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=25, help="sampling steps (diffusion models)")
+    parser.add_argument("--steps", type=int, default=10, help="sampling steps (diffusion models; the app's default)")
     parser.add_argument("--guidance", type=float, default=2.0, help="guidance scale (diffusion models)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

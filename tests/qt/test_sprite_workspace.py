@@ -133,7 +133,7 @@ def test_generate_sends_the_contract_params(qtbot, workspace) -> None:
     spec = specs[-1]
     assert (spec.kind, spec.model, spec.seed) == ("sprite.generate", "sprite-diffusion", 55)
     assert dict(spec.params) == {"category": "items", "count": 2, "palette": "auto-16", "steps": 12,
-                                 "guidance": 3.0}
+                                 "guidance": 2.0}
 
 
 def test_drawing_on_the_canvas_then_undo(qtbot, workspace) -> None:

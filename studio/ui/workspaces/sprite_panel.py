@@ -65,6 +65,7 @@ class SpritePanel(QWidget):
         self.model.setToolTip("Sprite model (family in brackets)")
         self.model_info = QLabel()
         self.model_info.setObjectName("hint")
+        self.model_info.setWordWrap(True)  # family, source and metrics can be longer than the panel is wide
         self.refresh = QToolButton()
         self.refresh.setText("Refresh")
         self.refresh.setToolTip("Look for installed models again")
@@ -86,11 +87,11 @@ class SpritePanel(QWidget):
         self.count.setValue(16)
         self.steps = QSpinBox()
         self.steps.setRange(1, 1000)
-        self.steps.setValue(25)
+        self.steps.setValue(10)  # as `studio generate sprite`, the model cards and the benchmark
         self.guidance = QDoubleSpinBox()
         self.guidance.setRange(0.0, 20.0)
         self.guidance.setSingleStep(0.5)
-        self.guidance.setValue(3.0)
+        self.guidance.setValue(2.0)
         self._fill_palettes()
         for combo in (self.model, self.category, self.palette_combo):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
