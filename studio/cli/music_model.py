@@ -64,16 +64,28 @@ def _user_tunes(path: Path) -> list[Path]:
     return files
 
 
-def _bundled_model() -> Path | None:
+def _stored_model(name: str) -> Path:
+    """The weights of the model store's ``name``, checked against the manifest."""
     from studio.ml.store import ModelStore
 
     store = ModelStore()
+    entry = store.find(name)
+    store.verify(entry)
+    return entry.weights
+
+
+def _bundled_model() -> Path | None:
     try:
-        entry = store.find(BASE_MODEL)
-        store.verify(entry)
+        return _stored_model(BASE_MODEL)
     except StudioError:
         return None
-    return entry.weights
+
+
+def _init_model(value: str | None) -> Path | None:
+    """``--init``: a .safetensors file or the name of a model in the store."""
+    if not value:
+        return None
+    return Path(value).expanduser() if Path(value).suffix == ".safetensors" else _stored_model(value)
 
 
 def _training_data(args: argparse.Namespace, say) -> tuple[Path, Path | None]:
@@ -82,7 +94,9 @@ def _training_data(args: argparse.Namespace, say) -> tuple[Path, Path | None]:
     data = Path(args.data) if args.data else default_data_dir()
     if not data.exists():
         raise BadInputError(f"{data} does not exist: build a set with `studio data music` or give MIDI/ABC files")
-    init = Path(args.init) if args.init else None
+    if args.init and args.scratch:
+        raise BadInputError("--init and --scratch contradict each other: give one")
+    init = _init_model(args.init)
     if (data / "train.npz").exists():
         return data, init
     built = default_data_dir().parent / f"music-{args.name}"
@@ -94,8 +108,8 @@ def _training_data(args: argparse.Namespace, say) -> tuple[Path, Path | None]:
         say(f"built a training set of {tunes} tune(s) from {data.name}")
     if init is None and not args.scratch:
         init = _bundled_model()
-        if init is not None:
-            say(f"fine-tuning the bundled {BASE_MODEL} on your tunes")
+    if init is not None:
+        say(f"fine-tuning {init.stem} on your tunes")
     return built, init
 
 
@@ -218,7 +232,7 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--name", default="music-transformer", help="model name (file NAME.safetensors)")
     parser.add_argument("--out", help="folder for the model file (default: your model folder)")
     parser.add_argument("--resume", action="store_true", help="continue the run NAME from its last checkpoint")
-    parser.add_argument("--init", help="fine-tune: start from this .safetensors model")
+    parser.add_argument("--init", help="fine-tune: start from this model (a name, or a .safetensors file)")
     parser.add_argument("--scratch", action="store_true", help="with your own tunes: train a new model instead")
     parser.add_argument("--licence", default="", help="the licence of your training data (goes into the card)")
     parser.add_argument("--events", action="store_true", help="print one JSON event per line (for the app)")

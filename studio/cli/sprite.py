@@ -10,6 +10,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from studio.core.errors import BadInputError
+
 SHORT_NAMES = {"gan": "sprite-gan", "vae": "sprite-vae", "diffusion": "sprite-diffusion"}
 
 
@@ -18,17 +20,40 @@ def model_name(value: str) -> str:
     return SHORT_NAMES.get(value, value)
 
 
+def start_from(value: str | None, family: str, users_data: bool, scratch: bool) -> Path | None:
+    """The model file a run fine-tunes: ``value`` (a model name, gan/vae/diffusion, or a .safetensors path); by
+    default the bundled model of the family for the user's own sprites (few of them train badly from nothing) and
+    nothing for a data set built with `studio data sprites`."""
+    from studio.ml.store import ModelStore
+
+    if scratch:
+        if value:
+            raise BadInputError("--init and --scratch contradict each other: give one")
+        return None
+    if value is None and not users_data:
+        return None
+    name = value or SHORT_NAMES[family]
+    if Path(name).suffix == ".safetensors":
+        return Path(name).expanduser()
+    store = ModelStore()
+    entry = store.find(name)
+    store.verify(entry)
+    return entry.weights
+
+
 def run_train(args: argparse.Namespace) -> int:
     from studio.cli.train_runner import run_trainer
-    from studio.ml.data.prepare import prepare_sprite_data
+    from studio.ml.data.prepare import is_dataset, prepare_sprite_data
     from studio.ml.train import distributed
     from studio.ml.train.model_card import write_model_card
     from studio.ml.train.sprite import SpriteTrainConfig, train_sprite
 
     command = shlex.join(["studio", *sys.argv[1:]])
+    source = Path(args.data).expanduser()
     config = SpriteTrainConfig(
         family=args.model,
-        data=prepare_sprite_data(Path(args.data), args.grid, command),
+        data=prepare_sprite_data(source, args.grid, command),
+        init_from=start_from(args.init, args.model, not is_dataset(source), args.scratch),
         run_dir=Path(args.out) if args.out else None,
         preset=args.preset,
         max_steps=args.max_steps,
@@ -145,7 +170,8 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser = groups["train"].add_parser(
         "sprite", help="train a sprite model (GAN, VAE or diffusion) on a sprite data set",
         description="Train a sprite model; runs unchanged under torchrun (DDP). Stop it (Ctrl+C) and run the "
-        "same command with --resume to continue from the newest checkpoint.",
+        "same command with --resume to continue from the newest checkpoint. Your own sprites (a folder or a sheet) "
+        "fine-tune the bundled model of the family unless --scratch.",
     )
     parser.add_argument("--model", choices=tuple(SHORT_NAMES), required=True)
     parser.add_argument("--data", required=True,
@@ -163,6 +189,10 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--sample-every", type=_positive, default=None, help="steps between sample grids")
     parser.add_argument("--checkpoint-every", type=_positive, default=None)
+    parser.add_argument("--init", default=None, metavar="MODEL",
+                        help="fine-tune: start from this model (a name, gan/vae/diffusion, or a .safetensors file); "
+                        "default for your own sprites: the bundled model of --model")
+    parser.add_argument("--scratch", action="store_true", help="with your own sprites: train a new model instead")
     parser.add_argument("--set", type=_setting, action="append", metavar="KEY=VALUE",
                         help="override a model config field, e.g. --set g_width=48 (repeatable)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")

@@ -68,6 +68,20 @@ def test_inspect_reports_usable_and_rejected(qtbot, workspace):
     assert workspace.rejected.count() == 1 and "readme.txt" in workspace.rejected.item(0).text()
 
 
+def test_sprites_fine_tune_the_bundled_model_of_the_family_unless_told_otherwise(qtbot, workspace):
+    ws = workspace
+    qtbot.waitUntil(lambda: ws.base.count() == 2, timeout=60_000)
+    assert [ws.base.itemData(i) for i in range(2)] == ["sprite-gan", ""]
+    args = ws.train_args()
+    assert args[args.index("--init") + 1] == "sprite-gan"
+    ws.family.setCurrentIndex(ws.family.findData("diffusion"))
+    qtbot.waitUntil(lambda: ws.base.currentData() == "sprite-diffusion", timeout=60_000)
+    qtbot.waitUntil(lambda: "fine-tuning sprite-diffusion" in ws.estimate_label.text(), timeout=60_000)
+    ws.base.setCurrentIndex(ws.base.findData(""))
+    assert "--scratch" in ws.train_args() and "--init" not in ws.train_args()
+    qtbot.waitUntil(lambda: "a new diffusion" in ws.estimate_label.text(), timeout=60_000)
+
+
 def test_pause_resume_finish_and_use_the_model(qtbot, workspace, save_screenshot):
     with qtbot.waitSignal(**progressed(workspace, 2)):
         workspace.start()

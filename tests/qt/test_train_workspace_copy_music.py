@@ -147,7 +147,10 @@ def test_music_fine_tune_from_the_workspace_registers_a_model_that_writes_melodi
         qtbot, workspace, midi_folder, save_screenshot) -> None:
     ws = workspace
     choose(ws, "music")
-    assert not ws.base.isEnabled() and not ws.grid.isEnabled()
+    assert not ws.grid.isEnabled()
+    qtbot.waitUntil(lambda: ws.base.count() == 2, timeout=JOB_TIMEOUT_MS)
+    assert ws.base.currentData() == "music-transformer", "your tunes fine-tune the bundled model by default"
+    assert ws.base.itemData(1) == "" and "--init" in ws.train_args()
     ws.data_path.setText(str(midi_folder))
     ws.name.setText("my-tunes")
     ws.preset.setCurrentText("quick")

@@ -6,8 +6,9 @@ fine-tune (the installed model; a new one of the preset's size for a built data 
 optimiser steps after a warm-up step and multiplies by the run's steps. Memory is the measured peak on a GPU and, on
 the CPU, a bound from the parameters (weights, gradients, two AdamW moments) and the activations of one batch.
 
-Params: ``modality``, ``preset``, ``path`` (the data), ``family`` (sprites), ``base`` (copy: the language model),
-``max_steps`` (0: the preset's). Payload: ``{"seconds", "steps", "memory_mb", "device", "step_ms", "detail"}``.
+Params: ``modality``, ``preset``, ``path`` (the data), ``family`` (sprites), ``base`` (copy: the language model;
+sprites and music: the model to fine-tune, "" for a new one, absent for what the CLI picks), ``max_steps`` (0: the
+preset's). Payload: ``{"seconds", "steps", "memory_mb", "device", "step_ms", "detail"}``.
 """
 
 from __future__ import annotations
@@ -62,19 +63,24 @@ def _result(seconds: float, step_s: float, steps: int, memory_mb: float, device:
 def _sprite(spec: JobSpec, ctx: JobContext, preset: str, max_steps: int) -> Estimate:
     from studio.ml import registry
     from studio.ml.checkpoint import config_from_dict
+    from studio.ml.data.prepare import is_dataset
     from studio.ml.train.sprite import ARCHS, SpriteTrainConfig, make_plan
     from studio.ml.train.sprite_objectives import OBJECTIVES, Hyper
+    from studio.ml.train.warm_start import read_base_model
 
     family = str(spec.params.get("family") or "gan")
-    categories = 1
+    categories, users_data = 1, False
     if spec.params.get("path"):
+        users_data = not is_dataset(Path(str(spec.params["path"])).expanduser())
         try:
             found = inspect_sprites(data_path(spec), int(spec.params.get("grid", 0) or 0))
             categories = max(1, len(found["counts"]))
         except BadInputError:
             categories = 1
+    name = spec.params.get("base", ARCHS[family] if users_data else "")
+    base = read_base_model(_verified(ctx, str(name)), ARCHS[family]) if name else None
     config = SpriteTrainConfig(family=family, data=Path("."), preset=preset, max_steps=max_steps or None)
-    plan = make_plan(config, [f"c{i}" for i in range(categories)])
+    plan = make_plan(config, [f"c{i}" for i in range(categories)], base)
     arch = registry.get(ARCHS[family])
     device = ctx.device
     model = arch.build(config_from_dict(arch.config_cls, plan.model)).to(device).train()
@@ -86,7 +92,15 @@ def _sprite(spec: JobSpec, ctx: JobContext, preset: str, max_steps: int) -> Esti
     params = sum(p.numel() for p in model.parameters())
     activations = plan.batch_size * 4 * 32 * 32 * 4 * 64  # a generous bound for these small conv nets
     memory = peak if peak is not None else (params * 4 * 4 + activations) / MB  # weights, grads, two Adam moments
-    return _result(step_s * plan.steps, step_s, plan.steps, memory, device, f"{family}, {plan.batch_size} a batch")
+    start = f"fine-tuning {name}" if base is not None else f"a new {family}"
+    return _result(step_s * plan.steps, step_s, plan.steps, memory, device, f"{start}, {plan.batch_size} a batch")
+
+
+def _verified(ctx: JobContext, name: str) -> Path:
+    """The weights of the store's model ``name``, after checking them against the manifest."""
+    entry = ctx.resources.store.find(name)
+    ctx.resources.store.verify(entry)
+    return entry.weights
 
 
 def _copy(spec: JobSpec, ctx: JobContext, preset: str, max_steps: int) -> Estimate:
@@ -159,13 +173,12 @@ def _music(spec: JobSpec, ctx: JobContext, preset_name: str, max_steps: int) -> 
     path = data_path(spec)
     device = ctx.device
     model: nn.Module | None = None
-    if not (path / "train.npz").exists():  # the user's own tunes fine-tune the installed model, as the CLI does
-        store = ctx.resources.store
+    # The user's own tunes fine-tune the installed model unless told otherwise, as the CLI does.
+    name = str(spec.params.get("base", "" if (path / "train.npz").exists() else DEFAULT_MODEL))
+    if name:
         try:
-            entry = store.find(DEFAULT_MODEL)
-            store.verify(entry)
-            model, config, _ = load_model(entry.weights, expect_arch=ARCH, device=device)
-            detail = f"fine-tuning {entry.name}, {preset.batch} windows a batch"
+            model, config, _ = load_model(_verified(ctx, name), expect_arch=ARCH, device=device)
+            detail = f"fine-tuning {name}, {preset.batch} windows a batch"
         except ModelFileError:
             model = None
     if model is None:

@@ -28,6 +28,18 @@ def describe_data(data: Any) -> str:
     return f"{data.get('source') or data.get('name', 'unnamed')} ({per_split or 'no counts'})"
 
 
+def _fine_tuned_from(init: Any) -> list[str]:
+    """The card line of a fine-tuned model: its weights started from another model, whose data it carries too."""
+    if not init:
+        return []
+    if isinstance(init, dict):
+        where = f"`{Path(init.get('path', '')).stem}` (sha256 `{str(init.get('sha256', ''))[:12]}`)"
+    else:
+        where = f"`{Path(str(init)).stem}`"
+    return [f"- fine-tuned from {where}: what that model learnt from its own data (and that data's licence) "
+            "is part of this one; see its card"]
+
+
 def write_model_card(weights: Path, licence: str = "", samples: Path | None = None) -> Path:
     """Write ``<weights>.md`` (and ``<stem>-samples.png`` from ``samples``); records ``licence`` in the sidecar."""
     weights = Path(weights)
@@ -49,6 +61,7 @@ def write_model_card(weights: Path, licence: str = "", samples: Path | None = No
         f"- data: {describe_data(training.get('data', meta.get('data', 'not recorded')))}",
         f"- categories: {', '.join(meta.get('categories', [])) or 'none'}",
         f"- licence of the data (declared by the user): {meta.get('licence') or 'not declared'}",
+        *_fine_tuned_from(training.get("init_from")),
         "",
         "## Training",
         "",

@@ -44,11 +44,14 @@ from studio.ml.train.checkpoints import (
 )
 from studio.ml.train.ema import EMA
 from studio.ml.train.sprite_objectives import OBJECTIVES, Hyper, Objective
+from studio.ml.train.warm_start import BaseModel, load_base_weights, read_base_model
 
 ARCHS = {"gan": "sprite-gan", "vae": "sprite-vae", "diffusion": "sprite-diffusion"}
 DATA_KEYS = ("name", "source", "categories", "counts", "sha256", "recipe")  # from the data set's manifest
 GRID_SIZE = 64  # an 8x8 grid, one category per row
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Fine-tuning starts from learnt weights: half the preset's learning rate moves them without wiping them out.
+FINE_TUNE_LR_SCALE = 0.5
 
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -104,6 +107,7 @@ class SpriteTrainConfig:
     augment: bool = True  # flips, shifts and colour jitter per category (studio.ml.data.augment)
     resume: bool = False  # continue from the newest checkpoint of run_dir (else a run_dir with one is refused)
     model: dict[str, Any] = field(default_factory=dict)  # architecture config overrides
+    init_from: Path | None = None  # fine-tune: start from this trained model's weights (see warm_start)
     threads: int = 0  # CPU threads for torch; 0 = leave torch's default
     command: str = ""  # the command line, recorded in the model's sidecar
 
@@ -190,9 +194,10 @@ class _Plan:
     sample_steps: int
     augment: bool
     categories: list[str]
+    init_from: dict[str, Any] | None = None  # the base model's path, sha256, arch and categories
 
 
-def make_plan(config: SpriteTrainConfig, categories: list[str]) -> _Plan:
+def make_plan(config: SpriteTrainConfig, categories: list[str], base: BaseModel | None = None) -> _Plan:
     if config.family not in PRESETS:
         raise BadInputError(f"unknown sprite model family {config.family!r}: use gan, vae or diffusion")
     presets = PRESETS[config.family]
@@ -200,12 +205,16 @@ def make_plan(config: SpriteTrainConfig, categories: list[str]) -> _Plan:
         raise BadInputError(f"unknown preset {config.preset!r}: use {', '.join(presets)}")
     preset = presets[config.preset]
     arch = registry.get(ARCHS[config.family])
-    overrides = {**preset.model, **config.model, "num_classes": len(categories)}
+    if base is not None and config.model:
+        raise BadInputError(f"{base.path.name} fixes the model's size: --set cannot change a model you fine-tune")
+    # A fine-tuned model keeps its base's size, whatever the preset would build from scratch.
+    sizes = {**base.config} if base is not None else {**preset.model, **config.model}
     try:
-        model_config = config_from_dict(arch.config_cls, overrides)
+        model_config = config_from_dict(arch.config_cls, {**sizes, "num_classes": len(categories)})
     except (TypeError, StudioError) as exc:
         raise BadInputError(f"model settings do not fit {arch.name}: {exc}") from None
-    hyper = preset.hyper if config.lr is None else replace(preset.hyper, lr=config.lr)
+    hyper = preset.hyper if base is None else replace(preset.hyper, lr=preset.hyper.lr * FINE_TUNE_LR_SCALE)
+    hyper = hyper if config.lr is None else replace(hyper, lr=config.lr)
     steps = config.max_steps if config.max_steps is not None else preset.steps
     batch = config.batch_size or preset.batch_size
     if steps < 1 or batch < 1:
@@ -225,6 +234,7 @@ def make_plan(config: SpriteTrainConfig, categories: list[str]) -> _Plan:
         sample_steps=preset.sample_steps,
         augment=config.augment,
         categories=categories,
+        init_from=base.describe() if base is not None else None,
     )
 
 
@@ -311,7 +321,8 @@ def _train(
     device: str,
 ) -> TrainResult:
     data = load_data(config.data, device)
-    plan = make_plan(config, data.categories)
+    base = read_base_model(config.init_from, ARCHS[config.family]) if config.init_from else None
+    plan = make_plan(config, data.categories, base)
     run_dir = Path(config.run_dir or paths.data_dir() / "runs" / (config.name or f"sprite-{config.family}"))
     ckpt_dir = run_dir / "checkpoints"
     _check_resume(run_dir, plan)
@@ -334,6 +345,11 @@ def _train(
     checkpoint = load_checkpoint(latest, device) if latest else None
     if checkpoint:
         model.load_state_dict(checkpoint.groups["model"])
+    elif base is not None:
+        origin = load_base_weights(model, base, data.categories)
+        if info.is_main:
+            starts = ", ".join(f"{c} from {o}" if o != "mean" else f"{c} new" for c, o in origin.items())
+            on_event({"event": "info", "message": f"fine-tuning {base.path.stem} ({starts})"})
     objective = OBJECTIVES[plan.family](
         model, Hyper(**plan.hyper), lambda m: distributed.wrap(m, info, device)
     )
@@ -433,5 +449,6 @@ def _model_meta(
             "augment": plan.augment,
             "hyper": plan.hyper,
             "ema_decay": plan.ema_decay,
+            **({"init_from": plan.init_from} if plan.init_from else {}),
         },
     }

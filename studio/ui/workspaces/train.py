@@ -60,6 +60,15 @@ SAMPLE_HINTS = {
 NAME_HINTS = {"sprite": "my-sprites", "copy": "my-brand-voice", "music": "my-tunes"}
 PREFERRED_BASE = "smollm2-135m-instruct"  # the language model set-up installs; listed first when present
 NO_BASE = "No language model installed: run set-up or import a GGUF model (Models) to train a brand voice on it."
+# What a run can start from, per modality: the architecture of its base models, the one listed first, and whether
+# "nothing" (a new model) is a choice. Sprites and music fine-tune the bundled model unless the user says otherwise.
+SPRITE_ARCHS = {"gan": "sprite-gan", "vae": "sprite-vae", "diffusion": "sprite-diffusion"}
+NEW_MODEL = ""  # the base choice "nothing: train a new model"
+BASE_TOOLTIPS = {
+    "sprite": "Fine-tune a trained sprite model on your sprites (much better with few of them), or train a new one",
+    "copy": "The language model the brand-voice adapter is trained on (and used with)",
+    "music": "Fine-tune a trained note Transformer on your tunes, or train a new one",
+}
 
 
 def format_duration(seconds: float) -> str:
@@ -103,8 +112,9 @@ class TrainWorkspace(Workspace):
             self.modality.addItem(label, key)
         self.modality.currentIndexChanged.connect(self._on_modality)
         self.family = QComboBox()
+        self.family.currentIndexChanged.connect(lambda _: self.refresh_base_models())
         self.base = QComboBox()
-        self.base.setToolTip("The language model the brand-voice adapter is trained on (and used with)")
+        self.base.currentIndexChanged.connect(lambda _: self.estimate())
         self.data_path = QLineEdit()
         self.data_path.setPlaceholderText("choose your data")
         browse_folder = QPushButton("Folder…")
@@ -143,7 +153,7 @@ class TrainWorkspace(Workspace):
         form = QFormLayout()
         form.addRow("What", self.modality)
         form.addRow("Model", self.family)
-        form.addRow("Base model", self.base)
+        form.addRow("Start from", self.base)
         form.addRow("Data", data_row)
         form.addRow("Sheet grid", self.grid)
         form.addRow(self.inspect_button)
@@ -230,30 +240,53 @@ class TrainWorkspace(Workspace):
         is_sprite = self.modality_key == "sprite"
         self.grid.setEnabled(is_sprite)
         self.augment_button.setEnabled(is_sprite)
-        self.base.setEnabled(self.modality_key == "copy")
+        self.base.setToolTip(BASE_TOOLTIPS[self.modality_key])
         self.data_path.setPlaceholderText(DATA_HINTS[self.modality_key])
         self.name.setPlaceholderText(NAME_HINTS[self.modality_key])
         if self.sample.pixmap().isNull():
             self.sample.setText(SAMPLE_HINTS[self.modality_key])
-        if self.modality_key == "copy":
-            self.refresh_base_models()
+        self.refresh_base_models()
+
+    def base_arch(self) -> tuple[str, str]:
+        """(architecture of the models this run can start from, the one to list first)."""
+        if self.modality_key == "sprite":
+            arch = SPRITE_ARCHS.get(str(self.family.currentData()), "sprite-gan")
+            return arch, arch
+        if self.modality_key == "music":
+            return "music-transformer", "music-transformer"
+        return "llama", PREFERRED_BASE
 
     def refresh_base_models(self) -> None:
-        """Ask the engine which language models are installed (adapters are not bases)."""
-        run_job(self.engine, JobSpec("models.list", {"modality": "copy"}), on_done=self._set_base_models,
-                on_fail=self._say)
+        """Ask the engine which models this run can start from (adapters are not bases)."""
+        if self.family.count() == 0:
+            return
+        wanted = self.base_arch()
+        if self.base.property("arch") != wanted[0]:  # another kind of model: the old list must not be picked
+            self.base.clear()
+        run_job(self.engine, JobSpec("models.list", {"modality": self.modality_key}),
+                on_done=lambda models: self._set_base_models(models, wanted), on_fail=self._say)
 
-    def _set_base_models(self, models: list[dict[str, Any]]) -> None:
+    def _set_base_models(self, models: list[dict[str, Any]], wanted: tuple[str, str]) -> None:
+        if wanted != self.base_arch():
+            return  # the user switched modality or family since this list was asked for
+        arch, first = wanted
         chosen = self.base.currentData()
-        names = sorted((m["name"] for m in models if m.get("arch") == "llama"),
-                       key=lambda name: (name != PREFERRED_BASE, name))
+        names = sorted((m["name"] for m in models if m.get("arch") == arch and not m.get("base_model")),
+                       key=lambda name: (name != first, name))
+        self.base.blockSignals(True)
         self.base.clear()
+        self.base.setProperty("arch", arch)
         for name in names:
             self.base.addItem(name, name)
-        if chosen in names:
-            self.base.setCurrentIndex(names.index(chosen))
+        if self.modality_key != "copy":
+            self.base.addItem("Nothing: train a new model", NEW_MODEL)
+        if chosen is not None and self.base.findData(chosen) >= 0:
+            self.base.setCurrentIndex(self.base.findData(chosen))
+        self.base.blockSignals(False)
         if not names and self.modality_key == "copy":
             self._say(NO_BASE)
+        if self.data_path.text().strip():
+            self.estimate()
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
@@ -313,7 +346,9 @@ class TrainWorkspace(Workspace):
     def estimate(self) -> None:
         """Measure a few real training steps of the preset (in the engine) and show time and memory."""
         params = {**self._data_params(), "family": self.family.currentData(), "preset": self.preset.currentText(),
-                  "base": self.base.currentData() or "", "max_steps": self.max_steps.value()}
+                  "max_steps": self.max_steps.value()}
+        if self.base.currentData() is not None:  # else the task's default: what the CLI starts from
+            params["base"] = self.base.currentData()
         self.estimate_label.setText("Measuring a few training steps…")
         run_job(self.engine, JobSpec("train.estimate", params), on_done=self._on_estimate,
                 on_fail=lambda m: self.estimate_label.setText(f"No estimate: {m}"))
@@ -333,8 +368,11 @@ class TrainWorkspace(Workspace):
             args += ["--model", str(self.family.currentData())]
             if self.grid.value():
                 args += ["--grid", str(self.grid.value())]
-        if self.modality_key == "copy" and self.base.currentData():
-            args += ["--base", str(self.base.currentData())]
+        base = self.base.currentData()
+        if self.modality_key == "copy" and base:
+            args += ["--base", str(base)]
+        elif self.modality_key != "copy" and base is not None:
+            args += ["--init", str(base)] if base != NEW_MODEL else ["--scratch"]
         args += ["--data", self.data_path.text().strip(), "--preset", self.preset.currentText(), "--name", name]
         if self.licence.text().strip():
             args += ["--licence", self.licence.text().strip()]

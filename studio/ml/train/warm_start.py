@@ -1,0 +1,112 @@
+"""Fine-tuning a sprite model: start a run from a trained model's weights instead of random ones.
+
+The user's categories rarely match the base model's. Every tensor indexed by category (label embeddings, the
+discriminator's projection and its spectral-norm vector) is rebuilt row by row: a category the base knows by name
+keeps its learnt row, a new one starts from the mean of the base's category rows (an "average sprite" condition
+that training then moves), and rows after the categories (the diffusion model's "no class" row for guidance) are
+kept. Everything else must match the base exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from studio.core.errors import ModelFileError
+from studio.ml.checkpoint import read_sidecar
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """A trained sprite model to fine-tune: its weights, architecture config and categories."""
+
+    path: Path
+    arch: str
+    config: dict[str, Any]
+    categories: list[str]
+    sha256: str
+    state: dict[str, torch.Tensor]
+
+    def describe(self) -> dict[str, Any]:
+        """What a run and a model card record about where the weights came from."""
+        return {"path": str(self.path), "sha256": self.sha256, "arch": self.arch, "categories": self.categories}
+
+
+def read_base_model(path: Path, arch: str) -> BaseModel:
+    """Read ``path`` (safetensors + JSON sidecar) as a base for ``arch``; ModelFileError when it cannot be one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"the model to start from, {path}, does not exist")
+    meta = read_sidecar(path)
+    if meta.get("arch") != arch:
+        raise ModelFileError(f"{path.name} is a {meta.get('arch')!r} model: a {arch} run cannot start from it")
+    categories = [str(c) for c in meta.get("categories") or []]
+    if not categories or len(categories) != int(meta["config"].get("num_classes", -1)):
+        raise ModelFileError(f"{path.name} does not say which categories it was trained on")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise ModelFileError(f"{path.name} is not a readable safetensors file ({exc})") from None
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return BaseModel(path, arch, dict(meta["config"]), categories, digest, state)
+
+
+def load_base_weights(model: nn.Module, base: BaseModel, categories: list[str]) -> dict[str, str]:
+    """Copy ``base``'s weights into ``model`` (built for ``categories``); returns where each category started:
+    ``{"items": "items", "robots": "mean"}`` (the base category its rows came from, or "mean")."""
+    known = {name.casefold(): i for i, name in enumerate(base.categories)}
+    origin = {c: base.categories[known[c.casefold()]] if c.casefold() in known else "mean" for c in categories}
+    per_category = _category_tensors(model, len(categories))
+    loaded = {}
+    for key, wanted in model.state_dict().items():
+        source = base.state.get(key)
+        if source is None:
+            raise ModelFileError(f"{base.path.name} does not fit this run: it has no {key}")
+        if key in per_category:
+            source = _remap_rows(source, base, categories, known, extra=per_category[key])
+        if source.shape != wanted.shape:
+            raise ModelFileError(
+                f"{base.path.name} does not fit this run: {key} is {tuple(source.shape)}, "
+                f"the run needs {tuple(wanted.shape)}"
+            )
+        loaded[key] = source.to(wanted.dtype)
+    model.load_state_dict(loaded)
+    return origin
+
+
+def _category_tensors(model: nn.Module, n_categories: int) -> dict[str, int]:
+    """State keys of the tensors indexed by category, each with the number of rows that follow the categories.
+
+    In the sprite architectures every embedding table is a category table (time enters through sinusoids). A
+    spectral-normalised table also stores its power-iteration vectors: ``_u`` has a row per category, ``_v`` an
+    entry per feature.
+    """
+    keys: dict[str, int] = {}
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.Embedding):
+            continue
+        extra = module.num_embeddings - n_categories
+        for key, tensor in module.state_dict().items():
+            if not key.endswith("._v") and tensor.dim() >= 1 and tensor.shape[0] == module.num_embeddings:
+                keys[f"{name}.{key}"] = extra
+    return keys
+
+
+def _remap_rows(
+    source: torch.Tensor, base: BaseModel, categories: list[str], known: dict[str, int], extra: int
+) -> torch.Tensor:
+    """The base's rows for ``categories``: a known category's own row, the mean row for a new one, then the
+    ``extra`` rows after the categories as they were."""
+    n_base = len(base.categories)
+    if source.shape[0] != n_base + extra:
+        raise ModelFileError(f"{base.path.name} has {source.shape[0]} category rows where {n_base + extra} belong")
+    mean = source[:n_base].mean(dim=0)
+    rows = [source[known[c.casefold()]] if c.casefold() in known else mean for c in categories]
+    return torch.stack([*rows, *source[n_base:]])
