@@ -12,6 +12,8 @@ from typing import Any
 from studio.core.errors import BadInputError
 
 CARD_START = "<!-- studio-eval:sprite -->"
+ENCODER = "sprite-encoder"
+FINISH_EVAL_COUNT = 256  # samples a finished training run is evaluated with
 CARD_END = "<!-- /studio-eval:sprite -->"
 
 ROWS = (
@@ -36,22 +38,29 @@ def _row_value(result: dict[str, Any], key: str) -> float:
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    """A table of the model's numbers next to the validation split's (the reference a perfect model reaches)."""
-    model, baseline = report.get("model"), report["baseline"]
-    columns = ([f"{report['model_name']}"] if model else []) + ["validation split (reference)"]
+    """A table of the model's numbers next to the validation split's (the reference a perfect model reaches); a data
+    set with fewer than two validation sprites has no reference column."""
+    model, baseline = report.get("model"), report.get("baseline")
+    columns = [(report.get("model_name", "model"), model), ("validation split (reference)", baseline)]
+    columns = [(name, result) for name, result in columns if result]
+    counts = [f"{result['count']} {'samples' if result is model else 'validation sprites'}" for _, result in columns]
+    memo = columns[0][1]["memorisation"]
     lines = [
-        f"Evaluated with `{report['command']}`: {baseline['count']} sprites per column against the "
-        f"{report['train_count']} tiles of the {report['data']} training split, in encoder `{report['encoder']}`'s "
-        f"feature space. A near copy lies within pixel L1 {baseline['memorisation']['near_copy_threshold_l1']} of "
-        f"a training tile and within {baseline['memorisation']['near_copy_detail_share']:.0%} of that tile's own "
-        "detail.",
+        f"Evaluated with `{report['command']}`: {' and '.join(counts)} against the {report['train_count']} tiles "
+        f"of the {report['data']} training split, in encoder `{report['encoder']}`'s feature space. A near copy "
+        f"lies within pixel L1 {memo['near_copy_threshold_l1']} of a training tile and within "
+        f"{memo['near_copy_detail_share']:.0%} of that tile's own detail.",
         "",
-        "| metric | " + " | ".join(columns) + " |",
+        "| metric | " + " | ".join(name for name, _ in columns) + " |",
         "|---|" + "---:|" * len(columns),
     ]
     for label, key, fmt in ROWS:
-        values = ([_row_value(model, key)] if model else []) + [_row_value(baseline, key)]
-        lines.append(f"| {label} | " + " | ".join(fmt.format(v) for v in values) + " |")
+        values = [_row_value(result, key) for _, result in columns]
+        lines.append(f"| {label} | " + " | ".join("n/a" if v is None else fmt.format(v) for v in values) + " |")
+    if columns[0][1].get("category_accuracy") is None:
+        lines += ["", f"Category accuracy is n/a: encoder `{report['encoder']}` was trained on other categories."]
+    if baseline is None:
+        lines += ["", "No reference column: the data set holds fewer than two validation sprites."]
     return "\n".join(lines) + "\n"
 
 
@@ -106,7 +115,33 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
+def evaluate_trained_model(name: str, data: Path, card: Path, json_path: Path, device: str | None) -> dict:
+    """The evaluation at the end of a training run: the table goes into the new model's card, the report into
+    ``json_path``; nothing is printed (the trainer's stdout may carry JSON events)."""
+    args = argparse.Namespace(model=name, data=Path(data), count=FINISH_EVAL_COUNT, reference=False, encoder=ENCODER,
+                              seed=0, steps=10, guidance=2.0, device=device, quiet=True)
+    report = evaluation_report(args)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    update_card(card, to_markdown(report))
+    return report
+
+
 def run_eval(args: argparse.Namespace) -> int:
+    report = evaluation_report(args)
+    _print(report)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    if args.card:
+        update_card(args.card, to_markdown(report))
+        print(f"updated {args.card}")
+    return 0
+
+
+def evaluation_report(args: argparse.Namespace) -> dict[str, Any]:
+    """The model's metrics (if ``args.model``) beside the validation split's, for ``args.data``."""
     from studio.ml.data.sprites import load_sprite_dataset
     from studio.ml.eval.sprite_metrics import evaluate_sprites
     from studio.ml.eval.sprite_reference import build_reference, validation_baseline
@@ -123,21 +158,16 @@ def run_eval(args: argparse.Namespace) -> int:
         "encoder": args.encoder,
         "train_count": len(dataset.train_labels),
         "seed": args.seed,
-        "baseline": validation_baseline(dataset, reference, args.count, args.seed),
     }
+    if len(dataset.val_labels) >= 2:
+        report["baseline"] = validation_baseline(dataset, reference, args.count, args.seed)
+    elif not args.model:
+        raise BadInputError(f"{args.data} holds fewer than two validation sprites: there is no reference to measure")
     if args.model:
         samples, labels = generate_samples(args.model, dataset, args.count, args.seed, args)
         report["model_name"] = args.model
         report["model"] = evaluate_sprites(samples, labels, reference)
-    _print(report)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    if args.card:
-        update_card(args.card, to_markdown(report))
-        print(f"updated {args.card}")
-    return 0
+    return report
 
 
 def run_train_encoder(args: argparse.Namespace) -> int:
@@ -170,7 +200,7 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--reference", action="store_true", help="only the validation-vs-train baseline")
     parser.add_argument("--json", type=Path, help="write the full report as JSON")
     parser.add_argument("--card", type=Path, help="put the table into this model card (Markdown)")
-    parser.add_argument("--encoder", default="sprite-encoder", help="encoder model name")
+    parser.add_argument("--encoder", default=ENCODER, help="encoder model name")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=10, help="sampling steps (diffusion models; the app's default)")
     parser.add_argument("--guidance", type=float, default=2.0, help="guidance scale (diffusion models)")

@@ -79,6 +79,7 @@ def run_train(args: argparse.Namespace) -> int:
             samples = sorted((result.model_path.parent / "samples").glob("*.png"))
             card = write_model_card(result.registered_path, args.licence, samples[-1] if samples else None)
             outcome.update(model=args.name, card=str(card))
+            outcome.update(_evaluate(args.name, config.data, card, result.model_path.parent, on_event))
         return outcome
 
     if not distributed.env_info().is_main:  # other torchrun ranks train silently; rank 0 reports
@@ -91,6 +92,27 @@ def run_train(args: argparse.Namespace) -> int:
         for key, value in outcome["metrics"].items():
             print(f"  {key}: {value:.4g}")
     return code
+
+
+def _evaluate(name: str, data: Path, card: Path, run_dir: Path, on_event) -> dict:
+    """Evaluate the finished model against its training sprites (realism, diversity, memorisation) into its card;
+    a failure is reported, never fatal: the model is already saved."""
+    from studio.cli.eval_sprite import FINISH_EVAL_COUNT, evaluate_trained_model
+    from studio.core.errors import StudioError
+
+    on_event({"event": "info", "message": f"evaluating {name}: {FINISH_EVAL_COUNT} samples against your sprites"})
+    try:
+        report = evaluate_trained_model(name, data, card, run_dir / "evaluation.json", None)
+    except StudioError as exc:
+        on_event({"event": "info", "message": f"{name} was not evaluated: {exc}"})
+        return {}
+    model = report["model"]
+    summary = {"fid": round(model["fid"], 3), "near_copy_fraction": model["memorisation"]["near_copy_fraction"],
+               "diversity_feature_cosine": round(model["diversity_feature_cosine"], 4)}
+    reference = f" (validation split {report['baseline']['fid']:.2f})" if report.get("baseline") else ""
+    on_event({"event": "info", "message": f"{name}: FID {summary['fid']:.2f} against your sprites{reference}, "
+              f"{summary['near_copy_fraction']:.1%} near copies"})
+    return {"evaluation": summary}
 
 
 def _train_quietly(train) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -249,3 +250,22 @@ def test_eval_command_generates_through_the_sprite_task(trained, tmp_path, monke
     assert report["model"]["count"] == sum(s.params["count"] for s in specs)
     assert report["model"]["memorisation"]["near_copies"] == 0
     assert Path(report["data"]).name == "synthetic" or report["data"] == "synthetic"
+
+
+def test_a_users_own_categories_are_measured_in_feature_space_without_an_accuracy(trained):
+    """A fine-tuned model's data set has categories the encoder never saw: realism, diversity and memorisation are
+    still measured; the category accuracy is reported as not measurable instead of as a failure."""
+    from studio.cli.eval_sprite import to_markdown
+
+    theirs = dataclasses.replace(trained, categories=[f"my-{c}" for c in trained.categories])
+    reference = build_reference(theirs, store=ModelStore())
+    result = evaluate_sprites(theirs.val_images, theirs.val_labels, reference)
+    assert result["category_accuracy"] is None
+    assert all(entry["accuracy"] is None for entry in result["per_category"].values())
+    assert np.isfinite(result["fid"]) and result["memorisation"]["near_copy_fraction"] == 0.0
+    table = to_markdown({"baseline": result, "command": "studio eval sprite", "train_count": 3, "data": "mine",
+                         "encoder": "sprite-encoder"})
+    assert "| category accuracy (encoder classifier) | n/a |" in table and "trained on other categories" in table
+    alone = to_markdown({"model": result, "model_name": "my-gan", "command": "studio train sprite", "train_count": 3,
+                         "data": "mine", "encoder": "sprite-encoder"})
+    assert "| metric | my-gan |" in alone and "fewer than two validation sprites" in alone

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -128,15 +129,21 @@ def write_png_folder(folder: Path, count: int) -> Path:
 
 def test_cli_fine_tunes_the_bundled_model_on_your_own_pngs_unless_scratch(tmp_path: Path, capsys) -> None:
     pngs = write_png_folder(tmp_path / "my-sprites", 24)
+    bundled = paths.repo_root() / "models" / "sprite-gan.safetensors"
     common = ["train", "sprite", "--model", "gan", "--data", str(pngs), "--preset", "quick", "--max-steps", "1",
               "--batch-size", "2", "--events"]
     assert main([*common, "--out", str(tmp_path / "tuned"), "--name", "my-knights"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert lines[0]["event"] == "info" and lines[0]["message"].startswith("fine-tuning sprite-gan (knights new)")
+    # A category the bundled model lacks starts from the one the bundled encoder files the user's sprites under.
+    started = re.fullmatch(r"fine-tuning sprite-gan \(knights from (\w+) \(closest\)\)", lines[0]["message"])
+    assert lines[0]["event"] == "info" and started, lines[0]
     _, _, meta = load_model(tmp_path / "tuned" / "model.safetensors")
-    bundled = paths.repo_root() / "models" / "sprite-gan.safetensors"
     assert meta["training"]["init_from"]["sha256"] == hashlib.sha256(bundled.read_bytes()).hexdigest()
-    assert load_file(str(tmp_path / "tuned" / "model.safetensors"))["generator.embed.weight"].shape[0] == 1
+    base_rows = load_file(str(bundled))["generator.embed.weight"]
+    tuned_rows = load_file(str(tmp_path / "tuned" / "model.safetensors"))["generator.embed.weight"]
+    assert tuned_rows.shape[0] == 1
+    nearest = int((base_rows - tuned_rows[0]).norm(dim=1).argmin())  # one small step keeps it next to its start
+    assert json.loads(bundled.with_suffix(".json").read_text())["categories"][nearest] == started[1]
     card = (paths.user_models_dir() / "my-knights.md").read_text(encoding="utf-8")
     assert "fine-tuned from `sprite-gan`" in card
 

@@ -146,10 +146,16 @@ def test_cli_trains_and_reports_json_events(data: Path, tmp_path: Path, capsys) 
                  "--batch-size", "4", "--out", str(run), "--events", "--name", "cli-gan"])
     assert code == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [e["event"] for e in lines] == ["progress", "progress", "finished"]
+    assert [e["event"] for e in lines] == ["progress", "progress", "info", "info", "finished"]
     assert "sample_path" in lines[1] and Path(lines[1]["sample_path"]).exists()
     assert lines[-1]["model_path"] == str(run / "model.safetensors")
     assert (paths.user_models_dir() / "cli-gan.safetensors").exists()
+    # The finished model is evaluated against its training sprites, into its card.
+    assert lines[3]["message"].startswith("cli-gan: FID ") and "near copies" in lines[3]["message"]
+    assert set(lines[-1]["evaluation"]) == {"fid", "near_copy_fraction", "diversity_feature_cosine"}
+    card = (paths.user_models_dir() / "cli-gan.md").read_text(encoding="utf-8")
+    assert "<!-- studio-eval:sprite -->" in card and "| near copies of a training tile |" in card
+    assert json.loads((run / "evaluation.json").read_text())["model"]["count"] == 256
 
 
 @pytest.mark.slow

@@ -105,6 +105,9 @@ def test_pause_resume_finish_and_use_the_model(qtbot, workspace, save_screenshot
     card = weights.with_suffix(".md")
     assert weights.exists() and card.exists()
     assert "my-slimes" in card.read_text() and "gems" in card.read_text()
+    assert "fine-tuned from `sprite-gan`" in card.read_text(), "your sprites start from the bundled GAN"
+    assert "<!-- studio-eval:sprite -->" in card.read_text(), "the finished model is evaluated into its card"
+    assert "Against your sprites: FID" in workspace.result.text()
     assert workspace.use_button.isEnabled()
     with qtbot.waitSignal(workspace.use_model) as used:
         workspace.use_button.click()

@@ -158,18 +158,21 @@ def evaluate_sprites(samples: np.ndarray, labels: np.ndarray, reference: SpriteR
         raise ValueError("need at least two samples and one label per sample")
     logits, features = reference.embed(samples)
     correct = logits.argmax(axis=1) == labels
+    # Only categories the encoder was trained on can be judged (a user's own ones get -inf logits).
+    judged = np.isfinite(logits[np.arange(len(labels)), labels])
     kid_mean, kid_std = kernel_distance(features, reference.train_features)
     per_category = {}
     for index, name in enumerate(reference.categories):
         chosen = labels == index
         if chosen.any():
-            per_category[name] = {"count": int(chosen.sum()), "accuracy": float(correct[chosen].mean())}
+            accuracy = float(correct[chosen].mean()) if judged[chosen].all() else None
+            per_category[name] = {"count": int(chosen.sum()), "accuracy": accuracy}
     return {
         "count": len(samples),
         "fid": frechet_distance(features, reference.train_features),
         "kid": kid_mean,
         "kid_std": kid_std,
-        "category_accuracy": float(correct.mean()),
+        "category_accuracy": float(correct[judged].mean()) if judged.any() else None,
         "diversity_pixel_l1": mean_pairwise_pixel_l1(samples),
         "diversity_feature_cosine": mean_pairwise_cosine_distance(features),
         "memorisation": memorisation(samples, features, reference),

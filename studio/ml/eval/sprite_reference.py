@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from studio.core import paths
-from studio.core.errors import BadInputError, ModelFileError
+from studio.core.errors import ModelFileError
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.data.sprites import SpriteDataset
 from studio.ml.eval.sprite_metrics import Embed, SpriteReference, evaluate_sprites
@@ -63,12 +63,9 @@ def build_reference(
 ) -> SpriteReference:
     """Encoder + training-split features (cached per data set and encoder file)."""
     module, meta = load_encoder(encoder, store, device)
+    # A data set with other categories (the user's own) is still measured in the encoder's feature space; only the
+    # category accuracy of its categories is left out (see evaluate_sprites).
     encoder_categories = [str(c) for c in meta.get("categories", [])]
-    if not set(encoder_categories) & set(dataset.categories):
-        raise BadInputError(
-            f"the encoder knows the categories {encoder_categories}, the data set {dataset.categories}: "
-            "train an encoder on this data set first (`studio train sprite-encoder --data ...`)"
-        )
     embed = make_embed(module, encoder_categories, dataset.categories, device)
     cache = _features_cache(dataset, meta["sha256"])
     if cache.is_file():

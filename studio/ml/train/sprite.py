@@ -44,7 +44,7 @@ from studio.ml.train.checkpoints import (
 )
 from studio.ml.train.ema import EMA
 from studio.ml.train.sprite_objectives import OBJECTIVES, Hyper, Objective
-from studio.ml.train.warm_start import BaseModel, load_base_weights, read_base_model
+from studio.ml.train.warm_start import BaseModel, closest_base_categories, load_base_weights, read_base_model
 
 ARCHS = {"gan": "sprite-gan", "vae": "sprite-vae", "diffusion": "sprite-diffusion"}
 DATA_KEYS = ("name", "source", "categories", "counts", "sha256", "recipe")  # from the data set's manifest
@@ -346,7 +346,8 @@ def _train(
     if checkpoint:
         model.load_state_dict(checkpoint.groups["model"])
     elif base is not None:
-        origin = load_base_weights(model, base, data.categories)
+        closest = closest_base_categories(data.train_images, data.train_labels, data.categories, base, device)
+        origin = load_base_weights(model, base, data.categories, closest)
         if info.is_main:
             starts = ", ".join(f"{c} from {o}" if o != "mean" else f"{c} new" for c, o in origin.items())
             on_event({"event": "info", "message": f"fine-tuning {base.path.stem} ({starts})"})

@@ -2,9 +2,10 @@
 
 The user's categories rarely match the base model's. Every tensor indexed by category (label embeddings, the
 discriminator's projection and its spectral-norm vector) is rebuilt row by row: a category the base knows by name
-keeps its learnt row, a new one starts from the mean of the base's category rows (an "average sprite" condition
-that training then moves), and rows after the categories (the diffusion model's "no class" row for guidance) are
-kept. Everything else must match the base exactly.
+keeps its learnt row; a new one starts from the row of the base category its sprites look most like (the bundled
+sprite encoder's vote over them, see :func:`closest_base_categories`), or from the mean of the base's rows when
+there is no encoder; rows after the categories (the diffusion model's "no class" row for guidance) are kept.
+Everything else must match the base exactly.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from studio.core.errors import ModelFileError
+from studio.core.errors import ModelFileError, StudioError
 from studio.ml.checkpoint import read_sidecar
+
+VOTERS = 512  # sprites of a new category the encoder looks at to find its closest base category
 
 
 @dataclass(frozen=True)
@@ -58,11 +62,53 @@ def read_base_model(path: Path, arch: str) -> BaseModel:
     return BaseModel(path, arch, dict(meta["config"]), categories, digest, state)
 
 
-def load_base_weights(model: nn.Module, base: BaseModel, categories: list[str]) -> dict[str, str]:
+def closest_base_categories(
+    images: np.ndarray, labels: np.ndarray, categories: list[str], base: BaseModel, device: str = "cpu"
+) -> dict[str, str]:
+    """For each of ``categories`` the base knows not by name, the base category the sprite encoder files most of its
+    sprites under (``images`` (N, 32, 32, 4) uint8, ``labels`` indexes ``categories``); {} without an encoder."""
+    from studio.ml.eval.sprite_reference import load_encoder, make_embed
+
+    new = [i for i, c in enumerate(categories) if c.casefold() not in {b.casefold() for b in base.categories}]
+    if not new:
+        return {}
+    try:
+        module, meta = load_encoder(device=device)
+    except StudioError:
+        return {}
+    encoder_categories = [str(c) for c in meta.get("categories", [])]
+    if not set(encoder_categories) & set(base.categories):
+        return {}  # the encoder cannot tell the base's categories apart
+    embed = make_embed(module, encoder_categories, base.categories, device)
+    closest = {}
+    for index in new:
+        members = images[labels == index][:VOTERS]
+        if len(members):
+            votes = np.bincount(embed(members)[0].argmax(axis=1), minlength=len(base.categories))
+            closest[categories[index]] = base.categories[int(votes.argmax())]
+    return closest
+
+
+def load_base_weights(
+    model: nn.Module, base: BaseModel, categories: list[str], closest: dict[str, str] | None = None
+) -> dict[str, str]:
     """Copy ``base``'s weights into ``model`` (built for ``categories``); returns where each category started:
-    ``{"items": "items", "robots": "mean"}`` (the base category its rows came from, or "mean")."""
+    ``{"items": "items", "robots": "characters (closest)", "maps": "mean"}``.
+
+    ``closest`` names a base category for a new one (see :func:`closest_base_categories`); others get the mean row.
+    """
     known = {name.casefold(): i for i, name in enumerate(base.categories)}
-    origin = {c: base.categories[known[c.casefold()]] if c.casefold() in known else "mean" for c in categories}
+    for new, similar in (closest or {}).items():
+        known.setdefault(new.casefold(), base.categories.index(similar))
+    origin = {}
+    for category in categories:
+        index = known.get(category.casefold())
+        if index is None:
+            origin[category] = "mean"
+        elif base.categories[index].casefold() == category.casefold():
+            origin[category] = base.categories[index]
+        else:
+            origin[category] = f"{base.categories[index]} (closest)"
     per_category = _category_tensors(model, len(categories))
     loaded = {}
     for key, wanted in model.state_dict().items():

@@ -428,8 +428,11 @@ class TrainWorkspace(Workspace):
             metrics = ", ".join(f"{k} {v:.3g}" for k, v in event.get("metrics", {}).items()
                                 if isinstance(v, int | float))
             card = event.get("card", "")
-            self.result.setText(f"Model {self.finished_model} registered. {metrics}" + (f"\nCard: {card}" if card
-                                                                                           else ""))
+            evaluation = event.get("evaluation") or {}
+            judged = (f"\nAgainst your sprites: FID {evaluation['fid']:.2f}, "
+                      f"{evaluation['near_copy_fraction']:.1%} near copies of them.") if evaluation else ""
+            self.result.setText(f"Model {self.finished_model} registered. {metrics}{judged}"
+                                + (f"\nCard: {card}" if card else ""))
         elif kind == "error":
             self._say(str(event.get("message", "training failed")))
         elif kind in ("info", "paused"):
