@@ -64,28 +64,22 @@ def _user_tunes(path: Path) -> list[Path]:
     return files
 
 
-def _stored_model(name: str) -> Path:
-    """The weights of the model store's ``name``, checked against the manifest."""
+def _bundled_model() -> Path | None:
     from studio.ml.store import ModelStore
 
-    store = ModelStore()
-    entry = store.find(name)
-    store.verify(entry)
-    return entry.weights
-
-
-def _bundled_model() -> Path | None:
     try:
-        return _stored_model(BASE_MODEL)
+        return ModelStore().verified_weights(BASE_MODEL)
     except StudioError:
         return None
 
 
 def _init_model(value: str | None) -> Path | None:
     """``--init``: a .safetensors file or the name of a model in the store."""
+    from studio.ml.store import ModelStore
+
     if not value:
         return None
-    return Path(value).expanduser() if Path(value).suffix == ".safetensors" else _stored_model(value)
+    return Path(value).expanduser() if Path(value).suffix == ".safetensors" else ModelStore().verified_weights(value)
 
 
 def _training_data(args: argparse.Namespace, say) -> tuple[Path, Path | None]:

@@ -35,10 +35,7 @@ def start_from(value: str | None, family: str, users_data: bool, scratch: bool) 
     name = value or SHORT_NAMES[family]
     if Path(name).suffix == ".safetensors":
         return Path(name).expanduser()
-    store = ModelStore()
-    entry = store.find(name)
-    store.verify(entry)
-    return entry.weights
+    return ModelStore().verified_weights(name)
 
 
 def run_train(args: argparse.Namespace) -> int:

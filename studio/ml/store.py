@@ -78,6 +78,12 @@ class ModelStore:
         known = ", ".join(e.name for e in self.entries()) or "none installed"
         raise ModelFileError(f"no model named {name!r} (available: {known})")
 
+    def verified_weights(self, name: str) -> Path:
+        """The weights file of model ``name``, checked against the manifest when it is bundled."""
+        entry = self.find(name)
+        self.verify(entry)
+        return entry.weights
+
     def for_arch(self, arch_prefix: str) -> list[ModelEntry]:
         return [e for e in self.entries() if e.arch.startswith(arch_prefix)]
 

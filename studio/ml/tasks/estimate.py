@@ -78,7 +78,7 @@ def _sprite(spec: JobSpec, ctx: JobContext, preset: str, max_steps: int) -> Esti
         except BadInputError:
             categories = 1
     name = spec.params.get("base", ARCHS[family] if users_data else "")
-    base = read_base_model(_verified(ctx, str(name)), ARCHS[family]) if name else None
+    base = read_base_model(ctx.resources.store.verified_weights(str(name)), ARCHS[family]) if name else None
     config = SpriteTrainConfig(family=family, data=Path("."), preset=preset, max_steps=max_steps or None)
     plan = make_plan(config, [f"c{i}" for i in range(categories)], base)
     arch = registry.get(ARCHS[family])
@@ -95,12 +95,6 @@ def _sprite(spec: JobSpec, ctx: JobContext, preset: str, max_steps: int) -> Esti
     start = f"fine-tuning {name}" if base is not None else f"a new {family}"
     return _result(step_s * plan.steps, step_s, plan.steps, memory, device, f"{start}, {plan.batch_size} a batch")
 
-
-def _verified(ctx: JobContext, name: str) -> Path:
-    """The weights of the store's model ``name``, after checking them against the manifest."""
-    entry = ctx.resources.store.find(name)
-    ctx.resources.store.verify(entry)
-    return entry.weights
 
 
 def _copy(spec: JobSpec, ctx: JobContext, preset: str, max_steps: int) -> Estimate:
@@ -177,7 +171,7 @@ def _music(spec: JobSpec, ctx: JobContext, preset_name: str, max_steps: int) -> 
     name = str(spec.params.get("base", "" if (path / "train.npz").exists() else DEFAULT_MODEL))
     if name:
         try:
-            model, config, _ = load_model(_verified(ctx, name), expect_arch=ARCH, device=device)
+            model, config, _ = load_model(ctx.resources.store.verified_weights(name), expect_arch=ARCH, device=device)
             detail = f"fine-tuning {name}, {preset.batch} windows a batch"
         except ModelFileError:
             model = None
