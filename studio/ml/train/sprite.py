@@ -320,6 +320,7 @@ def _train(
     info: distributed.DistInfo,
     device: str,
 ) -> TrainResult:
+    commit = _git_commit()  # the code this run starts with (a long run can outlive several commits)
     data = load_data(config.data, device)
     base = read_base_model(config.init_from, ARCHS[config.family]) if config.init_from else None
     plan = make_plan(config, data.categories, base)
@@ -420,7 +421,7 @@ def _train(
         exported = _export_model(objective, ema, arch, model_config)
         if not metrics:  # resumed at or past the last step: nothing was measured yet
             metrics = _measure(objective, exported, data, plan, smooth)
-        meta = _model_meta(config, plan, data, metrics, wall, _hardware(device, info.world_size))
+        meta = _model_meta(config, plan, data, metrics, wall, _hardware(device, info.world_size), commit)
         save_model(exported, arch.name, model_config, model_path, meta)
         if config.name:
             registered = _register(model_path, config.name)
@@ -428,7 +429,8 @@ def _train(
 
 
 def _model_meta(
-    config: SpriteTrainConfig, plan: _Plan, data: _Data, metrics: dict[str, float], wall: float, hardware: str
+    config: SpriteTrainConfig, plan: _Plan, data: _Data, metrics: dict[str, float], wall: float, hardware: str,
+    commit: str,
 ) -> dict[str, Any]:
     """The sidecar of the finished model: what it is, what it learnt from, and how it was trained."""
     return {
@@ -440,7 +442,7 @@ def _model_meta(
         "training": {
             "command": config.command,
             "data": {"folder": str(config.data), **{k: data.manifest[k] for k in DATA_KEYS if k in data.manifest}},
-            "commit": _git_commit(),
+            "commit": commit,
             "hardware": hardware,
             "wall_time_s": round(wall, 1),
             "steps": plan.steps,
