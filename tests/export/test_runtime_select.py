@@ -165,3 +165,26 @@ def test_graph_runners_follow_the_setting(exported_home: Path, monkeypatch: pyte
         torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-3)
     _remember(f"{sha256_file(resources.store.find(MUSIC).weights)}:{graph.name}:cpu", "onnxruntime")
     assert resources.runtimes.runner(MUSIC, graph.name, "cpu").runtime == "onnxruntime"
+
+
+def test_auto_really_measures_on_a_fresh_machine(exported_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first copy job on a new install measures torch and every export for real (no remembered choice): this
+    once crashed on the prompt cache's weight stamp because the torch model was loaded in inference mode."""
+    measured: list[object] = []
+    real = ort_lm.decode_seconds
+
+    def spy(lm: object, steps: int = ort_lm.MEASURE_STEPS) -> float:
+        measured.append(lm)
+        return real(lm, steps)
+
+    monkeypatch.setattr(ort_lm, "decode_seconds", spy)
+    get_language_model(_resources("torch"), LM)  # an earlier torch run leaves the weights' cache file behind
+    resources = _resources("auto")
+    lm = get_language_model(resources, LM)
+    assert isinstance(measured[0], LanguageModel) and len(measured) == 1 + len(_usable(exported_home))
+    choices = json.loads((paths.cache_dir() / select.CHOICES_FILE).read_text())
+    chosen = list(choices.values())
+    assert len(chosen) == 1 and chosen[0] in {"torch", *(f"onnxruntime:{v}" for v in _usable(exported_home))}
+    logits, cache = lm.prefill(lm.tokenizer.encode("hello there"), 4)
+    logits, cache = lm.decode_step([int(logits[0].argmax())], cache)
+    assert logits.shape[0] == 1

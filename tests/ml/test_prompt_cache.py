@@ -95,3 +95,14 @@ def test_batched_prompts_and_copies_still_work_with_a_warm_cache() -> None:
     want, _ = cold.prefill(prompt, 8, copies=3)
     assert cache.batch == 3
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_a_model_made_in_inference_mode_still_caches_prompts() -> None:
+    """Inference tensors have no version counter; the cache's weight stamp must not trip over them."""
+    with torch.inference_mode():
+        lm = tiny_lm()
+    prompt = lm.tokenizer.encode_chat(chat("a brief long enough to be cached"))
+    first, _ = lm.prefill(prompt, 4)
+    fed = fed_lengths(lm)
+    again, _ = lm.prefill(prompt, 4)
+    assert torch.equal(first, again) and fed == []  # served from the cache: nothing ran

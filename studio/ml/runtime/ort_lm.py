@@ -296,15 +296,16 @@ def select_language_model(resources: Any, entry: Any, device: str, preference: s
     fastest_loaded: dict[str, OrtLanguageModel] = {}
 
     def timings() -> dict[str, float]:
-        with torch.inference_mode():
-            torch_lm = load_language_model(entry.weights, device, app_precision(device), name=entry.name)
-            seconds = {"torch": decode_seconds(torch_lm)}
-            for record in records:  # one loaded at a time; only the fastest so far is kept
-                lm = load(record)
-                seconds[f"onnxruntime:{record.variant}"] = decode_seconds(lm)
-                if min(seconds, key=seconds.__getitem__) == f"onnxruntime:{record.variant}":
-                    fastest_loaded.clear()
-                    fastest_loaded[record.variant] = lm
+        # prefill and decode_step run in inference mode themselves; loading inside it would make the weights
+        # inference tensors, which have no version counter for the prompt cache's stamp.
+        torch_lm = load_language_model(entry.weights, device, app_precision(device), name=entry.name)
+        seconds = {"torch": decode_seconds(torch_lm)}
+        for record in records:  # one loaded at a time; only the fastest so far is kept
+            lm = load(record)
+            seconds[f"onnxruntime:{record.variant}"] = decode_seconds(lm)
+            if min(seconds, key=seconds.__getitem__) == f"onnxruntime:{record.variant}":
+                fastest_loaded.clear()
+                fastest_loaded[record.variant] = lm
         return seconds
 
     key = f"{sha256}:lm-decode:{device}:{'+'.join(r.variant for r in records)}"

@@ -147,8 +147,9 @@ class LanguageModel:
         return logits, cache
 
     def _weights_stamp(self) -> tuple[int, int]:
-        """Changes whenever a weight is changed in place (a tensor's version counter), so stale prefixes go."""
-        return id(self.model), sum(p._version for p in self.model.parameters())
+        """Changes whenever a weight is changed in place (a tensor's version counter), so stale prefixes go.
+        Weights made in inference mode have no counter (and cannot be changed outside it): they count as 0."""
+        return id(self.model), sum(0 if p.is_inference() else p._version for p in self.model.parameters())
 
     def _forward(self, tokens: torch.Tensor, cache: KVCache, last_only: bool) -> tuple[torch.Tensor, KVCache]:
         logits, _ = self.model(tokens.to(self.device), cache=cache, last_only=last_only)
