@@ -10,7 +10,6 @@ Everything else must match the base exactly.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from studio.core.errors import ModelFileError, StudioError
-from studio.ml.checkpoint import read_sidecar
+from studio.ml.checkpoint import read_sidecar, sha256_file
 
 VOTERS = 512  # sprites of a new category the encoder looks at to find its closest base category
 
@@ -58,8 +57,7 @@ def read_base_model(path: Path, arch: str) -> BaseModel:
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise ModelFileError(f"{path.name} is not a readable safetensors file ({exc})") from None
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return BaseModel(path, arch, dict(meta["config"]), categories, digest, state)
+    return BaseModel(path, arch, dict(meta["config"]), categories, sha256_file(path), state)
 
 
 def closest_base_categories(
