@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -22,6 +23,13 @@ class Settings:
     model_memory_budget_mb: int = 4096
     shared_model_dir: str = ""
     soundfont_path: str = ""  # optional General MIDI SoundFont (.sf2/.sf3) for music rendering
+
+    @property
+    def model_threads(self) -> int:
+        """CPU threads for model work, the app's worker and its training runs alike: the setting, or all cores but
+        one (the UI thread and the desktop keep one; two processes that each want every core slow each other
+        several-fold on small machines)."""
+        return self.cpu_threads or max(1, (os.cpu_count() or 2) - 1)
 
     @property
     def resolved_output_dir(self) -> Path:

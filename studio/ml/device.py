@@ -20,13 +20,8 @@ def resolve_device(preference: str = "auto") -> str:
     return "cuda" if cuda_available() else "cpu"
 
 
-def default_cpu_threads() -> int:
-    """Leave one core to the UI thread and the desktop."""
-    return max(1, (os.cpu_count() or 2) - 1)
-
-
-def configure_cpu_threads(threads: int = 0) -> int:
-    threads = threads or default_cpu_threads()
+def configure_cpu_threads(threads: int) -> int:
+    """Set torch's thread count (see ``Settings.model_threads``)."""
     torch.set_num_threads(threads)
     return threads
 

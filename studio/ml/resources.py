@@ -29,7 +29,7 @@ class Resources:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Resources:
-        threads = configure_cpu_threads(settings.cpu_threads)
+        threads = configure_cpu_threads(settings.model_threads)
         shared = Path(settings.shared_model_dir) if settings.shared_model_dir else None
         return cls(
             device=resolve_device(settings.device),

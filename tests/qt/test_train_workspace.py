@@ -74,6 +74,8 @@ def test_sprites_fine_tune_the_bundled_model_of_the_family_unless_told_otherwise
     assert [ws.base.itemData(i) for i in range(2)] == ["sprite-gan", ""]
     args = ws.train_args()
     assert args[args.index("--init") + 1] == "sprite-gan"
+    # The child trains with the app's thread policy (a core stays free for the UI and the worker).
+    assert args[args.index("--threads") + 1] == str(ws.settings.model_threads)
     ws.family.setCurrentIndex(ws.family.findData("diffusion"))
     qtbot.waitUntil(lambda: ws.base.currentData() == "sprite-diffusion", timeout=60_000)
     qtbot.waitUntil(lambda: "fine-tuning sprite-diffusion" in ws.estimate_label.text(), timeout=60_000)

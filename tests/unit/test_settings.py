@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+
+import pytest
+
 from studio.core.settings import Settings, load_settings, save_settings, settings_path
 
 
@@ -20,3 +24,9 @@ def test_unknown_values_are_sanitised(studio_home) -> None:
     settings_path().write_text('{"device": "tpu", "runtime": "x", "unknown_key": 1}')
     loaded = load_settings()
     assert loaded.device == "auto" and loaded.runtime == "auto"
+
+
+@pytest.mark.parametrize(("cores", "setting", "expected"), [(2, 0, 1), (1, 0, 1), (8, 0, 7), (8, 3, 3), (None, 0, 1)])
+def test_model_threads_leave_a_core_free_unless_set(monkeypatch, cores, setting, expected) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert Settings(cpu_threads=setting).model_threads == expected

@@ -378,6 +378,8 @@ class TrainWorkspace(Workspace):
             args += ["--licence", self.licence.text().strip()]
         if self.max_steps.value():
             args += ["--max-steps", str(self.max_steps.value())]
+        if self.modality_key != "copy":  # copy training reads the settings itself
+            args += ["--threads", str(self.settings.model_threads)]
         if resume:
             args.append("--resume")
         return args
