@@ -121,18 +121,21 @@ def evaluate_trained_model(name: str, data: Path, card: Path, json_path: Path, d
     args = argparse.Namespace(model=name, data=Path(data), count=FINISH_EVAL_COUNT, reference=False, encoder=ENCODER,
                               seed=0, steps=10, guidance=2.0, device=device, quiet=True)
     report = evaluation_report(args)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _write_report(json_path, report)
     update_card(card, to_markdown(report))
     return report
+
+
+def _write_report(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 def run_eval(args: argparse.Namespace) -> int:
     report = evaluation_report(args)
     _print(report)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        _write_report(args.json, report)
         print(f"wrote {args.json}")
     if args.card:
         update_card(args.card, to_markdown(report))

@@ -77,9 +77,7 @@ def _init_model(value: str | None) -> Path | None:
     """``--init``: a .safetensors file or the name of a model in the store."""
     from studio.ml.store import ModelStore
 
-    if not value:
-        return None
-    return Path(value).expanduser() if Path(value).suffix == ".safetensors" else ModelStore().verified_weights(value)
+    return ModelStore().weights_for(value) if value else None
 
 
 def _training_data(args: argparse.Namespace, say) -> tuple[Path, Path | None]:

@@ -32,10 +32,7 @@ def start_from(value: str | None, family: str, users_data: bool, scratch: bool) 
         return None
     if value is None and not users_data:
         return None
-    name = value or SHORT_NAMES[family]
-    if Path(name).suffix == ".safetensors":
-        return Path(name).expanduser()
-    return ModelStore().verified_weights(name)
+    return ModelStore().weights_for(value or SHORT_NAMES[family])
 
 
 def run_train(args: argparse.Namespace) -> int:

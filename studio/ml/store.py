@@ -84,6 +84,12 @@ class ModelStore:
         self.verify(entry)
         return entry.weights
 
+    def weights_for(self, value: str) -> Path:
+        """A command line's model: a ``.safetensors`` file as given, else the verified weights of the model named."""
+        if Path(value).suffix == ".safetensors":
+            return Path(value).expanduser()
+        return self.verified_weights(value)
+
     def for_arch(self, arch_prefix: str) -> list[ModelEntry]:
         return [e for e in self.entries() if e.arch.startswith(arch_prefix)]
 
