@@ -74,7 +74,8 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
         "sprites",
         help="build a 32x32 sprite data set (default: Dungeon Crawl's CC0 tiles from Debian)",
         description="Build a sprite data set: train.npz, val.npz and manifest.json. Without --from-folder or "
-        "--from-sheet the Dungeon Crawl tiles are fetched with apt-get download (once, then cached).",
+        "--from-sheet the Dungeon Crawl tiles, with their names as tags, are fetched with apt-get source from "
+        "Debian's package archive (once, then cached).",
     )
     parser.add_argument("--out", type=Path, help="output folder (default: the data folder's datasets/)")
     source = parser.add_argument_group("your own sprites instead of the crawl tiles")
@@ -87,7 +88,8 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
                         help="background colour made transparent in images without alpha (default auto: "
                         "magenta, else the corner colour)")
     parser.add_argument("--crawl-dir", type=Path, metavar="DIR",
-                        help="use already unpacked crawl-tiles-data and crawl-common packages")
+                        help="a folder holding the crawl source tarball (crawl_*.orig.tar.xz, sha256-checked) and "
+                        "optionally Debian's copyright file, used instead of apt")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share held out for validation")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run_sprites)

@@ -1,4 +1,4 @@
-"""Synthetic sprites, packed sheets and small data sets for the sprite data and evaluation tests."""
+"""Synthetic sprites and small data sets for the sprite data and evaluation tests."""
 
 from __future__ import annotations
 
@@ -42,36 +42,6 @@ def distinct_sprites(count: int, seed: int = 0, size: int = 32) -> np.ndarray:
         top, left = (size - h) // 2, (size - w) // 2
         out[i, top : top + h, left : left + w] = blob(rng, h, w)
     return out
-
-
-def pack_like_rltiles(sprites: list[np.ndarray], width: int = 256) -> tuple[np.ndarray, list[tuple[int, ...]]]:
-    """A sheet packed the way Dungeon Crawl's rltiles packer does it (shelves, columns of stacked tiles),
-    and the (x0, y0, x1, y1) box of each sprite."""
-    ymin = ycur = ymax = xmin = xcur = xmax = 0
-    boxes = []
-    for sprite in sprites:
-        h, w = sprite.shape[:2]
-        if xcur + w > width:
-            ycur = ymin = ymax
-            xcur = xmin = xmax = 0
-        if h + ycur >= ymax:
-            if ycur != ymin:
-                ycur = ymin
-                xcur = xmax
-                xmin = xmax = xcur
-            if xcur + w > width:
-                ycur = ymin = ymax
-                xcur = xmin = xmax = 0
-            if ycur == ymin:
-                ymax = max(ymin + h, ymax)
-        boxes.append((xcur, ycur, xcur + w, ycur + h))
-        xmax = max(xmax, xcur + w)
-        xcur = xmin
-        ycur += h
-    sheet = np.zeros((ymax, width, 4), dtype=np.uint8)
-    for sprite, (x0, y0, x1, y1) in zip(sprites, boxes, strict=True):
-        sheet[y0:y1, x0:x1] = sprite
-    return sheet, boxes
 
 
 def save_rgba(path: Path, rgba: np.ndarray) -> Path:

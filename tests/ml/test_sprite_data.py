@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -13,69 +16,11 @@ from PIL import Image
 from studio.cli import main
 from studio.core.errors import BadInputError, StudioError
 from studio.ml.data import crawl_tiles
-from studio.ml.data.packed_sheet import segment_packed_sheet
 from studio.ml.data.pixel_space import NEAR_COPY_L1, near_copy_groups, nearest_l1, pixel_l1
 from studio.ml.data.sprite_cells import emptiness, fit_to_cell, slice_grid
 from studio.ml.data.sprite_import import import_folder, import_sheet
 from studio.ml.data.sprites import build_crawl_dataset, load_sprite_dataset, split_by_groups, write_sprite_dataset
-from tests.ml.sprite_samples import blob, distinct_sprites, pack_like_rltiles, save_rgba, small_dataset
-
-# --- packed sheets ----------------------------------------------------------------------------------------------
-
-
-def _trimmed_boxes(sprites, boxes):
-    out = []
-    for sprite, (x0, y0, _, _) in zip(sprites, boxes, strict=True):
-        visible = sprite[..., 3] > 0
-        rows, cols = np.flatnonzero(visible.any(1)), np.flatnonzero(visible.any(0))
-        out.append((x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1))
-    return out
-
-
-def _recovered(truth, found, slack):
-    return np.mean([any(max(abs(a - b) for a, b in zip(t, f, strict=True)) <= slack for f in found) for t in truth])
-
-
-def test_packed_sheet_recovers_most_sprites_where_a_grid_cuts_them():
-    rng = np.random.default_rng(3)
-    sprites = [blob(rng, int(rng.choice([32, 30, 24, 16, 12])), int(rng.integers(6, 33))) for _ in range(150)]
-    sheet, boxes = pack_like_rltiles(sprites, width=256)
-    truth = _trimmed_boxes(sprites, boxes)
-    found = [(r.x0, r.y0, r.x1, r.y1) for r in segment_packed_sheet(sheet)]
-    grid = [(c * 32, r * 32, c * 32 + 32, r * 32 + 32) for r, c, _ in slice_grid(sheet[: len(sheet) // 32 * 32], 32)]
-    assert _recovered(truth, found, slack=1) > 0.55
-    assert _recovered(truth, found, slack=1) > 3 * _recovered(truth, grid, slack=1)
-
-
-def test_packed_sheet_parts_sprites_touching_at_a_point_and_keeps_gaps_inside_one():
-    sheet = np.zeros((32, 64, 4), dtype=np.uint8)
-    diamond = np.zeros((32, 32), dtype=bool)
-    yy, xx = np.mgrid[:32, :32]
-    diamond[np.abs(yy - 15.5) + np.abs(xx - 15.5) <= 16] = True
-    sheet[:, :32][diamond] = (200, 50, 50, 255)
-    sheet[:, 32:][diamond] = (50, 50, 200, 255)  # the two diamonds touch at their side corners only
-    found = {(r.x0, r.y0, r.x1, r.y1) for r in segment_packed_sheet(sheet)}
-    assert found == {(0, 0, 32, 32), (32, 0, 64, 32)}
-
-    two_parts = np.zeros((20, 30, 4), dtype=np.uint8)
-    two_parts[:, :12] = two_parts[:, 16:] = 255  # one sprite drawn in two pieces with a gap between them
-    assert [(r.x0, r.y0, r.x1, r.y1) for r in segment_packed_sheet(two_parts)] == [(0, 0, 30, 20)]
-
-
-def test_opaque_framed_icons_are_cut_at_their_own_pitch():
-    rng = np.random.default_rng(0)
-    icons = []
-    for _ in range(12):
-        icon = np.zeros((28, 28, 4), dtype=np.uint8)
-        icon[..., 3] = 255
-        icon[:, 0, :3] = icon[0, :, :3] = 196  # light frame left and top, dark right and bottom
-        icon[:, -1, :3] = icon[-1, :, :3] = 64
-        icon[6:22, 6:22, :3] = rng.integers(0, 256, size=(16, 16, 3))
-        icons.append(icon)
-    sheet = np.concatenate(icons, axis=1)
-    widths = {r.width for r in segment_packed_sheet(sheet)}
-    assert widths == {28}
-
+from tests.ml.sprite_samples import blob, distinct_sprites, save_rgba, small_dataset
 
 # --- cells ------------------------------------------------------------------------------------------------------
 
@@ -140,74 +85,150 @@ def test_nearest_l1_is_exact_below_the_threshold():
 # --- the crawl build ------------------------------------------------------------------------------------------------
 
 
-def _fake_crawl(root: Path) -> Path:
-    """A tiny stand-in for the unpacked packages: every sheet, a copyright file."""
+def _png_bytes(rgba: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+FAKE_TILES = {
+    "mon/undead/skeletons/skeleton_humanoid_large.png": 32,
+    "mon/undead/skeletons/skeleton_dragon.png": 32,
+    "mon/animals/rat.png": 32,
+    "item/potion/ruby.png": 32,
+    "item/potion/emerald.png": 32,
+    "item/weapon/long_sword1.png": 16,  # an integer fraction of the cell: scaled up
+    "dngn/floor/grey_dirt0.png": 32,
+    "dngn/floor/grey_dirt1.png": 32,
+    "dngn/wall/stone_brick1.png": 32,
+    "dngn/altars/altar_zin.png": 32,
+    "gui/spells/fire/fireball.png": 32,
+    "effect/cloud_fire0.png": 32,  # left out: an effect
+    "player/head/helmet1.png": 32,  # left out: a paper-doll layer
+    "mon/unique/huge.png": 48,  # left out: larger than the cell
+}
+
+
+def _fake_source(folder: Path, monkeypatch) -> Path:
+    """A stand-in for Debian's upstream crawl tarball (pinned in KNOWN_SOURCES for the test) and copyright file."""
     rng = np.random.default_rng(5)
-    tiles = root / crawl_tiles.TILES_DIR
-    for sheet in crawl_tiles.SHEETS:
-        if sheet.packed:
-            sprites = [blob(rng, int(rng.integers(14, 31)), int(rng.integers(14, 31))) for _ in range(6)]
-            rgba, _ = pack_like_rltiles(sprites, width=128)
-        else:
-            rgba = np.zeros((64, 96, 4), np.uint8)
-            for r, c, _ in slice_grid(rgba, 32):
-                if (r, c) != (1, 2):  # one empty cell
-                    rgba[r * 32 : r * 32 + 32, c * 32 : c * 32 + 32] = np.append(rng.integers(0, 256, 3), 255)
-        save_rgba(tiles / sheet.file, rgba)
-    (root / crawl_tiles.COPYRIGHT).parent.mkdir(parents=True, exist_ok=True)
-    (root / crawl_tiles.COPYRIGHT).write_text("Public Domain|CC0: most of tiles.\n")
-    return root
+    folder.mkdir(parents=True, exist_ok=True)
+    tarball = folder / "crawl_9.9.orig.tar.xz"
+    with tarfile.open(tarball, "w:xz") as archive:
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(f"stone_soup-9.9/source/rltiles/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+        for name, size in FAKE_TILES.items():
+            add(name, _png_bytes(blob(rng, size, size if size != 48 else 40)))
+        add("dngn/._altar_zin.png", b"\x00\x05\x16\x07 resource fork")
+        add("license.txt", b"public domain roguelike tileset RLTiles")
+        add("../../escape.png", _png_bytes(blob(rng, 32, 32)))  # never written outside the cache
+    (folder / "copyright").write_text("Public Domain|CC0: most of tiles.\n")
+    monkeypatch.setitem(crawl_tiles.KNOWN_SOURCES, tarball.name, crawl_tiles._sha256(tarball))
+    return folder
 
 
-def test_crawl_build_writes_the_documented_format(tmp_path):
-    root = _fake_crawl(tmp_path / "crawl")
+def test_crawl_build_keeps_names_and_tags_and_writes_the_documented_format(tmp_path, monkeypatch):
+    folder = _fake_source(tmp_path / "download", monkeypatch)
     out = tmp_path / "set"
-    dataset = build_crawl_dataset(out, seed=3, val_fraction=0.2, crawl_dir=root)
+    dataset = build_crawl_dataset(out, seed=3, val_fraction=0.2, crawl_dir=folder)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest) >= {"name", "source", "licence", "categories", "counts", "sha256", "recipe", "rejected"}
+    assert set(manifest) >= {"name", "source", "licence", "categories", "counts", "sha256", "recipe", "rejected",
+                             "tags"}
     assert manifest["categories"] == list(crawl_tiles.CATEGORIES)
-    assert "CC0" in manifest["licence"]
+    assert "CC0" in manifest["licence"] and "RLTiles" in manifest["licence"]
     assert manifest["recipe"] | {"command": ""} == {"command": "", "seed": 3, "val_fraction": 0.2, "grid": 32,
                                                      "near_copy_l1": NEAR_COPY_L1}
+    names = sorted([*dataset.train_names.tolist(), *dataset.val_names.tolist()])
+    kept = sorted(n for n in FAKE_TILES if not n.startswith(("effect/", "player/", "mon/unique/")))
+    assert names == kept
+    reasons = {(r["file"], r["reason"]) for r in manifest["rejected"]}
+    assert ("effect/", "not a whole sprite of the six categories (effect, cursor or paper-doll layer)") in reasons
+    assert any(f == "mon/" and "larger than the cell" in r for f, r in reasons)
     for split in ("train", "val"):
         with np.load(out / f"{split}.npz") as data:
             assert data["images"].dtype == np.uint8 and data["images"].shape[1:] == (32, 32, 4)
-            assert data["labels"].dtype == np.int64
+            assert data["labels"].dtype == np.int64 and data["names"].dtype.kind == "U"
+            assert data["tags"].shape == (len(data["labels"]), len(manifest["tags"]["words"]))
             assert sum(manifest["counts"][split].values()) == len(data["labels"])
-    assert any(r["reason"] == "fully transparent" and r["file"] == "floor.png" for r in manifest["rejected"])
-    assert manifest["counts"]["train"]["floor"] + manifest["counts"]["val"]["floor"] == 5
-    assert len(dataset.val_labels) > 0 and len(dataset.train_labels) > len(dataset.val_labels)
-    again = build_crawl_dataset(tmp_path / "again", seed=3, val_fraction=0.2, crawl_dir=root)
+    again = build_crawl_dataset(tmp_path / "again", seed=3, val_fraction=0.2, crawl_dir=folder)
     assert np.array_equal(again.val_images, dataset.val_images)  # seeded: the same split twice
+    assert not (tmp_path / "escape.png").exists() and not list(tmp_path.rglob("escape.png"))
 
 
-def test_fetch_uses_apt_get_download_and_dpkg_then_the_cache(tmp_path):
+def test_tags_come_from_training_names_with_enough_examples(tmp_path):
+    images = distinct_sprites(24)
+    names = [f"mon/undead/skeletons/skeleton{i}.png" for i in range(12)] + [f"item/potion/p{i}.png"
+                                                                            for i in range(12)]
+    labels = np.array([0] * 12 + [1] * 12)
+    dataset = write_sprite_dataset(tmp_path / "d", images, labels, ["characters", "items"], name="d", source="t",
+                                   licence="t", recipe={"command": "", "seed": 0, "val_fraction": 0.0},
+                                   rejected=[], names=names)
+    vocabulary = dataset.vocabulary
+    assert set(vocabulary.words) == {"undead", "skeleton", "potion"}
+    assert vocabulary.category_of(["skeleton"]) == "characters"
+    column = vocabulary.index("potion")
+    assert dataset.train_tags[:, column].tolist() == [n.startswith("item/") for n in dataset.train_names]
+
+
+def test_an_unknown_source_tarball_is_refused(tmp_path):
+    (tmp_path / "crawl_0.1.orig.tar.xz").write_bytes(b"something else")
+    with pytest.raises(StudioError, match="no known Dungeon Crawl source tarball"):
+        crawl_tiles.ensure_crawl_source(tmp_path / "cache", downloaded=tmp_path)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_fetch_goes_through_apt_with_a_private_source_list_then_the_cache(tmp_path, monkeypatch):
+    source = _fake_source(tmp_path / "mirror", monkeypatch)
     calls = []
 
     def runner(command, cwd, **_):
-        calls.append(command[:2])
-        if command[:2] == ["apt-get", "download"]:
-            for package in command[2:]:
-                (Path(cwd) / f"{package}_2%3a0.28.0-1.1_all.deb").write_bytes(package.encode())
+        calls.append(command[0] if command[0] != "apt-get" else " ".join(c for c in command if not c.startswith("-o")))
+        if "--print-uris" in command:
+            listing = "'http://deb.example/pool/crawl_9.9.orig.tar.xz' crawl_9.9.orig.tar.xz 10 SHA256:abc\n"
+            return subprocess.CompletedProcess(command, 0, listing, "")
+        if command[0] == crawl_tiles.APT_HELPER:
+            assert command[-1] == "SHA256:abc"  # apt checks the hash it was given while downloading
+            shutil.copyfile(source / "crawl_9.9.orig.tar.xz", command[3])
+        elif command[-2:] == ["download", "crawl-common"]:
+            (Path(cwd) / "crawl-common_9.9_all.deb").write_bytes(b"deb")
         elif command[0] == "dpkg":
-            _fake_crawl(Path(command[3]))
+            doc = Path(command[3]) / "usr/share/doc/crawl-common"
+            doc.mkdir(parents=True)
+            shutil.copyfile(source / "copyright", doc / "copyright")
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    cache = tmp_path / "cache" / "crawl-tiles"
-    root = crawl_tiles.ensure_crawl_tiles(cache, runner)
-    assert root == cache and crawl_tiles.is_extracted(cache)
-    assert calls == [["apt-get", "download"], ["dpkg", "-x"], ["dpkg", "-x"]]
-    assert "crawl-tiles-data 2:0.28.0-1.1" in crawl_tiles.describe_source(cache)
-    crawl_tiles.ensure_crawl_tiles(cache, runner)
-    assert len(calls) == 3  # the cached extraction is used
+    cache = tmp_path / "cache" / "crawl-source"
+    assert crawl_tiles.ensure_crawl_source(cache, runner) == cache
+    assert calls == ["apt-get update", "apt-get source --print-uris --download-only crawl", crawl_tiles.APT_HELPER,
+                     "apt-get download crawl-common", "dpkg"]
+    assert "CC0" in crawl_tiles.licence_text(cache) and "crawl_9.9.orig.tar.xz" in crawl_tiles.describe_source(cache)
+    crawl_tiles.ensure_crawl_source(cache, runner)
+    assert len(calls) == 5  # the cached extraction is used
 
 
-def test_fetch_without_apt_get_says_what_to_do(tmp_path):
+def test_apt_entries_mirror_one_line_and_deb822_sources(tmp_path):
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list").write_text("deb http://a.example/debian bookworm main # comment\n# deb off\n")
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://b.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n"
+        "Signed-By: /usr/share/keyrings/k.gpg\n\nTypes: deb\nURIs: http://c.example\nSuites: x\nEnabled: no\n"
+    )
+    entries = crawl_tiles.apt_entries(tmp_path)
+    assert "deb-src http://a.example/debian bookworm main" in entries
+    assert "deb-src [signed-by=/usr/share/keyrings/k.gpg] http://b.example/debian bookworm-updates main" in entries
+    assert not any("c.example" in e for e in entries)
+
+
+def test_fetch_without_apt_get_says_what_to_do(tmp_path, monkeypatch):
     def missing(command, **_):
         raise FileNotFoundError(command[0])
 
+    monkeypatch.setattr(crawl_tiles, "apt_entries", lambda: ["deb http://x.example d main"])
     with pytest.raises(StudioError, match="--crawl-dir"):
-        crawl_tiles.ensure_crawl_tiles(tmp_path / "cache", missing)
+        crawl_tiles.ensure_crawl_source(tmp_path / "cache", missing)
     assert not (tmp_path / "cache").exists()
 
 

@@ -1,22 +1,16 @@
-"""Dungeon Crawl Stone Soup tiles from Debian (``crawl-tiles-data``, tiles mostly public domain / CC0).
+"""Dungeon Crawl Stone Soup's named tiles, from Debian's source package ``crawl`` (tiles mostly public domain / CC0).
 
-The packages are fetched with ``apt-get download`` (no root install) and unpacked with ``dpkg -x`` into Studio's
-cache folder; a cached extraction is reused. Sheets become categories:
+The game's source keeps every tile as its own PNG under ``source/rltiles/``, in folders that name it
+(``mon/undead/skeletons/skeleton_humanoid_large.png``, ``item/potion/ruby.png``, ``dngn/wall/stone_brick1.png``).
+The binary package ``crawl-tiles-data`` only has the sheets built from them, which lose the names, so the data set
+is built from the source: each tile keeps its path, whose words become its tags (:mod:`studio.core.sprite_tags`).
 
-============  ============  ======================================================================
-sheet         category      contents
-============  ============  ======================================================================
-main.png      items         weapons, armour, potions, scrolls, books, food, jewellery, missiles
-player.png    characters    monsters and the parts of the player's paper doll
-feat.png      features      trees, doors, gates, statues, altars, fountains, traps
-floor.png     floor         floor textures (opaque 32x32, on the grid)
-wall.png      wall          wall textures (opaque 32x32, on the grid)
-gui.png       gui           spell, ability and interface icons
-icons.png     gui           small interface overlays (cursors, frames)
-============  ============  ======================================================================
+The source package is fetched with ``apt-get source --download-only`` from the deb-src twin of the system's own
+Debian sources (the package registry; nothing else is contacted), its upstream tarball is checked against
+:data:`KNOWN_SOURCES` (sha256), and only the tile folder and the licence files are unpacked into Studio's cache.
 
-Floor and wall sheets lie on the 32 px grid; the others are packed atlases of trimmed sprites, recovered by
-:mod:`studio.ml.data.packed_sheet`. Title screens and logos are not tiles and are skipped.
+Folders become the six categories by :data:`CATEGORY_RULES` (first match wins). Spell effects, clouds, cursors and
+the paper-doll layers of the player (a helmet or a sword drawn for a body, not a whole sprite) are left out.
 """
 
 from __future__ import annotations
@@ -25,6 +19,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -36,122 +31,264 @@ import numpy as np
 from studio.core import paths
 from studio.core.errors import StudioError
 from studio.core.formats.images import load_rgba
-from studio.ml.data.packed_sheet import segment_packed_sheet
-from studio.ml.data.sprite_cells import CELL, emptiness, fit_to_cell, slice_grid
+from studio.ml.data.sprite_cells import CELL, emptiness, fit_to_cell
 
-PACKAGES = ("crawl-tiles-data", "crawl-common")
-TILES_DIR = Path("usr/share/crawl/dat/tiles")
-COPYRIGHT = Path("usr/share/doc/crawl-common/copyright")
+SOURCE_PACKAGE = "crawl"
+COPYRIGHT_PACKAGE = "crawl-common"  # Debian's copyright file for the game, tiles included
+APT_HELPER = "/usr/lib/apt/apt-helper"
+# Upstream tarballs whose tiles this builder was checked against: file name -> sha256.
+KNOWN_SOURCES = {
+    "crawl_0.28.0.orig.tar.xz": "5a6be168f8888b84bdb199184ca20bd8636f77ba7e9e0124ebee8850092f2f47",
+}
+TILES_DIR = Path("rltiles")
+LICENCE_FILES = ("copyright", "rltiles-license.txt")
 SOURCE_FILE = "source.json"
-
-
-@dataclass(frozen=True)
-class Sheet:
-    file: str
-    category: str
-    packed: bool
-
-
-SHEETS = (
-    Sheet("main.png", "items", packed=True),
-    Sheet("player.png", "characters", packed=True),
-    Sheet("feat.png", "features", packed=True),
-    Sheet("floor.png", "floor", packed=False),
-    Sheet("wall.png", "wall", packed=False),
-    Sheet("gui.png", "gui", packed=True),
-    Sheet("icons.png", "gui", packed=True),
+CATEGORIES = ("items", "characters", "features", "floor", "wall", "gui")
+CATEGORY_RULES: tuple[tuple[str, str | None], ...] = (
+    ("dngn/floor/", "floor"),
+    ("dngn/water/", "floor"),
+    ("UNUSED/floor/", "floor"),
+    ("dngn/wall/", "wall"),
+    ("dngn/", "features"),
+    ("UNUSED/features/", "features"),
+    ("item/", "items"),
+    ("UNUSED/armour/", "items"),
+    ("UNUSED/weapons/", "items"),
+    ("UNUSED/food/", "items"),
+    ("mon/", "characters"),
+    ("player/base/", "characters"),
+    ("player/felids/", "characters"),
+    ("player/transform/", "characters"),
+    ("UNUSED/monsters/", "characters"),
+    ("UNUSED/emissaries/", "characters"),
+    ("gui/backgrounds/", None),
+    ("gui/startup/", None),
+    ("gui/tutorial/", None),
+    ("gui/", "gui"),
+    ("misc/icons/", "gui"),
+    ("UNUSED/gui/", "gui"),
 )
-CATEGORIES = tuple(dict.fromkeys(sheet.category for sheet in SHEETS))
 
 Runner = Callable[..., subprocess.CompletedProcess]
 
 
+@dataclass(frozen=True)
+class Tile:
+    """One usable tile: its path below the tile folder, its category and its 32x32 RGBA cell."""
+
+    path: str
+    category: str
+    cell: np.ndarray
+
+
 def default_cache() -> Path:
-    return paths.cache_dir() / "crawl-tiles"
+    return paths.cache_dir() / "crawl-tiles-source"
+
+
+def category_for(path: str) -> str | None:
+    """The category of a tile path (relative, with '/'), or None when the tile is left out."""
+    for prefix, category in CATEGORY_RULES:
+        if path.startswith(prefix):
+            return category
+    return None
 
 
 def is_extracted(root: Path) -> bool:
-    return all((root / TILES_DIR / sheet.file).is_file() for sheet in SHEETS) and (root / COPYRIGHT).is_file()
+    return (root / TILES_DIR).is_dir() and (root / SOURCE_FILE).is_file()
 
 
-def _run(runner: Runner, command: list[str], cwd: Path) -> None:
+def _run(runner: Runner, command: list[str], cwd: Path) -> str:
     try:
         result = runner(command, cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise StudioError(
-            f"{command[0]} is not available: the sprite set is built from Debian's {' and '.join(PACKAGES)} "
-            "packages. On another system unpack them yourself and pass the folder with --crawl-dir."
+            f"{command[0]} is not available: the sprite set is built from Debian's source package "
+            f"{SOURCE_PACKAGE!r}. On another system download {next(iter(KNOWN_SOURCES))} yourself and pass its "
+            "folder with --crawl-dir."
         ) from None
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise StudioError(f"{' '.join(command)} failed: {detail[-1] if detail else f'exit {result.returncode}'}")
+    return result.stdout
 
 
-def ensure_crawl_tiles(cache: Path | None = None, runner: Runner = subprocess.run) -> Path:
-    """The folder holding the unpacked packages, fetching them the first time (needs the package registry)."""
+def apt_entries(sources_dir: Path = Path("/etc/apt")) -> list[str]:
+    """The system's own ``deb`` sources as one-line entries, each also as ``deb-src`` (one-line and deb822 files)."""
+    entries: list[str] = []
+    legacy = [sources_dir / "sources.list", *sorted((sources_dir / "sources.list.d").glob("*.list"))]
+    for path in legacy:
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                fields = line.split("#", 1)[0].split()
+                if fields[:1] == ["deb"]:
+                    entries += [" ".join(fields), " ".join(["deb-src", *fields[1:]])]
+    for path in sorted((sources_dir / "sources.list.d").glob("*.sources")):
+        for stanza in path.read_text(encoding="utf-8", errors="replace").split("\n\n"):
+            values = {}
+            for line in stanza.splitlines():
+                if ":" in line and not line.startswith(("#", " ")):
+                    key, value = line.split(":", 1)
+                    values[key.strip().lower()] = value.strip()
+            if "deb" not in values.get("types", "").split() or values.get("enabled", "yes").lower() == "no":
+                continue
+            signed = f"[signed-by={values['signed-by']}] " if values.get("signed-by", "").startswith("/") else ""
+            for uri in values.get("uris", "").split():
+                for suite in values.get("suites", "").split():
+                    rest = f"{signed}{uri} {suite} {values.get('components', 'main')}"
+                    entries += [f"deb {rest}", f"deb-src {rest}"]
+    return list(dict.fromkeys(entries))
+
+
+def _source_uris(listing: str) -> dict[str, tuple[str, str]]:
+    """``apt-get source --print-uris`` output -> {file name: (uri, "SHA256:..." or "")}."""
+    found = {}
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[0].startswith("'") and fields[0].endswith("'"):
+            digest = next((f for f in fields[3:] if f.upper().startswith("SHA256:")), "")
+            found[fields[1]] = (fields[0].strip("'"), digest)
+    return found
+
+
+def _download_source(work: Path, runner: Runner) -> None:
+    """The upstream tarball of the ``crawl`` source package and the ``crawl-common`` package (for its copyright
+    file), through apt with a private source list (the system's apt state is untouched)."""
+    entries = apt_entries()
+    if not entries:
+        raise StudioError("no Debian package sources are configured on this system (/etc/apt): cannot fetch the tiles")
+    (work / "lists" / "partial").mkdir(parents=True)
+    (work / "sources.list").write_text("\n".join(entries) + "\n", encoding="utf-8")
+    options = [
+        f"-oDir::Etc::SourceList={work / 'sources.list'}", "-oDir::Etc::SourceParts=/dev/null",
+        f"-oDir::State::Lists={work / 'lists'}", "-oAcquire::Languages=none",
+    ]
+    _run(runner, ["apt-get", *options, "update"], cwd=work)
+    listing = _run(runner, ["apt-get", *options, "source", "--print-uris", "--download-only", SOURCE_PACKAGE], work)
+    tarballs = {name: where for name, where in _source_uris(listing).items() if ".orig.tar." in name}
+    if not tarballs:
+        raise StudioError(f"apt offers no upstream tarball for the source package {SOURCE_PACKAGE!r}")
+    for name, (uri, digest) in tarballs.items():
+        _run(runner, [APT_HELPER, "download-file", uri, str(work / name), *([digest] if digest else [])], cwd=work)
+    _run(runner, ["apt-get", *options, "download", COPYRIGHT_PACKAGE], cwd=work)
+    for deb in work.glob(f"{COPYRIGHT_PACKAGE}_*.deb"):
+        _run(runner, ["dpkg", "-x", str(deb), str(work / "common")], cwd=work)
+        copyright_file = work / "common" / "usr/share/doc" / COPYRIGHT_PACKAGE / "copyright"
+        if copyright_file.is_file():
+            shutil.copyfile(copyright_file, work / "copyright")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _known_tarball(folder: Path) -> tuple[Path, str]:
+    """The pinned upstream tarball in ``folder``; StudioError when it is missing or its hash is unknown."""
+    found = sorted(folder.glob(f"{SOURCE_PACKAGE}_*.orig.tar.*"))
+    for path in found:
+        digest = _sha256(path)
+        if KNOWN_SOURCES.get(path.name) == digest:
+            return path, digest
+    names = ", ".join(p.name for p in found) or "none"
+    raise StudioError(
+        f"no known Dungeon Crawl source tarball in {folder} (found: {names}); Studio checks the tiles against "
+        f"{', '.join(f'{n} (sha256 {h[:12]}…)' for n, h in KNOWN_SOURCES.items())}"
+    )
+
+
+def _extract(tarball: Path, staging: Path) -> None:
+    """Only ``source/rltiles`` (PNGs and licence), with tarfile's safe 'data' filter."""
+    tiles = staging / TILES_DIR
+    with tarfile.open(tarball) as archive:
+        for member in archive:
+            parts = member.name.split("/")
+            if len(parts) < 4 or parts[1:3] != ["source", "rltiles"] or not member.isfile() or ".." in parts:
+                continue
+            relative = "/".join(parts[3:])
+            if relative == "license.txt":
+                target = staging / "rltiles-license.txt"
+            elif relative.endswith(".png"):
+                target = tiles / relative
+            else:
+                continue
+            member.name = str(target.relative_to(staging))
+            archive.extract(member, staging, filter="data")
+
+
+def ensure_crawl_source(
+    cache: Path | None = None, runner: Runner = subprocess.run, downloaded: Path | None = None
+) -> Path:
+    """The folder holding the unpacked tiles, fetching the source package the first time (package registry).
+
+    ``downloaded``: a folder that already holds the upstream tarball (and optionally Debian's ``copyright`` file),
+    used instead of apt (``--crawl-dir``).
+    """
     root = cache or default_cache()
     if is_extracted(root):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root.parent, prefix=".crawl-fetch-") as tmp:
         work = Path(tmp)
-        _run(runner, ["apt-get", "download", *PACKAGES], cwd=work)
+        folder = downloaded
+        if folder is None:
+            _download_source(work, runner)
+            folder = work
+        tarball, digest = _known_tarball(folder)
         staging = work / "root"
         staging.mkdir()
-        source = {}
-        for deb in sorted(work.glob("*.deb")):
-            _run(runner, ["dpkg", "-x", str(deb), str(staging)], cwd=work)
-            package, version = deb.name.split("_")[:2]
-            source[package] = {"file": deb.name, "version": version.replace("%3a", ":"), "sha256": _sha256(deb)}
-        if not is_extracted(staging):
-            raise StudioError(f"the downloaded packages do not contain the expected tile sheets under {TILES_DIR}")
-        (staging / SOURCE_FILE).write_text(json.dumps(source, indent=2), encoding="utf-8")
+        _extract(tarball, staging)
+        if (folder / "copyright").is_file():
+            shutil.copyfile(folder / "copyright", staging / "copyright")
+        if not any((staging / TILES_DIR).rglob("*.png")):
+            raise StudioError(f"{tarball.name} holds no tiles under source/rltiles")
+        record = {"package": SOURCE_PACKAGE, "file": tarball.name, "sha256": digest}
+        (staging / SOURCE_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
         if root.exists():
             shutil.rmtree(root)
         staging.replace(root)
     return root
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def describe_source(root: Path) -> str:
-    """Package names and versions for the data manifest."""
-    record = root / SOURCE_FILE
-    if record.is_file():
-        packages = json.loads(record.read_text(encoding="utf-8"))
-        listed = ", ".join(
-            f"{name} {info['version']} (sha256 {info['sha256'][:12]})" for name, info in packages.items()
-        )
-        return f"Debian packages {listed}"
-    return f"Debian packages {', '.join(PACKAGES)} unpacked in {root}"
+    """Package, file and hash for the data manifest."""
+    record = json.loads((root / SOURCE_FILE).read_text(encoding="utf-8"))
+    return f"Debian source package {record['package']}: {record['file']} (sha256 {record['sha256'][:12]}), " \
+           f"source/rltiles"
 
 
 def licence_text(root: Path) -> str:
-    return (root / COPYRIGHT).read_text(encoding="utf-8", errors="replace")
+    texts = [(root / name).read_text(encoding="utf-8", errors="replace") for name in LICENCE_FILES
+             if (root / name).is_file()]
+    return "\n\n".join(texts)
 
 
-def sheet_pieces(rgba: np.ndarray, sheet: Sheet, grid: int = CELL) -> list[np.ndarray]:
-    """The sprites of one sheet, uncut: grid cells, or the recovered sprites of a packed atlas."""
-    if not sheet.packed:
-        return [piece for _, _, piece in slice_grid(rgba, grid)]
-    return [rgba[r.y0 : r.y1, r.x0 : r.x1] for r in segment_packed_sheet(rgba, grid)]
-
-
-def crawl_cells(root: Path, grid: int = CELL) -> tuple[np.ndarray, np.ndarray, list[dict[str, object]]]:
-    """All usable cells of the sheets: (images (N,32,32,4), labels (N,) into CATEGORIES, rejected counts)."""
-    images, labels, rejected = [], [], []
-    for sheet in SHEETS:
-        rgba = load_rgba(root / TILES_DIR / sheet.file)
-        reasons: Counter[str] = Counter()
-        for piece in sheet_pieces(rgba, sheet, grid):
-            cell, reason = fit_to_cell(piece, grid)
-            reason = reason or emptiness(cell)
-            if reason:
-                reasons[reason] += 1
-                continue
-            images.append(cell)
-            labels.append(CATEGORIES.index(sheet.category))
-        rejected.extend({"file": sheet.file, "reason": r, "count": n} for r, n in sorted(reasons.items()))
-    return np.stack(images), np.array(labels, dtype=np.int64), rejected
+def crawl_tiles(root: Path, grid: int = CELL) -> tuple[list[Tile], list[dict[str, object]]]:
+    """Every usable tile below ``root/rltiles`` in path order, and the counts of what was left out and why."""
+    tiles: list[Tile] = []
+    reasons: Counter[tuple[str, str]] = Counter()
+    folder = root / TILES_DIR
+    for path in sorted(folder.rglob("*.png")):
+        relative = path.relative_to(folder).as_posix()
+        category = category_for(relative)
+        top = relative.split("/", 1)[0]
+        if category is None:
+            reasons[(top, "not a whole sprite of the six categories (effect, cursor or paper-doll layer)")] += 1
+            continue
+        if path.name.startswith("._"):
+            continue  # a macOS resource fork packed by mistake, not an image
+        try:
+            piece = load_rgba(path)
+        except StudioError:
+            reasons[(top, "unreadable PNG")] += 1
+            continue
+        cell, reason = fit_to_cell(piece, grid)
+        reason = reason or emptiness(cell)
+        if reason:
+            reasons[(top, reason)] += 1
+            continue
+        tiles.append(Tile(relative, category, cell))
+    rejected = [{"file": f"{top}/", "reason": r, "count": n} for (top, r), n in sorted(reasons.items())]
+    return tiles, rejected

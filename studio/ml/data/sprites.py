@@ -2,11 +2,15 @@
 
 A data set is a folder with
 
-- ``train.npz`` and ``val.npz``: ``images`` (N, 32, 32, 4) uint8 RGBA and ``labels`` (N,) int64;
+- ``train.npz`` and ``val.npz``: ``images`` (N, 32, 32, 4) uint8 RGBA, ``labels`` (N,) int64, ``names`` (N,)
+  str (each sprite's path or file name, "" when unknown) and ``tags`` (N, T) uint8, 1 where the sprite carries tag
+  t of the vocabulary;
 - ``manifest.json``: ``{"name", "source", "licence", "categories": [names in label order],
   "counts": {"train": {category: n}, "val": {...}}, "sha256": {file: hash},
-  "recipe": {"command", "seed", "val_fraction", "grid", "near_copy_l1"}, "rejected": [{"file", "reason", "count"}]}``
-  (imports add ``"notes"``: conversions made on the way, such as a colour key).
+  "recipe": {"command", "seed", "val_fraction", "grid", "near_copy_l1"}, "rejected": [{"file", "reason", "count"}],
+  "tags": {"words": [...], "category_counts": {tag: {category: n}}}}`` (the vocabulary: words of the names with
+  at least :data:`~studio.core.sprite_tags.MIN_TAG_COUNT` training sprites; imports add ``"notes"``: conversions
+  made on the way, such as a colour key). Sets written before names were kept load with empty names and no tags.
 
 Exact duplicates are dropped, then near copies (:data:`~studio.ml.data.pixel_space.NEAR_COPY_L1`) are grouped and
 each group goes wholly to train or to validation, so validation never scores a model on a copy of a training tile.
@@ -29,6 +33,7 @@ import numpy as np
 
 from studio.core import paths
 from studio.core.errors import BadInputError
+from studio.core.sprite_tags import TagVocabulary, tags_from_path
 from studio.ml.data.pixel_space import NEAR_COPY_L1, near_copy_groups
 from studio.ml.data.sprite_cells import CELL, cell_hash
 
@@ -48,11 +53,19 @@ class SpriteDataset:
     val_labels: np.ndarray
     categories: list[str]
     manifest: dict[str, Any] = field(default_factory=dict)
+    train_names: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
+    val_names: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
+    train_tags: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.uint8))
+    val_tags: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.uint8))
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}")
         return getattr(self, f"{name}_images"), getattr(self, f"{name}_labels")
+
+    @property
+    def vocabulary(self) -> TagVocabulary:
+        return TagVocabulary.from_dict(self.manifest.get("tags"))
 
 
 def default_dataset_dir(name: str = CRAWL_NAME) -> Path:
@@ -63,8 +76,8 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def drop_exact_duplicates(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Keep the first of identical cells (whatever their category); returns the count dropped."""
+def first_of_duplicates(images: np.ndarray) -> np.ndarray:
+    """Indices of the first of each group of identical cells (whatever their category)."""
     seen: set[str] = set()
     keep = []
     for i, cell in enumerate(images):
@@ -72,7 +85,18 @@ def drop_exact_duplicates(images: np.ndarray, labels: np.ndarray) -> tuple[np.nd
         if digest not in seen:
             seen.add(digest)
             keep.append(i)
-    return images[keep], labels[keep], len(images) - len(keep)
+    return np.array(keep, dtype=np.int64)
+
+
+def tag_matrix(names: list[str], vocabulary: TagVocabulary) -> np.ndarray:
+    """(N, T) uint8: 1 where sprite i's name carries tag t."""
+    matrix = np.zeros((len(names), len(vocabulary)), dtype=np.uint8)
+    column = {word: i for i, word in enumerate(vocabulary.words)}
+    for row, name in enumerate(names):
+        for tag in tags_from_path(name):
+            if tag in column:
+                matrix[row, column[tag]] = 1
+    return matrix
 
 
 def split_by_groups(
@@ -120,15 +144,30 @@ def write_sprite_dataset(
     recipe: dict[str, Any],
     rejected: list[dict[str, Any]],
     notes: list[dict[str, Any]] | None = None,
+    names: list[str] | None = None,
 ) -> SpriteDataset:
-    """Deduplicate, split and write a data set atomically; returns it as loaded back."""
+    """Deduplicate, split and write a data set atomically; returns it as loaded back.
+
+    ``names`` (one per sprite: a path or file name) are kept, and their words become the tags; the vocabulary is
+    counted on the training split only, so validation never decides which words exist.
+    """
     if len(images) == 0:
         raise BadInputError("no usable sprites to write")
-    images, labels, duplicates = drop_exact_duplicates(images, labels)
+    names = list(names) if names is not None else [""] * len(images)
+    if len(names) != len(images):
+        raise ValueError("one name per sprite")
+    keep = first_of_duplicates(images)
+    duplicates = len(images) - len(keep)
+    images, labels, names = images[keep], labels[keep], [names[i] for i in keep]
     if duplicates:
         rejected = [*rejected, {"file": "*", "reason": "exact duplicate of another cell", "count": duplicates}]
     groups = near_copy_groups(images, NEAR_COPY_L1)
     train, val = split_by_groups(labels, groups, float(recipe["val_fraction"]), int(recipe["seed"]))
+    vocabulary = TagVocabulary.build(
+        [tags_from_path(names[i]) for i in train], [categories[labels[i]] for i in train]
+    )
+    tags = tag_matrix(names, vocabulary)
+    name_array = np.array(names, dtype=str)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
@@ -137,7 +176,8 @@ def write_sprite_dataset(
         hashes, counts = {}, {}
         for split, index in zip(SPLITS, (train, val), strict=True):
             path = staging / f"{split}.npz"
-            np.savez_compressed(path, images=images[index], labels=labels[index].astype(np.int64))
+            np.savez_compressed(path, images=images[index], labels=labels[index].astype(np.int64),
+                                names=name_array[index], tags=tags[index])
             hashes[path.name] = _sha256(path)
             counts[split] = _counts(labels[index], categories)
         manifest = {
@@ -149,6 +189,7 @@ def write_sprite_dataset(
             "sha256": hashes,
             "recipe": {**recipe, "grid": int(recipe.get("grid", CELL)), "near_copy_l1": NEAR_COPY_L1},
             "rejected": rejected,
+            "tags": vocabulary.to_dict(),
         }
         if notes:
             manifest["notes"] = notes
@@ -159,7 +200,9 @@ def write_sprite_dataset(
     return load_sprite_dataset(out)
 
 
-def _load_split(folder: Path, split: str, categories: list[str], expected_hash: str | None) -> tuple[np.ndarray, ...]:
+def _load_split(
+    folder: Path, split: str, categories: list[str], expected_hash: str | None, tag_count: int
+) -> tuple[np.ndarray, ...]:
     path = folder / f"{split}.npz"
     if not path.is_file():
         raise BadInputError(f"{folder}: {path.name} is missing; rebuild the data set with `studio data sprites`")
@@ -168,15 +211,19 @@ def _load_split(folder: Path, split: str, categories: list[str], expected_hash: 
     try:
         with np.load(path, allow_pickle=False) as data:
             images, labels = data["images"], data["labels"]
+            names = data["names"] if "names" in data else np.full(len(labels), "", dtype=str)
+            tags = data["tags"] if "tags" in data else np.zeros((len(labels), 0), dtype=np.uint8)
     except (OSError, ValueError, KeyError) as exc:
         raise BadInputError(f"{path} is not a readable sprite split ({exc})") from None
+    if names.shape != labels.shape or tags.shape != (len(labels), tag_count):
+        raise BadInputError(f"{path}: names and tags must match the sprites and the manifest's vocabulary")
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (CELL, CELL, 4):
         raise BadInputError(f"{path}: images must be (N, {CELL}, {CELL}, 4) uint8, found {images.dtype} {images.shape}")
     if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
         raise BadInputError(f"{path}: labels must be one integer per image")
     if len(labels) and (labels.min() < 0 or labels.max() >= len(categories)):
         raise BadInputError(f"{path}: a label is outside the {len(categories)} categories of the manifest")
-    return images, labels.astype(np.int64)
+    return images, labels.astype(np.int64), names.astype(str), tags.astype(np.uint8)
 
 
 def load_sprite_dataset(folder: Path) -> SpriteDataset:
@@ -195,29 +242,38 @@ def load_sprite_dataset(folder: Path) -> SpriteDataset:
         raise BadInputError(f"{manifest_path} is damaged ({exc.__class__.__name__}: {exc})") from None
     if not categories:
         raise BadInputError(f"{manifest_path} lists no categories")
-    train = _load_split(folder, "train", categories, hashes.get("train.npz"))
-    val = _load_split(folder, "val", categories, hashes.get("val.npz"))
-    return SpriteDataset(folder, train[0], train[1], val[0], val[1], categories, manifest)
+    tag_count = len(TagVocabulary.from_dict(manifest.get("tags")))
+    train = _load_split(folder, "train", categories, hashes.get("train.npz"), tag_count)
+    val = _load_split(folder, "val", categories, hashes.get("val.npz"), tag_count)
+    return SpriteDataset(folder, train[0], train[1], val[0], val[1], categories, manifest,
+                         train[2], val[2], train[3], val[3])
 
 
 def build_crawl_dataset(
     out: Path | None = None, seed: int = 0, val_fraction: float = 0.1, crawl_dir: Path | None = None
 ) -> SpriteDataset:
-    """``studio data sprites``: fetch (or reuse) Dungeon Crawl's tiles and write the sprite data set."""
+    """``studio data sprites``: fetch (or reuse) Dungeon Crawl's named tiles and write the sprite data set.
+
+    ``crawl_dir``: a folder holding the source package's files (downloaded by hand), used instead of apt.
+    """
     from studio.ml.data import crawl_tiles
 
     if not 0.0 <= val_fraction < 1.0:
         raise BadInputError(f"--val-fraction must be at least 0 and below 1, got {val_fraction}")
-    root = crawl_dir if crawl_dir is not None else crawl_tiles.ensure_crawl_tiles()
-    if not crawl_tiles.is_extracted(root):
-        raise BadInputError(f"{root} does not hold the unpacked crawl-tiles-data and crawl-common packages")
-    images, labels, rejected = crawl_tiles.crawl_cells(root)
+    if crawl_dir is not None and not Path(crawl_dir).is_dir():
+        raise BadInputError(f"--crawl-dir {crawl_dir} is not a folder")
+    root = crawl_tiles.ensure_crawl_source(downloaded=crawl_dir)
+    tiles, rejected = crawl_tiles.crawl_tiles(root)
+    if not tiles:
+        raise BadInputError(f"{root} holds no usable tiles")
+    categories = list(crawl_tiles.CATEGORIES)
     command = f"studio data sprites --seed {seed} --val-fraction {val_fraction}"
     return write_sprite_dataset(
         out or default_dataset_dir(),
-        images,
-        labels,
-        list(crawl_tiles.CATEGORIES),
+        np.stack([tile.cell for tile in tiles]),
+        np.array([categories.index(tile.category) for tile in tiles], dtype=np.int64),
+        categories,
+        names=[tile.path for tile in tiles],
         name=CRAWL_NAME,
         source=crawl_tiles.describe_source(root),
         licence=crawl_tiles.licence_text(root),
