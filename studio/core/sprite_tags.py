@@ -27,7 +27,7 @@ STOP_WORDS = frozenset({
 IRREGULAR = {
     "elves": "elf", "wolves": "wolf", "dwarves": "dwarf", "knives": "knife", "staves": "staff", "mice": "mouse",
     "teeth": "tooth", "feet": "foot", "men": "man", "women": "woman", "fungi": "fungus", "simulacra": "simulacrum",
-    "leaves": "leaf", "thieves": "thief", "zomby": "zombie",
+    "leaves": "leaf", "thieves": "thief", "zombies": "zombie", "pixies": "pixie",
 }
 _SPLIT = re.compile(r"[^a-z]+")
 _KEEP_S = ("ss", "us", "is", "ous")

@@ -17,7 +17,7 @@ from studio.cli import main
 from studio.core.errors import BadInputError, StudioError
 from studio.ml.data import crawl_tiles
 from studio.ml.data.pixel_space import NEAR_COPY_L1, near_copy_groups, nearest_l1, pixel_l1
-from studio.ml.data.sprite_cells import emptiness, fit_to_cell, slice_grid
+from studio.ml.data.sprite_cells import emptiness, fit_to_cell
 from studio.ml.data.sprite_import import import_folder, import_sheet
 from studio.ml.data.sprites import build_crawl_dataset, load_sprite_dataset, split_by_groups, write_sprite_dataset
 from tests.ml.sprite_samples import blob, distinct_sprites, save_rgba, small_dataset
