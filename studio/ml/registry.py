@@ -26,6 +26,17 @@ class OnnxGraph:
     dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
     atol: float = 1e-4
     rtol: float = 1e-3
+    tagged: bool = False  # takes a trailing "tags" input (N, T) when the model's config has num_tags > 0
+
+    def inputs_for(self, config: Any) -> list[str]:
+        """The graph's input names for a model of ``config`` (the tag input only where the model has tags)."""
+        names = list(self.input_names)
+        return [*names, "tags"] if self.tagged and getattr(config, "num_tags", 0) else names
+
+    def axes_for(self, config: Any) -> dict[str, dict[int, str]]:
+        """``dynamic_axes`` restricted to the inputs and outputs this model's graph has."""
+        present = {*self.inputs_for(config), *self.output_names}
+        return {name: axes for name, axes in self.dynamic_axes.items() if name in present}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import torch
 
 from studio.ml import registry
 from studio.ml.export.onnx_export import export_architecture
+from studio.ml.models.sprite_common import TagEmbedding
 from studio.ml.runtime.ort_session import open_session
 from studio.ml.runtime.runners import OrtGraphRunner, TorchGraphRunner
 from studio.ml.runtime.sprites import GRAPHS, sample_sprites
@@ -23,14 +24,21 @@ def test_runners_make_the_sprites_the_torch_sampler_makes(arch_name: str, tmp_pa
     torch.manual_seed(0)
     module = arch.build(config).eval()
     graph = next(g for g in arch.onnx if g.name == GRAPHS[module.family])
+    for table in (m for m in module.modules() if isinstance(m, TagEmbedding)):
+        torch.nn.init.normal_(table.weight)  # learnt tags, not the zero start
+    if module.family == "diffusion":
+        torch.nn.init.normal_(module.conv_out.weight, std=0.05)  # zero at the start: the tags would not show
     export = export_architecture(arch, module, config, tmp_path, graphs=[graph.name])[0]
     labels = torch.arange(5) % config.num_classes
-    want = generate(module, labels, seeded_generators(7, 5), steps=3, guidance=2.0)
+    tags = torch.zeros(5, config.num_tags)
+    tags[0, 1] = tags[1, 2] = tags[1, 3] = 1.0  # two sprites with words, three by category alone
+    want = generate(module, labels, seeded_generators(7, 5), steps=3, guidance=2.0, tags=tags)
+    assert not torch.allclose(want, generate(module, labels, seeded_generators(7, 5), steps=3, guidance=2.0))
     steps: list[tuple[int, int]] = []
     eager = sample_sprites(TorchGraphRunner(module, graph, "cpu"), module, labels, seeded_generators(7, 5), 3, 2.0,
-                           on_step=lambda done, total: steps.append((done, total)))
+                           on_step=lambda done, total: steps.append((done, total)), tags=tags)
     torch.testing.assert_close(eager, want, atol=1e-5, rtol=1e-4)
     assert steps[-1] == ((3, 3) if module.family == "diffusion" else (1, 1))
-    ort = OrtGraphRunner(open_session(export.path, "cpu", graph=graph), graph.input_names, "cpu")
-    got = sample_sprites(ort, module, labels, seeded_generators(7, 5), 3, 2.0)
+    ort = OrtGraphRunner(open_session(export.path, "cpu", graph=graph), graph.inputs_for(config), "cpu")
+    got = sample_sprites(ort, module, labels, seeded_generators(7, 5), 3, 2.0, tags=tags)
     torch.testing.assert_close(got, want, atol=2e-3, rtol=1e-3)

@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from studio.core.sprite_tags import TagVocabulary, tags_from_path
 from studio.ml import registry
 from studio.ml.checkpoint import save_model
+from studio.ml.data.sprites import tag_matrix
 
 CATEGORIES = ["squares", "discs", "bars"]
 ARCHS = {"gan": "sprite-gan", "vae": "sprite-vae", "diffusion": "sprite-diffusion"}
+TINY_TAGS = ("red", "green", "blue", "large", "small")  # a tiny model's vocabulary (its config has five tags)
 
 
 def synthetic_sprites(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -34,13 +37,30 @@ def synthetic_sprites(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return images, labels
 
 
-def make_dataset(folder: Path, train: int = 48, val: int = 16) -> Path:
-    """A folder shaped like the output of `studio data sprites`."""
+def sprite_names(images: np.ndarray, labels: np.ndarray) -> list[str]:
+    """Names whose words describe each synthetic sprite: its shape kind, its main colour and its size."""
+    names = []
+    for image, label in zip(images, labels, strict=True):
+        rgb = image[image[..., 3] > 0, :3].mean(axis=0)
+        colour = ("red", "green", "blue")[int(rgb.argmax())]
+        size = "large" if (image[..., 3] > 0).sum() > 120 else "small"
+        names.append(f"{CATEGORIES[label]}/{colour}_{size}.png")
+    return names
+
+
+def make_dataset(folder: Path, train: int = 48, val: int = 16, tags: bool = True) -> Path:
+    """A folder shaped like the output of `studio data sprites` (with names and tags unless ``tags`` is False)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for split, count, seed in (("train", train, 0), ("val", val, 1)):
-        images, labels = synthetic_sprites(count, seed)
-        np.savez(folder / f"{split}.npz", images=images, labels=labels)
+    splits = {split: synthetic_sprites(count, seed) for split, count, seed in (("train", train, 0), ("val", val, 1))}
+    names = {split: sprite_names(*data) for split, data in splits.items()}
+    vocabulary = TagVocabulary.build([tags_from_path(n) for n in names["train"]],
+                                     [CATEGORIES[i] for i in splits["train"][1]], min_count=2)
+    for split, (images, labels) in splits.items():
+        extra = {"names": np.array(names[split]), "tags": tag_matrix(names[split], vocabulary)} if tags else {}
+        np.savez(folder / f"{split}.npz", images=images, labels=labels, **extra)
     manifest = {"categories": CATEGORIES, "counts": {"train": train, "val": val}, "licence": "synthetic"}
+    if tags:
+        manifest["tags"] = vocabulary.to_dict()
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
@@ -60,5 +80,7 @@ def save_tiny_model(family: str, folder: Path, name: str, seed: int = 0) -> Path
         model = arch.build(config)
     if family == "diffusion":  # zero-initialised output layer would make every sample identical noise-free
         torch.nn.init.normal_(model.conv_out.weight, std=0.05)
-    meta = {"name": name, "modality": "sprite", "family": family, "categories": CATEGORIES}
+    words = list(TINY_TAGS[: config.num_tags])
+    meta = {"name": name, "modality": "sprite", "family": family, "categories": CATEGORIES,
+            "tags": {"words": words, "category_counts": {w: {CATEGORIES[i % 3]: 5} for i, w in enumerate(words)}}}
     return save_model(model, arch.name, config, folder / f"{name}.safetensors", meta)

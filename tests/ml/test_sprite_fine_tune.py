@@ -75,14 +75,16 @@ def test_base_weights_carry_over_and_category_rows_follow_the_names(family: str,
 def test_a_fine_tune_run_starts_from_the_base_keeps_its_size_and_records_it(family: str, tmp_path: Path) -> None:
     base_path = save_tiny_model(family, tmp_path, "base")
     events: list[dict] = []
-    result = train_sprite(tiny_config(family, user_dataset(tmp_path / "mine"), tmp_path / "run", base_path),
-                          events.append)
+    data = user_dataset(tmp_path / "mine")
+    result = train_sprite(tiny_config(family, data, tmp_path / "run", base_path), events.append)
 
     assert events[0] == {"event": "info", "message": "fine-tuning base (Discs from discs, robots new)"}
     assert [e["step"] for e in events[1:]] == [1, 2]
     _, config, meta = load_model(result.model_path)
     base_config = json.loads(base_path.with_suffix(".json").read_text())["config"]
-    assert {**dataclasses.asdict(config), "num_classes": 3} == base_config  # the base's size, not the preset's
+    words = json.loads((data / "manifest.json").read_text())["tags"]["words"]
+    assert config.num_tags == len(words) and meta["tags"]["words"] == words  # the data's vocabulary, not the base's
+    assert {**dataclasses.asdict(config), "num_classes": 3, "num_tags": base_config["num_tags"]} == base_config
     assert meta["categories"] == USER_CATEGORIES
     init = meta["training"]["init_from"]
     assert init["sha256"] == hashlib.sha256(base_path.read_bytes()).hexdigest()
@@ -152,3 +154,18 @@ def test_cli_fine_tunes_the_bundled_model_on_your_own_pngs_unless_scratch(tmp_pa
     assert all(line["event"] != "info" for line in lines)
     _, _, meta = load_model(tmp_path / "fresh" / "model.safetensors")
     assert "init_from" not in meta["training"]
+
+
+def test_tag_tables_carry_over_by_word_and_new_words_start_at_zero(tmp_path: Path) -> None:
+    base_path = save_tiny_model("diffusion", tmp_path, "base")
+    base = read_base_model(base_path, "sprite-diffusion")
+    torch.manual_seed(1)
+    base.state["tag_embed.weight"].normal_()
+    words = ["blue", "striped", "red"]  # two words the base knows (in another order) and one it does not
+    arch = registry.get("sprite-diffusion")
+    model = arch.build(dataclasses.replace(arch.tiny_config(), num_classes=3, num_tags=len(words)))
+    load_base_weights(model, base, CATEGORIES, tags=words)
+    table = model.tag_embed.weight.detach()
+    assert torch.equal(table[0], base.state["tag_embed.weight"][base.tags.index("blue")])
+    assert torch.equal(table[1], torch.zeros_like(table[1]))
+    assert torch.equal(table[2], base.state["tag_embed.weight"][base.tags.index("red")])

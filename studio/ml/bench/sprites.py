@@ -105,7 +105,7 @@ def bench_model(name: str, store: ModelStore, device: str, threads: int, repeats
         makers.append(("torch.compile", lambda: CompiledRunner(module, graph, device)))
     makers.append(("onnxruntime", lambda: OrtGraphRunner(
         open_session(export_for_bench(arch_name, module, config, graph, folder), device, threads, graph),
-        graph.input_names, device)))
+        graph.inputs_for(config), device)))
     rows = []
     for runtime, make in makers:
         log.info("sprite bench: %s on %s", name, runtime)

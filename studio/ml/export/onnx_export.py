@@ -69,9 +69,9 @@ def export_graph(module: nn.Module, config: Any, graph: OnnxGraph, path: Path) -
             tuple(inputs),
             dynamo=True,
             opset_version=OPSET,
-            input_names=list(graph.input_names),
+            input_names=graph.inputs_for(config),
             output_names=list(graph.output_names),
-            dynamic_axes=graph.dynamic_axes or None,
+            dynamic_axes=graph.axes_for(config) or None,
             verbose=False,
         )
     tmp = path.with_suffix(".onnx.part")
@@ -103,7 +103,7 @@ def validate_graph(module: nn.Module, config: Any, graph: OnnxGraph, path: Path)
     with torch.no_grad():
         expected = [_as_numpy(t) for t in _flatten(wrapped(*inputs))]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feed = {name: _as_numpy(value) for name, value in zip(graph.input_names, inputs, strict=True)}
+    feed = {name: _as_numpy(value) for name, value in zip(graph.inputs_for(config), inputs, strict=True)}
     actual = session.run(None, feed)
     max_abs, max_rel = compare_outputs(expected, actual)
     if max_abs > graph.atol and max_rel > graph.rtol:

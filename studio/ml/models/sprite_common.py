@@ -97,3 +97,36 @@ class ResBlock(nn.Module):
             h = h + self.cond(F.silu(cond))[:, :, None, None]
         h = self.conv2(F.silu(self.norm2(h)))
         return h + self.skip(x)
+
+
+class TagEmbedding(nn.Module):
+    """Multi-hot tags (N, T) -> the mean of their learnt vectors (N, dim); zero for a sprite without tags.
+
+    The table starts at zero, so a model given tags behaves exactly as before until it has learnt them: a trained
+    model can be fine-tuned with a vocabulary, and classifier-free guidance's "no tags" is simply all zeros.
+    """
+
+    def __init__(self, num_tags: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num_tags, dim))
+
+    def forward(self, tags: torch.Tensor) -> torch.Tensor:
+        tags = tags.to(self.weight.dtype)
+        return (tags @ self.weight) / tags.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+
+def tag_vector(embedding: TagEmbedding | None, tags: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | float:
+    """The embedded tags, or 0.0 when the model has no tags or none were given (adds to ``like``-shaped vectors)."""
+    if embedding is None or tags is None:
+        return 0.0
+    return embedding(tags).to(like.dtype)
+
+
+def example_tags(config: object, batch: int) -> tuple[torch.Tensor, ...]:
+    """Multi-hot example tags for ONNX export, or nothing for a model without tags (the graph's last input)."""
+    count = int(getattr(config, "num_tags", 0))
+    if not count:
+        return ()
+    tags = torch.zeros(batch, count)
+    tags[torch.arange(batch), torch.arange(batch) % count] = 1.0
+    return (tags,)

@@ -1,7 +1,8 @@
-"""Class-conditional sprite diffusion model: a small UNet predicting the noise (eps) in a 32x32 RGBA sprite.
+"""Class- and tag-conditional sprite diffusion model: a small UNet predicting v (or the noise) of a 32x32 RGBA sprite.
 
 Sized for the CPU: the sprite is folded 2x2 into channels (32x32x4 -> 16x16x16, pixel unshuffle) so the UNet
-works at 16, 8 and 4 px, with additive skips and self-attention at 4x4. Sampling (DDIM, classifier-free guidance)
+works at 16, 8 and 4 px, with additive skips, ``blocks`` residual blocks per level on each side, self-attention at
+4x4 and optionally at 8x8 (where a sprite's parts are laid out). Sampling (DDIM, classifier-free guidance)
 and the noise schedule live in :mod:`studio.ml.sampling.ddim`; the config only names the schedule.
 """
 
@@ -14,7 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.ml.models.sprite_common import CHANNELS, SPRITE_SIZE, ResBlock, group_norm
+from studio.ml.models.sprite_common import (
+    CHANNELS,
+    SPRITE_SIZE,
+    ResBlock,
+    TagEmbedding,
+    example_tags,
+    group_norm,
+    tag_vector,
+)
 from studio.ml.registry import Architecture, OnnxGraph, register
 from studio.ml.sampling.ddim import NoiseSchedule, guided, split_prediction
 
@@ -26,10 +35,13 @@ class SpriteDiffusionConfig:
     timesteps: int = 1000
     schedule: str = "cosine"
     prediction: str = "v"  # what the UNet predicts: "v" (velocity) or "eps" (noise); see sampling.ddim
+    num_tags: int = 0  # words of the vocabulary the model is conditioned on (0: categories only)
+    blocks: int = 1  # residual blocks per level, on the way down and on the way up
+    attention_8: bool = False  # self-attention at 8x8 as well as at 4x4
 
     @classmethod
     def tiny(cls) -> SpriteDiffusionConfig:
-        return cls(num_classes=3, width=8, timesteps=50)
+        return cls(num_classes=3, width=8, timesteps=50, num_tags=5, blocks=2, attention_8=True)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -69,19 +81,29 @@ class SpriteDiffusion(nn.Module):
         self.prediction = config.prediction
         self.time_mlp = nn.Sequential(nn.Linear(w1, emb), nn.SiLU(), nn.Linear(emb, emb))
         self.label_embed = nn.Embedding(config.num_classes + 1, emb)
+        self.tag_embed = TagEmbedding(config.num_tags, emb) if config.num_tags else None
+        more = config.blocks - 1  # the first block of each level keeps its name: older files still load
         self.conv_in = nn.Conv2d(4 * CHANNELS, w1, 3, padding=1)
         self.down16 = ResBlock(w1, w1, emb)
+        self.down16_more = nn.ModuleList(ResBlock(w1, w1, emb) for _ in range(more))
         self.to8 = nn.Conv2d(w1, w2, 3, stride=2, padding=1)
         self.down8 = ResBlock(w2, w2, emb)
+        self.down8_more = nn.ModuleList(ResBlock(w2, w2, emb) for _ in range(more))
+        self.attention8_down = SelfAttention(w2) if config.attention_8 else None
         self.to4 = nn.Conv2d(w2, w2, 3, stride=2, padding=1)
         self.down4 = ResBlock(w2, w2, emb)
+        self.down4_more = nn.ModuleList(ResBlock(w2, w2, emb) for _ in range(more))
         self.mid1 = ResBlock(w2, w2, emb)
         self.attention = SelfAttention(w2)
         self.mid2 = ResBlock(w2, w2, emb)
         self.up4 = ResBlock(w2, w2, emb)
+        self.up4_more = nn.ModuleList(ResBlock(w2, w2, emb) for _ in range(more))
         self.up8 = ResBlock(w2, w2, emb)
+        self.up8_more = nn.ModuleList(ResBlock(w2, w2, emb) for _ in range(more))
+        self.attention8_up = SelfAttention(w2) if config.attention_8 else None
         self.narrow16 = nn.Conv2d(w2, w1, 1)
         self.up16 = ResBlock(w1, w1, emb)
+        self.up16_more = nn.ModuleList(ResBlock(w1, w1, emb) for _ in range(more))
         self.norm_out = group_norm(w1)
         self.conv_out = nn.Conv2d(w1, 4 * CHANNELS, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
@@ -95,21 +117,37 @@ class SpriteDiffusion(nn.Module):
         shape = (CHANNELS, SPRITE_SIZE, SPRITE_SIZE)
         return torch.stack([torch.randn(shape, generator=g) for g in generators])
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        """Predicted v (or noise, per the config) for noisy sprites ``x`` (N, 4, 32, 32) at timesteps ``t``."""
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor, tags: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Predicted v (or noise, per the config) for noisy sprites ``x`` (N, 4, 32, 32) at timesteps ``t``, class
+        indices ``label`` (the null label: none) and multi-hot ``tags`` (all zero: none)."""
         cond = self.time_mlp(timestep_embedding(t, self.config.width)) + self.label_embed(label)
-        h16 = self.down16(self.conv_in(F.pixel_unshuffle(x, 2)), cond)
-        h8 = self.down8(self.to8(h16), cond)
-        h4 = self.down4(self.to4(h8), cond)
+        cond = cond + tag_vector(self.tag_embed, tags, cond)
+        h16 = _blocks(self.down16, self.down16_more, self.conv_in(F.pixel_unshuffle(x, 2)), cond)
+        h8 = _blocks(self.down8, self.down8_more, self.to8(h16), cond)
+        if self.attention8_down is not None:
+            h8 = self.attention8_down(h8)
+        h4 = _blocks(self.down4, self.down4_more, self.to4(h8), cond)
         h = self.mid2(self.attention(self.mid1(h4, cond)), cond)
-        h = self.up4(h + h4, cond)
-        h = self.up8(F.interpolate(h, scale_factor=2.0, mode="nearest") + h8, cond)
-        h = self.up16(self.narrow16(F.interpolate(h, scale_factor=2.0, mode="nearest")) + h16, cond)
+        h = _blocks(self.up4, self.up4_more, h + h4, cond)
+        h = _blocks(self.up8, self.up8_more, F.interpolate(h, scale_factor=2.0, mode="nearest") + h8, cond)
+        if self.attention8_up is not None:
+            h = self.attention8_up(h)
+        h = _blocks(self.up16, self.up16_more, self.narrow16(F.interpolate(h, scale_factor=2.0, mode="nearest")) + h16,
+                    cond)
         return F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(h))), 2)
 
 
+def _blocks(first: ResBlock, more: nn.ModuleList, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    h = first(h, cond)
+    for block in more:
+        h = block(h, cond)
+    return h
+
+
 class GuidedStep(nn.Module):
-    """The exported sampling step: guided noise (eps) for (x, t, label, guidance), all batched.
+    """The exported sampling step: guided noise (eps) for (x, t, label, guidance[, tags]), all batched.
 
     A v-predicting model's output is turned into eps inside the graph, so any DDIM loop can drive it.
     """
@@ -122,9 +160,10 @@ class GuidedStep(nn.Module):
         self.register_buffer("alphas", model.schedule().alphas_cumprod.clone(), persistent=False)
 
     def forward(
-        self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor, guidance: torch.Tensor
+        self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor, guidance: torch.Tensor,
+        tags: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        out = guided(self.model, x, t, label, guidance)
+        out = guided(self.model, x, t, label, guidance, tags)
         a = self.alphas[t].view(-1, 1, 1, 1)
         return split_prediction(out, x, a, self.model.prediction)[1]
 
@@ -135,6 +174,7 @@ def _step_inputs(config: SpriteDiffusionConfig, batch: int) -> tuple[torch.Tenso
         torch.randint(0, config.timesteps, (batch,)),
         torch.arange(batch) % config.num_classes,
         torch.full((batch,), 2.0),
+        *example_tags(config, batch),
     )
 
 
@@ -152,10 +192,11 @@ register(
                 example_inputs=_step_inputs,
                 input_names=("x", "t", "label", "guidance"),
                 output_names=("eps",),
-                dynamic_axes={n: {0: "batch"} for n in ("x", "t", "label", "guidance", "eps")},
+                dynamic_axes={n: {0: "batch"} for n in ("x", "t", "label", "guidance", "tags", "eps")},
                 atol=1e-3,
+                tagged=True,
             ),
         ),
-        description=f"class-conditional {SPRITE_SIZE}x{SPRITE_SIZE} RGBA diffusion UNet (DDIM, guidance)",
+        description=f"class- and tag-conditional {SPRITE_SIZE}x{SPRITE_SIZE} RGBA diffusion UNet (DDIM, guidance)",
     )
 )

@@ -18,7 +18,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from studio.ml.models.sprite_common import CHANNELS, SPRITE_SIZE, ConditionalGroupNorm, group_norm
+from studio.ml.models.sprite_common import (
+    CHANNELS,
+    SPRITE_SIZE,
+    ConditionalGroupNorm,
+    TagEmbedding,
+    example_tags,
+    group_norm,
+    tag_vector,
+)
 from studio.ml.registry import Architecture, OnnxGraph, register
 
 
@@ -28,10 +36,11 @@ class SpriteGANConfig:
     z_dim: int = 64
     g_width: int = 48  # generator channels at 16x16; doubled at 8x8 and 4x4, halved at 32x32
     d_width: int = 24  # discriminator channels at 32x32; doubled at each halving
+    num_tags: int = 0  # words of the vocabulary the model is conditioned on (0: categories only)
 
     @classmethod
     def tiny(cls) -> SpriteGANConfig:
-        return cls(num_classes=3, z_dim=8, g_width=8, d_width=4)
+        return cls(num_classes=3, z_dim=8, g_width=8, d_width=4, num_tags=5)
 
 
 class GeneratorBlock(nn.Module):
@@ -61,14 +70,16 @@ class Generator(nn.Module):
         widths = [2 * w, 2 * w, w, max(1, w // 2)]  # at 4, 8, 16, 32 px
         self.z_dim = config.z_dim
         self.embed = nn.Embedding(config.num_classes, config.z_dim)
+        self.tag_embed = TagEmbedding(config.num_tags, config.z_dim) if config.num_tags else None
         self.stem = nn.Linear(2 * config.z_dim, widths[0] * 16)
         self.blocks = nn.ModuleList(GeneratorBlock(widths[i], widths[i + 1], 2 * config.z_dim) for i in range(3))
         self.norm = group_norm(widths[-1])
         self.out = nn.Conv2d(widths[-1], CHANNELS, 3, padding=1)
         self.start_channels = widths[0]
 
-    def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        cond = torch.cat([z, self.embed(label)], dim=1)
+    def forward(self, z: torch.Tensor, label: torch.Tensor, tags: torch.Tensor | None = None) -> torch.Tensor:
+        category = self.embed(label)
+        cond = torch.cat([z, category + tag_vector(self.tag_embed, tags, category)], dim=1)
         h = self.stem(cond).view(-1, self.start_channels, 4, 4)
         for block in self.blocks:
             h = block(h, cond)
@@ -110,8 +121,9 @@ def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
 
 
 class Discriminator(nn.Module):
-    """Projection discriminator (Miyato & Koyama 2018): score = linear(h) + <embed(label), h>, with a
-    minibatch-spread channel before its last block."""
+    """Projection discriminator (Miyato & Koyama 2018): score = linear(h) + <embed(label) + tags(tags), h>, with a
+    minibatch-spread channel before its last block. The tag table is not spectrally normalised: it starts at zero,
+    where the normalisation is undefined, and the mean over a sprite's tags keeps its scale bounded."""
 
     def __init__(self, config: SpriteGANConfig) -> None:
         super().__init__()
@@ -124,10 +136,12 @@ class Discriminator(nn.Module):
         self.last = DiscriminatorBlock(4 * d + 1, 4 * d, downsample=False)
         self.linear = spectral_norm(nn.Linear(4 * d, 1))
         self.embed = spectral_norm(nn.Embedding(config.num_classes, 4 * d))
+        self.tag_embed = TagEmbedding(config.num_tags, 4 * d) if config.num_tags else None
 
-    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, label: torch.Tensor, tags: torch.Tensor | None = None) -> torch.Tensor:
         h = F.relu(self.last(minibatch_std(self.blocks(x)))).sum(dim=(2, 3))
-        return self.linear(h).squeeze(1) + (self.embed(label) * h).sum(dim=1)
+        projection = self.embed(label) + tag_vector(self.tag_embed, tags, h)
+        return self.linear(h).squeeze(1) + (projection * h).sum(dim=1)
 
 
 class SpriteGAN(nn.Module):
@@ -143,9 +157,9 @@ class SpriteGAN(nn.Module):
         """One latent per sprite, each drawn from its own seeded generator (sprite i of a batch = seed + i)."""
         return torch.stack([torch.randn(self.config.z_dim, generator=g) for g in generators])
 
-    def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        """Sprites in [-1, 1] for latents ``z`` (N, z_dim) and class indices ``label`` (N,)."""
-        return self.generator(z, label)
+    def forward(self, z: torch.Tensor, label: torch.Tensor, tags: torch.Tensor | None = None) -> torch.Tensor:
+        """Sprites in [-1, 1] for latents ``z`` (N, z_dim), class indices ``label`` (N,) and multi-hot ``tags``."""
+        return self.generator(z, label, tags)
 
 
 def _generator_only(model: nn.Module) -> nn.Module:
@@ -153,7 +167,7 @@ def _generator_only(model: nn.Module) -> nn.Module:
 
 
 def _example_inputs(config: SpriteGANConfig, batch: int) -> tuple[torch.Tensor, ...]:
-    return torch.randn(batch, config.z_dim), torch.arange(batch) % config.num_classes
+    return torch.randn(batch, config.z_dim), torch.arange(batch) % config.num_classes, *example_tags(config, batch)
 
 
 register(
@@ -170,7 +184,8 @@ register(
                 example_inputs=_example_inputs,
                 input_names=("z", "label"),
                 output_names=("rgba",),
-                dynamic_axes={"z": {0: "batch"}, "label": {0: "batch"}, "rgba": {0: "batch"}},
+                dynamic_axes={n: {0: "batch"} for n in ("z", "label", "tags", "rgba")},
+                tagged=True,
             ),
         ),
         description=f"class-conditional {SPRITE_SIZE}x{SPRITE_SIZE} RGBA GAN (hinge loss, spectral norm)",

@@ -55,7 +55,7 @@ def open_session(path: Path, device: str = "cpu", threads: int = 0, graph: OnnxG
         raise ModelFileError(f"{path.name} is not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from None
     if graph is not None:
         names = [i.name for i in session.get_inputs()]
-        if names != list(graph.input_names):
+        if names not in (list(graph.input_names), [*graph.input_names, "tags"] if graph.tagged else None):
             raise ModelFileError(
                 f"{path.name} has inputs {names}, but {graph.name!r} expects {list(graph.input_names)}: "
                 "export it again with `studio export onnx`"

@@ -172,7 +172,7 @@ class RuntimeSelector:
             key,
             lambda: open_session(record.graph_path(graph_name), device, self.resources.cpu_threads, graph),
         )
-        return OrtGraphRunner(session, graph.input_names, device)
+        return OrtGraphRunner(session, [i.name for i in session.get_inputs()], device)
 
     def runner(self, name: str, graph_name: str, device: str) -> GraphRunner:
         """The runner the settings ask for; 'auto' measures both once per machine and remembers the faster."""

@@ -31,9 +31,12 @@ class GuidedStep:
         self.runner = runner
         self.guidance = guidance
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, tags: torch.Tensor | None = None
+    ) -> torch.Tensor:
         guidance = torch.full((x.shape[0],), float(self.guidance), device=x.device)
-        return self.runner(x, t, labels, guidance)[0].to(x.device)
+        extra = () if tags is None else (tags,)
+        return self.runner(x, t, labels, guidance, *extra)[0].to(x.device)
 
 
 @torch.no_grad()
@@ -45,15 +48,17 @@ def sample_sprites(
     steps: int = 10,
     guidance: float = 2.0,
     on_step: StepCallback | None = None,
+    tags: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(N, 4, 32, 32) sprites in [-1, 1]: ``module`` (the torch model) draws the latents or noise, ``runner`` (its
-    GAN generator, VAE decoder or guided diffusion step graph) does the network work."""
+    GAN generator, VAE decoder or guided diffusion step graph) does the network work. ``tags`` (N, T) goes to
+    models with a vocabulary (the graphs' last input)."""
     family = family_of(module)
     if family == "diffusion":
         noise = module.sample_noise(generators).to(runner.device)
         return ddim_sample(GuidedStep(runner, guidance), module.schedule(), noise, labels, steps=steps, guidance=1.0,
-                           on_step=on_step)
-    out = runner(module.sample_latents(generators), labels)[0]
+                           on_step=on_step, tags=tags)
+    out = runner(module.sample_latents(generators), labels, *(() if tags is None else (tags,)))[0]
     if on_step is not None:
         on_step(1, 1)
     return out
@@ -68,9 +73,11 @@ def generate_sprites(
     guidance: float = 2.0,
     on_step: StepCallback | None = None,
     device: str | None = None,
+    tags: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Sprites of store model ``name`` on the runtime the settings choose (see studio.ml.runtime.select)."""
     device = device or resources.device
     module, _, _ = resources.runtimes.load_module(name, device)
     runner = resources.runtimes.runner(name, GRAPHS[family_of(module)], device)
-    return sample_sprites(runner, module, labels.to(runner.device), generators, steps, guidance, on_step)
+    tags = tags.to(runner.device) if tags is not None else None
+    return sample_sprites(runner, module, labels.to(runner.device), generators, steps, guidance, on_step, tags)

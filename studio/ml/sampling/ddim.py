@@ -87,16 +87,24 @@ def ddim_timesteps(timesteps: int, steps: int) -> list[int]:
 
 
 def guided(
-    net: nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, guidance: float | torch.Tensor
+    net: nn.Module,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    labels: torch.Tensor,
+    guidance: float | torch.Tensor,
+    tags: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Classifier-free guidance: ``out_uncond + g * (out_cond - out_uncond)`` in one batched call.
 
     ``guidance`` is a float or an (N,) tensor (per-sprite guidance); a float 1.0 needs only the conditional pass.
+    The unconditional pass has neither class (the null label) nor tags (all zero). ``tags`` is passed to ``net``
+    only when given, so networks without tags keep their three-argument call.
     """
     if isinstance(guidance, float | int) and guidance == 1.0:
-        return net(x, t, labels)
+        return net(x, t, labels) if tags is None else net(x, t, labels, tags)
     null = torch.full_like(labels, net.null_label)
-    out = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null]))
+    both = (torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null]))
+    out = net(*both) if tags is None else net(*both, torch.cat([tags, torch.zeros_like(tags)]))
     n = x.shape[0]
     cond, uncond = out[:n], out[n:]  # slicing, not chunk: chunk exports as SplitToSequence
     g = guidance.view(-1, 1, 1, 1) if isinstance(guidance, torch.Tensor) else guidance
@@ -116,8 +124,9 @@ def ddim_sample(
     known: torch.Tensor | None = None,
     redraw: torch.Tensor | None = None,
     on_step: StepCallback | None = None,
+    tags: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Denoise ``noise`` (N, C, H, W) into samples in [-1, 1].
+    """Denoise ``noise`` (N, C, H, W) into samples in [-1, 1] for class ``labels`` (N,) and multi-hot ``tags``.
 
     ``eta`` > 0 adds fresh noise each step (needs ``generators``, one per sample, for reproducibility).
     Inpainting: ``known`` images and a ``redraw`` mask (N, 1, H, W), 1 where new content is wanted; outside
@@ -131,6 +140,7 @@ def ddim_sample(
     prediction = getattr(net, "prediction", "eps")
     x = noise
     labels = labels.to(device)
+    tags = tags.to(device) if tags is not None else None
     times = ddim_timesteps(schedule.timesteps, steps)
     alphas = schedule.alphas_cumprod.to(device)
     for i, step in enumerate(times):
@@ -139,7 +149,7 @@ def ddim_sample(
             x = redraw * x + (1 - redraw) * schedule.add_noise(known, _fresh_noise(noise, generators), t)
         a_t = alphas[step]
         a_prev = alphas[times[i + 1]] if i + 1 < len(times) else torch.ones((), device=device)
-        x0, _ = split_prediction(guided(net, x, t, labels, guidance), x, a_t, prediction)
+        x0, _ = split_prediction(guided(net, x, t, labels, guidance, tags), x, a_t, prediction)
         x0 = x0.clamp(-1, 1)
         eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
         sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).clamp(min=0).sqrt()

@@ -33,20 +33,24 @@ def generate(
     steps: int = 10,
     guidance: float = 2.0,
     on_step: StepCallback | None = None,
+    tags: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(N, 4, 32, 32) sprites in [-1, 1] for class indices ``labels`` (N,) on the model's device."""
+    """(N, 4, 32, 32) sprites in [-1, 1] for class indices ``labels`` (N,) and multi-hot ``tags`` (N, T) on the
+    model's device (``tags`` only for a model trained with a vocabulary)."""
     family = family_of(model)
     device = next(model.parameters()).device
     labels = labels.to(device)
+    tags = tags.to(device) if tags is not None else None
     if family == "gan":
-        out = model(model.sample_latents(generators).to(device), labels)
+        out = model(model.sample_latents(generators).to(device), labels, tags)
     elif family == "vae":
-        out = model.decode(model.sample_latents(generators).to(device), labels)
+        out = model.decode(model.sample_latents(generators).to(device), labels, tags)
     else:
         from studio.ml.sampling.ddim import ddim_sample
 
         noise = model.sample_noise(generators).to(device)
-        out = ddim_sample(model, model.schedule(), noise, labels, steps=steps, guidance=guidance, on_step=on_step)
+        out = ddim_sample(model, model.schedule(), noise, labels, steps=steps, guidance=guidance, on_step=on_step,
+                          tags=tags)
     if on_step is not None and family != "diffusion":
         on_step(1, 1)
     return out

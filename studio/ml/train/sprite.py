@@ -27,6 +27,7 @@ from studio.core import paths
 from studio.core.cancel import CancelToken, JobCancelled
 from studio.core.errors import BadInputError, StudioError
 from studio.core.formats.png_meta import save_png
+from studio.core.sprite_tags import TagVocabulary
 from studio.ml import registry
 from studio.ml.checkpoint import config_from_dict, save_model, write_with_sidecar
 from studio.ml.data.augment import augment_batch
@@ -73,16 +74,22 @@ PRESETS: dict[str, dict[str, Preset]] = {
         "quick": Preset(600, 16, Hyper(lr=2e-4), {"g_width": 32, "d_width": 16}, 0.99, 200, 200),
         "balanced": Preset(3000, 16, Hyper(lr=2e-4), {}),
         "best": Preset(30000, 64, Hyper(lr=2e-4), {"g_width": 96, "d_width": 48}, 0.9995, 2000, 2000),
+        # A GPU's minutes: a wider pair, bigger batches, differentiable augmentation for the small data set.
+        "gpu": Preset(40000, 128, Hyper(lr=2e-4, diff_augment=True), {"g_width": 96, "d_width": 48}, 0.999, 2000,
+                      2000),
     },
     "vae": {
         "quick": Preset(600, 32, Hyper(lr=1e-3, warmup_steps=50), {"width": 16}, 0.99, 200, 200),
         "balanced": Preset(4000, 64, Hyper(lr=1e-3, warmup_steps=100), {}),
         "best": Preset(30000, 64, Hyper(lr=5e-4, warmup_steps=500), {"width": 48}, 0.9995, 2000, 2000),
+        "gpu": Preset(40000, 256, Hyper(lr=1e-3, warmup_steps=500), {"width": 48}, 0.999, 2000, 2000),
     },
     "diffusion": {
         "quick": Preset(600, 32, Hyper(lr=1e-3, warmup_steps=50), {"width": 32}, 0.99, 200, 200),
         "balanced": Preset(3000, 32, Hyper(lr=5e-4, warmup_steps=100), {}),
         "best": Preset(40000, 64, Hyper(lr=2e-4, warmup_steps=1000), {}, 0.9995, 2000, 2000, 20),
+        "gpu": Preset(40000, 256, Hyper(lr=4e-4, warmup_steps=1000), {"width": 64, "blocks": 2, "attention_8": True},
+                      0.999, 2000, 2000),
     },
 }
 
@@ -110,6 +117,7 @@ class SpriteTrainConfig:
     init_from: Path | None = None  # fine-tune: start from this trained model's weights (see warm_start)
     threads: int = 0  # CPU threads for torch; 0 = leave torch's default
     command: str = ""  # the command line, recorded in the model's sidecar
+    max_minutes: float | None = None  # stop (and save the model) after this much training time
 
 
 @dataclass
@@ -131,6 +139,14 @@ class _Data:
     val_labels: torch.Tensor  # (M,) int64
     categories: list[str]
     manifest: dict[str, Any]
+    train_tags: np.ndarray  # (N, T) uint8, T = 0 for a data set without names
+    val_tags: torch.Tensor  # (M, T) float
+    vocabulary: TagVocabulary
+
+    def tags_for(self, index: np.ndarray, device: str) -> torch.Tensor | None:
+        if not len(self.vocabulary):
+            return None
+        return torch.from_numpy(self.train_tags[index].astype(np.float32)).to(device)
 
 
 def load_data(folder: Path, device: str) -> _Data:
@@ -140,7 +156,8 @@ def load_data(folder: Path, device: str) -> _Data:
     val = torch.from_numpy(np.ascontiguousarray(dataset.val_images)).permute(0, 3, 1, 2).contiguous()
     return _Data(
         dataset.train_images, dataset.train_labels, val.to(device), torch.from_numpy(dataset.val_labels).to(device),
-        dataset.categories, dataset.manifest,
+        dataset.categories, dataset.manifest, dataset.train_tags,
+        torch.from_numpy(dataset.val_tags.astype(np.float32)).to(device), dataset.vocabulary,
     )
 
 
@@ -149,15 +166,17 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return ((seed * 1_000_003 + step) * 1009 + rank) % 2**63
 
 
-def _batch(data: _Data, size: int, seed: int, augment: bool, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random sprites (drawn with replacement), augmented per their category's policy."""
+def _batch(
+    data: _Data, size: int, seed: int, augment: bool, device: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Random sprites (drawn with replacement), augmented per their category's policy, with labels and tags."""
     rng = np.random.default_rng(seed)
     index = rng.integers(0, len(data.train_labels), size)
     images, labels = data.train_images[index], data.train_labels[index]
     if augment:
         images = augment_batch(images, labels, data.categories, rng)
     batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device)
-    return uint8_to_float(batch), torch.from_numpy(labels).to(device)
+    return uint8_to_float(batch), torch.from_numpy(labels).to(device), data.tags_for(index, device)
 
 
 def _git_commit() -> str:
@@ -195,9 +214,12 @@ class _Plan:
     augment: bool
     categories: list[str]
     init_from: dict[str, Any] | None = None  # the base model's path, sha256, arch and categories
+    tags: list[str] = field(default_factory=list)  # the vocabulary the model is conditioned on
 
 
-def make_plan(config: SpriteTrainConfig, categories: list[str], base: BaseModel | None = None) -> _Plan:
+def make_plan(
+    config: SpriteTrainConfig, categories: list[str], base: BaseModel | None = None, tags: list[str] | None = None
+) -> _Plan:
     if config.family not in PRESETS:
         raise BadInputError(f"unknown sprite model family {config.family!r}: use gan, vae or diffusion")
     presets = PRESETS[config.family]
@@ -210,7 +232,9 @@ def make_plan(config: SpriteTrainConfig, categories: list[str], base: BaseModel 
     # A fine-tuned model keeps its base's size, whatever the preset would build from scratch.
     sizes = {**base.config} if base is not None else {**preset.model, **config.model}
     try:
-        model_config = config_from_dict(arch.config_cls, {**sizes, "num_classes": len(categories)})
+        model_config = config_from_dict(
+            arch.config_cls, {**sizes, "num_classes": len(categories), "num_tags": len(tags or [])}
+        )
     except (TypeError, StudioError) as exc:
         raise BadInputError(f"model settings do not fit {arch.name}: {exc}") from None
     hyper = preset.hyper if base is None else replace(preset.hyper, lr=preset.hyper.lr * FINE_TUNE_LR_SCALE)
@@ -235,6 +259,7 @@ def make_plan(config: SpriteTrainConfig, categories: list[str], base: BaseModel 
         augment=config.augment,
         categories=categories,
         init_from=base.describe() if base is not None else None,
+        tags=list(tags or []),
     )
 
 
@@ -244,6 +269,7 @@ def _check_resume(run_dir: Path, plan: _Plan) -> None:
     if not path.exists():
         return
     stored = json.loads(path.read_text(encoding="utf-8"))
+    stored.setdefault("tags", [])  # runs from before tags had none
     mine = {k: v for k, v in asdict(plan).items() if k != "steps"}
     theirs = {k: v for k, v in stored.items() if k != "steps"}
     changed = sorted(k for k in mine if json.dumps(mine[k]) != json.dumps(theirs.get(k)))
@@ -280,7 +306,8 @@ def _validate(objective: Objective, model: nn.Module, data: _Data, plan: _Plan) 
     for start in range(0, count, plan.batch_size):
         stop = min(count, start + plan.batch_size)
         x = uint8_to_float(data.val_images[start:stop])
-        for key, value in objective.validate(model, x, data.val_labels[start:stop], gen).items():
+        tags = data.val_tags[start:stop] if len(data.vocabulary) else None
+        for key, value in objective.validate(model, x, data.val_labels[start:stop], gen, tags).items():
             totals[key] = totals.get(key, 0.0) + value * (stop - start)
     return {f"val_{k}": v / count for k, v in totals.items()}
 
@@ -323,7 +350,7 @@ def _train(
     commit = _git_commit()  # the code this run starts with (a long run can outlive several commits)
     data = load_data(config.data, device)
     base = read_base_model(config.init_from, ARCHS[config.family]) if config.init_from else None
-    plan = make_plan(config, data.categories, base)
+    plan = make_plan(config, data.categories, base, list(data.vocabulary.words))
     run_dir = Path(config.run_dir or paths.data_dir() / "runs" / (config.name or f"sprite-{config.family}"))
     ckpt_dir = run_dir / "checkpoints"
     _check_resume(run_dir, plan)
@@ -348,7 +375,7 @@ def _train(
         model.load_state_dict(checkpoint.groups["model"])
     elif base is not None:
         closest = closest_base_categories(data.train_images, data.train_labels, data.categories, base, device)
-        origin = load_base_weights(model, base, data.categories, closest)
+        origin = load_base_weights(model, base, data.categories, closest, plan.tags)
         if info.is_main:
             starts = ", ".join(f"{c} from {o}" if o != "mean" else f"{c} new" for c, o in origin.items())
             on_event({"event": "info", "message": f"fine-tuning {base.path.stem} ({starts})"})
@@ -378,16 +405,21 @@ def _train(
 
     per_rank = max(1, plan.batch_size // info.world_size)
     began = time.monotonic()
+    deadline = began + 60.0 * config.max_minutes if config.max_minutes else None
+    last = plan.steps
     metrics: dict[str, float] = {}
     for step in range(start, plan.steps):
         if distributed.any_rank(cancel.cancelled, info, device):
             checkpoint_now(step, wall_before + time.monotonic() - began)
             raise JobCancelled()
+        if deadline is not None and distributed.any_rank(time.monotonic() > deadline, info, device):
+            last = step  # out of time: this step becomes the last one (the model is measured and saved)
+            break
         seed = step_seed(plan.seed, step, info.rank)
         gen = torch.Generator().manual_seed(seed)
-        x, labels = _batch(data, per_rank, seed, plan.augment, device)
+        x, labels, tags = _batch(data, per_rank, seed, plan.augment, device)
         objective.set_step(step)
-        losses = objective.train_step(x, labels, gen)
+        losses = objective.train_step(x, labels, gen, tags)
         ema.update(objective.ema_target(), step)
         losses = distributed.mean_across_ranks(losses, info, device)
         if not all(np.isfinite(v) for v in losses.values()):
@@ -415,12 +447,17 @@ def _train(
 
     distributed.barrier(info)
     wall = wall_before + time.monotonic() - began
+    if last < plan.steps:
+        plan = replace(plan, steps=last)
+        checkpoint_now(last, wall)
+        metrics = {}
     model_path = run_dir / "model.safetensors"
     registered = None
     if info.is_main:
         exported = _export_model(objective, ema, arch, model_config)
-        if not metrics:  # resumed at or past the last step: nothing was measured yet
+        if not metrics:  # resumed at or past the last step, or stopped by the clock: nothing measured yet
             metrics = _measure(objective, exported, data, plan, smooth)
+            save_png(run_dir / "samples" / f"step-{last:08d}.png", _grid(exported, plan), None, write_metadata=False)
         meta = _model_meta(config, plan, data, metrics, wall, _hardware(device, info.world_size), commit)
         save_model(exported, arch.name, model_config, model_path, meta)
         if config.name:
@@ -438,6 +475,7 @@ def _model_meta(
         "modality": "sprite",
         "family": plan.family,
         "categories": plan.categories,
+        **({"tags": data.vocabulary.to_dict()} if plan.tags else {}),
         "metrics": metrics,
         "training": {
             "command": config.command,

@@ -5,12 +5,14 @@ discriminator's projection and its spectral-norm vector) is rebuilt row by row: 
 keeps its learnt row; a new one starts from the row of the base category its sprites look most like (the bundled
 sprite encoder's vote over them, see :func:`closest_base_categories`), or from the mean of the base's rows when
 there is no encoder; rows after the categories (the diffusion model's "no class" row for guidance) are kept.
-Everything else must match the base exactly.
+Tag tables are rebuilt the same way by word: a word the base knows keeps its row, a new word starts at zero (no
+effect until learnt), and a base without tags gives every word a zero row. Everything else must match the base
+exactly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,9 @@ from safetensors.torch import load_file
 from torch import nn
 
 from studio.core.errors import ModelFileError, StudioError
+from studio.core.sprite_tags import TagVocabulary
 from studio.ml.checkpoint import read_sidecar, sha256_file
+from studio.ml.models.sprite_common import TagEmbedding
 
 VOTERS = 512  # sprites of a new category the encoder looks at to find its closest base category
 
@@ -36,6 +40,7 @@ class BaseModel:
     categories: list[str]
     sha256: str
     state: dict[str, torch.Tensor]
+    tags: list[str] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
         """What a run and a model card record about where the weights came from."""
@@ -57,7 +62,8 @@ def read_base_model(path: Path, arch: str) -> BaseModel:
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise ModelFileError(f"{path.name} is not a readable safetensors file ({exc})") from None
-    return BaseModel(path, arch, dict(meta["config"]), categories, sha256_file(path), state)
+    tags = list(TagVocabulary.from_dict(meta.get("tags")).words)
+    return BaseModel(path, arch, dict(meta["config"]), categories, sha256_file(path), state, tags)
 
 
 def closest_base_categories(
@@ -88,7 +94,11 @@ def closest_base_categories(
 
 
 def load_base_weights(
-    model: nn.Module, base: BaseModel, categories: list[str], closest: dict[str, str] | None = None
+    model: nn.Module,
+    base: BaseModel,
+    categories: list[str],
+    closest: dict[str, str] | None = None,
+    tags: list[str] | None = None,
 ) -> dict[str, str]:
     """Copy ``base``'s weights into ``model`` (built for ``categories``); returns where each category started:
     ``{"items": "items", "robots": "characters (closest)", "maps": "mean"}``.
@@ -108,9 +118,12 @@ def load_base_weights(
         else:
             origin[category] = f"{base.categories[index]} (closest)"
     per_category = _category_tensors(model, len(categories))
+    per_tag = _tag_tensors(model)
     loaded = {}
     for key, wanted in model.state_dict().items():
         source = base.state.get(key)
+        if key in per_tag:
+            source = _remap_tags(source, base.tags, tags or [], wanted)
         if source is None:
             raise ModelFileError(f"{base.path.name} does not fit this run: it has no {key}")
         if key in per_category:
@@ -141,6 +154,23 @@ def _category_tensors(model: nn.Module, n_categories: int) -> dict[str, int]:
             if not key.endswith("._v") and tensor.dim() >= 1 and tensor.shape[0] == module.num_embeddings:
                 keys[f"{name}.{key}"] = extra
     return keys
+
+
+def _tag_tensors(model: nn.Module) -> set[str]:
+    """State keys of the tag tables (one row per word of the vocabulary)."""
+    return {f"{name}.weight" for name, module in model.named_modules() if isinstance(module, TagEmbedding)}
+
+
+def _remap_tags(
+    source: torch.Tensor | None, base_words: list[str], words: list[str], wanted: torch.Tensor
+) -> torch.Tensor:
+    """The run's tag table: the base's row for each word it knows, zero (no effect yet) for the others."""
+    rows = torch.zeros_like(wanted)
+    if source is not None and source.shape[0] == len(base_words) and source.shape[1:] == wanted.shape[1:]:
+        for i, word in enumerate(words):
+            if word in base_words:
+                rows[i] = source[base_words.index(word)]
+    return rows
 
 
 def _remap_rows(
