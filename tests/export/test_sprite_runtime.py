@@ -37,7 +37,7 @@ def test_runners_make_the_sprites_the_torch_sampler_makes(arch_name: str, tmp_pa
     steps: list[tuple[int, int]] = []
     eager = sample_sprites(TorchGraphRunner(module, graph, "cpu"), module, labels, seeded_generators(7, 5), 3, 2.0,
                            on_step=lambda done, total: steps.append((done, total)), tags=tags)
-    torch.testing.assert_close(eager, want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(eager, want, atol=5e-4, rtol=1e-3)  # eps converted in the graph, back in DDIM
     assert steps[-1] == ((3, 3) if module.family == "diffusion" else (1, 1))
     ort = OrtGraphRunner(open_session(export.path, "cpu", graph=graph), graph.inputs_for(config), "cpu")
     got = sample_sprites(ort, module, labels, seeded_generators(7, 5), 3, 2.0, tags=tags)
