@@ -18,7 +18,7 @@ from studio.ml.data.augment import (
 )
 from tests.ml.sprite_samples import distinct_sprites, small_dataset
 
-GEOMETRY_ONLY = dict(hue=0.0, saturation=0.0, brightness=0.0, noise=0.0)
+GEOMETRY_ONLY = dict(hue=0.0, saturation=0.0, brightness=0.0)
 
 
 def test_same_seed_same_batch_other_seed_other_batch():
@@ -76,13 +76,15 @@ def test_textures_roll_and_turn_but_keep_every_pixel():
     assert sorted(map(tuple, out.reshape(-1, 4))) == sorted(map(tuple, texture.reshape(-1, 4)))
 
 
-def test_colour_changes_keep_alpha_and_clear_hidden_colour():
+def test_colour_changes_keep_alpha_clear_hidden_colour_and_add_no_colours():
     sprite = distinct_sprites(1, seed=5)[0]
-    policy = AugmentPolicy(hflip=False, shift=0, hue=0.3, noise=10.0, noise_probability=1.0)
+    policy = AugmentPolicy(hflip=False, shift=0, hue=0.3)
     out = augment_one(sprite, policy, np.random.default_rng(3))
     assert np.array_equal(out[..., 3], sprite[..., 3])
     assert not np.array_equal(out[..., :3], sprite[..., :3])
     assert (out[sprite[..., 3] == 0] == 0).all()
+    visible = sprite[..., 3] > 0
+    assert len(np.unique(out[visible], axis=0)) <= len(np.unique(sprite[visible], axis=0))  # no noise
 
 
 def test_preview_grid_and_command(tmp_path):

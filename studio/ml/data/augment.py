@@ -5,8 +5,11 @@
   shadow below (horizontal flips only); GUI icons hold arrows, digits and letters (no flips);
 - small shifts: textures roll (they tile seamlessly); other sprites move only inside their transparent margin,
   so nothing is ever cut off;
-- colour: hue rotation, saturation and brightness jitter in YIQ space, which moves the whole palette together;
-- noise: a little Gaussian noise on visible pixels; alpha is never changed except by the geometric moves.
+- colour: hue rotation, saturation and brightness jitter in YIQ space, which moves the whole palette together (a
+  sprite keeps its number of colours); alpha is never changed except by the geometric moves.
+
+No pixel noise: pixel art is flat colours, and models trained on noised tiles learnt to draw the noise (hundreds of
+colours per sprite, speckle).
 
 Everything draws from the ``numpy.random.Generator`` passed in: the same seed gives the same batch.
 """
@@ -32,8 +35,6 @@ class AugmentPolicy:
     hue: float = 0.06  # at most this fraction of the colour circle
     saturation: float = 0.15  # relative jitter
     brightness: float = 0.1  # relative jitter
-    noise: float = 2.0  # standard deviation in 0..255 units
-    noise_probability: float = 0.3
 
 
 POLICIES: dict[str, AugmentPolicy] = {
@@ -75,8 +76,6 @@ def _recolour(image: np.ndarray, policy: AugmentPolicy, rng: np.random.Generator
     turn = np.array([[brightness, 0.0, 0.0], [0.0, cos, -sin], [0.0, sin, cos]])
     transform = _YIQ_TO_RGB @ turn @ _RGB_TO_YIQ
     rgb = image[..., :3].astype(np.float64) @ transform.T
-    if policy.noise > 0 and rng.random() < policy.noise_probability:
-        rgb += rng.normal(0.0, policy.noise, size=rgb.shape)
     out = image.copy()
     out[..., :3] = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
     out[out[..., 3] == 0] = 0
