@@ -62,6 +62,7 @@ def run_train(args: argparse.Namespace) -> int:
         model=dict(args.set or []),
         threads=args.threads,
         command=command,
+        max_minutes=args.minutes,
     )
 
     outcome: dict = {}
@@ -129,15 +130,16 @@ def run_generate(args: argparse.Namespace) -> int:
     from studio.core.jobs import JobSpec
     from studio.core.settings import load_settings
 
-    params = {"category": args.category, "count": args.count, "palette": args.palette, "steps": args.steps,
-              "guidance": args.guidance}
+    params = {"category": args.category, "prompt": args.prompt, "count": args.count, "palette": args.palette,
+              "steps": args.steps, "guidance": args.guidance}
     spec = JobSpec("sprite.generate", params, seed=args.seed, model=model_name(args.model))
     sprites = run_in_console(spec, device=args.device, quiet=args.quiet)
     out = Path(args.out)
     write_metadata = load_settings().write_metadata and not args.no_metadata
     for sprite in sprites:
         recipe = sprite["recipe"]
-        path = out / f"{recipe['model']}-{args.category}-{recipe['seed']}.png"
+        words = "-".join(recipe["params"]["tags"][:3]) or recipe["params"]["category"]
+        path = out / f"{recipe['model']}-{words}-{recipe['seed']}.png"
         save_png(path, sprite["rgba"], recipe, write_metadata=write_metadata)
     print(f"wrote {len(sprites)} sprites to {out}")
     return 0
@@ -194,11 +196,14 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
                         help="a folder made by `studio data sprites`, a folder of your PNGs, or a sheet with --grid")
     parser.add_argument("--grid", type=int, default=0, help="cell size in pixels when --data is a sprite sheet")
     parser.add_argument("--licence", default="", help="the licence of your data, recorded in the model card")
-    parser.add_argument("--preset", choices=("quick", "balanced", "best"), default="balanced")
+    parser.add_argument("--preset", choices=("quick", "balanced", "best", "gpu"), default="balanced",
+                        help="gpu: wider models and bigger batches for a CUDA card's minutes")
     parser.add_argument("--name", default=None, help="register the result as a user model under this name")
     parser.add_argument("--out", default=None, help="run folder (default: runs/NAME in Studio's data folder)")
     parser.add_argument("--resume", action="store_true", help="continue the run in the run folder")
     parser.add_argument("--max-steps", type=_positive, default=None, help="default: the preset's")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="stop after this many minutes of training and save the model (resumable)")
     parser.add_argument("--batch-size", type=_positive, default=None)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -217,7 +222,10 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
 
     parser = groups["generate"].add_parser("sprite", help="generate sprites (one PNG each, recipe inside)")
     parser.add_argument("--model", default="gan", help="gan, vae, diffusion or a model name")
-    parser.add_argument("--category", required=True, help="e.g. items (see the model's card)")
+    parser.add_argument("--category", default=None,
+                        help="e.g. items (see the model's card); with --prompt it is inferred from the words")
+    parser.add_argument("--prompt", default="", help='words from the model\'s vocabulary, e.g. "skeleton warrior", '
+                        '"red potion", "stone wall" (unknown words are reported and left out)')
     parser.add_argument("--count", type=_positive, default=16)
     parser.add_argument("--seed", type=int, default=0, help="sprite i gets seed + i")
     parser.add_argument("--palette", default="none", help="none, auto-N, a bundled palette or a .hex/.gpl file")

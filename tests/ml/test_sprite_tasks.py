@@ -60,7 +60,7 @@ def test_generate_follows_the_payload_contract(family: str, resources: Resources
         assert set(recipe) == {"model", "model_sha256", "kind", "seed", "params", "size"}
         assert recipe["model"] == MODELS[family] and recipe["kind"] == "sprite.generate"
         assert recipe["seed"] == 7 + i and recipe["size"] == "32x32" and len(recipe["model_sha256"]) == 64
-        assert recipe["params"] == params
+        assert recipe["params"] == {**params, "prompt": "", "tags": []}
         assert np.array_equal(item["rgba"], partials[i]["rgba"])
     assert any(e.type is EventType.PROGRESS for e in events)
 
@@ -206,3 +206,54 @@ def test_a_model_that_is_not_a_sprite_generator_is_refused(resources: Resources)
                {"name": "other", "modality": other.modality})
     with pytest.raises(BadInputError, match="not a sprite generator"):
         run("sprite.generate", "other", {"category": "bars"}, resources)
+
+
+def _learnt_tags(resources: Resources, name: str) -> None:
+    """Give a tiny model's tag tables values (they start at zero) so that words change its sprites."""
+    import torch
+
+    from studio.ml.models.sprite_common import TagEmbedding
+    from studio.ml.tasks.sprite import _load
+
+    spec = JobSpec("sprite.generate", {}, seed=0, model=name)
+    model = _load(JobContext(spec, lambda e: None, None, "cpu", resources), name)
+    torch.manual_seed(3)
+    for table in (m for m in model.net.modules() if isinstance(m, TagEmbedding)):
+        torch.nn.init.normal_(table.weight, std=2.0)
+    if hasattr(model.net, "conv_out"):
+        torch.nn.init.normal_(model.net.conv_out.weight, std=0.05)
+
+
+@pytest.mark.parametrize("family", list(MODELS))
+def test_prompt_words_condition_the_sprites_and_go_into_the_recipe(family: str, resources: Resources) -> None:
+    _learnt_tags(resources, MODELS[family])
+    params = {"category": "discs", "count": 2, "steps": 2}
+    plain, _ = run("sprite.generate", MODELS[family], params, resources, seed=4)
+    worded, events = run("sprite.generate", MODELS[family], {**params, "prompt": "Red, large and laser!"},
+                         resources, seed=4)
+    assert worded[0]["recipe"]["params"]["tags"] == ["red", "large"]
+    assert worded[0]["recipe"]["params"]["prompt"] == "Red, large and laser!"
+    assert any("'laser'" in e.message for e in events)  # the unknown word is reported, not fatal
+    assert not np.array_equal(plain[0]["rgba"], worded[0]["rgba"])
+
+
+def test_prompt_alone_infers_the_category_and_bad_prompts_are_explained(resources: Resources) -> None:
+    result, _ = run("sprite.generate", "tiny-gan", {"prompt": "blue", "count": 1}, resources)
+    assert result[0]["recipe"]["params"]["category"] == "bars"  # where "blue" occurs most (sprite_helpers)
+    with pytest.raises(BadInputError, match="knows none of the words.*'dragn'.*Words it knows include: red"):
+        run("sprite.generate", "tiny-gan", {"prompt": "dragn wizardry", "count": 1}, resources)
+    with pytest.raises(BadInputError, match="pick a category or type a few words"):
+        run("sprite.generate", "tiny-gan", {"prompt": "   ", "count": 1}, resources)
+    long, events = run("sprite.generate", "tiny-gan", {"prompt": "red " + "x" * 5000, "count": 1}, resources)
+    assert long[0]["recipe"]["params"]["tags"] == ["red"] and len(long[0]["recipe"]["params"]["prompt"]) == 2000
+    with pytest.raises(BadInputError, match="must be text"):
+        run("sprite.generate", "tiny-gan", {"prompt": ["red"], "count": 1}, resources)
+
+
+def test_cli_generates_from_a_prompt(resources: Resources, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["generate", "sprite", "--model", "tiny-vae", "--prompt", "green small", "--count", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    files = sorted(out.glob("*.png"))
+    assert [f.name for f in files] == ["tiny-vae-green-small-0.png", "tiny-vae-green-small-1.png"]
+    assert read_recipe(files[0])["params"]["tags"] == ["green", "small"]

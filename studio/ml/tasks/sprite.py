@@ -17,6 +17,7 @@ from studio.core.context import JobContext
 from studio.core.errors import BadInputError
 from studio.core.jobs import JobSpec, thaw
 from studio.core.sprite_ops import check_rgba, quantize, resolve_palette, snap_alpha
+from studio.core.sprite_tags import MAX_PROMPT_CHARS, TagVocabulary
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.manifest import read_manifest
 from studio.ml.models.sprite_common import SPRITE_SIZE, images_to_tensor, tensor_to_images
@@ -34,12 +35,15 @@ SPRITE_ARCHS = ("sprite-gan", "sprite-vae", "sprite-diffusion")
 class LoadedSpriteModel(nn.Module):
     """A sprite network plus what jobs need to know about its file (cached as one module by the worker)."""
 
-    def __init__(self, net: nn.Module, name: str, categories: list[str], sha256: str) -> None:
+    def __init__(
+        self, net: nn.Module, name: str, categories: list[str], sha256: str, vocabulary: TagVocabulary
+    ) -> None:
         super().__init__()
         self.net = net
         self.name = name
         self.categories = categories
         self.sha256 = sha256
+        self.vocabulary = vocabulary
 
     @property
     def family(self) -> str:
@@ -51,6 +55,37 @@ class LoadedSpriteModel(nn.Module):
                 f"{self.name} knows no category {category!r}; it knows: {', '.join(self.categories)}"
             )
         return self.categories.index(category)
+
+    def condition(self, params: Mapping[str, Any], ctx: JobContext) -> tuple[str, tuple[str, ...]]:
+        """The category and tags a request asks for: its prompt read in the model's vocabulary (unknown words are
+        reported and left out; only unknown words is an error), its category given or inferred from the words."""
+        prompt = params.get("prompt") or ""
+        if not isinstance(prompt, str):
+            raise BadInputError("the prompt must be text")
+        category = params.get("category") or None
+        if not prompt.strip():
+            if category is None:
+                raise BadInputError("pick a category or type a few words (e.g. 'skeleton', 'red potion')")
+            return category, ()
+        if not len(self.vocabulary):
+            raise BadInputError(f"{self.name} was trained without words: pick a category and leave the prompt empty")
+        reading = self.vocabulary.read(prompt)
+        if not reading.tags:
+            examples = ", ".join(self.vocabulary.words[:12])
+            raise BadInputError(f"{self.name} knows none of the words in the prompt. {reading.explain()} "
+                                f"Words it knows include: {examples} (the prompt field completes them).")
+        if reading.explain() or len(prompt) > MAX_PROMPT_CHARS:
+            ctx.note(reading.explain() or f"Only the first {MAX_PROMPT_CHARS} characters of the prompt are read.")
+        return category or self.vocabulary.category_of(reading.tags) or self.categories[0], reading.tags
+
+    def tag_tensor(self, tags: tuple[str, ...], count: int) -> torch.Tensor | None:
+        """(count, T) multi-hot rows for the model's tag input (None for a model without tags)."""
+        if not len(self.vocabulary):
+            return None
+        row = torch.zeros(len(self.vocabulary))
+        for tag in tags:
+            row[self.vocabulary.index(tag)] = 1.0
+        return row.expand(count, -1).clone()
 
 
 def _load(ctx: JobContext, name: str) -> LoadedSpriteModel:
@@ -65,7 +100,12 @@ def _load(ctx: JobContext, name: str) -> LoadedSpriteModel:
         categories = list(meta.get("categories") or [])
         if len(categories) != net.config.num_classes:
             categories = [str(i) for i in range(net.config.num_classes)]
-        return LoadedSpriteModel(net, name, categories, _sha256(store, entry))
+        vocabulary = TagVocabulary.from_dict(meta.get("tags"))
+        if len(vocabulary) != getattr(net.config, "num_tags", 0):
+            raise BadInputError(f"{name}: its sidecar lists {len(vocabulary)} words but the network has "
+                                f"{getattr(net.config, 'num_tags', 0)} tag inputs; the model files do not belong "
+                                "together")
+        return LoadedSpriteModel(net, name, categories, _sha256(store, entry), vocabulary)
 
     return ctx.resources.cache.get(f"sprite:{entry.source}:{entry.weights}:{ctx.device}", load)
 
@@ -163,21 +203,25 @@ def _chunks(total: int, family: str, ctx: JobContext) -> list[tuple[int, int]]:
 
 @task("sprite.generate")
 def generate_sprites(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
-    """``count`` new sprites of one category from any sprite model (diffusion: DDIM with guidance)."""
+    """``count`` new sprites of one category, or of the words of a prompt, from any sprite model (diffusion: DDIM
+    with guidance)."""
     model = _load(ctx, spec.model)
     params = spec.params
-    label = model.label(params.get("category"))
+    category, tags = model.condition(params, ctx)
+    label = model.label(category)
     count = _int(params, "count", 16, 1, MAX_COUNT)
     steps = _int(params, "steps", 10, 1, getattr(model.net.config, "timesteps", 1000))
     guidance = _float(params, "guidance", 2.0, 0.0, 20.0)
-    clean = {"category": params["category"], "count": count, "palette": str(params.get("palette", "none")),
-             "steps": steps, "guidance": guidance}
+    prompt = str(params.get("prompt") or "")[:MAX_PROMPT_CHARS]
+    clean = {"category": category, "prompt": prompt, "tags": list(tags), "count": count,
+             "palette": str(params.get("palette", "none")), "steps": steps, "guidance": guidance}
     finisher = _Finisher(ctx, model, clean)
     chunks = _chunks(count, model.family, ctx)
     for number, (start, stop) in enumerate(chunks):
         images = generate(
             model.net, torch.full((stop - start,), label), seeded_generators(spec.seed + start, stop - start),
             steps=steps, guidance=guidance, on_step=_chunk_progress(ctx, number, len(chunks), start, stop, count),
+            tags=model.tag_tensor(tags, stop - start),
         )
         finisher.add(tensor_to_images(images))
     return finisher.results

@@ -334,6 +334,9 @@ def train_sprite(
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     info, device = distributed.setup(resolve_device(config.device))
+    if device.startswith("cuda"):  # small convolutions: let cuDNN pick kernels, TF32 for the products
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     try:
         return _train(config, on_event, cancel, info, device)
     finally:

@@ -117,12 +117,14 @@ def diff_augment(x: torch.Tensor, gen: torch.Generator, shift: int = 3, cutout: 
     x = torch.cat([rgb, alpha], dim=1)
     size = x.shape[-1]
     padded = F.pad(x, (shift, shift, shift, shift), value=-1.0)
-    dy, dx = (torch.randint(0, 2 * shift + 1, (2, n), generator=gen)).tolist()
-    x = torch.stack([padded[i, :, dy[i] : dy[i] + size, dx[i] : dx[i] + size] for i in range(n)])
-    cy, cx = (torch.randint(0, size - cutout + 1, (2, n), generator=gen)).tolist()
-    keep = torch.ones(n, 1, size, size, device=device)
-    for i in range(n):
-        keep[i, :, cy[i] : cy[i] + cutout, cx[i] : cx[i] + cutout] = 0.0
+    offsets = torch.randint(0, 2 * shift + 1, (2, n, 1, 1), generator=gen).to(device)
+    line = torch.arange(size, device=device)
+    rows, cols = offsets[0] + line[None, :, None], offsets[1] + line[None, None, :]  # (n, size, 1), (n, 1, size)
+    x = padded[torch.arange(n, device=device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    corners = torch.randint(0, size - cutout + 1, (2, n, 1, 1), generator=gen).to(device)
+    inside_y = (line[None, :, None] >= corners[0]) & (line[None, :, None] < corners[0] + cutout)
+    inside_x = (line[None, None, :] >= corners[1]) & (line[None, None, :] < corners[1] + cutout)
+    keep = (~(inside_y & inside_x)).to(x.dtype)[:, None]
     return x * keep + (keep - 1.0)  # a hole is -1 everywhere: transparent black
 
 
