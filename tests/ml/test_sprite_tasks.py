@@ -240,11 +240,11 @@ def test_prompt_words_condition_the_sprites_and_go_into_the_recipe(family: str, 
 def test_prompt_alone_infers_the_category_and_bad_prompts_are_explained(resources: Resources) -> None:
     result, _ = run("sprite.generate", "tiny-gan", {"prompt": "blue", "count": 1}, resources)
     assert result[0]["recipe"]["params"]["category"] == "bars"  # where "blue" occurs most (sprite_helpers)
-    with pytest.raises(BadInputError, match="knows none of the words.*'dragn'.*Words it knows include: red"):
+    with pytest.raises(BadInputError, match=r"knows none of the words.*'dragn'.*Words it knows include: red"):
         run("sprite.generate", "tiny-gan", {"prompt": "dragn wizardry", "count": 1}, resources)
     with pytest.raises(BadInputError, match="pick a category or type a few words"):
         run("sprite.generate", "tiny-gan", {"prompt": "   ", "count": 1}, resources)
-    long, events = run("sprite.generate", "tiny-gan", {"prompt": "red " + "x" * 5000, "count": 1}, resources)
+    long, _ = run("sprite.generate", "tiny-gan", {"prompt": "red " + "x" * 5000, "count": 1}, resources)
     assert long[0]["recipe"]["params"]["tags"] == ["red"] and len(long[0]["recipe"]["params"]["prompt"]) == 2000
     with pytest.raises(BadInputError, match="must be text"):
         run("sprite.generate", "tiny-gan", {"prompt": ["red"], "count": 1}, resources)
