@@ -9,6 +9,7 @@ seeded from (seed, step, rank), so a resumed run repeats the same batches and no
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import shutil
@@ -180,14 +181,15 @@ def _batch(
 
 
 def _git_commit() -> str:
+    """The source tree's commit; a copy without git history (a GPU machine's) names it in ``STUDIO_COMMIT``."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=paths.repo_root(), capture_output=True, text=True,
             timeout=5, check=True,
         )
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
+        return os.environ.get("STUDIO_COMMIT", "unknown")
+    return out.stdout.strip() or os.environ.get("STUDIO_COMMIT", "unknown")
 
 
 def _hardware(device: str, world_size: int) -> str:
