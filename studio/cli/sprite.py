@@ -63,6 +63,7 @@ def run_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         command=command,
         max_minutes=args.minutes,
+        workers=args.workers,
     )
 
     outcome: dict = {}
@@ -217,6 +218,8 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--set", type=_setting, action="append", metavar="KEY=VALUE",
                         help="override a model config field, e.g. --set g_width=48 (repeatable)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes preparing augmented batches ahead (a GPU waits for them otherwise)")
     parser.add_argument("--events", action="store_true", help="print one JSON event per line (for the app)")
     parser.set_defaults(func=run_train)
 

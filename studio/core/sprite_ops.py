@@ -13,6 +13,7 @@ import numpy as np
 
 from studio.core.errors import BadInputError
 from studio.core.formats.palette import MAX_COLORS, auto_palette, bundled_palettes, load_palette, nearest_index
+from studio.core.pixel_art import srgb_to_oklab
 
 _AUTO = re.compile(r"auto-(\d+)")
 MAX_UPSCALE = 64
@@ -49,22 +50,6 @@ def resolve_palette(spec: str, rgba: np.ndarray | None = None) -> np.ndarray | N
     return load_palette(path)
 
 
-def _srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB (0..255) to OKLab, where Euclidean distance roughly follows perceived difference."""
-    c = np.asarray(rgb, dtype=np.float64) / 255.0
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    lms = linear @ np.array(
-        [[0.4122214708, 0.2119034982, 0.0883024619],
-         [0.5363325363, 0.6806995451, 0.2817188376],
-         [0.0514459929, 0.1073969566, 0.6299787005]]
-    )
-    return np.cbrt(lms) @ np.array(
-        [[0.2104542553, 1.9779984951, 0.0259040371],
-         [0.7936177850, -2.4285922050, 0.7827717662],
-         [-0.0040720468, 0.4505937099, -0.8086757660]]
-    )
-
-
 def quantize(rgba: np.ndarray, palette: np.ndarray, alpha_threshold: int = 128) -> np.ndarray:
     """Every opaque pixel becomes its nearest palette colour (in OKLab); alpha becomes 0 or 255."""
     rgba = check_rgba(rgba)
@@ -76,7 +61,7 @@ def quantize(rgba: np.ndarray, palette: np.ndarray, alpha_threshold: int = 128) 
     if len(colors) == 0:
         raise BadInputError("the palette is empty")
     unique, inverse = np.unique(out[opaque][:, :3], axis=0, return_inverse=True)
-    nearest = nearest_index(_srgb_to_oklab(unique), _srgb_to_oklab(colors))
+    nearest = nearest_index(srgb_to_oklab(unique), srgb_to_oklab(colors))
     out[opaque, :3] = colors[nearest][inverse.reshape(-1)]
     return out
 

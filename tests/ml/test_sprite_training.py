@@ -172,3 +172,41 @@ def test_runs_unchanged_under_torchrun_with_two_processes(data: Path, tmp_path: 
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert [e["event"] for e in events] == ["progress", "progress", "finished"]  # rank 0 alone reports
     assert load_model(run / "model.safetensors")[2]["training"]["hardware"].endswith("world size 2")
+
+
+def test_prefetch_workers_give_the_same_batches_as_the_loop(data: Path) -> None:
+    from studio.ml.train.sprite import batches, load_data, make_plan
+
+    loaded = load_data(data, "cpu")
+    plan = make_plan(config("gan", data, data / "run"), loaded.categories, tags=list(loaded.vocabulary.words))
+    with batches(loaded, plan, 0, 6, 0, workers=0) as inline, batches(loaded, plan, 0, 6, 0, workers=2) as ahead:
+        for (a, b), _ in zip(zip(inline, ahead), range(5)):
+            assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_tags_reach_the_models_in_training_and_the_sidecar(data: Path, tmp_path: Path) -> None:
+    from studio.ml.sampling.sprites import generate, seeded_generators
+
+    result = train_sprite(config("diffusion", data, tmp_path / "run", max_steps=3), lambda e: None)
+    model, model_config, meta = load_model(result.model_path)
+    words = json.loads((data / "manifest.json").read_text())["tags"]["words"]
+    assert model_config.num_tags == len(words) and meta["tags"]["words"] == words
+    assert model.tag_embed.weight.abs().sum() > 0  # learnt from zero in three steps
+    labels = torch.zeros(2, dtype=torch.long)
+    tags = torch.zeros(2, len(words))
+    tags[:, 0] = 1.0
+    with_words = generate(model, labels, seeded_generators(0, 2), steps=2, tags=tags)
+    assert not torch.allclose(with_words, generate(model, labels, seeded_generators(0, 2), steps=2))
+
+
+def test_diff_augment_is_seeded_differentiable_and_makes_transparent_holes() -> None:
+    from studio.ml.train.sprite_objectives import diff_augment
+
+    x = torch.rand(4, 4, 32, 32) * 2 - 1
+    x.requires_grad_(True)
+    a = diff_augment(x, torch.Generator().manual_seed(1))
+    b = diff_augment(x, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == x.shape
+    assert ((a == -1).all(dim=1).sum(dim=(1, 2)) >= 64).all()  # an 8x8 transparent hole (plus shift fill)
+    a.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0

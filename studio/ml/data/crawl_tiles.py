@@ -10,7 +10,9 @@ Debian sources (the package registry; nothing else is contacted), its upstream t
 :data:`KNOWN_SOURCES` (sha256), and only the tile folder and the licence files are unpacked into Studio's cache.
 
 Folders become the six categories by :data:`CATEGORY_RULES` (first match wins). Spell effects, clouds, cursors and
-the paper-doll layers of the player (a helmet or a sword drawn for a body, not a whole sprite) are left out.
+the paper-doll layers of the player (a helmet or a sword drawn for a body, not a whole sprite) are left out, and so
+are painted tiles of more than :data:`MAX_COLOURS` colours (a quarter of the set, most of the walls of the Abyss):
+Studio makes pixel art, and models trained on painted tiles paint.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 from studio.core import paths
 from studio.core.errors import StudioError
 from studio.core.formats.images import load_rgba
+from studio.core.pixel_art import colour_counts
 from studio.ml.data.sprite_cells import CELL, emptiness, fit_to_cell
 
 SOURCE_PACKAGE = "crawl"
@@ -44,6 +47,8 @@ TILES_DIR = Path("rltiles")
 LICENCE_FILES = ("copyright", "rltiles-license.txt")
 SOURCE_FILE = "source.json"
 CATEGORIES = ("items", "characters", "features", "floor", "wall", "gui")
+MAX_COLOURS = 64  # distinct opaque colours a pixel-art tile may have (real pixel art: 8 to 24 in most tiles)
+PAINTED = f"more than {MAX_COLOURS} colours: painted, not pixel art"
 CATEGORY_RULES: tuple[tuple[str, str | None], ...] = (
     ("dngn/floor/", "floor"),
     ("dngn/water/", "floor"),
@@ -285,7 +290,7 @@ def crawl_tiles(root: Path, grid: int = CELL) -> tuple[list[Tile], list[dict[str
             reasons[(top, "unreadable PNG")] += 1
             continue
         cell, reason = fit_to_cell(piece, grid)
-        reason = reason or emptiness(cell)
+        reason = reason or emptiness(cell) or (PAINTED if colour_counts(cell)[0] > MAX_COLOURS else "")
         if reason:
             reasons[(top, reason)] += 1
             continue

@@ -8,14 +8,16 @@ seeded from (seed, step, rank), so a resumed run repeats the same batches and no
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import os
 import platform
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,7 @@ class SpriteTrainConfig:
     threads: int = 0  # CPU threads for torch; 0 = leave torch's default
     command: str = ""  # the command line, recorded in the model's sidecar
     max_minutes: float | None = None  # stop (and save the model) after this much training time
+    workers: int = 0  # processes preparing augmented batches ahead of the loop (0: in the loop itself)
 
 
 @dataclass
@@ -167,17 +170,52 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return ((seed * 1_000_003 + step) * 1009 + rank) % 2**63
 
 
-def _batch(
-    data: _Data, size: int, seed: int, augment: bool, device: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Random sprites (drawn with replacement), augmented per their category's policy, with labels and tags."""
+def _host_batch(data: _Data, size: int, seed: int, augment: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random sprites (drawn with replacement), augmented per their category's policy: (images, labels, indices)."""
     rng = np.random.default_rng(seed)
     index = rng.integers(0, len(data.train_labels), size)
     images, labels = data.train_images[index], data.train_labels[index]
     if augment:
         images = augment_batch(images, labels, data.categories, rng)
-    batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device)
+    return np.ascontiguousarray(images), labels, index
+
+
+def _to_device(
+    data: _Data, host: tuple[np.ndarray, np.ndarray, np.ndarray], device: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    images, labels, index = host
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2).to(device)
     return uint8_to_float(batch), torch.from_numpy(labels).to(device), data.tags_for(index, device)
+
+
+_WORKER_DATA: _Data | None = None  # a prefetch worker's copy of the data (set once per worker process)
+
+
+def _worker_init(data: _Data) -> None:
+    global _WORKER_DATA
+    _WORKER_DATA = data
+
+
+def _worker_batch(job: tuple[int, int, bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    size, seed, augment = job
+    assert _WORKER_DATA is not None
+    return _host_batch(_WORKER_DATA, size, seed, augment)
+
+
+@contextlib.contextmanager
+def batches(
+    data: _Data, plan: _Plan, start: int, size: int, rank: int, workers: int
+) -> Iterator[Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """The host batches of steps ``start``.. in order; ``workers`` > 0 prepares them in that many processes ahead
+    of the loop (augmentation is per-sprite Python work that would otherwise leave a GPU waiting). Each batch is a
+    pure function of its step's seed, so the batches are the same with or without workers."""
+    jobs = ((size, step_seed(plan.seed, step, rank), plan.augment) for step in range(start, plan.steps))
+    if workers <= 0:
+        yield (_host_batch(data, *job) for job in jobs)
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with context.Pool(workers, initializer=_worker_init, initargs=(data,)) as pool:
+        yield pool.imap(_worker_batch, jobs, chunksize=4)
 
 
 def _git_commit() -> str:
@@ -413,42 +451,43 @@ def _train(
     deadline = began + 60.0 * config.max_minutes if config.max_minutes else None
     last = plan.steps
     metrics: dict[str, float] = {}
-    for step in range(start, plan.steps):
-        if distributed.any_rank(cancel.cancelled, info, device):
-            checkpoint_now(step, wall_before + time.monotonic() - began)
-            raise JobCancelled()
-        if deadline is not None and distributed.any_rank(time.monotonic() > deadline, info, device):
-            last = step  # out of time: this step becomes the last one (the model is measured and saved)
-            break
-        seed = step_seed(plan.seed, step, info.rank)
-        gen = torch.Generator().manual_seed(seed)
-        x, labels, tags = _batch(data, per_rank, seed, plan.augment, device)
-        objective.set_step(step)
-        losses = objective.train_step(x, labels, gen, tags)
-        ema.update(objective.ema_target(), step)
-        losses = distributed.mean_across_ranks(losses, info, device)
-        if not all(np.isfinite(v) for v in losses.values()):
-            raise StudioError(
-                f"training diverged at step {step + 1} (loss {losses}); try a lower learning rate (--lr)"
-            )
-        smooth = {k: v if k not in smooth else 0.98 * smooth[k] + 0.02 * v for k, v in losses.items()}
-        done = step + 1
-        grid = None
-        if info.is_main and (done % plan.sample_every == 0 or done == plan.steps):
-            exported = _export_model(objective, ema, arch, model_config)
-            grid = _grid(exported, plan)
-            save_png(run_dir / "samples" / f"step-{done:08d}.png", grid, None, write_metadata=False)
-            metrics = _measure(objective, exported, data, plan, smooth)
-            losses = {**losses, **{k: v for k, v in metrics.items() if k.startswith("val_")}}
-        wall = wall_before + time.monotonic() - began
-        if done % plan.checkpoint_every == 0 or done == plan.steps:
-            checkpoint_now(done, wall)
-        if info.is_main:
-            rate = (time.monotonic() - began) / (done - start)
-            on_event(
-                {"step": done, "total": plan.steps, "loss": losses, "eta_s": rate * (plan.steps - done),
-                 "sample_grid": grid}
-            )
+    with batches(data, plan, start, per_rank, info.rank, config.workers) as host_batches:
+        for step, host in zip(range(start, plan.steps), host_batches, strict=False):
+            if distributed.any_rank(cancel.cancelled, info, device):
+                checkpoint_now(step, wall_before + time.monotonic() - began)
+                raise JobCancelled()
+            if deadline is not None and distributed.any_rank(time.monotonic() > deadline, info, device):
+                last = step  # out of time: this step becomes the last one (the model is measured and saved)
+                break
+            seed = step_seed(plan.seed, step, info.rank)
+            gen = torch.Generator().manual_seed(seed)
+            x, labels, tags = _to_device(data, host, device)
+            objective.set_step(step)
+            losses = objective.train_step(x, labels, gen, tags)
+            ema.update(objective.ema_target(), step)
+            losses = distributed.mean_across_ranks(losses, info, device)
+            if not all(np.isfinite(v) for v in losses.values()):
+                raise StudioError(
+                    f"training diverged at step {step + 1} (loss {losses}); try a lower learning rate (--lr)"
+                )
+            smooth = {k: v if k not in smooth else 0.98 * smooth[k] + 0.02 * v for k, v in losses.items()}
+            done = step + 1
+            grid = None
+            if info.is_main and (done % plan.sample_every == 0 or done == plan.steps):
+                exported = _export_model(objective, ema, arch, model_config)
+                grid = _grid(exported, plan)
+                save_png(run_dir / "samples" / f"step-{done:08d}.png", grid, None, write_metadata=False)
+                metrics = _measure(objective, exported, data, plan, smooth)
+                losses = {**losses, **{k: v for k, v in metrics.items() if k.startswith("val_")}}
+            wall = wall_before + time.monotonic() - began
+            if done % plan.checkpoint_every == 0 or done == plan.steps:
+                checkpoint_now(done, wall)
+            if info.is_main:
+                rate = (time.monotonic() - began) / (done - start)
+                on_event(
+                    {"step": done, "total": plan.steps, "loss": losses, "eta_s": rate * (plan.steps - done),
+                     "sample_grid": grid}
+                )
 
     distributed.barrier(info)
     wall = wall_before + time.monotonic() - began
