@@ -28,6 +28,10 @@ PY=python3  # the GPU image's Python (the one that holds torch)
 WHEELS=(platformdirs==4.14.9 soundfile==0.14.0 cffi==2.1.1 pycparser==3.12 mido==1.3.3 onnxslim==0.1.98)
 RUNS=(gan-gpu:gan:scratch diffusion-gpu:diffusion:scratch vae-gpu:vae:scratch gan-finetuned:gan:sprite-gan
       diffusion-finetuned:diffusion:sprite-diffusion)
+# GPU_CHECK_RUNS="name:family:start ..." replaces them (start: scratch, a model name or a .safetensors path, e.g. the
+# weights of an earlier GPU check carried in .data/ to continue it); GPU_CHECK_TRAIN_ONLY=1 skips tests and bench.
+[ -n "${GPU_CHECK_RUNS:-}" ] && read -r -a RUNS <<<"$GPU_CHECK_RUNS"
+WORKERS=${GPU_CHECK_WORKERS:-3}  # batch-preparing processes per training
 
 say() { printf '[gpu-check] %s\n' "$*" >&2; }
 
@@ -96,7 +100,7 @@ train_all() {
     local init=(--scratch)
     [ "$start" != scratch ] && init=(--init "$start")
     timeout "$(awk "BEGIN{print int($minutes*60+120)}")" "$PY" -m studio train sprite --model "$family" --data "$data" --preset gpu "${init[@]}" --minutes "$minutes" \
-      --device "$device" --threads 2 --out "$WORK/runs/$name" "${extra[@]}" >"$WORK/logs/train-$name.log" 2>&1 &
+      --device "$device" --threads 2 --workers "$WORKERS" --out "$WORK/runs/$name" "${extra[@]}" >"$WORK/logs/train-$name.log" 2>&1 &
     pids+=($!)
   done
   local failed=0
@@ -134,7 +138,7 @@ run() {
   say "1. machine"; machine_facts | tee "$WORK/logs/machine.txt" >&2
   say "2+3. pytest -m gpu while the sprite models train for $minutes minutes each"
   local pytest_pid=""
-  if [ "$device" = cuda ]; then
+  if [ "$device" = cuda ] && [ -z "${GPU_CHECK_TRAIN_ONLY:-}" ]; then
     (timeout 300 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/gpu tests/ml/test_synth.py \
       >"$WORK/logs/pytest-gpu.log" 2>&1; echo "exit $?" >>"$WORK/logs/pytest-gpu.log") &
     pytest_pid=$!
@@ -145,10 +149,12 @@ run() {
   [ -f "$WORK/logs/pytest-gpu.log" ] && tail -3 "$WORK/logs/pytest-gpu.log" >&2
   pack_models  # the weights are safe under $OUT before the benchmark spends what time is left
   local left=$((BUDGET_S - (SECONDS - STARTED) - 15))
-  say "4. studio bench all --device $device (at most ${left} s)"
-  timeout "$((left > 10 ? left : 10))" "$PY" -m studio bench all --device "$device" --json "$WORK/bench/bench-$device.json" \
-    --md "$WORK/bench/bench-$device.md" "${bench_args[@]}" >"$WORK/logs/bench.log" 2>&1 \
-    || say "the benchmark stopped early (see logs/bench.log)"
+  if [ -z "${GPU_CHECK_TRAIN_ONLY:-}" ]; then
+    say "4. studio bench all --device $device (at most ${left} s)"
+    timeout "$((left > 10 ? left : 10))" "$PY" -m studio bench all --device "$device" \
+      --json "$WORK/bench/bench-$device.json" --md "$WORK/bench/bench-$device.md" "${bench_args[@]}" \
+      >"$WORK/logs/bench.log" 2>&1 || say "the benchmark stopped early (see logs/bench.log)"
+  fi
   say "5. packing"; pack_report
   grep -h -E "^\| (sprites|copy|music)" "$WORK/bench/bench-$device.md" 2>/dev/null | head -20 >&2
   return $trained

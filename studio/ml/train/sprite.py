@@ -8,6 +8,7 @@ seeded from (seed, step, rank), so a resumed run repeats the same batches and no
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import multiprocessing
@@ -189,6 +190,7 @@ def _to_device(
 
 
 _WORKER_DATA: _Data | None = None  # a prefetch worker's copy of the data (set once per worker process)
+PREFETCH_PER_WORKER = 4
 
 
 def _worker_init(data: _Data) -> None:
@@ -206,16 +208,32 @@ def _worker_batch(job: tuple[int, int, bool]) -> tuple[np.ndarray, np.ndarray, n
 def batches(
     data: _Data, plan: _Plan, start: int, size: int, rank: int, workers: int
 ) -> Iterator[Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """The host batches of steps ``start``.. in order; ``workers`` > 0 prepares them in that many processes ahead
-    of the loop (augmentation is per-sprite Python work that would otherwise leave a GPU waiting). Each batch is a
-    pure function of its step's seed, so the batches are the same with or without workers."""
+    """The host batches of steps ``start``.. in order; ``workers`` > 0 prepares them in that many processes, at
+    most :data:`PREFETCH_PER_WORKER` per worker ahead of the loop (augmentation is per-sprite Python work that would
+    otherwise leave a GPU waiting; an unbounded queue would fill the memory). Each batch is a pure function of its
+    step's seed, so the batches are the same with or without workers."""
     jobs = ((size, step_seed(plan.seed, step, rank), plan.augment) for step in range(start, plan.steps))
     if workers <= 0:
         yield (_host_batch(data, *job) for job in jobs)
         return
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with context.Pool(workers, initializer=_worker_init, initargs=(data,)) as pool:
-        yield pool.imap(_worker_batch, jobs, chunksize=4)
+    with context.Pool(workers, initializer=_worker_init, initargs=(_host_only(data),)) as pool:
+        yield _bounded(pool, jobs, workers * PREFETCH_PER_WORKER)
+
+
+def _host_only(data: _Data) -> _Data:
+    """The data without its device tensors: worker processes never touch the GPU."""
+    return replace(data, val_images=torch.empty(0), val_labels=torch.empty(0), val_tags=torch.empty(0))
+
+
+def _bounded(pool: Any, jobs: Iterator[tuple[int, int, bool]], ahead: int) -> Iterator[Any]:
+    pending: collections.deque = collections.deque()
+    for job in jobs:
+        pending.append(pool.apply_async(_worker_batch, (job,)))
+        if len(pending) >= ahead:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
 
 
 def _git_commit() -> str:
