@@ -48,8 +48,14 @@ def fake_generate(spec: JobSpec, ctx: JobContext) -> dict:
 
 
 def fake_line(spec: JobSpec, ctx: JobContext) -> dict:
+    """Streams the new line word by word in the real task's PARTIAL shape, then returns it."""
     SEEN.append(spec)
-    return {"text": f"New take on {spec.params['field']} {spec.params['index'] + 1}"}
+    text = f"New take on {spec.params['field']} {spec.params['index'] + 1}"
+    words = text.split(" ")
+    for k in range(1, len(words) + 1):
+        ctx.partial({"variant": 0, "field": spec.params["field"], "index": spec.params["index"],
+                     "text": " ".join(words[:k]), "done": k == len(words)})
+    return {"text": text, "field": spec.params["field"], "index": spec.params["index"]}
 
 
 @pytest.fixture
@@ -192,6 +198,44 @@ def test_rewrite_line_replaces_only_that_line(qtbot, workspace):
     assert SEEN[-1].params["existing"] == tuple(ADS[0]["headline"])
     qtbot.waitUntil(lambda: workspace.current_ad()["headline"][1] == "New take on headline 2")
     assert workspace.current_ad()["headline"][0] == ADS[0]["headline"][0]
+
+
+META_ADS = [{"primary": [f"Primary text of ad {n}"], "headline": [f"Ad {n} first", f"Ad {n} second", f"Ad {n} third"]}
+            for n in (1, 2, 3)]
+
+
+def fake_meta(spec: JobSpec, ctx: JobContext) -> dict:
+    for v, ad in enumerate(META_ADS):
+        for name, lines in ad.items():
+            for j, line in enumerate(lines):
+                ctx.partial({"variant": v, "field": name, "index": j, "text": line, "done": True})
+    return {"ads": META_ADS, "recipe": spec.recipe()}
+
+
+def test_rewriting_a_line_of_the_third_variant_keeps_the_rest_of_the_ad(qtbot):
+    """Issue 13, bug 1: the line job's streamed words reached the ad stream handler, which started a new ad."""
+    engine = Engine(tasks={"models.list": fake_models, "copy.generate": fake_meta, "copy.line": fake_line})
+    ws = CopyWorkspace(engine, Settings())
+    qtbot.addWidget(ws)
+    qtbot.waitUntil(lambda: ws.model_combo.count() > 0, timeout=30_000)
+    ws.set_format("meta")
+    ws.brief_form.set_data({"product": "Headlamp"})
+    ws.variants_spin.setValue(3)
+    with qtbot.waitSignals([engine.event], check_params_cbs=[lambda e: e.type is EventType.FINISHED],
+                           timeout=10_000):
+        ws.generate()
+    ws.step_result(1)
+    ws.step_result(1)
+    assert ws.current_ad() == META_ADS[2]
+    put_cursor_on_line(ws, 4)  # "# Primary text", T1, "# Headlines", H1, H2
+    with qtbot.waitSignals([engine.event], check_params_cbs=[lambda e: e.type is EventType.FINISHED],
+                           timeout=10_000):
+        ws.rewrite_current_line()
+    assert ws.current_ad() == {**META_ADS[2], "headline": ["Ad 3 first", "New take on headline 2", "Ad 3 third"]}
+    assert ws.variant_label.text() == "Variant 3/3"
+    ws.undo_stack.undo()  # the whole rewrite is one step
+    assert ws.current_ad() == META_ADS[2]
+    assert engine.shutdown()
 
 
 def test_brief_json_load_and_save(qtbot, workspace, tmp_path):

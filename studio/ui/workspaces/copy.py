@@ -131,7 +131,8 @@ class CopyWorkspace(Workspace):
         self._recipe: dict[str, Any] = {}
         self._streaming = False
         self._models_job: int | None = None
-        self._line_job: tuple[int, str, int] | None = None  # (job id, field, index)
+        self._line_job: tuple[int, str, int, str] | None = None  # (job id, field, index, the line before)
+        self._line_streaming = False
 
         self.editor = LimitEditor()
         self.editor.analysis_changed.connect(self._update_summary)
@@ -408,15 +409,22 @@ class CopyWorkspace(Workspace):
         for key in ("variants", "temperature", "top_p"):
             params.pop(key)
         spec = JobSpec("copy.line", params, self.seed_spin.value(), self.model_combo.currentData())
-        self._line_job = (self.engine.submit(spec), info.field, info.index)
+        lines = self.current_ad()[info.field]
+        before = lines[info.index] if info.index < len(lines) else ""
+        self._line_job = (spec.job_id, info.field, info.index, before)  # before submit: QUEUED comes at once
+        self._line_streaming = False
         self.active_job = spec.job_id
+        self.engine.submit(spec)
 
     def _on_event(self, event: JobEvent) -> None:
         if event.job_id == self._models_job and event.type.is_terminal:
             self._models_job = None
             self._set_models(event.payload if event.type is EventType.FINISHED else [])
-        elif self._line_job and event.job_id == self._line_job[0] and event.type.is_terminal:
-            self._finish_line(event)
+        elif self._line_job and event.job_id == self._line_job[0]:
+            if event.type is EventType.PARTIAL:  # the new line as it is written, in place of the old one
+                self._set_line(str(event.payload["text"]))
+            elif event.type.is_terminal:
+                self._finish_line(event)
         elif event.job_id == self.active_job:
             if event.type is EventType.PARTIAL:
                 self._stream(event.payload)
@@ -454,16 +462,20 @@ class CopyWorkspace(Workspace):
         self.format_combo.setEnabled(True)
         self._update_variant_nav()
 
-    def _finish_line(self, event: JobEvent) -> None:
-        _, name, index = self._line_job
-        self._line_job = None
-        self.active_job = None
-        if event.type is not EventType.FINISHED:
-            return
+    def _set_line(self, text: str) -> None:
+        """Put ``text`` on the line being rewritten; the whole rewrite is one undo step."""
+        _, name, index, _ = self._line_job
         ad = self.current_ad()
-        if index < len(ad.get(name, [])):
-            ad[name][index] = str(event.payload["text"])
-            self.set_ad(ad)
+        if index < len(ad.get(name, [])) and ad[name][index] != text:
+            ad[name][index] = text
+            self._replace_text(format_ad(ad, self.ad_format), join_previous=self._line_streaming)
+            self._line_streaming = True
+
+    def _finish_line(self, event: JobEvent) -> None:
+        self._set_line(str(event.payload["text"]) if event.type is EventType.FINISHED else self._line_job[3])
+        self._line_job = None
+        self._line_streaming = False
+        self.active_job = None
 
     # --- files ---------------------------------------------------------------------------------------
     def open_path(self, path: Path) -> None:
