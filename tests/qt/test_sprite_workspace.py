@@ -183,6 +183,29 @@ def test_variations_blend_and_redraw_selection(qtbot, workspace) -> None:
     assert np.array_equal(workspace.canvas.image, before)
 
 
+def test_blend_with_a_ctrl_clicked_result_blends_two_different_sprites(qtbot, workspace) -> None:
+    """Issue 13, bug 2: every click, a Ctrl+click too, opened the result on the canvas, so the canvas and the
+    selected result were the same sprite and the blend gave identical frames."""
+    workspace.select_model("sprite-vae")
+    generate(qtbot, workspace, count=3, seed=1)
+    click_result(qtbot, workspace, 0)  # a plain click opens #1 on the canvas
+    rect = workspace.results.visualItemRect(workspace.results.item(2))
+    qtbot.mouseClick(workspace.results.viewport(), LEFT, Qt.KeyboardModifier.ControlModifier, rect.center())
+    assert np.array_equal(workspace.canvas.image, make_sprite(1))  # Ctrl+click picks #3 without opening it
+    assert workspace.results.currentRow() == 2 and workspace.blend_button.isEnabled()
+    workspace.blend_frames.setValue(4)
+    with qtbot.waitSignals([workspace.engine.event], check_params_cbs=[finished("sprite.blend")], timeout=10_000):
+        workspace.blend_button.click()
+    frames = [r["rgba"] for r in workspace.results.results()]
+    assert np.array_equal(frames[0], make_sprite(1)) and np.array_equal(frames[-1], make_sprite(3))
+    assert len({f.tobytes() for f in frames}) == 4
+    click_result(qtbot, workspace, 1)  # the canvas and the picked result are now the same frame
+    found = []
+    workspace.status_message.connect(found.append)
+    workspace.blend_button.click()
+    assert "Ctrl+click another result" in found[-1]
+
+
 def test_failed_job_shows_a_readable_message(qtbot, make_workspace) -> None:
     ws = make_workspace(tasks={**TASKS, "sprite.generate": sprite_fakes.fake_fail})
     messages = []

@@ -241,7 +241,8 @@ class SpriteWorkspace(Workspace):
         layout = QHBoxLayout(bar)
         layout.setContentsMargins(8, 4, 8, 4)
         self.results_label = QLabel("Results")
-        hint = QLabel("click to open on the canvas · ←/→ step · Ctrl-click to pick several for export")
+        hint = QLabel("click: open on the canvas · Ctrl+click: pick one to blend with, or several to export · "
+                      "←/→ step")
         hint.setObjectName("hint")
         hint.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.results_label)
@@ -425,7 +426,7 @@ class SpriteWorkspace(Workspace):
         self.blend_button.setEnabled(family == "vae" and self.results.currentRow() >= 0)
         self.redraw_button.setEnabled(family == "diffusion" and self.canvas.selection is not None)
         self.variations_button.setToolTip("Variations of the canvas sprite (needs a VAE model)")
-        self.blend_button.setToolTip("Blend the canvas into the selected result (needs a VAE model)")
+        self.blend_button.setToolTip("Blend the canvas into the result picked with Ctrl+click (needs a VAE model)")
         self.redraw_button.setToolTip("Repaint the selected region (needs a diffusion model and a selection, M)")
 
     # --- jobs ---------------------------------------------------------------------------------------
@@ -467,7 +468,12 @@ class SpriteWorkspace(Workspace):
         if position < 0:
             self._error("Blend: select a result to blend the canvas with.")
             return
-        params = {"a": self.canvas.image.copy(), "b": self.results.result(position)["rgba"].copy(),
+        other = self.results.result(position)["rgba"]
+        if np.array_equal(other, self.canvas.image):
+            self._error("Blend: the canvas shows the selected result already; Ctrl+click another result to blend "
+                        "the canvas with it.")
+            return
+        params = {"a": self.canvas.image.copy(), "b": other.copy(),
                   "category": self.panel.params()["category"], "frames": self.blend_frames.value()}
         self._submit_model_job("blend", "sprite.blend", params)
 
