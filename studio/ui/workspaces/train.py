@@ -101,9 +101,10 @@ class TrainWorkspace(Workspace):
         self.last_event: dict[str, Any] = {}
         self.finished_model: str = ""
         self.run_modality: str = ""  # the modality of the run started last (the combo may change since)
+        self.run_state = "idle"  # idle | running | paused | stopped (cancelled or failed) | finished
         self._build()
         self._on_modality()
-        self._set_running(False)
+        self._set_state("idle")
 
     # --- layout --------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -140,6 +141,7 @@ class TrainWorkspace(Workspace):
         self.estimate_label.setWordWrap(True)
         self.name = QLineEdit()
         self.name.setPlaceholderText("my-sprites")
+        self.name.textEdited.connect(self._on_name_edited)
         self.licence = QLineEdit()
         self.licence.setPlaceholderText("e.g. my own work, CC0, CC-BY-4.0")
         self.max_steps = QSpinBox()
@@ -288,14 +290,24 @@ class TrainWorkspace(Workspace):
         if self.data_path.text().strip():
             self.estimate()
 
-    def _set_running(self, running: bool) -> None:
-        self.start_button.setEnabled(not running)
-        self.resume_button.setEnabled(not running and bool(self.name.text().strip()))
-        self.pause_button.setEnabled(running)
-        self.cancel_button.setEnabled(running)
+    def _set_state(self, state: str) -> None:
+        """One place decides which buttons make sense: a paused run can be resumed or closed, not started again;
+        a finished one has nothing to resume; a new name starts afresh (or resumes a run paused at an earlier
+        session, when it has a checkpoint)."""
+        self.run_state = state
+        named = bool(self.name.text().strip())
+        self.start_button.setEnabled(state not in ("running", "paused"))
+        self.pause_button.setEnabled(state == "running")
+        self.resume_button.setEnabled(state in ("paused", "stopped") or (state == "idle" and named))
+        self.cancel_button.setEnabled(state in ("running", "paused"))
+        done = state == "finished" and bool(self.finished_model)
         # LoRA adapters run on their torch base model; there is no ONNX graph of an adapter alone
-        self.export_button.setEnabled(not running and bool(self.finished_model) and self.run_modality != "copy")
-        self.use_button.setEnabled(not running and bool(self.finished_model))
+        self.export_button.setEnabled(done and self.run_modality != "copy")
+        self.use_button.setEnabled(done)
+
+    def _on_name_edited(self) -> None:
+        if self.run_state in ("idle", "finished", "stopped"):
+            self._set_state("idle")
 
     def _say(self, text: str) -> None:
         self.status_message.emit(text)
@@ -400,7 +412,7 @@ class TrainWorkspace(Workspace):
         self.run_modality = self.modality_key
         self.result.setText("")
         self.process.start(self.train_args(resume))
-        self._set_running(True)
+        self._set_state("running")
         self._say(("Resuming" if resume else "Starting") + f" training of {self.name.text().strip()}…")
 
     def resume(self) -> None:
@@ -411,6 +423,11 @@ class TrainWorkspace(Workspace):
         self._say("Pausing at the next step (a checkpoint is saved)…")
 
     def cancel(self) -> None:
+        if self.run_state == "paused":  # nothing runs: close the paused run, its checkpoint stays on disk
+            self._set_state("idle")
+            self._say(f"Closed the paused run {self.name.text().strip()}; its checkpoint is kept, so Resume with "
+                      "the same name still continues it.")
+            return
         self.process.cancel()
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -448,7 +465,7 @@ class TrainWorkspace(Workspace):
                                                 Qt.TransformationMode.FastTransformation))
 
     def _on_ended(self, state: str, message: str) -> None:
-        self._set_running(False)
+        self._set_state({"paused": "paused", "finished": "finished"}.get(state, "stopped"))
         self._say(message)
         self.run_ended.emit(state, message)
         if state == "finished" and self.finished_model:
