@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from PySide6.QtCore import Qt
@@ -12,6 +13,7 @@ from studio.core.context import JobContext
 from studio.core.jobs import EventType, JobSpec
 from studio.core.settings import Settings
 from studio.engine.client import Engine
+from studio.ui import dialogs
 from studio.ui.app import apply_theme
 from studio.ui.widgets.limit_editor import OVER_LINE_BG
 from studio.ui.workspaces.copy import NO_MODEL, CopyWorkspace
@@ -266,6 +268,41 @@ def test_export_csv_and_refusal_over_the_limit(qtbot, workspace, tmp_path):
     workspace.export_to(tmp_path / "bad.csv")
     assert "H1 is 31 characters" in found[-1]
     assert not (tmp_path / "bad.csv").exists()
+
+
+def stalled_generate(spec: JobSpec, ctx: JobContext) -> dict:
+    """Writes two headlines and half a word of the third, then waits to be cancelled (Esc)."""
+    for j, text in enumerate(("Fresh beans weekly", "Roasted to order")):
+        ctx.partial({"variant": 0, "field": "headline", "index": j, "text": text, "done": True})
+    ctx.partial({"variant": 0, "field": "headline", "index": 2, "text": "EDUCAT", "done": False})
+    while True:
+        ctx.check_cancel()
+        time.sleep(0.01)
+
+
+def test_a_cancelled_ad_is_not_exported_without_a_warning(qtbot, tmp_path, monkeypatch):
+    """Issue 13, bug 4: after Esc, Ctrl+E said "Exported 3 ad(s)" with no descriptions and a cell "EDUCAT"."""
+    engine = Engine(tasks={"models.list": fake_models, "copy.generate": stalled_generate})
+    ws = CopyWorkspace(engine, Settings())
+    qtbot.addWidget(ws)
+    qtbot.waitUntil(lambda: ws.model_combo.count() > 0, timeout=30_000)
+    ws.brief_form.set_data({"product": "Brewly"})
+    with qtbot.waitSignals([engine.event], check_params_cbs=[lambda e: e.type is EventType.PARTIAL
+                                                             and e.payload["text"] == "EDUCAT"], timeout=10_000):
+        ws.generate()
+    with qtbot.waitSignals([engine.event], check_params_cbs=[lambda e: e.type is EventType.CANCELLED],
+                           timeout=10_000):
+        ws.cancel()
+    assert ws.current_ad()["headline"] == ["Fresh beans weekly", "Roasted to order"]  # the cut line is gone
+    asked: list[str] = []
+    monkeypatch.setattr(dialogs, "confirm", lambda _parent, _title, text, _yes="": asked.append(text) or False)
+    ws.export_to(tmp_path / "ads.csv")
+    assert not (tmp_path / "ads.csv").exists()
+    assert "Headlines: 2 of at least 3" in asked[0] and "Descriptions: 0 of at least 2" in asked[0]
+    monkeypatch.setattr(dialogs, "confirm", lambda *_args: True)  # "Export anyway"
+    ws.export_to(tmp_path / "ads.csv")
+    assert (tmp_path / "ads.csv").exists()
+    assert engine.shutdown()
 
 
 def test_opening_an_export_restores_its_ads_as_variants(qtbot, workspace, tmp_path):

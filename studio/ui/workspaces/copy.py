@@ -42,6 +42,7 @@ from studio.core.formats.text import read_text
 from studio.core.jobs import EventType, JobEvent, JobSpec
 from studio.core.settings import Settings
 from studio.engine.client import Engine
+from studio.ui import dialogs
 from studio.ui.icons import icon
 from studio.ui.widgets.limit_editor import LimitEditor
 from studio.ui.workspaces.base import Workspace
@@ -131,6 +132,7 @@ class CopyWorkspace(Workspace):
         self._recipe: dict[str, Any] = {}
         self._streaming = False
         self._models_job: int | None = None
+        self._unfinished: set[tuple[int, str, int]] = set()  # (variant, field, index) of lines still being written
         self._line_job: tuple[int, str, int, str] | None = None  # (job id, field, index, the line before)
         self._line_streaming = False
 
@@ -442,6 +444,7 @@ class CopyWorkspace(Workspace):
         while len(lines) <= index:
             lines.append("")
         lines[index] = str(payload["text"])
+        (self._unfinished.discard if payload.get("done", True) else self._unfinished.add)((variant, name, index))
         if variant == self._shown:
             self._replace_text(format_ad(self._variants[variant], self.ad_format), join_previous=self._streaming)
             self._streaming = True
@@ -457,6 +460,9 @@ class CopyWorkspace(Workspace):
                 self._shown = min(self._shown, len(ads) - 1)
                 self._replace_text(format_ad(ads[self._shown], self.ad_format), join_previous=self._streaming)
             self.status_message.emit(f"{len(ads)} variant(s) generated; Left/Right to compare")
+        elif self._unfinished:
+            self._drop_unfinished_lines(event.type is EventType.CANCELLED)
+        self._unfinished.clear()
         self._streaming = False
         self.generate_button.setEnabled(self.model_combo.count() > 0)
         self.format_combo.setEnabled(True)
@@ -470,6 +476,19 @@ class CopyWorkspace(Workspace):
             ad[name][index] = text
             self._replace_text(format_ad(ad, self.ad_format), join_previous=self._line_streaming)
             self._line_streaming = True
+
+    def _drop_unfinished_lines(self, cancelled: bool) -> None:
+        """A stopped generation leaves half-written lines ("EDUCAT"): they go, and the header then says what
+        the ad still lacks."""
+        self._variants[self._shown] = self.current_ad()
+        for variant, name, index in sorted(self._unfinished, reverse=True):
+            lines = self._variants[variant].get(name, []) if variant < len(self._variants) else []
+            if index < len(lines):
+                del lines[index]
+        self._replace_text(format_ad(self._variants[self._shown], self.ad_format), join_previous=self._streaming)
+        count = len(self._unfinished)
+        self.status_message.emit(f"Generation {'cancelled' if cancelled else 'failed'}: {count} unfinished "
+                                 f"line{'s' if count != 1 else ''} removed; the ads are incomplete")
 
     def _finish_line(self, event: JobEvent) -> None:
         self._set_line(str(event.payload["text"]) if event.type is EventType.FINISHED else self._line_job[3])
@@ -529,12 +548,21 @@ class CopyWorkspace(Workspace):
             self.save_to(Path(name))
 
     def export_to(self, path: Path) -> None:
-        """All variants (the shown one as edited) as CSV, Markdown or JSON; refused while a line is over."""
+        """All variants (the shown one as edited) as CSV, Markdown or JSON; refused while a line is over the limit,
+        and only after a warning while an ad is incomplete (too few lines)."""
         if self.ad_format.name not in GENERATION_FORMATS:
             self.status_message.emit("Free text cannot be exported as ads: choose an ad format")
             return
         ads = list(self._variants) or [self.current_ad()]
         ads[self._shown if self._variants else 0] = self.current_ad()
+        incomplete = [f"Ad {n}: {problem}" for n, ad in enumerate(ads, 1) for problem in problems(ad, self.ad_format)
+                      if "of at least" in problem]
+        if incomplete and not dialogs.confirm(
+                self, "Export incomplete ads?",
+                "The ad platform will refuse these ads until they are complete:\n\n" + "\n".join(incomplete[:8])
+                + (f"\n… and {len(incomplete) - 8} more" if len(incomplete) > 8 else ""), "Export anyway"):
+            self.status_message.emit("Export cancelled: " + incomplete[0])
+            return
         try:
             written = export_ads(Path(path), AdSet(self.ad_format.name, ads, self._recipe))
         except (StudioError, OSError) as exc:
