@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication
 
 from studio.core.formats import png_meta
 from studio.core.formats.sheet import load_sheet
@@ -204,6 +205,32 @@ def test_blend_with_a_ctrl_clicked_result_blends_two_different_sprites(qtbot, wo
     workspace.status_message.connect(found.append)
     workspace.blend_button.click()
     assert "Ctrl+click another result" in found[-1]
+
+
+def test_the_side_panel_holds_still_whatever_the_status_says(qtbot, workspace) -> None:
+    """Issue 13, bug 5: the status text switched between one and two lines (and the progress bar came and went),
+    moving every button below it, so clicks landed on empty space."""
+    buttons = (workspace.variations_button, workspace.blend_button, workspace.quantize_button,
+               workspace.export_button)
+
+    def places() -> list[int]:
+        QApplication.processEvents()
+        return [b.mapTo(workspace, b.rect().topLeft()).y() for b in buttons]
+
+    before = places()
+    workspace.panel.count.setValue(2)
+    with qtbot.waitSignals([workspace.engine.event], check_params_cbs=[lambda e: e.type is EventType.PROGRESS],
+                           timeout=10_000):
+        workspace.generate()  # progress bar shown, "Generating 2 sprite(s) with sprite-gan…"
+    during = places()
+    qtbot.waitUntil(lambda: not workspace.progress.isVisible(), timeout=10_000)
+    done = places()  # "Generate: 2 sprite(s) ready. Click one to open it on the canvas." (two lines)
+    workspace.variations()  # a long error: "Variations needs a VAE model: choose one under Model."
+    workspace.status.setText("A message long enough to need three lines or more in a panel this narrow, which "
+                             "used to push every button further down the panel than the last one did.")
+    error = places()
+    assert before == during == done == error
+    assert workspace.status.text().endswith("last one did.")  # the whole text stays readable (tooltip)
 
 
 def test_failed_job_shows_a_readable_message(qtbot, make_workspace) -> None:

@@ -48,6 +48,7 @@ from studio.core.sprite_ops import outline, quantize, remove_background, snap_al
 from studio.engine.client import Engine
 from studio.ui.app import dark_palette, style_sheet
 from studio.ui.icons import icon
+from studio.ui.widgets.elided_label import ElidedLabel
 from studio.ui.widgets.palette_bar import PaletteBar
 from studio.ui.widgets.pixel_canvas import MAX_SIDE, PixelCanvas, Tool
 from studio.ui.widgets.pixel_icons import pixel_icon
@@ -283,10 +284,12 @@ class SpriteWorkspace(Workspace):
         self.progress.setTextVisible(False)
         self.progress.setFixedHeight(6)
         self.progress.setMinimumWidth(0)
+        keep_place = self.progress.sizePolicy()
+        keep_place.setRetainSizeWhenHidden(True)  # showing progress must not move the buttons below
+        self.progress.setSizePolicy(keep_place)
         self.progress.hide()
-        self.status = QLabel("")
+        self.status = ElidedLabel(lines=2)  # fixed height: a long message must not move the buttons either
         self.status.setObjectName("hint")
-        self.status.setWordWrap(True)
         section.addWidget(self.progress)
         section.addWidget(self.status)
 
