@@ -265,3 +265,21 @@ def test_playback_without_an_audio_device_does_not_crash(qtbot, workspace, wav):
     assert 1.0 <= blocker.args[0] <= 2.0 + 0.05  # the playhead stays inside the loop
     workspace.stop()
     assert workspace.player.state == "stopped"
+
+
+def test_a_style_says_what_it_changes_and_keeps_what_the_user_chose(qtbot, workspace):
+    """Issue 13, bug 6: choosing "Upbeat ad jingle" silently changed Bars from 8 to 4."""
+    ws = workspace
+    ws.style_combo.setCurrentIndex(ws.style_combo.findText("Chiptune adventure"))
+    assert ws.bars_spin.value() == 8
+    said = messages(ws)
+    with qtbot.waitSignals([ws.status_message], timeout=2000):
+        ws.style_combo.setCurrentIndex(ws.style_combo.findText("Upbeat ad jingle"))
+    assert ws.bars_spin.value() == 4  # the jingle's own length...
+    assert "Bars 8 → 4" in said[-1]  # ...said out loud
+    assert "Bars 8 → 4" in ws.style_note.text() and ws.style_note.isVisible()
+    ws.bars_spin.setValue(8)  # the user wants eight bars
+    ws.style_combo.setCurrentIndex(ws.style_combo.findText("Chiptune adventure"))
+    ws.style_combo.setCurrentIndex(ws.style_combo.findText("Upbeat ad jingle"))
+    assert ws.bars_spin.value() == 8
+    assert "kept your bars" in ws.style_note.text()

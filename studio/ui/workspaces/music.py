@@ -238,6 +238,9 @@ class MusicWorkspace(Workspace):
             self.style_combo.addItem("No style presets installed", None)
             self.style_combo.setEnabled(False)
         self.style_combo.currentIndexChanged.connect(self._apply_style_defaults)
+        self.style_note = QLabel("")
+        self.style_note.setObjectName("hint")
+        self.style_note.setWordWrap(True)
         self.key_combo = QComboBox()
         self.key_combo.addItems(list(NOTE_NAMES_SHARP))
         self.mode_combo = QComboBox()
@@ -271,6 +274,7 @@ class MusicWorkspace(Workspace):
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         form.addRow("Model", self.model_combo)
         form.addRow("Style", self.style_combo)
+        form.addRow("", self.style_note)
         form.addRow("Key", key_row)
         form.addRow("Tempo", self.bpm_spin)
         form.addRow("Meter", self.meter_combo)
@@ -330,22 +334,51 @@ class MusicWorkspace(Workspace):
         scroll.setWidget(panel)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(330)
+        self._user_set: set[str] = set()  # settings the user chose by hand: a style preset leaves them alone
+        self._styling = False
+        for name, signal in (("key", self.key_combo.activated), ("key", self.mode_combo.activated),
+                             ("tempo", self.bpm_spin.valueChanged), ("meter", self.meter_combo.activated),
+                             ("bars", self.bars_spin.valueChanged), ("form", self.form_combo.activated)):
+            signal.connect(lambda *_args, n=name: None if self._styling else self._user_set.add(n))
         self._apply_style_defaults()
         return scroll
 
+    def _style_settings(self) -> dict[str, str]:
+        """What a style sets, as the user reads it: {setting: shown value}."""
+        return {"key": f"{self.key_combo.currentText()} {self.mode_combo.currentText()}",
+                "tempo": self.bpm_spin.text(), "meter": self.meter_combo.currentText(),
+                "bars": str(self.bars_spin.value()), "form": self.form_combo.currentText().split(" (")[0]}
+
     def _apply_style_defaults(self) -> None:
-        """A style preset brings its own key, tempo, meter and length; the user can change them after."""
+        """A style preset brings its own key, tempo, meter, length and form, except where the user chose one by
+        hand; what it changed (and kept) is said under the style, never silently."""
         style = self.style_combo.currentData()
         if style is None:
             return
+        before = self._style_settings()
         key = parse_key(style.key)
-        self.key_combo.setCurrentIndex(key.tonic)
-        self.mode_combo.setCurrentText(key.mode)
-        self.bpm_spin.setValue(round(style.bpm))
-        if style.meter in METERS:
+        self._styling = True
+        if "key" not in self._user_set:
+            self.key_combo.setCurrentIndex(key.tonic)
+            self.mode_combo.setCurrentText(key.mode)
+        if "tempo" not in self._user_set:
+            self.bpm_spin.setValue(round(style.bpm))
+        if style.meter in METERS and "meter" not in self._user_set:
             self.meter_combo.setCurrentText(style.meter)
-        self.bars_spin.setValue(min(self.bars_spin.maximum(), style.bars))
-        self.form_combo.setCurrentIndex(max(0, self.form_combo.findData(style.melody_form)))
+        if "bars" not in self._user_set:
+            self.bars_spin.setValue(min(self.bars_spin.maximum(), style.bars))
+        if "form" not in self._user_set:
+            self.form_combo.setCurrentIndex(max(0, self.form_combo.findData(style.melody_form)))
+        self._styling = False
+        after = self._style_settings()
+        changed = [f"{name.capitalize()} {before[name]} → {after[name]}" for name in after if after[name] != before[name]]
+        kept = [name for name in after if name in self._user_set]
+        note = f"{style.title}: " + (", ".join(changed) if changed else "no change to your settings")
+        if kept:
+            note += f"; kept your {', '.join(kept)}"
+        self.style_note.setText(note)
+        if changed:
+            self.status_message.emit(note)
 
     # --- showing a clip -----------------------------------------------------------------------------
     def _replace_clip(self, clip: Clip, text: str) -> None:
