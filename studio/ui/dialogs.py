@@ -61,6 +61,14 @@ def ask_open_path(parent: QWidget | None, key: str, title: str, fallback_folder:
     return Path(path)
 
 
+def ask_folder(parent: QWidget | None, key: str, title: str, fallback_folder: Path) -> Path | None:
+    folder = QFileDialog.getExistingDirectory(parent, title, str(last_folder(key, fallback_folder)))
+    if not folder:
+        return None
+    remember(key, Path(folder) / "_")  # the folder itself is what is remembered
+    return Path(folder)
+
+
 def confirm(parent: QWidget | None, title: str, text: str, yes: str = "Continue") -> bool:
     """A warning with ``yes`` and Cancel; Cancel is the default (Enter does not lose or publish anything)."""
     box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Cancel, parent)

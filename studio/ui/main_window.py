@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -23,6 +23,8 @@ from studio import __version__
 from studio.core.paths import config_dir
 from studio.core.settings import Settings, load_settings
 from studio.engine.client import Engine
+from studio.ui import dialogs
+from studio.ui.autosave import Autosaver
 from studio.ui.icons import icon
 from studio.ui.settings_dialog import SettingsDialog
 from studio.ui.status_bar import StudioStatusBar
@@ -60,7 +62,8 @@ def window_settings() -> QSettings:
 
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, tasks: dict[str, Callable[..., Any]] | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, autosave: bool = True) -> None:
+        """``autosave`` False (screenshots, automation): no autosave, nothing restored, no question on close."""
         super().__init__(parent)
         self.settings = settings or load_settings()
         warm_up_audio()  # before the engine's thread starts importing torch (see its docstring)
@@ -104,6 +107,15 @@ class MainWindow(QMainWindow):
         train.run_ended.connect(lambda state, _: manager.refresh() if state == "finished" else None)
         manager.use_model.connect(self.use_model)
         self._restore_layout()
+        self.autosaver = Autosaver(self.workspaces, self) if autosave else None
+        if self.autosaver is not None:
+            restored = self.autosaver.restore()
+            if restored:
+                self.show_workspace(self.workspace(restored[0]))
+                note = (f"Restored work that was not saved when Studio last closed: {', '.join(restored)}. "
+                        "Save it (Ctrl+S) to keep it.")
+                QTimer.singleShot(0, lambda: self.status.show_message(note))  # after the workspaces' start-up notes
+            self.autosaver.timer.start()
 
     # --- workspaces ---------------------------------------------------------------------------------
     def add_workspace(self, workspace: Workspace, icon_name: str | None = None) -> None:
@@ -178,8 +190,9 @@ class MainWindow(QMainWindow):
                      icon_name="open")
         self._action(file_menu, "&Save", self._on_current("save"), QKeySequence.StandardKey.Save, icon_name="save")
         self._action(file_menu, "&Export…", self._on_current("export"), "Ctrl+E", icon_name="export")
+        self._action(file_menu, "&Close", self.close_document, QKeySequence.StandardKey.Close)
         file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._action(file_menu, "&Quit", self.close, "Ctrl+Q")  # StandardKey.Quit is empty on some platforms
 
         edit_menu = bar.addMenu("&Edit")
         self.undo_action = self._undo_group.createUndoAction(self, "&Undo")
@@ -271,7 +284,35 @@ class MainWindow(QMainWindow):
             stored.setValue("workspace", self.current.title)
         stored.sync()
 
+    # --- unsaved work ----------------------------------------------------------------------------
+    def keep_unsaved_work(self, workspaces: list[Workspace], question: str) -> bool:
+        """Ask about the unsaved work of ``workspaces`` (Save / Discard / Cancel); True when it is safe to go on."""
+        pending = [(w, what) for w in workspaces if (what := w.unsaved_work())]
+        if not pending:
+            return True
+        lines = "\n".join(f"• {w.title}: {what}" for w, what in pending)
+        answer = dialogs.ask_unsaved(self, question, f"Not saved yet:\n{lines}\n\nSave before you go on?")
+        if answer == dialogs.CANCEL:
+            return False
+        for workspace, _ in pending if answer == dialogs.SAVE else ():
+            self.show_workspace(workspace)
+            if not workspace.save_work():
+                self.status.show_message(f"{workspace.title}: not saved, so Studio stays open", error=True)
+                return False
+        return True
+
+    def close_document(self) -> None:
+        """Ctrl+W: an empty document in the current workspace, after asking about unsaved work."""
+        if self.current is not None and self.keep_unsaved_work([self.current], f"Close the {self.current.title} "
+                                                                 "document?"):
+            self.current.close_document()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.autosaver is not None:
+            if not self.keep_unsaved_work(self.workspaces, "Quit Studio?"):
+                event.ignore()
+                return
+            self.autosaver.clear()  # saved or knowingly discarded: nothing to restore next time
         self.save_layout()
         for workspace in self.workspaces:
             workspace.cancel()

@@ -60,3 +60,27 @@ class Workspace(QWidget):
 
     def step_result(self, delta: int) -> None:
         """Left/right arrows: step through results."""
+
+    # --- unsaved work -------------------------------------------------------------------------------
+    def unsaved_work(self) -> str:
+        """What would be lost if the window closed now, in a few words ("" when nothing)."""
+        return ""
+
+    def save_work(self) -> bool:
+        """Save the unsaved work (asking where when needed); False when the user cancelled or saving failed."""
+        self.save()
+        return not self.unsaved_work()
+
+    def close_document(self) -> None:
+        """Ctrl+W: start afresh with an empty document (the main window asks about unsaved work first)."""
+
+    def revision(self) -> object:
+        """Changes whenever the unsaved work changes (the autosaver writes only then)."""
+        return None
+
+    def autosave(self, folder: Path) -> None:
+        """Write the unsaved work into ``folder`` (empty, in the user data folder) so a crash loses nothing."""
+
+    def restore_autosave(self, folder: Path) -> bool:
+        """Bring back work written by :meth:`autosave` (after a crash); True when something was restored."""
+        return False

@@ -7,6 +7,7 @@ through the workspace ``undo_stack``, which mirrors the editor document's own un
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from studio.core.copy_formats import FRAMEWORKS, GENERATION_FORMATS
 from studio.core.errors import StudioError
 from studio.core.formats.text import read_text
 from studio.core.jobs import EventType, JobEvent, JobSpec
+from studio.core.safe_write import write_text_atomic
 from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.ui import dialogs
@@ -184,6 +186,7 @@ class CopyWorkspace(Workspace):
         engine.event.connect(self._on_event)
         self._on_format_changed()
         document.clearUndoRedoStacks()  # the empty skeleton is where history starts
+        document.setModified(False)
         self.undo_stack.clear()
         self._update_variant_nav()
         self.request_models()
@@ -515,15 +518,16 @@ class CopyWorkspace(Workspace):
             self.status_message.emit(str(exc))
             return
         self.editor.setPlainText(text)
+        self.editor.document().setModified(False)
         self.undo_stack.clear()
         self.path = path if path.suffix.lower() in (".txt", ".md") else None
         self._update_variant_nav()
         self.status_message.emit(f"Opened {path.name}")
 
     def open_dialog(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Open copy", str(self._folder()), OPEN_FILTER)
-        if name:
-            self.open_path(Path(name))
+        path = dialogs.ask_open_path(self, "copy", "Open copy", self._folder(), OPEN_FILTER)
+        if path:
+            self.open_path(path)
 
     def save_to(self, path: Path) -> None:
         path = Path(path)
@@ -543,9 +547,9 @@ class CopyWorkspace(Workspace):
         if self.path is not None:
             self.save_to(self.path)
             return
-        name, _ = QFileDialog.getSaveFileName(self, "Save copy", str(self._folder() / "copy.txt"), TEXT_FILTER)
-        if name:
-            self.save_to(Path(name))
+        path = dialogs.ask_save_path(self, "copy", "Save copy", self._folder(), "copy.txt", TEXT_FILTER)
+        if path:
+            self.save_to(path)
 
     def export_to(self, path: Path) -> None:
         """All variants (the shown one as edited) as CSV, Markdown or JSON; refused while a line is over the limit,
@@ -571,12 +575,54 @@ class CopyWorkspace(Workspace):
         self.status_message.emit(f"Exported {len(ads)} ad(s) to {written}")
 
     def export(self) -> None:
-        name, _ = QFileDialog.getSaveFileName(self, "Export ads", str(self._folder() / "ads.csv"), EXPORT_FILTER)
-        if name:
-            self.export_to(Path(name))
+        path = dialogs.ask_save_path(self, "copy-export", "Export ads", self._folder(), "ads.csv", EXPORT_FILTER)
+        if path:
+            self.export_to(path)
 
     def _folder(self) -> Path:
         return self.path.parent if self.path else self.settings.resolved_output_dir
+
+    # --- unsaved work -------------------------------------------------------------------------------
+    def unsaved_work(self) -> str:
+        text = self.editor.toPlainText()
+        if not self.editor.document().isModified() or not text.strip() or text == format_ad({}, self.ad_format):
+            return ""
+        return f"changes to {self.path.name}" if self.path else "the ad copy in the editor"
+
+    def close_document(self) -> None:
+        self.editor.setPlainText(format_ad({}, self.ad_format))
+        self.editor.document().clearUndoRedoStacks()
+        self.editor.document().setModified(False)
+        self.undo_stack.clear()
+        self.path, self._variants, self._recipe, self._shown = None, [], {}, 0
+        self._update_variant_nav()
+        self.status_message.emit("New, empty ad.")
+
+    def revision(self) -> object:
+        return self.editor.document().revision()
+
+    def autosave(self, folder: Path) -> None:
+        variants = list(self._variants)
+        if variants:
+            variants[self._shown] = self.current_ad()
+        state = {"format": self.ad_format.name, "path": str(self.path or ""), "variants": variants,
+                 "shown": self._shown, "recipe": self._recipe, "text": self.editor.toPlainText()}
+        write_text_atomic(folder / "copy.json", json.dumps(state, ensure_ascii=False), "the unsaved ad copy")
+
+    def restore_autosave(self, folder: Path) -> bool:
+        try:
+            state = json.loads((folder / "copy.json").read_text(encoding="utf-8"))
+            self.set_format(str(state["format"]))
+            text, variants, shown = str(state["text"]), list(state["variants"]), int(state["shown"])
+        except (OSError, ValueError, KeyError, TypeError, StudioError):
+            return False
+        self._replace_text(text)  # undoable and unsaved, as it was
+        self._variants, self._shown = variants, min(shown, max(0, len(variants) - 1))
+        self._recipe = dict(state.get("recipe") or {})
+        self.path = Path(state["path"]) if state.get("path") else None
+        self._update_variant_nav()
+        self.status_message.emit("Restored the ad copy you had not saved when Studio closed.")
+        return True
 
     # --- brief files ----------------------------------------------------------------------------------
     def load_brief(self, path: Path) -> None:

@@ -8,6 +8,7 @@ no new job runs.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,6 @@ from PySide6.QtGui import QKeySequence, QShortcut, QUndoCommand
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -40,8 +40,10 @@ from studio.core.formats.midi import write_midi
 from studio.core.jobs import EventType, JobEvent, JobSpec, thaw
 from studio.core.music_styles import list_styles, load_style_file, styles_dir
 from studio.core.music_theory import NOTE_NAMES_SHARP, parse_key, parse_meter
+from studio.core.safe_write import write_text_atomic
 from studio.core.settings import Settings
 from studio.engine.client import Engine
+from studio.ui import dialogs
 from studio.ui.icons import icon
 from studio.ui.widgets.piano_roll import PianoRoll, part_colour
 from studio.ui.widgets.player import AudioPlayer
@@ -133,6 +135,7 @@ class MusicWorkspace(Workspace):
         super().__init__(engine, settings, parent)
         self.clip: Clip | None = None
         self.path: Path | None = None
+        self._saved_clip: Clip | None = None  # the clip as last opened or saved: anything else is unsaved work
         self._results: list[Clip] = []
         self._result_index = -1
         self._muted: set[str] = set()
@@ -371,7 +374,8 @@ class MusicWorkspace(Workspace):
             self.form_combo.setCurrentIndex(max(0, self.form_combo.findData(style.melody_form)))
         self._styling = False
         after = self._style_settings()
-        changed = [f"{name.capitalize()} {before[name]} → {after[name]}" for name in after if after[name] != before[name]]
+        changed = [f"{name.capitalize()} {before[name]} → {after[name]}" for name in after
+                   if after[name] != before[name]]
         kept = [name for name in after if name in self._user_set]
         note = f"{style.title}: " + (", ".join(changed) if changed else "no change to your settings")
         if kept:
@@ -658,12 +662,13 @@ class MusicWorkspace(Workspace):
             clip.bpm, clip.meter = float(bpm), str(params.get("meter", "4/4"))
         self.path = path
         self._replace_clip(clip, f"Open {path.name}")
+        self._saved_clip = clip
         self.status_message.emit(f"Opened {path.name}: {clip.duration:.1f} s at {rate} Hz")
 
     def open_dialog(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Open audio", str(self._folder()), AUDIO_FILTER)
-        if name:
-            self.open_path(Path(name))
+        path = dialogs.ask_open_path(self, "music", "Open audio", self._folder(), AUDIO_FILTER)
+        if path:
+            self.open_path(path)
 
     def _recipe(self) -> dict[str, Any] | None:
         return self.clip.recipe if self.settings.write_metadata and self.clip and self.clip.recipe else None
@@ -679,6 +684,7 @@ class MusicWorkspace(Workspace):
             self.status_message.emit(f"Could not save: {exc}")
             return
         self.path = written
+        self._saved_clip = self.clip
         self.status_message.emit(f"Saved {written}")
 
     def export_to(self, path: Path) -> None:
@@ -711,20 +717,60 @@ class MusicWorkspace(Workspace):
         if self.clip is None:
             self.status_message.emit("Nothing to save yet")
             return
-        default = self.path if self.path else self._folder() / f"{self.clip.name}.wav"
-        name, _ = QFileDialog.getSaveFileName(self, "Save clip", str(default), SAVE_FILTER)
-        if name:
-            self.save_to(Path(name))
+        if self.path is not None:
+            self.save_to(self.path)
+            return
+        path = dialogs.ask_save_path(self, "music", "Save clip", self._folder(), f"{self.clip.name}.wav",
+                                     SAVE_FILTER)
+        if path:
+            self.save_to(path)
 
     def export(self) -> None:
         if self.clip is None:
             self.status_message.emit("Nothing to export yet")
             return
         suffix = "-loop" if self.waveform.selection() else ""
-        default = self._folder() / f"{self.clip.name}{suffix}.wav"
-        name, _ = QFileDialog.getSaveFileName(self, "Export", str(default), EXPORT_FILTER)
-        if name:
-            self.export_to(Path(name))
+        path = dialogs.ask_save_path(self, "music-export", "Export clip", self._folder(),
+                                     f"{self.clip.name}{suffix}.wav", EXPORT_FILTER)
+        if path:
+            self.export_to(path)
 
     def _folder(self) -> Path:
         return self.path.parent if self.path else self.settings.resolved_output_dir
+
+    # --- unsaved work -------------------------------------------------------------------------------
+    def unsaved_work(self) -> str:
+        if self.clip is None or self.clip is self._saved_clip:
+            return ""
+        return f"the {self.clip.bars}-bar clip {self.clip.name}" if self.clip.bars else f"the clip {self.clip.name}"
+
+    def close_document(self) -> None:
+        self._show_clip(None)
+        self.undo_stack.clear()
+        self.path, self._saved_clip, self._results, self._result_index = None, None, [], -1
+        self.status_message.emit("No clip open.")
+
+    def revision(self) -> object:
+        return id(self.clip)
+
+    def autosave(self, folder: Path) -> None:
+        clip = self.clip
+        write_audio(folder / "clip.wav", clip.mix, clip.rate, subtype="FLOAT")  # lossless: it is the only copy
+        state = {"rate": clip.rate, "notes": clip.notes, "bpm": clip.bpm, "bars": clip.bars, "meter": clip.meter,
+                 "key": clip.key, "recipe": clip.recipe, "name": clip.name, "path": str(self.path or "")}
+        text = json.dumps(state, default=lambda value: value.item() if hasattr(value, "item") else str(value))
+        write_text_atomic(folder / "clip.json", text, "the unsaved clip's notes")
+
+    def restore_autosave(self, folder: Path) -> bool:
+        try:
+            state = json.loads((folder / "clip.json").read_text(encoding="utf-8"))
+            samples, rate = read_audio(folder / "clip.wav")
+            clip = Clip(samples, rate, notes=list(state["notes"]), bpm=state["bpm"], bars=int(state["bars"]),
+                        meter=str(state["meter"]), key=str(state["key"]), recipe=dict(state["recipe"]),
+                        name=str(state["name"]))
+        except (OSError, ValueError, KeyError, TypeError, StudioError):
+            return False
+        self.path = Path(state["path"]) if state.get("path") else None
+        self._replace_clip(clip, "Restore unsaved clip")
+        self.status_message.emit("Restored the clip you had not saved when Studio closed.")
+        return True

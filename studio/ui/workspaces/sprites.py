@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGridLayout,
@@ -43,9 +42,11 @@ from studio.core.formats.images import load_rgba
 from studio.core.formats.palette import auto_palette
 from studio.core.formats.sheet import Tag, load_sheet, save_sheet
 from studio.core.jobs import EventType, JobEvent, JobSpec
+from studio.core.safe_write import write_text_atomic
 from studio.core.settings import Settings
 from studio.core.sprite_ops import outline, quantize, remove_background, snap_alpha
 from studio.engine.client import Engine
+from studio.ui import dialogs
 from studio.ui.app import dark_palette, style_sheet
 from studio.ui.icons import icon
 from studio.ui.widgets.elided_label import ElidedLabel
@@ -59,6 +60,7 @@ from studio.ui.workspaces.sprite_style import ERROR_COLOR, STYLE
 
 BATCH_JOBS = ("generate", "variations", "blend")
 IMAGE_FILTER = "PNG images (*.png);;Images (*.png *.gif *.bmp *.jpg *.jpeg *.webp);;Sprite sheets (*.json)"
+SHEET_FILTER = "Sprite sheet, PNG + Aseprite JSON (*.png)"
 TOOLS = (
     (Tool.PENCIL, "pencil", "Pencil (B): left paints, right erases"),
     (Tool.ERASER, "eraser", "Eraser (E)"),
@@ -349,7 +351,7 @@ class SpriteWorkspace(Workspace):
         self.export_button = QPushButton("Sprite sheet (PNG + JSON)")
         self.export_button.setToolTip("Results (or the selected ones) as an Aseprite json-hash sheet (Ctrl+E)")
         self.export_each_button = QPushButton("Each result as PNG")
-        self.export_each_button.setToolTip("One PNG per result, with its recipe, into the output folder")
+        self.export_each_button.setToolTip("One PNG per result, with its recipe, into a folder you choose")
         self.export_button.setIcon(icon("export"))
         section.addWidget(self.export_button)
         section.addWidget(self.export_each_button)
@@ -380,7 +382,7 @@ class SpriteWorkspace(Workspace):
         self.remove_bg_button.clicked.connect(self.remove_background_canvas)
         self.snap_button.clicked.connect(self.snap_alpha_canvas)
         self.export_button.clicked.connect(self.export)
-        self.export_each_button.clicked.connect(self.export_each)
+        self.export_each_button.clicked.connect(self.export_each_dialog)
         self._update_canvas_labels()
         self._update_actions()
 
@@ -634,10 +636,9 @@ class SpriteWorkspace(Workspace):
 
     # --- files --------------------------------------------------------------------------------------
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open sprite", str(self.settings.resolved_output_dir),
-                                              IMAGE_FILTER)
+        path = dialogs.ask_open_path(self, "sprites", "Open sprite", self.settings.resolved_output_dir, IMAGE_FILTER)
         if path:
-            self.open_path(Path(path))
+            self.open_path(path)
 
     def open_path(self, path: Path) -> None:
         """Open an image on the canvas (restoring a recipe it carries) or a sprite-sheet JSON into the results."""
@@ -680,10 +681,10 @@ class SpriteWorkspace(Workspace):
         if self._path is not None:
             self.save_as(self._path)
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save sprite", str(self.settings.resolved_output_dir /
-                                                                       "sprite.png"), "PNG images (*.png)")
+        path = dialogs.ask_save_path(self, "sprites", "Save sprite", self.settings.resolved_output_dir,
+                                     "sprite.png", "PNG images (*.png)")
         if path:
-            self.save_as(Path(path))
+            self.save_as(path)
 
     def save_as(self, path: Path) -> Path | None:
         """Save the canvas as PNG with its recipe (unless the privacy setting turns metadata off)."""
@@ -700,8 +701,56 @@ class SpriteWorkspace(Workspace):
         self._say(f"Saved {path}")
         return path
 
+    # --- unsaved work -------------------------------------------------------------------------------
+    def unsaved_work(self) -> str:
+        if self.undo_stack.isClean():
+            return ""
+        return f"changes to {self._path.name}" if self._path else "the sprite on the canvas"
+
+    def close_document(self) -> None:
+        self.canvas.set_image(np.zeros((32, 32, 4), dtype=np.uint8))
+        self.undo_stack.clear()
+        self._path = None
+        self.fit_canvas()
+        self._say("New 32×32 canvas.")
+
+    def revision(self) -> object:
+        return (self.undo_stack.index(), hash(self.canvas.image.tobytes()))
+
+    def autosave(self, folder: Path) -> None:
+        png_meta.save_png(folder / "canvas.png", self.canvas.image, self.canvas.recipe)
+        write_text_atomic(folder / "path.txt", str(self._path or ""), "the sprite's file name")
+
+    def restore_autosave(self, folder: Path) -> bool:
+        canvas = folder / "canvas.png"
+        if not canvas.exists():
+            return False
+        self.open_path(canvas)
+        saved_as = (folder / "path.txt").read_text(encoding="utf-8").strip() if (folder / "path.txt").exists() else ""
+        self._path = Path(saved_as) if saved_as else None
+        self._say("Restored the sprite you had not saved when Studio closed.")
+        return True
+
     def export(self) -> None:
-        self.export_sheet()
+        """Ctrl+E: the results (or the picked ones) as a sprite sheet, asking where (the folder is remembered)."""
+        if not self._export_results():
+            self._error("Nothing to export yet: generate sprites first.")
+            return
+        path = dialogs.ask_save_path(self, "sprites-export", "Export sprite sheet (PNG + JSON)",
+                                     self.settings.resolved_output_dir, self._output_path(".png").name,
+                                     SHEET_FILTER)
+        if path:
+            self.export_sheet(path.with_suffix(".png"))
+
+    def export_each_dialog(self) -> None:
+        """Every result (or the picked ones) as its own PNG, into a folder the user chooses."""
+        if not self._export_results():
+            self._error("Nothing to export yet: generate sprites first.")
+            return
+        folder = dialogs.ask_folder(self, "sprites-export", "Export each result as PNG into…",
+                                    self.settings.resolved_output_dir)
+        if folder:
+            self.export_each(folder / self._output_path("").name)
 
     def _export_results(self) -> list[dict[str, Any]]:
         positions = self.results.selected_positions()
