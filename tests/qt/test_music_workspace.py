@@ -14,6 +14,7 @@ from studio.core.jobs import EventType, JobSpec
 from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.ui.app import apply_theme
+from studio.ui.widgets.piano_roll import part_colour
 from studio.ui.widgets.player import warm_up as warm_up_audio
 from studio.ui.workspaces.music import MusicWorkspace, remix
 
@@ -283,3 +284,45 @@ def test_a_style_says_what_it_changes_and_keeps_what_the_user_chose(qtbot, works
     ws.style_combo.setCurrentIndex(ws.style_combo.findText("Upbeat ad jingle"))
     assert ws.bars_spin.value() == 8
     assert "kept your bars" in ws.style_note.text()
+
+
+def test_piano_roll_bars_line_up_with_the_waveform_and_nothing_covers_the_notes(qtbot, workspace):
+    """Issue 13, bug 8: the piano roll's bar lines did not line up with the waveform's (a key gutter shifted and
+    squeezed its time axis), and its legend covered notes."""
+    ws = workspace
+    with qtbot.waitSignals([ws.engine.event], check_params_cbs=[lambda e: e.type is EventType.FINISHED],
+                           timeout=10_000):
+        ws.generate()
+    qtbot.waitUntil(lambda: ws.clip is not None)
+    clip, roll, wave = ws.clip, ws.piano_roll, ws.waveform
+    bar_s, bpb = clip.beats_per_bar * 60 / clip.bpm, clip.beats_per_bar
+
+    def columns() -> list[tuple[float, float]]:
+        QApplication.processEvents()
+        found = []
+        for bar in range(clip.bars + 1):
+            seconds = bar * bar_s
+            x_wave = wave.viewport().mapTo(ws, QPointF(wave.time_to_x(seconds), 0)).x()
+            x_roll = roll.mapTo(ws, QPointF(roll.beat_to_x(bar * bpb), 0)).x()
+            found.append((x_wave, x_roll))
+        return found
+
+    for x_wave, x_roll in columns():
+        assert abs(x_wave - x_roll) <= 1.0
+    wave.zoom_in()
+    wave.horizontalScrollBar().setValue(wave.horizontalScrollBar().maximum() // 2)
+    for x_wave, x_roll in columns():
+        assert abs(x_wave - x_roll) <= 1.0
+
+    # one long note on the top row, across the whole clip: every pixel of it shows the note's colour
+    roll.set_notes([{"part": "melody", "pitch": 90, "start": 0.0, "duration": clip.bars * bpb, "velocity": 127},
+                    {"part": "bass", "pitch": 30, "start": 0.0, "duration": 4.0, "velocity": 90}],
+                   clip.bars * bpb, bpb)
+    roll.resize(900, 400)
+    image = roll.grab().toImage()
+    row = 400 / (94 - 26 + 1)
+    y = int(2 * row + row / 2)  # the middle of the top note's row
+    melody = part_colour("melody")
+    for x in range(int(image.width() * 0.6), image.width() - 4):
+        pixel = image.pixelColor(x, y)
+        assert abs(pixel.red() - melody.red()) < 16 and abs(pixel.green() - melody.green()) < 16, (x, pixel.name())
