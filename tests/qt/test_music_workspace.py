@@ -326,3 +326,42 @@ def test_piano_roll_bars_line_up_with_the_waveform_and_nothing_covers_the_notes(
     for x in range(int(image.width() * 0.6), image.width() - 4):
         pixel = image.pixelColor(x, y)
         assert abs(pixel.red() - melody.red()) < 16 and abs(pixel.green() - melody.green()) < 16, (x, pixel.name())
+
+
+def high_band_rms(mix: np.ndarray, rate: int, start_s: float, seconds: float = 0.3) -> float:
+    """RMS above 8 kHz in [start_s, start_s + seconds): where a click or a noise burst shows."""
+    mono = mix.mean(axis=1)
+    spectrum = np.fft.rfft(mono)
+    spectrum[np.fft.rfftfreq(len(mono), 1 / rate) < 8000] = 0
+    high = np.fft.irfft(spectrum, len(mono))
+    first = int(start_s * rate)
+    return float(np.sqrt(np.mean(high[first:first + int(seconds * rate)] ** 2)))
+
+
+def test_continue_adds_nothing_at_the_join_that_a_fresh_clip_lacks(qtbot):
+    """Issue 13, bug 9 (a broadband burst at the join after Continue, ~7.7 s into an "Upbeat ad jingle"): with the
+    real music tasks the join sounds as the same bar of a clip generated at full length (a phrase's fill and crash),
+    within 25%; this guards against a join artefact."""
+    warm_up_audio()
+    engine = Engine(Settings(device="cpu"))
+    ws = MusicWorkspace(engine, Settings())
+    qtbot.addWidget(ws)
+    ws.style_combo.setCurrentIndex(ws.style_combo.findText("Upbeat ad jingle"))
+    ws.seed_spin.setValue(1)
+    done = lambda e: e.kind.startswith("music.") and e.type.is_terminal  # noqa: E731
+    with qtbot.waitSignals([engine.event], check_params_cbs=[done], timeout=120_000):
+        ws.generate()
+    join = ws.clip.duration
+    with qtbot.waitSignals([engine.event], check_params_cbs=[done], timeout=120_000):
+        ws.continue_clip()
+    continued = ws.clip
+    assert continued.bars == 8 and abs(continued.duration - 2 * join) < 1e-3
+    ws.bars_spin.setValue(8)
+    with qtbot.waitSignals([engine.event], check_params_cbs=[done], timeout=120_000):
+        ws.generate()
+    fresh = ws.clip
+    at_join = high_band_rms(continued.mix, continued.rate, join - 0.05)
+    same_bar = high_band_rms(fresh.mix, fresh.rate, join - 0.05)
+    assert at_join < 1.25 * same_bar, (at_join, same_bar)
+    ws.player.stop()
+    assert engine.shutdown()
