@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from studio.core.context import JobContext
+from studio.core.defaults import model_order
 from studio.core.jobs import JobSpec
 from studio.ml.tasks import task
 
@@ -31,7 +32,7 @@ def describe_entry(entry: Any) -> dict[str, Any]:
 def list_models(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
     entries = ctx.resources.store.entries()
     modality = spec.params.get("modality")
-    return [describe_entry(e) for e in entries if not modality or e.modality == modality]
+    return sorted((describe_entry(e) for e in entries if not modality or e.modality == modality), key=model_order)
 
 
 @task("models.verify")

@@ -8,7 +8,6 @@ through the workspace ``undo_stack``, which mirrors the editor document's own un
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from studio.core.ad_formats import FORMATS, AdFormat, format_ad, parse_ad, probl
 from studio.core.copy_brief import brief_from_dict, load_brief, save_brief
 from studio.core.copy_export import AdSet, export_ads, import_ads
 from studio.core.copy_formats import FRAMEWORKS, GENERATION_FORMATS
+from studio.core.defaults import copy_defaults
 from studio.core.errors import StudioError
 from studio.core.formats.text import read_text
 from studio.core.jobs import EventType, JobEvent, JobSpec
@@ -47,6 +47,7 @@ from studio.engine.client import Engine
 from studio.ui import dialogs
 from studio.ui.icons import icon
 from studio.ui.widgets.limit_editor import LimitEditor
+from studio.ui.widgets.seed_box import SeedBox
 from studio.ui.workspaces.base import Workspace
 
 #: Formats the editor offers: every generation format, then free text.
@@ -56,7 +57,6 @@ OPEN_FILTER = "Copy (*.txt *.md *.csv *.json);;All files (*)"
 EXPORT_FILTER = "CSV for ad tools (*.csv);;Markdown (*.md);;JSON with recipe (*.json)"
 NO_MODEL = "No language model installed: run `bash packaging/setup.sh setup`"
 FRAMEWORK_LABELS = {"none": "None", "aida": "AIDA", "pas": "PAS", "bab": "BAB", "fab": "FAB", "4p": "4P"}
-MAX_SEED = 2**31 - 1
 
 
 class _DocumentStep(QUndoCommand):
@@ -213,6 +213,8 @@ class CopyWorkspace(Workspace):
 
         settings_box = QGroupBox("Generation")
         self.model_combo = QComboBox()
+        self._model_chosen = False  # the user picked a model: the format's default no longer replaces it
+        self.model_combo.activated.connect(lambda _index: setattr(self, "_model_chosen", True))
         self.model_warning = QLabel(NO_MODEL)
         self.model_warning.setObjectName("warning")
         self.model_warning.setWordWrap(True)
@@ -227,19 +229,12 @@ class CopyWorkspace(Workspace):
         self.temperature_spin = QDoubleSpinBox()
         self.temperature_spin.setRange(0.1, 2.0)
         self.temperature_spin.setSingleStep(0.05)
-        self.temperature_spin.setValue(0.8)
+        self.temperature_spin.setValue(copy_defaults().temperature)  # the CLI's defaults too
         self.top_p_spin = QDoubleSpinBox()
         self.top_p_spin.setRange(0.05, 1.0)
         self.top_p_spin.setSingleStep(0.05)
-        self.top_p_spin.setValue(0.95)
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, MAX_SEED)
-        self.seed_spin.setValue(1)
-        self.seed_spin.setMinimumWidth(100)
-        dice = self._tool_button("dice", "Random seed", lambda: self.seed_spin.setValue(random.randint(0, MAX_SEED)))
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed_spin, 1)
-        seed_row.addWidget(dice)
+        self.top_p_spin.setValue(copy_defaults().top_p)
+        self.seed_spin = SeedBox()
         form = QFormLayout(settings_box)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         model_cell = QVBoxLayout()
@@ -251,7 +246,7 @@ class CopyWorkspace(Workspace):
         form.addRow("Variants", self.variants_spin)
         form.addRow("Temperature", self.temperature_spin)
         form.addRow("Top-p", self.top_p_spin)
-        form.addRow("Seed", seed_row)
+        form.addRow("Seed", self.seed_spin.row())
 
         self.generate_button = QPushButton(icon("generate"), "Generate copy")
         self.generate_button.setObjectName("primary")
@@ -289,6 +284,9 @@ class CopyWorkspace(Workspace):
         self.format_combo.setCurrentIndex(index)
 
     def _on_format_changed(self) -> None:
+        default = copy_defaults(self.ad_format.name).model if self.ad_format.name in GENERATION_FORMATS else ""
+        if default and not self._model_chosen and self.model_combo.findData(default) >= 0:
+            self.model_combo.setCurrentIndex(self.model_combo.findData(default))
         previous = self.editor.ad_format
         self.editor.set_format(self.ad_format)
         text = self.editor.toPlainText()
@@ -357,11 +355,17 @@ class CopyWorkspace(Workspace):
         self.request_models()
 
     def _set_models(self, models: list[dict[str, Any]]) -> None:
+        chosen = self.model_combo.currentData() if self._model_chosen else None
+        self.model_combo.blockSignals(True)
         self.model_combo.clear()
         for entry in models:
             self.model_combo.addItem(entry["name"], entry["name"])
-        if self.pending_model and self.model_combo.findData(self.pending_model) >= 0:
-            self.model_combo.setCurrentIndex(self.model_combo.findData(self.take_pending_model()))
+        self.model_combo.blockSignals(False)
+        pending = self.take_pending_model()
+        self._model_chosen = self._model_chosen or bool(pending)  # "Use in workspace" is a choice too
+        wanted = pending or chosen or copy_defaults(self.ad_format.name).model
+        if self.model_combo.findData(wanted) >= 0:
+            self.model_combo.setCurrentIndex(self.model_combo.findData(wanted))
         has_model = self.model_combo.count() > 0
         self.model_combo.setVisible(has_model)
         self.model_warning.setVisible(not has_model)
@@ -391,12 +395,12 @@ class CopyWorkspace(Workspace):
             return
         if self._variants:
             self._variants[self._shown] = self.current_ad()
-        spec = JobSpec("copy.generate", params, self.seed_spin.value(), self.model_combo.currentData())
+        spec = JobSpec("copy.generate", params, self.seed_spin.next_seed(), self.model_combo.currentData())
         self.active_job = self.engine.submit(spec)
         self._streaming = False
         self.generate_button.setEnabled(False)
         self.format_combo.setEnabled(False)  # streamed lines are laid out in the job's format
-        self.status_message.emit(f"Generating {params['variants']} variant(s) with {spec.model}…")
+        self.status_message.emit(f"Generating {params['variants']} variant(s) with {spec.model} (seed {spec.seed})…")
 
     def rewrite_current_line(self) -> None:
         """Regenerate the line under the cursor (``copy.line``) given the other lines of its field."""
@@ -413,7 +417,7 @@ class CopyWorkspace(Workspace):
         params.update(field=info.field, index=info.index, existing=self.current_ad()[info.field])
         for key in ("variants", "temperature", "top_p"):
             params.pop(key)
-        spec = JobSpec("copy.line", params, self.seed_spin.value(), self.model_combo.currentData())
+        spec = JobSpec("copy.line", params, self.seed_spin.next_seed(), self.model_combo.currentData())
         lines = self.current_ad()[info.field]
         before = lines[info.index] if info.index < len(lines) else ""
         self._line_job = (spec.job_id, info.field, info.index, before)  # before submit: QUEUED comes at once

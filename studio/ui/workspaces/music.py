@@ -9,7 +9,6 @@ no new job runs.
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from studio.ui import dialogs
 from studio.ui.icons import icon
 from studio.ui.widgets.piano_roll import PianoRoll, part_colour
 from studio.ui.widgets.player import AudioPlayer
+from studio.ui.widgets.seed_box import SeedBox
 from studio.ui.widgets.waveform import WaveformView, format_time
 from studio.ui.workspaces.base import Workspace
 
@@ -54,7 +54,6 @@ AUDIO_FILTER = "Audio (*.wav *.flac *.ogg);;All files (*)"
 SAVE_FILTER = "WAV (*.wav);;FLAC (*.flac);;Ogg Vorbis (*.ogg)"
 EXPORT_FILTER = "WAV (*.wav);;FLAC (*.flac);;Ogg Vorbis (*.ogg);;MIDI notes (*.mid)"
 METERS = ("4/4", "3/4", "6/8")
-MAX_SEED = 2**31 - 1
 
 
 @dataclass
@@ -262,14 +261,7 @@ class MusicWorkspace(Workspace):
         self.form_combo.addItem("Through-composed", "through")
         self.form_combo.setToolTip("Period: bars 5-6 of 8 repeat bars 1-2, as most tunes do (needs 4 bars or an "
                                    "even number); the rule-based melody is always through-composed")
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, MAX_SEED)
-        self.seed_spin.setValue(1)
-        self.seed_spin.setMinimumWidth(100)
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed_spin, 1)
-        seed_row.addWidget(self._tool("dice", "Random seed",
-                                      lambda: self.seed_spin.setValue(random.randint(0, MAX_SEED))))
+        self.seed_spin = SeedBox()
         key_row = QHBoxLayout()
         key_row.addWidget(self.key_combo, 1)
         key_row.addWidget(self.mode_combo, 1)
@@ -283,7 +275,7 @@ class MusicWorkspace(Workspace):
         form.addRow("Meter", self.meter_combo)
         form.addRow("Bars", self.bars_spin)
         form.addRow("Form", self.form_combo)
-        form.addRow("Seed", seed_row)
+        form.addRow("Seed", self.seed_spin.row())
         self.generate_button = QPushButton(icon("generate"), "Generate clip")
         self.generate_button.setObjectName("primary")
         self.generate_button.setToolTip("Ctrl+Enter")
@@ -566,10 +558,10 @@ class MusicWorkspace(Workspace):
                 "form": self.form_combo.currentData()}
 
     def _submit(self, kind: str, params: dict[str, Any], what: str) -> None:
-        spec = JobSpec(kind, params, self.seed_spin.value(), self.model_combo.currentData())
+        spec = JobSpec(kind, params, self.seed_spin.next_seed(), self.model_combo.currentData())
         self.active_job = self.engine.submit(spec)
         self._set_busy(True)
-        self.status_message.emit(what)
+        self.status_message.emit(f"{what} (seed {spec.seed})")
 
     def generate(self) -> None:
         params = self.generation_params()
@@ -582,8 +574,10 @@ class MusicWorkspace(Workspace):
             self.status_message.emit("Continue and vary work on a generated clip: generate one first")
             return None
         style = clip.recipe.get("params", {}).get("style", "")
+        # the new bars take a new seed; chords, bass and drums keep the clip's, so the bars kept stay as they were
+        arrange_seed = clip.recipe.get("arrange_seed", clip.recipe.get("seed", 0))
         return {"style": style, "key": clip.key, "bpm": clip.bpm, "meter": clip.meter, "bars": clip.bars,
-                "notes": clip.notes}
+                "notes": clip.notes, "arrange_seed": int(arrange_seed)}
 
     def continue_clip(self) -> None:
         params = self._clip_params()

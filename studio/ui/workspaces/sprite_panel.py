@@ -6,7 +6,6 @@ from a PNG; it runs no jobs itself.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,8 @@ from PySide6.QtWidgets import (
 
 from studio.core import paths
 from studio.core.formats.palette import bundled_palettes
-from studio.ui.icons import icon
+from studio.ui.widgets.seed_box import MAX_SEED, SeedBox
 
-MAX_SEED = 2**31 - 1
 AUTO_SIZES = (4, 8, 16, 32)
 LOAD_FILE = "__load__"
 
@@ -76,12 +74,7 @@ class SpritePanel(QWidget):
         self.notice.hide()
         self.category = QComboBox()
         self.palette_combo = QComboBox()
-        self.seed = QSpinBox()
-        self.seed.setRange(0, MAX_SEED)
-        self.seed.setValue(1234)
-        self.dice = QToolButton()
-        self.dice.setIcon(icon("dice"))
-        self.dice.setToolTip("Random seed")
+        self.seed = SeedBox()
         self.count = QSpinBox()
         self.count.setRange(1, 256)
         self.count.setValue(16)
@@ -100,16 +93,13 @@ class SpritePanel(QWidget):
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
         model_row.addWidget(self.refresh)
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(self.dice)
         form = self._form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         form.addRow("Model", model_row)
         form.addRow("", self.model_info)
         form.addRow("Category", self.category)
         form.addRow("Palette", self.palette_combo)
-        form.addRow("Seed", seed_row)
+        form.addRow("Seed", self.seed.row())
         form.addRow("Count", self.count)
         form.addRow("Steps", self.steps)
         form.addRow("Guidance", self.guidance)
@@ -120,7 +110,6 @@ class SpritePanel(QWidget):
 
         self.model.currentIndexChanged.connect(self._on_model)
         self.refresh.clicked.connect(self.refresh_requested)
-        self.dice.clicked.connect(lambda: self.seed.setValue(secrets.randbelow(MAX_SEED + 1)))
         self.palette_combo.activated.connect(self._on_palette_activated)
         self._on_model()
 

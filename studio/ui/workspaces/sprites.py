@@ -456,9 +456,9 @@ class SpriteWorkspace(Workspace):
             self._error("No sprite model is installed: see the note under Generate for how to get one.")
             return
         params = self.panel.params()
-        spec = JobSpec("sprite.generate", params, seed=self.panel.seed.value(), model=model["name"])
+        spec = JobSpec("sprite.generate", params, seed=self.panel.seed.next_seed(), model=model["name"])
         self._submit("generate", spec)
-        self._say(f"Generating {params['count']} sprite(s) with {model['name']}…")
+        self._say(f"Generating {params['count']} sprite(s) with {model['name']} (seed {spec.seed})…")
 
     def variations(self) -> None:
         if self._need_family("vae", "Variations"):
@@ -503,7 +503,7 @@ class SpriteWorkspace(Workspace):
     def _submit_model_job(self, purpose: str, kind: str, params: dict[str, Any]) -> None:
         model = self.panel.current_model()
         assert model is not None
-        self._submit(purpose, JobSpec(kind, params, seed=self.panel.seed.value(), model=model["name"]))
+        self._submit(purpose, JobSpec(kind, params, seed=self.panel.seed.next_seed(), model=model["name"]))
         self._say(f"{purpose.capitalize()}: queued on {model['name']}…")
 
     def cancel(self) -> None:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.defaults import BASE_LANGUAGE_MODEL
 from studio.core.jobs import JobSpec
 from studio.core.settings import Settings
 from studio.engine.client import Engine
@@ -58,7 +59,6 @@ SAMPLE_HINTS = {
     "music": "Music runs show their train and validation loss; the card lists the validation likelihood.",
 }
 NAME_HINTS = {"sprite": "my-sprites", "copy": "my-brand-voice", "music": "my-tunes"}
-PREFERRED_BASE = "smollm2-135m-instruct"  # the language model set-up installs; listed first when present
 NO_BASE = "No language model installed: run set-up or import a GGUF model (Models) to train a brand voice on it."
 # What a run can start from, per modality: the architecture of its base models, the one listed first, and whether
 # "nothing" (a new model) is a choice. Sprites and music fine-tune the bundled model unless the user says otherwise.
@@ -256,7 +256,7 @@ class TrainWorkspace(Workspace):
             return arch, arch
         if self.modality_key == "music":
             return "music-transformer", "music-transformer"
-        return "llama", PREFERRED_BASE
+        return "llama", BASE_LANGUAGE_MODEL  # the language model set-up installs: listed first
 
     def refresh_base_models(self) -> None:
         """Ask the engine which models this run can start from (adapters are not bases)."""
