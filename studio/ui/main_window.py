@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
         self.add_workspace(train, "train")
         self.add_workspace(manager, "models")
         train.use_model.connect(self.use_model)
+        train.activity.connect(self.status.set_background)
         train.run_ended.connect(lambda state, _: manager.refresh() if state == "finished" else None)
         manager.use_model.connect(self.use_model)
         self._restore_layout()

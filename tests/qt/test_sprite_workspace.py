@@ -248,7 +248,7 @@ def test_without_a_sprite_model_the_panel_says_how_to_get_one(qtbot, make_worksp
     ws = make_workspace(tasks={**TASKS, "models.list": sprite_fakes.fake_list_text_only})
     assert ws.panel.notice.isVisible()
     assert "No sprite model is installed" in ws.panel.notice.text()
-    assert "studio train" in ws.panel.notice.text()
+    assert "<i>Train</i> workspace" in ws.panel.notice.text() and "--" not in ws.panel.notice.text()
     assert not ws.generate_button.isEnabled()
     ws.outline_canvas()  # post-processing and drawing still work
     ws.canvas.set_image(make_sprite(2))

@@ -85,3 +85,30 @@ def test_cancelling_a_paused_run_closes_it(qtbot, workspace):
     with qtbot.waitSignals([ws.status_message], timeout=5000):
         ws.cancel_button.click()
     assert "start" in enabled(ws) and "cancel" not in enabled(ws)
+
+
+def test_the_status_bar_and_the_log_tell_the_truth_in_plain_words(qtbot, tmp_path):
+    """The status bar said "Idle" during training; the log said "run again with --resume" in a GUI."""
+    from studio.ui.main_window import MainWindow
+
+    window = MainWindow(tasks={"models.list": no_models, "train.estimate": fake_estimate}, autosave=False)
+    qtbot.addWidget(window)
+    ws = window.workspace("Train")
+    ws.process.program = (sys.executable, "-c", CHILD)
+    ws.data_path.setText(str(tmp_path))
+    ws.name.setText("my-slimes")
+    with qtbot.waitSignals([ws.process.event], check_params_cbs=[lambda e: e.get("step") == 1], timeout=30_000):
+        ws.start()
+    assert window.status.activity == "Training my-slimes: step 1 of 4"
+    with qtbot.waitSignals([ws.run_ended], check_params_cbs=[lambda state, _m: state == "paused"], timeout=30_000):
+        ws.pause()
+    assert window.status.activity == "Training my-slimes: paused"
+    log = ws.log_view.toPlainText()
+    assert "checkpoint saved; press Resume to continue" in log and "--" not in log
+    with qtbot.waitSignals([ws.run_ended], check_params_cbs=[lambda state, _m: state == "finished"],
+                           timeout=30_000):
+        ws.resume()
+    qtbot.waitUntil(lambda: window.status.activity == "Idle", timeout=30_000)  # the model lists refresh first
+    assert "train_d" not in ws.result.text() and "train_d" in ws.result.toolTip()
+    ws.shutdown()
+    window.close()

@@ -244,8 +244,12 @@ class CopyWorkspace(Workspace):
         form.addRow("Model", model_cell)
         form.addRow("Framework", self.framework_combo)
         form.addRow("Variants", self.variants_spin)
-        form.addRow("Temperature", self.temperature_spin)
-        form.addRow("Top-p", self.top_p_spin)
+        form.addRow("Boldness", self.temperature_spin)
+        form.addRow("Word range", self.top_p_spin)
+        self.temperature_spin.setToolTip("Higher: bolder, more surprising wording; lower: safer, plainer "
+                                         "(sampling temperature)")
+        self.top_p_spin.setToolTip("Lower: only the likeliest words; higher: a wider choice of words "
+                                   "(nucleus sampling, top-p)")
         form.addRow("Seed", self.seed_spin.row())
 
         self.generate_button = QPushButton(icon("generate"), "Generate copy")

@@ -25,12 +25,16 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.jobs import JobSpec
+from studio.core.plain_words import family_words, quality_figures, source_words, technical_figures
 from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.ui.jobs import run_job
 from studio.ui.workspaces.base import Workspace
 
-COLUMNS = ("Name", "Modality", "Family", "Source", "Size", "Metrics", "Licence")
+COLUMNS = ("Name", "Makes", "Kind", "From", "Size", "Quality", "Licence")
+MODALITIES = (("All", ""), ("Sprites", "sprite"), ("Ad copy", "copy"), ("Music", "music"),
+              ("Quality judges", "eval"))
+MAKES = {key: label for label, key in MODALITIES if key}
 
 
 def format_size(size: int) -> str:
@@ -38,8 +42,15 @@ def format_size(size: int) -> str:
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
-    parts = [f"{k} {v:.3g}" for k, v in metrics.items() if isinstance(v, int | float)]
-    return ", ".join(parts[:3])
+    """The figures that say how good a model is, in plain words (every figure is in the cell's tooltip)."""
+    return ", ".join(text for text, _ in quality_figures(metrics)[:2])
+
+
+def plain_summary(model: dict[str, Any]) -> str:
+    """Markdown a user reads before the technical card: what it is, where it comes from, how good it is."""
+    lines = [f"**{family_words(str(model.get('family', '')))}**, {source_words(str(model.get('source', '')))}."]
+    lines += [f"- {text} ({tip})" for text, tip in quality_figures(model.get("metrics") or {})]
+    return "\n".join(lines) + "\n\n*The technical card follows.*\n\n---\n\n"
 
 
 class ModelManagerWorkspace(Workspace):
@@ -60,8 +71,9 @@ class ModelManagerWorkspace(Workspace):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self._show_card)
         self.filter = QComboBox()
-        self.filter.addItems(["All", "sprite", "copy", "music", "eval"])
-        self.filter.currentTextChanged.connect(lambda _: self._fill())
+        for label, key in MODALITIES:
+            self.filter.addItem(label, key)
+        self.filter.currentIndexChanged.connect(lambda _: self._fill())
         self.card = QTextBrowser()
         self.card.setOpenExternalLinks(False)
         self.status = QLabel()
@@ -104,17 +116,22 @@ class ModelManagerWorkspace(Workspace):
         self._fill()
 
     def _visible(self) -> list[dict[str, Any]]:
-        wanted = self.filter.currentText()
-        return [m for m in self.models if wanted == "All" or m["modality"] == wanted]
+        wanted = self.filter.currentData()
+        return [m for m in self.models if not wanted or m["modality"] == wanted]
 
     def _fill(self) -> None:
         visible = self._visible()
         self.table.setRowCount(len(visible))
         for row, model in enumerate(visible):
-            cells = (model["name"], model["modality"], model["family"], model["source"],
+            cells = (model["name"], MAKES.get(model["modality"], model["modality"]),
+                     family_words(model["family"]).split(":")[0], source_words(model["source"]),
                      format_size(model["size_bytes"]), format_metrics(model["metrics"]), model.get("licence", ""))
-            for column, text in enumerate(cells):
-                self.table.setItem(row, column, QTableWidgetItem(str(text)))
+            tips = ("", model["modality"], family_words(model["family"]), model["source"], "",
+                    technical_figures(model["metrics"]), model.get("licence", ""))
+            for column, (text, tip) in enumerate(zip(cells, tips, strict=True)):
+                item = QTableWidgetItem(str(text))
+                item.setToolTip(tip)
+                self.table.setItem(row, column, item)
         self.status.setText(f"{len(visible)} model(s)")
         self._update_buttons()
 
@@ -145,10 +162,11 @@ class ModelManagerWorkspace(Workspace):
         card = Path(model["card_path"]) if model.get("card_path") else None
         if card is not None and card.exists():
             self.card.setSearchPaths([str(card.parent)])
-            self.card.setMarkdown(card.read_text(encoding="utf-8", errors="replace"))
+            self.card.setMarkdown(plain_summary(model) + card.read_text(encoding="utf-8", errors="replace"))
         else:
             self.card.setMarkdown(
-                f"# {model['name']}\n\nNo model card. Architecture `{model['arch']}`, file `{model['path']}`."
+                plain_summary(model) + f"# {model['name']}\n\nNo model card. Architecture `{model['arch']}`, "
+                f"file `{model['path']}`."
             )
 
     # --- actions ---------------------------------------------------------------------------------------

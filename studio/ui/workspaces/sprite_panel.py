@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from studio.core import paths
 from studio.core.formats.palette import bundled_palettes
+from studio.core.plain_words import family_words, quality_figures, source_words, technical_figures
 from studio.ui.widgets.seed_box import MAX_SEED, SeedBox
 
 AUTO_SIZES = (4, 8, 16, 32)
@@ -43,8 +44,8 @@ def family_of(model: dict[str, Any] | None) -> str:
 def no_model_help() -> str:
     return (
         "<b>No sprite model is installed.</b><br>"
-        "Train one: <code>studio data sprites</code>, then <code>studio train sprite --data FOLDER</code>; "
-        "or import a model file in the <i>Models</i> tab, or copy a <code>.safetensors</code> model with its "
+        "Train one on your own sprites in the <i>Train</i> workspace, or import a model file in the <i>Models</i> "
+        "workspace, or copy a <code>.safetensors</code> model with its "
         f"<code>.json</code> into<br><code>{paths.user_models_dir()}</code>, then press Refresh.<br>"
         "The canvas, palettes and post-processing work without a model."
     )
@@ -101,8 +102,11 @@ class SpritePanel(QWidget):
         form.addRow("Palette", self.palette_combo)
         form.addRow("Seed", self.seed.row())
         form.addRow("Count", self.count)
-        form.addRow("Steps", self.steps)
-        form.addRow("Guidance", self.guidance)
+        form.addRow("Detail steps", self.steps)
+        form.addRow("Stick to category", self.guidance)
+        self.steps.setToolTip("More steps: more detail, slower (DDIM sampling steps)")
+        self.guidance.setToolTip("Higher: more typical of the category, less varied (classifier-free guidance "
+                                 "scale)")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.notice)
@@ -164,12 +168,11 @@ class SpritePanel(QWidget):
             self.model_info.setText("")
             self._form.setRowVisible(self.model_info, False)
         else:
-            metrics = ", ".join(
-                f"{k} {v:.3g}" for k, v in list((entry.get("metrics") or {}).items())[:2]
-                if isinstance(v, int | float)
-            )
-            source = entry.get("source", "")
-            self.model_info.setText(" · ".join(p for p in (self.family.upper(), source, metrics) if p))
+            metrics = entry.get("metrics") or {}
+            quality = [text for text, _ in quality_figures(metrics)]
+            self.model_info.setText(" · ".join([family_words(self.family), source_words(entry.get("source", "")),
+                                                *quality]))
+            self.model_info.setToolTip(f"{entry['name']} ({self.family})\n{technical_figures(metrics)}".strip())
             self._form.setRowVisible(self.model_info, True)
         self.model_changed.emit(entry)
 

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.defaults import BASE_LANGUAGE_MODEL
 from studio.core.jobs import JobSpec
+from studio.core.plain_words import metric_name, quality_figures, technical_figures, without_cli_flags
 from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.engine.training_process import TrainingProcess
@@ -91,12 +92,13 @@ class TrainWorkspace(Workspace):
     title = "Train"
     use_model = Signal(str, str)  # modality, model name: switch the generation workspace to it
     run_ended = Signal(str, str)  # state, message
+    activity = Signal(str)  # what the run is doing, for the status bar ("" when no run is going on)
 
     def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(engine, settings, parent)
         self.process = TrainingProcess(self)
         self.process.event.connect(self._on_event)
-        self.process.log_line.connect(self._log)
+        self.process.log_line.connect(lambda line: self._log(without_cli_flags(line)))
         self.process.ended.connect(self._on_ended)
         self.last_event: dict[str, Any] = {}
         self.finished_model: str = ""
@@ -296,6 +298,8 @@ class TrainWorkspace(Workspace):
         session, when it has a checkpoint)."""
         self.run_state = state
         named = bool(self.name.text().strip())
+        self.activity.emit({"running": f"Training {self.name.text().strip()}: starting",
+                            "paused": f"Training {self.name.text().strip()}: paused"}.get(state, ""))
         self.start_button.setEnabled(state not in ("running", "paused"))
         self.pause_button.setEnabled(state == "running")
         self.resume_button.setEnabled(state in ("paused", "stopped") or (state == "idle" and named))
@@ -437,25 +441,30 @@ class TrainWorkspace(Workspace):
             step, total = int(event.get("step", 0)), max(1, int(event.get("total", 1)))
             self.progress.setMaximum(total)
             self.progress.setValue(step)
+            self.activity.emit(f"Training {self.name.text().strip()}: step {step:,} of {total:,}")
             self.eta.setText(format_eta(event.get("eta_s")))
             if event.get("loss"):
-                self.plot.add_point(step, {k: float(v) for k, v in event["loss"].items()})
+                self.plot.add_point(step, {metric_name(k): float(v) for k, v in event["loss"].items()
+                                           if k not in ("lr", "progress")})
             if event.get("sample_path"):
                 self._show_sample(event["sample_path"])
         elif kind == "finished":
             self.finished_model = str(event.get("model", self.name.text().strip()))
-            metrics = ", ".join(f"{k} {v:.3g}" for k, v in event.get("metrics", {}).items()
-                                if isinstance(v, int | float))
+            metrics = event.get("metrics", {})
+            quality = ", ".join(text for text, _ in quality_figures(metrics))
             card = event.get("card", "")
             evaluation = event.get("evaluation") or {}
-            judged = (f"\nAgainst your sprites: FID {evaluation['fid']:.2f}, "
+            judged = (f"\nAgainst your sprites: difference {evaluation['fid']:.2f} (lower is better), "
                       f"{evaluation['near_copy_fraction']:.1%} near copies of them.") if evaluation else ""
-            self.result.setText(f"Model {self.finished_model} registered. {metrics}{judged}"
+            self.result.setText(f"Model {self.finished_model} is ready. {quality}{judged}"
                                 + (f"\nCard: {card}" if card else ""))
+            self.result.setToolTip("\n".join(filter(None, [
+                technical_figures(metrics), f"FID {evaluation['fid']:.3f} (sprite-encoder features), near-copy "
+                f"fraction {evaluation['near_copy_fraction']:.3f}" if evaluation else ""])))
         elif kind == "error":
-            self._say(str(event.get("message", "training failed")))
+            self._say(without_cli_flags(str(event.get("message", "training failed"))))
         elif kind in ("info", "paused"):
-            self._log(str(event.get("message", "")))
+            self._log(without_cli_flags(str(event.get("message", ""))))
 
     def _show_sample(self, path: str) -> None:
         pixmap = QPixmap(path)
@@ -466,6 +475,7 @@ class TrainWorkspace(Workspace):
 
     def _on_ended(self, state: str, message: str) -> None:
         self._set_state({"paused": "paused", "finished": "finished"}.get(state, "stopped"))
+        message = without_cli_flags(message)
         self._say(message)
         self.run_ended.emit(state, message)
         if state == "finished" and self.finished_model:
