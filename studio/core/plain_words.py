@@ -109,7 +109,9 @@ def technical_figures(metrics: Mapping[str, Any]) -> str:
     return "\n".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, int | float))
 
 
-def family_words(family: str) -> str:
+def family_words(family: str, modality: str = "") -> str:
+    if modality == "copy" and family.lower() != "lora":
+        family = ""  # a language model, whatever its architecture is called
     return FAMILIES.get(family.lower(), family.upper())
 
 

@@ -112,3 +112,34 @@ def test_the_status_bar_and_the_log_tell_the_truth_in_plain_words(qtbot, tmp_pat
     assert "train_d" not in ws.result.text() and "train_d" in ws.result.toolTip()
     ws.shutdown()
     window.close()
+
+
+def test_inspection_reports_are_true_and_never_stale(qtbot, tmp_path):
+    """A fully opaque 1x1 image was called "fully transparent"; after a failed inspection the previous inspection's
+    rejected list stayed. Real data.inspect task."""
+    from PIL import Image
+
+    folder = tmp_path / "sprites" / "gems"
+    folder.mkdir(parents=True)
+    Image.new("RGBA", (1, 1), (200, 30, 30, 255)).save(folder / "dot.png")
+    Image.new("RGBA", (32, 32), (0, 0, 0, 0)).save(folder / "empty.png")
+    for i in range(3):
+        image = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+        image.paste((40 * i, 120, 200, 255), (8, 8, 24, 24))
+        image.save(folder / f"gem-{i}.png")
+    engine = Engine(Settings(device="cpu"))
+    ws = TrainWorkspace(engine, Settings())
+    qtbot.addWidget(ws)
+    ws.data_path.setText(str(tmp_path / "sprites"))
+    inspected = [lambda e: e.kind == "data.inspect" and e.type.is_terminal]
+    with qtbot.waitSignals([engine.event], check_params_cbs=inspected, timeout=120_000):
+        ws.inspect()
+    rejected = [ws.rejected.item(i).text() for i in range(ws.rejected.count())]
+    assert not any(line.startswith("gems/dot.png") and "transparent" in line for line in rejected), rejected
+    assert any(line.startswith("gems/empty.png: 32x32: fully transparent") for line in rejected)
+    ws.data_path.setText(str(tmp_path / "no-such-folder"))
+    with qtbot.waitSignals([engine.event], check_params_cbs=inspected, timeout=120_000):
+        ws.inspect()
+    assert ws.rejected.count() == 0  # nothing left over from the inspection before
+    assert "no-such-folder" in ws.found.text()
+    assert engine.shutdown()

@@ -4,12 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QUndoStack
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QScrollArea, QWidget
 
 from studio.core.settings import Settings
 from studio.engine.client import Engine
+
+
+class SidePanel(QScrollArea):
+    """A workspace's settings column: it scrolls up and down, and is never narrower than what it holds (a panel
+    narrower than its content cut its group boxes off at the side, at 200% scaling too)."""
+
+    def __init__(self, content: QWidget, width: int) -> None:
+        super().__init__()
+        self._width = width
+        self.setObjectName("panel")
+        self.setWidgetResizable(True)
+        self.setWidget(content)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        inner = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() \
+            + 2 * self.frameWidth()
+        return QSize(max(self._width, inner), hint.height())
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.minimumSizeHint().width(), super().sizeHint().height())
 
 
 class Workspace(QWidget):

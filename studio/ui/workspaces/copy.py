@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QToolButton,
@@ -48,7 +47,7 @@ from studio.ui import dialogs
 from studio.ui.icons import icon
 from studio.ui.widgets.limit_editor import LimitEditor
 from studio.ui.widgets.seed_box import SeedBox
-from studio.ui.workspaces.base import Workspace
+from studio.ui.workspaces.base import SidePanel, Workspace
 
 #: Formats the editor offers: every generation format, then free text.
 EDITOR_FORMATS: dict[str, AdFormat] = {**GENERATION_FORMATS, **FORMATS}
@@ -103,6 +102,16 @@ class BriefForm(QGroupBox):
         for label, widget in (("Product", self.product), ("Features", self.features), ("Audience", self.audience),
                               ("Tone", self.tone), ("Must use", self.must_use), ("Banned", self.banned)):
             form.addRow(label, widget)
+        for field in self._line_fields():  # a long entry shows its beginning once typed, and whole as a tooltip
+            field.editingFinished.connect(lambda f=field: self._show_start(f))
+
+    def _line_fields(self) -> tuple[QLineEdit, ...]:
+        return self.product, self.audience, self.tone, self.must_use, self.banned
+
+    @staticmethod
+    def _show_start(field: QLineEdit) -> None:
+        field.setCursorPosition(0)
+        field.setToolTip(field.text())
 
     def data(self) -> dict[str, Any]:
         return {
@@ -121,6 +130,8 @@ class BriefForm(QGroupBox):
         self.tone.setText(data.get("tone", ""))
         self.must_use.setText(", ".join(data.get("must_use", [])))
         self.banned.setText(", ".join(data.get("banned", [])))
+        for field in self._line_fields():
+            self._show_start(field)
 
 
 class CopyWorkspace(Workspace):
@@ -178,7 +189,7 @@ class CopyWorkspace(Workspace):
         splitter.addWidget(editor_side)
         splitter.addWidget(self._build_panel())
         splitter.setStretchFactor(0, 1)
-        splitter.setSizes([700, 340])
+        splitter.setSizes([700, 390])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
@@ -200,7 +211,7 @@ class CopyWorkspace(Workspace):
         button.clicked.connect(slot)
         return button
 
-    def _build_panel(self) -> QScrollArea:
+    def _build_panel(self) -> SidePanel:
         self.brief_form = BriefForm()
         load = QPushButton(icon("open"), "Load brief…")
         load.clicked.connect(self._load_brief_dialog)
@@ -268,13 +279,7 @@ class CopyWorkspace(Workspace):
         self.generation_panel.addWidget(self.generate_button)
         self.generation_panel.addWidget(self.rewrite_button)
         self.generation_panel.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setObjectName("panel")
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(panel)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(340)
-        return scroll
+        return SidePanel(panel, 390)
 
     # --- format and ad ----------------------------------------------------------------------------------
     @property

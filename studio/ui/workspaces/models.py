@@ -48,7 +48,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 
 def plain_summary(model: dict[str, Any]) -> str:
     """Markdown a user reads before the technical card: what it is, where it comes from, how good it is."""
-    lines = [f"**{family_words(str(model.get('family', '')))}**, {source_words(str(model.get('source', '')))}."]
+    kind = family_words(str(model.get("family", "")), str(model.get("modality", "")))
+    lines = [f"**{kind}**, {source_words(str(model.get('source', '')))}."]
     lines += [f"- {text} ({tip})" for text, tip in quality_figures(model.get("metrics") or {})]
     return "\n".join(lines) + "\n\n*The technical card follows.*\n\n---\n\n"
 
@@ -124,9 +125,9 @@ class ModelManagerWorkspace(Workspace):
         self.table.setRowCount(len(visible))
         for row, model in enumerate(visible):
             cells = (model["name"], MAKES.get(model["modality"], model["modality"]),
-                     family_words(model["family"]).split(":")[0], source_words(model["source"]),
+                     family_words(model["family"], model["modality"]).split(":")[0], source_words(model["source"]),
                      format_size(model["size_bytes"]), format_metrics(model["metrics"]), model.get("licence", ""))
-            tips = ("", model["modality"], family_words(model["family"]), model["source"], "",
+            tips = ("", model["modality"], family_words(model["family"], model["modality"]), model["source"], "",
                     technical_figures(model["metrics"]), model.get("licence", ""))
             for column, (text, tip) in enumerate(zip(cells, tips, strict=True)):
                 item = QTableWidgetItem(str(text))
@@ -157,7 +158,7 @@ class ModelManagerWorkspace(Workspace):
         self._update_buttons()
         model = self.selected()
         if model is None:
-            self.card.clear()
+            self.card.setPlainText("Select a model to read what it makes, where it comes from and how good it is.")
             return
         card = Path(model["card_path"]) if model.get("card_path") else None
         if card is not None and card.exists():

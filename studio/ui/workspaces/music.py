@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QToolButton,
@@ -48,7 +47,7 @@ from studio.ui.widgets.piano_roll import PianoRoll, part_colour
 from studio.ui.widgets.player import AudioPlayer
 from studio.ui.widgets.seed_box import SeedBox
 from studio.ui.widgets.waveform import WaveformView, format_time
-from studio.ui.workspaces.base import Workspace
+from studio.ui.workspaces.base import SidePanel, Workspace
 
 AUDIO_FILTER = "Audio (*.wav *.flac *.ogg);;All files (*)"
 SAVE_FILTER = "WAV (*.wav);;FLAC (*.flac);;Ogg Vorbis (*.ogg)"
@@ -225,7 +224,7 @@ class MusicWorkspace(Workspace):
         row.addWidget(self._tool("zoom-fit", "Show the whole clip", self.waveform.zoom_fit))
         return bar
 
-    def _build_panel(self) -> QScrollArea:
+    def _build_panel(self) -> SidePanel:
         generate_box = QGroupBox("New clip")
         self.model_combo = QComboBox()
         self.model_combo.addItem("Automatic", "")
@@ -323,12 +322,7 @@ class MusicWorkspace(Workspace):
         self.generation_panel.addWidget(generate_box)
         self.generation_panel.addWidget(edit_box)
         self.generation_panel.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setObjectName("panel")
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(panel)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(330)
+        scroll = SidePanel(panel, 340)
         self._user_set: set[str] = set()  # settings the user chose by hand: a style preset leaves them alone
         self._styling = False
         for name, signal in (("key", self.key_combo.activated), ("key", self.mode_combo.activated),
@@ -350,6 +344,7 @@ class MusicWorkspace(Workspace):
         style = self.style_combo.currentData()
         if style is None:
             return
+        first = not self.style_note.text()
         before = self._style_settings()
         key = parse_key(style.key)
         self._styling = True
@@ -366,6 +361,10 @@ class MusicWorkspace(Workspace):
             self.form_combo.setCurrentIndex(max(0, self.form_combo.findData(style.melody_form)))
         self._styling = False
         after = self._style_settings()
+        if first:  # the window opens on this style: say what it sets, not what the empty form had
+            self.style_note.setText(f"{style.title}: {after['key']}, {after['tempo']}, {after['meter']}, "
+                                    f"{after['bars']} bars")
+            return
         changed = [f"{name.capitalize()} {before[name]} → {after[name]}" for name in after
                    if after[name] != before[name]]
         kept = [name for name in after if name in self._user_set]

@@ -124,9 +124,11 @@ class SpritePanel(QWidget):
         self._models = [m for m in models if m.get("modality") == "sprite"]
         self.model.blockSignals(True)
         self.model.clear()
-        for entry in self._models:
-            family = family_of(entry)
-            self.model.addItem(f"{entry['name']}  ({family.upper() if family else '?'})", entry["name"])
+        for entry in self._models:  # the name alone fits the panel; the family is said under it and in the tooltip
+            self.model.addItem(entry["name"], entry["name"])
+            self.model.setItemData(self.model.count() - 1, family_words(family_of(entry)),
+                                   Qt.ItemDataRole.ToolTipRole)
+        self.model.view().setMinimumWidth(self.model.view().sizeHintForColumn(0) + 24)
         index = self.model.findData(previous)
         self.model.setCurrentIndex(max(index, 0) if self._models else -1)
         self.model.blockSignals(False)

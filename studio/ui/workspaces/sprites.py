@@ -54,7 +54,7 @@ from studio.ui.widgets.palette_bar import PaletteBar
 from studio.ui.widgets.pixel_canvas import MAX_SIDE, PixelCanvas, Tool
 from studio.ui.widgets.pixel_icons import pixel_icon
 from studio.ui.widgets.results_grid import ResultsGrid
-from studio.ui.workspaces.base import Workspace
+from studio.ui.workspaces.base import SidePanel, Workspace
 from studio.ui.workspaces.sprite_panel import SpritePanel
 from studio.ui.workspaces.sprite_style import ERROR_COLOR, STYLE
 
@@ -154,13 +154,9 @@ class SpriteWorkspace(Workspace):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([520, 200])
 
-        right = QScrollArea()
-        right.setObjectName("panel")
-        right.setWidget(self._build_right())
-        right.setWidgetResizable(True)
-        right.setFixedWidth(350)
+        right = SidePanel(self._build_right(), 350)
         right.setFrameShape(QScrollArea.Shape.NoFrame)
-        right.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        right.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

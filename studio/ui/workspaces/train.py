@@ -50,8 +50,8 @@ FAMILIES = {
 MODALITY_LABELS = (("Sprites", "sprite"), ("Ad copy", "copy"), ("Music", "music"))
 PRESETS = ("quick", "balanced", "best")
 DATA_HINTS = {
-    "sprite": "a folder of PNGs, or a sprite sheet (set the grid)",
-    "copy": "a TXT or CSV file, one example per line/row",
+    "sprite": "a folder of PNGs, or a sprite sheet",
+    "copy": "a TXT or CSV file, one example a line",
     "music": "a folder or file of MIDI/ABC tunes",
 }
 SAMPLE_HINTS = {
@@ -119,7 +119,7 @@ class TrainWorkspace(Workspace):
         self.base = QComboBox()
         self.base.currentIndexChanged.connect(lambda _: self.estimate())
         self.data_path = QLineEdit()
-        self.data_path.setPlaceholderText("choose your data")
+        self.data_path.setPlaceholderText(DATA_HINTS["sprite"])
         browse_folder = QPushButton("Folder…")
         browse_folder.clicked.connect(self._choose_folder)
         browse_file = QPushButton("File…")
@@ -150,10 +150,13 @@ class TrainWorkspace(Workspace):
         self.max_steps.setRange(0, 10_000_000)
         self.max_steps.setSpecialValueText("preset")
 
-        data_row = QHBoxLayout()
-        data_row.addWidget(self.data_path, 1)
-        data_row.addWidget(browse_folder)
-        data_row.addWidget(browse_file)
+        data_row = QVBoxLayout()  # the field gets the whole width: its hint and a chosen path stay readable
+        browse_row = QHBoxLayout()
+        browse_row.addWidget(browse_folder)
+        browse_row.addWidget(browse_file)
+        browse_row.addStretch(1)
+        data_row.addWidget(self.data_path)
+        data_row.addLayout(browse_row)
         form = QFormLayout()
         form.addRow("What", self.modality)
         form.addRow("Model", self.family)
@@ -339,6 +342,7 @@ class TrainWorkspace(Workspace):
             self._say("Choose a data folder or file first.")
             return
         self.found.setText("Inspecting…")
+        self.rejected.clear()  # the previous inspection's rejections are not this one's
         run_job(self.engine, JobSpec("data.inspect", self._data_params()), on_done=self._on_inspected,
                 on_fail=self._on_inspect_failed)
 
