@@ -36,7 +36,7 @@ class StudioStatusBar(QStatusBar):
         self._engine = engine
         self._running: int | None = None
         self._length = 0  # jobs queued or running in the engine
-        self._background = ""  # work outside the engine, e.g. "Training my-slimes: 40%"
+        self._background: dict[str, str] = {}  # work outside the engine, e.g. {"training": "Training …: 40%"}
         self._message_error = False
         self.message_label = QLabel("")
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -88,9 +88,10 @@ class StudioStatusBar(QStatusBar):
         self._engine.cancel_all()
         self.show_message("Cancelling all jobs…")
 
-    def set_background(self, text: str) -> None:
-        """Work that runs outside the engine ("" when none): shown beside the engine's jobs, never as Idle."""
-        self._background = text
+    def set_background(self, key: str, text: str) -> None:
+        """Work that runs outside the engine under ``key`` ("" when it ended): shown beside the engine's jobs,
+        never as Idle."""
+        self._background[key] = text
         self._show_activity()
 
     @property
@@ -101,7 +102,7 @@ class StudioStatusBar(QStatusBar):
         running = 1 if self._running is not None else 0
         waiting = max(0, self._length - running)
         parts = (["1 job running"] if running else []) + ([f"{waiting} waiting"] if waiting else [])
-        text = " · ".join([*parts, *([self._background] if self._background else [])]) or "Idle"
+        text = " · ".join([*parts, *(t for t in self._background.values() if t)]) or "Idle"
         self.queue_label.setText(text)
 
     # --- engine signals ---------------------------------------------------------------------------

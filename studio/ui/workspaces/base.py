@@ -38,6 +38,8 @@ class Workspace(QWidget):
     """Base class. Subclasses override the actions they support; the defaults say what is not supported."""
 
     title = "Workspace"
+    #: first-run welcome: (what the workspace is for, the label of its one example); ("", "") for none
+    welcome = ("", "")
     #: a message for the status bar (errors from bad input, "saved to …")
     status_message = Signal(str)
 
@@ -60,6 +62,9 @@ class Workspace(QWidget):
     def take_pending_model(self) -> str:
         name, self.pending_model = self.pending_model, ""
         return name
+
+    def run_example(self) -> None:
+        """The welcome's example: fill in a small, sure-to-work request and run it."""
 
     def generate(self) -> None:
         self.status_message.emit(f"{self.title}: nothing to generate here")

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QTextCursor, QTextDocument, QUndoCommand
 from PySide6.QtWidgets import (
     QComboBox,
@@ -40,6 +40,7 @@ from studio.core.defaults import copy_defaults
 from studio.core.errors import StudioError
 from studio.core.formats.text import read_text
 from studio.core.jobs import EventType, JobEvent, JobSpec
+from studio.core.paths import resources_dir
 from studio.core.safe_write import write_text_atomic
 from studio.core.settings import Settings
 from studio.engine.client import Engine
@@ -136,6 +137,9 @@ class BriefForm(QGroupBox):
 
 class CopyWorkspace(Workspace):
     title = "Copy"
+    welcome = ("<b>Copy</b>: fill in the brief on the right, pick an ad format above the editor and generate; every "
+               "line shows its characters against the platform's limit. Export CSV for your ad tool with Ctrl+E.",
+               "Try it: a coffee-subscription ad")
 
     def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(engine, settings, parent)
@@ -231,6 +235,10 @@ class CopyWorkspace(Workspace):
         self.model_warning.setWordWrap(True)
         self.model_warning.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.model_warning.hide()
+        self.preparation_note = QLabel("")  # first run: the language model is being prepared in the background
+        self.preparation_note.setObjectName("hint")
+        self.preparation_note.setWordWrap(True)
+        self.preparation_note.hide()
         self.framework_combo = QComboBox()
         for name in FRAMEWORKS:
             self.framework_combo.addItem(FRAMEWORK_LABELS.get(name, name.upper()), name)
@@ -252,6 +260,7 @@ class CopyWorkspace(Workspace):
         model_cell.setContentsMargins(0, 0, 0, 0)
         model_cell.addWidget(self.model_combo)
         model_cell.addWidget(self.model_warning)
+        model_cell.addWidget(self.preparation_note)
         form.addRow("Model", model_cell)
         form.addRow("Framework", self.framework_combo)
         form.addRow("Variants", self.variants_spin)
@@ -381,6 +390,16 @@ class CopyWorkspace(Workspace):
         self.generate_button.setEnabled(has_model and not self._streaming)
         self.rewrite_button.setEnabled(has_model)
 
+    def show_preparation(self, text: str, done: bool = False) -> None:
+        """Say under the model list that the language model is being prepared (first start), and that copy can be
+        written meanwhile, a little slower."""
+        if not done:
+            text += ". You can write copy now; it comes a little slower until this is done."
+        self.preparation_note.setText(text)
+        self.preparation_note.show()
+        if done:
+            QTimer.singleShot(20_000, self.preparation_note.hide)
+
     def _job_params(self) -> dict[str, Any] | None:
         """The brief and settings, validated; None (with a message) when they cannot be used."""
         if self.ad_format.name not in GENERATION_FORMATS:
@@ -410,6 +429,10 @@ class CopyWorkspace(Workspace):
         self.generate_button.setEnabled(False)
         self.format_combo.setEnabled(False)  # streamed lines are laid out in the job's format
         self.status_message.emit(f"Generating {params['variants']} variant(s) with {spec.model} (seed {spec.seed})…")
+
+    def run_example(self) -> None:
+        self.load_brief(resources_dir() / "briefs" / "examples" / "coffee-subscription.json")
+        self.generate()
 
     def rewrite_current_line(self) -> None:
         """Regenerate the line under the cursor (``copy.line``) given the other lines of its field."""

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.defaults import default_model
 from studio.core.jobs import JobSpec
 from studio.core.plain_words import family_words, quality_figures, source_words, technical_figures
 from studio.core.settings import Settings
@@ -56,6 +57,9 @@ def plain_summary(model: dict[str, Any]) -> str:
 
 class ModelManagerWorkspace(Workspace):
     title = "Models"
+    welcome = ("<b>Models</b>: every model that comes with Studio, that you trained or imported, with its card: what "
+               "it makes, how it was made, how good it is. Select one and press Use to generate with it.",
+               "Try it: read the sprite GAN's card")
     #: (modality, model name): the main window switches the generation workspace to this model
     use_model = Signal(str, str)
 
@@ -189,6 +193,10 @@ class ModelManagerWorkspace(Workspace):
         self._say(f"Importing {Path(path).name}…")
         run_job(self.engine, JobSpec("models.import", {"path": str(path)}),
                 on_done=lambda r: (self._say(f"Imported {r['name']}"), self.refresh()), on_fail=self._fail)
+
+    def run_example(self) -> None:
+        self.filter.setCurrentIndex(0)
+        self.select_name(default_model("sprite"))
 
     def _use(self) -> None:
         model = self.selected()

@@ -128,6 +128,9 @@ class _ReplaceClip(QUndoCommand):
 
 class MusicWorkspace(Workspace):
     title = "Music"
+    welcome = ("<b>Music</b>: pick a style, generate a clip, play it with Space, drag on the waveform to loop a "
+               "part, mute or solo parts below; then continue it or vary some bars, and export WAV or MIDI (Ctrl+E).",
+               "Try it: a chiptune clip")
 
     def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(engine, settings, parent)
@@ -561,6 +564,12 @@ class MusicWorkspace(Workspace):
         self.active_job = self.engine.submit(spec)
         self._set_busy(True)
         self.status_message.emit(f"{what} (seed {spec.seed})")
+
+    def run_example(self) -> None:
+        index = self.style_combo.findText("Chiptune adventure")
+        if index >= 0:
+            self.style_combo.setCurrentIndex(index)
+        self.generate()
 
     def generate(self) -> None:
         params = self.generation_params()

@@ -99,6 +99,9 @@ class SizeDialog(QDialog):
 
 class SpriteWorkspace(Workspace):
     title = "Sprites"
+    welcome = ("<b>Sprites</b>: generate 32×32 pixel-art sprites by category, open one on the canvas (click), edit "
+               "it with the tools on the left, then save a PNG (Ctrl+S) or export a sprite sheet (Ctrl+E).",
+               "Try it: 16 characters")
 
     def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(engine, settings, parent)
@@ -455,6 +458,12 @@ class SpriteWorkspace(Workspace):
         spec = JobSpec("sprite.generate", params, seed=self.panel.seed.next_seed(), model=model["name"])
         self._submit("generate", spec)
         self._say(f"Generating {params['count']} sprite(s) with {model['name']} (seed {spec.seed})…")
+
+    def run_example(self) -> None:
+        if self.panel.category.findText("characters") >= 0:
+            self.panel.category.setCurrentText("characters")
+        self.panel.count.setValue(16)
+        self.generate()
 
     def variations(self) -> None:
         if self._need_family("vae", "Variations"):

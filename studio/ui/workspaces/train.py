@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.defaults import BASE_LANGUAGE_MODEL
 from studio.core.jobs import JobSpec
+from studio.core.paths import resources_dir
 from studio.core.plain_words import metric_name, quality_figures, technical_figures, without_cli_flags
 from studio.core.settings import Settings
 from studio.engine.client import Engine
@@ -90,6 +91,9 @@ def format_eta(seconds: float | None) -> str:
 
 class TrainWorkspace(Workspace):
     title = "Train"
+    welcome = ("<b>Train</b>: teach a model your own sprites, brand voice or tunes. Choose what and where your data "
+               "is, inspect it (you see what is rejected and why), pick a preset with its time estimate, start.",
+               "Try it: inspect example brand-voice lines")
     use_model = Signal(str, str)  # modality, model name: switch the generation workspace to it
     run_ended = Signal(str, str)  # state, message
     activity = Signal(str)  # what the run is doing, for the status bar ("" when no run is going on)
@@ -358,6 +362,12 @@ class TrainWorkspace(Workspace):
     def _on_inspect_failed(self, message: str) -> None:
         self.found.setText(message)
         self._say(message)
+
+    def run_example(self) -> None:
+        self.modality.setCurrentIndex(self.modality.findData("copy"))
+        self.data_path.setText(str(resources_dir() / "briefs" / "examples" / "brand-voice-brewly.txt"))
+        self.name.setText("brewly-voice")
+        self.inspect()
 
     def preview_augmentations(self) -> None:
         run_job(self.engine, JobSpec("data.augment_preview", self._data_params(), seed=0),
