@@ -110,6 +110,7 @@ class ModelManagerWorkspace(Workspace):
         layout.addWidget(splitter, 1)
         layout.addWidget(self.status)
         self._update_buttons()
+        self._show_card()  # says what selecting a model shows
         self.refresh()
 
     # --- data ----------------------------------------------------------------------------------------
