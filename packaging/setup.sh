@@ -11,6 +11,18 @@ VENV=${STUDIO_VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3}
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+# Run a long step with a line every 15 s saying how long it has taken against the usual time, then how long it took.
+timed() {
+  local what=$1 usual=$2; shift 2
+  local start; start=$(date +%s)
+  log "$what (usually $usual)"
+  ( while sleep 15; do log "  … $what: $(( $(date +%s) - start )) s so far (usually $usual)"; done ) &
+  local ticker=$! status=0
+  "$@" || status=$?
+  kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
+  log "  $what: done in $(( $(date +%s) - start )) s"
+  return "$status"
+}
 
 # 1. System libraries Qt needs (xcb, EGL, fonts) and QtMultimedia's PulseAudio client.
 APT_PACKAGES=(libpulse0 libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
@@ -22,9 +34,9 @@ for pkg in "${APT_PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  log "installing system packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  timed "installing system packages: ${missing[*]}" "under a minute" \
+    bash -c "$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+             --no-install-recommends ${missing[*]} >/dev/null"
 fi
 
 # 2. Python environment. onnxruntime-gpu only where an NVIDIA driver is present (never both builds).
@@ -37,11 +49,12 @@ command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && EXTRA=
 [ "$MODE" = test ] && EXTRAS="$EXTRA,dev,train" || EXTRAS="$EXTRA,train"
 STAMP="$VENV/.studio-installed-$(sha256sum pyproject.toml | cut -c1-16)-$EXTRAS"
 if [ ! -f "$STAMP" ]; then
-  log "installing Studio with extras [$EXTRAS] (torch comes from the local wheel cache when present)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   if [ "$EXTRA" = gpu ]; then "$VENV/bin/python" -m pip uninstall -y -q onnxruntime || true;
   else "$VENV/bin/python" -m pip uninstall -y -q onnxruntime-gpu || true; fi
-  "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+  # torch and onnxruntime are large downloads: pip's own progress bars show, plus the time so far
+  timed "installing Studio with extras [$EXTRAS] (torch comes from the local wheel cache when present)" \
+    "1-5 minutes, by the network" "$VENV/bin/python" -m pip install --progress-bar on -e ".[$EXTRAS]"
   touch "$STAMP"
 fi
 
@@ -49,12 +62,18 @@ fi
 "$VENV/bin/python" packaging/fetch_models.py
 
 # 4. The language model exported for this machine's onnxruntime (4-bit on a CPU, fp16 on a GPU), once: copy then
-#    decodes about twice as fast as through torch (bench/results). The tests make their own tiny exports.
-if [ "$MODE" != test ]; then
+#    decodes about twice as fast as through torch (bench/results). `app` leaves it to the app, which makes it in the
+#    background after its window opens (the Copy workspace shows how long it has taken); `setup` makes it here.
+#    The tests make their own tiny exports.
+if [ "$MODE" = setup ]; then
   VARIANT=int4; [ "$EXTRA" = gpu ] && VARIANT=fp16
-  log "exporting the language model for onnxruntime ($VARIANT; about a minute the first time)"
-  "$VENV/bin/studio" export onnx smollm2-135m-instruct --$VARIANT --if-missing >/dev/null \
-    || log "the ONNX export failed; Studio runs the language model through torch instead"
+  LM=$("$VENV/bin/python" -c "from studio.core.defaults import copy_defaults; print(copy_defaults().model)")
+  if ! "$VENV/bin/python" -c "import sys; from studio.ml.runtime.select import has_export; \
+                              sys.exit(0 if has_export('$LM', '$VARIANT') else 1)" 2>/dev/null; then
+    timed "exporting the language model $LM for onnxruntime ($VARIANT, once)" "2-3 minutes on a laptop CPU" \
+      "$VENV/bin/studio" export onnx "$LM" --$VARIANT --if-missing >/dev/null \
+      || log "the ONNX export failed; Studio runs the language model through torch instead"
+  fi
 fi
 
 case "$MODE" in

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
+from studio.core.defaults import copy_defaults
 
 
 def _print_ads(ads: list[dict[str, list[str]]]) -> None:
@@ -32,9 +32,12 @@ def run_generate(args: argparse.Namespace) -> int:
     from studio.core.jobs import JobSpec
 
     brief = load_brief(Path(args.brief))
+    defaults = copy_defaults(args.format)  # the same defaults as the app's Copy workspace
     params: dict[str, Any] = {"brief": brief.to_dict(), "format": args.format, "framework": args.framework,
-                              "variants": args.variants, "temperature": args.temperature, "top_p": args.top_p}
-    spec = JobSpec("copy.generate", params, seed=args.seed, model=args.model)
+                              "variants": args.variants,
+                              "temperature": defaults.temperature if args.temperature is None else args.temperature,
+                              "top_p": defaults.top_p if args.top_p is None else args.top_p}
+    spec = JobSpec("copy.generate", params, seed=args.seed, model=args.model or defaults.model)
     result = run_in_console(spec, args.device, quiet=args.quiet)
     _print_ads(result["ads"])
     if args.out:
@@ -67,7 +70,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from studio.ml.text.copy_eval import compliance
 
     brief = load_brief(Path(args.brief) if args.brief else resources_dir() / "briefs/examples/coffee-subscription.json")
-    lm = load_copy_model(make_resources(args.device), args.model, runtime="torch" if args.data else None)
+    lm = load_copy_model(make_resources(args.device), args.model or copy_defaults().model,
+                         runtime="torch" if args.data else None)
     report: dict[str, Any] = {"model": lm.name, "brief": brief.to_dict(), "lines_per_field": args.lines,
                               "formats": []}
     for name in args.formats.split(","):
@@ -106,10 +110,12 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--format", default="google-rsa", choices=sorted(GENERATION_FORMATS))
     p.add_argument("--framework", default="none", choices=FRAMEWORKS)
     p.add_argument("--variants", type=int, default=1)
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--temperature", type=float, default=None,
+                   help=f"default {copy_defaults().temperature} (shared with the app)")
+    p.add_argument("--top-p", type=float, default=None, help=f"default {copy_defaults().top_p}")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default=DEFAULT_MODEL, help="language model or LoRA adapter name")
+    p.add_argument("--model", default=None,
+                   help=f"language model or LoRA adapter name (default {copy_defaults().model}, as in the app)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
     p.add_argument("--out", help="export the ads: .csv (ad tools), .md or .json (with the recipe)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -125,7 +131,7 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.set_defaults(func=run_data)
 
     p = groups["eval"].add_parser("copy", help="limit compliance, banned words, cut words; perplexity")
-    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--model", default=None, help=f"default {copy_defaults().model}")
     p.add_argument("--brief", help="brief JSON (default: the coffee example)")
     p.add_argument("--formats", default="google-rsa,meta,email,tagline,blurb")
     p.add_argument("--lines", type=int, default=200, help="lines per field")

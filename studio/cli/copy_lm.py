@@ -6,9 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from studio.core.defaults import BASE_LANGUAGE_MODEL
 from studio.core.errors import BadInputError
 
-DEFAULT_LM = "smollm2-135m-instruct"
+DEFAULT_LM = BASE_LANGUAGE_MODEL
 
 
 def _model_path(args: argparse.Namespace) -> Path:

@@ -14,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-DEFAULT_BASE = "smollm2-135m-instruct"
+from studio.core.defaults import BASE_LANGUAGE_MODEL
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -59,7 +59,7 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--samples", type=int, default=2000, help="--debian: blurbs to train on")
     p.add_argument("--held-out-count", type=int, default=200, help="--debian: blurbs held out to measure")
     p.add_argument("--name", help="model name (default copy-lora-<file name>)")
-    p.add_argument("--base", default=DEFAULT_BASE, help="base language model (a name in the model store)")
+    p.add_argument("--base", default=BASE_LANGUAGE_MODEL, help="base language model (a name in the model store)")
     p.add_argument("--out", help="adapter path (default: the user model folder)")
     p.add_argument("--preset", choices=("quick", "balanced", "best"), default="balanced",
                    help="quick: 2 epochs, rank 4; balanced: 8 epochs, rank 8; best: 16 epochs, rank 16")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 def run_export(args: argparse.Namespace) -> int:
     from studio.ml.export.pipeline import export_model
+    from studio.ml.runtime.select import has_export
 
     variant = "fp16" if args.fp16 else "int8" if args.int8 else "int4" if args.int4 else "fp32"
     names = args.models
@@ -18,7 +19,7 @@ def run_export(args: argparse.Namespace) -> int:
         exportable = {a.name for a in registry.all_architectures() if a.onnx} - {"sprite-encoder"}
         names = [e.name for e in ModelStore().entries() if e.arch in exportable]  # not adapters (llama-lora)
     for name in names:
-        if args.if_missing and not args.out and _exported(name, variant):
+        if args.if_missing and not args.out and has_export(name, variant):
             print(f"{name} [{variant}]: already exported from these weights")
             continue
         record = export_model(name, variant, Path(args.out) / name if args.out else None,
@@ -32,19 +33,6 @@ def run_export(args: argparse.Namespace) -> int:
                   f"{quality['perplexity_fp32']:.3f} (x{quality['perplexity_ratio']:.4f}, {quality['text']}); "
                   f"greedy tokens agreeing with fp32: {quality['greedy_agreement']}")
     return 0
-
-
-def _exported(name: str, variant: str) -> bool:
-    """Whether a verified export of ``name``'s current weights in ``variant`` is in the user model folder."""
-    from studio.core.errors import ModelFileError
-    from studio.ml.checkpoint import sha256_file
-    from studio.ml.runtime.select import find_export
-    from studio.ml.store import ModelStore
-
-    try:
-        return find_export(name, (variant,), sha256_file(ModelStore().find(name).weights)) is not None
-    except ModelFileError:  # damaged: export it again
-        return False
 
 
 def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:

@@ -17,6 +17,8 @@ PAUSED_EXIT_CODE = 75  # EX_TEMPFAIL: the trainer saved a checkpoint and stopped
 
 
 class TrainingProcess(QObject):
+    #: the command a run starts with, before its train arguments (tests put a scripted child here)
+    program: tuple[str, ...] = (sys.executable, "-m", "studio", "train")
     event = Signal(dict)  # one parsed JSON line from the child
     log_line = Signal(str)  # anything else it printed (stderr, non-JSON output)
     ended = Signal(str, str)  # state: "finished" | "paused" | "cancelled" | "failed", message
@@ -56,7 +58,7 @@ class TrainingProcess(QObject):
         self._buffer = b""
         self._cancel_requested = False
         self._last_error = ""
-        process.start(sys.executable, ["-m", "studio", "train", *self.args, "--events"])
+        process.start(self.program[0], [*self.program[1:], *self.args, "--events"])
 
     def pause(self) -> None:
         """Ask the trainer to save a checkpoint and stop (it exits with PAUSED_EXIT_CODE)."""

@@ -83,7 +83,7 @@ def run(screenshot: str | None = None, quit_after_ms: int = 0) -> int:
     app = create_application()
     from studio.ui.main_window import MainWindow  # after the QApplication: widgets need one
 
-    window = MainWindow()
+    window = MainWindow(autosave=not (screenshot or quit_after_ms))  # automation must never wait on a question
     window.show()
     if screenshot:
         target = Path(screenshot)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -16,16 +16,23 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QStackedWidget,
+    QVBoxLayout,
     QWidget,
 )
 
 from studio import __version__
+from studio.core.jobs import JobSpec
 from studio.core.paths import config_dir
 from studio.core.settings import Settings, load_settings
 from studio.engine.client import Engine
+from studio.engine.model_preparation import ModelPreparation
+from studio.ui import dialogs
+from studio.ui.autosave import Autosaver
 from studio.ui.icons import icon
+from studio.ui.jobs import run_job
 from studio.ui.settings_dialog import SettingsDialog
 from studio.ui.status_bar import StudioStatusBar
+from studio.ui.welcome import HelpDialog, WelcomeBanner
 from studio.ui.widgets.player import warm_up as warm_up_audio
 from studio.ui.workspaces.base import Workspace
 from studio.ui.workspaces.copy import CopyWorkspace
@@ -41,10 +48,12 @@ ROUTES = {
     ".wav": "Music", ".flac": "Music", ".ogg": "Music",
 }
 SHORTCUTS = (
+    ("F1", "What is in Studio (this page)"),
     ("Ctrl+Enter", "Generate in the current workspace"),
     ("Esc", "Cancel the current workspace's job"),
     ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo"),
     ("Ctrl+O / Ctrl+S / Ctrl+E", "Open / save / export"),
+    ("Ctrl+W / Ctrl+Q", "Close the document (asks about unsaved work) / quit Studio"),
     ("Left / Right", "Previous / next result"),
     ("Ctrl+1 … Ctrl+9", "Switch workspace"),
     ("Space", "Play / pause (Music)"),
@@ -60,12 +69,16 @@ def window_settings() -> QSettings:
 
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, tasks: dict[str, Callable[..., Any]] | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, autosave: bool = True, background_setup: bool | None = None) -> None:
+        """``autosave`` False (screenshots, automation): no autosave, nothing restored, no question on close.
+        ``background_setup`` (default: with the real tasks and autosave): first-run preparation after the window
+        opens (the language model's ONNX export)."""
         super().__init__(parent)
         self.settings = settings or load_settings()
         warm_up_audio()  # before the engine's thread starts importing torch (see its docstring)
         self.engine = Engine(self.settings, tasks=tasks)
         self.workspaces: list[Workspace] = []
+        self.welcome_banners: dict[str, WelcomeBanner] = {}
         self._undo_group = QUndoGroup(self)
         self.setWindowIcon(icon("studio"))
         self.setAcceptDrops(True)
@@ -101,15 +114,45 @@ class MainWindow(QMainWindow):
         self.add_workspace(train, "train")
         self.add_workspace(manager, "models")
         train.use_model.connect(self.use_model)
+        train.activity.connect(lambda text: self.status.set_background("training", text))
         train.run_ended.connect(lambda state, _: manager.refresh() if state == "finished" else None)
         manager.use_model.connect(self.use_model)
         self._restore_layout()
+        self.autosaver = Autosaver(self.workspaces, self) if autosave else None
+        if self.autosaver is not None:
+            restored = self.autosaver.restore()
+            if restored:
+                self.show_workspace(self.workspace(restored[0]))
+                note = (f"Restored work that was not saved when Studio last closed: {', '.join(restored)}. "
+                        "Save it (Ctrl+S) to keep it.")
+                QTimer.singleShot(0, lambda: self.status.show_message(note))  # after the workspaces' start-up notes
+            self.autosaver.timer.start()
+        self.preparation = ModelPreparation(self)
+        if background_setup if background_setup is not None else (tasks is None and autosave):
+            self.engine.ready.connect(self._check_first_run)
+            if self.engine.device_description:  # the engine was quicker than this window
+                self._check_first_run()
+        copy = self.workspace("Copy")
+        self.preparation.progress.connect(lambda text: self.status.set_background("preparation", text))
+        self.preparation.progress.connect(copy.show_preparation)
+        self.preparation.finished.connect(self._on_prepared)
 
     # --- workspaces ---------------------------------------------------------------------------------
     def add_workspace(self, workspace: Workspace, icon_name: str | None = None) -> None:
         """Add a workspace (others add "Train" and "Models" this way); Ctrl+N switches to the N-th."""
         self.workspaces.append(workspace)
-        self.stack.addWidget(workspace)
+        page = QWidget()  # the workspace under its first-run welcome strip
+        column = QVBoxLayout(page)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        text, example = workspace.welcome
+        if text:
+            banner = WelcomeBanner(workspace.title.lower(), text, example)
+            banner.example_clicked.connect(workspace.run_example)
+            column.addWidget(banner)
+            self.welcome_banners[workspace.title] = banner
+        column.addWidget(workspace, 1)
+        self.stack.addWidget(page)
         item = QListWidgetItem(icon(icon_name or workspace.title.lower()), workspace.title)
         item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom)
         item.setToolTip(workspace.title)
@@ -127,8 +170,8 @@ class MainWindow(QMainWindow):
 
     @property
     def current(self) -> Workspace | None:
-        widget = self.stack.currentWidget()
-        return widget if isinstance(widget, Workspace) else None
+        row = self.stack.currentIndex()
+        return self.workspaces[row] if 0 <= row < len(self.workspaces) else None
 
     def workspace(self, title: str) -> Workspace | None:
         return next((w for w in self.workspaces if w.title == title), None)
@@ -149,7 +192,7 @@ class MainWindow(QMainWindow):
     def _on_workspace_changed(self, row: int) -> None:
         if 0 <= row < len(self.workspaces):
             workspace = self.workspaces[row]
-            self.stack.setCurrentWidget(workspace)
+            self.stack.setCurrentIndex(row)
             self._undo_group.setActiveStack(workspace.undo_stack)
             self.setWindowTitle(f"Studio — {workspace.title}")
 
@@ -178,8 +221,9 @@ class MainWindow(QMainWindow):
                      icon_name="open")
         self._action(file_menu, "&Save", self._on_current("save"), QKeySequence.StandardKey.Save, icon_name="save")
         self._action(file_menu, "&Export…", self._on_current("export"), "Ctrl+E", icon_name="export")
+        self._action(file_menu, "&Close", self.close_document, QKeySequence.StandardKey.Close)
         file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._action(file_menu, "&Quit", self.close, "Ctrl+Q")  # StandardKey.Quit is empty on some platforms
 
         edit_menu = bar.addMenu("&Edit")
         self.undo_action = self._undo_group.createUndoAction(self, "&Undo")
@@ -203,7 +247,9 @@ class MainWindow(QMainWindow):
 
         self.view_menu = bar.addMenu("&View")
         help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "&Keyboard shortcuts", self._show_shortcuts, "F1")
+        self._action(help_menu, "&What is in Studio", self.show_help, "F1")
+        self._action(help_menu, "&Keyboard shortcuts", self._show_shortcuts)
+        self._action(help_menu, "Show the &welcome again", self.show_welcome_again)
         self._action(help_menu, "&About Studio", self._show_about)
 
     def _step(self, delta: int) -> None:
@@ -215,6 +261,17 @@ class MainWindow(QMainWindow):
         if dialog.exec():
             note = " (device, runtime and threads apply after a restart)" if dialog.restart_needed else ""
             self.status.show_message(f"Settings saved{note}")
+
+    def show_help(self) -> HelpDialog:
+        """Help > What is in Studio: the README's table of workspaces and the shortcuts (not modal)."""
+        dialog = HelpDialog(SHORTCUTS, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def show_welcome_again(self) -> None:
+        for banner in self.welcome_banners.values():
+            banner.show()
 
     def _show_shortcuts(self) -> None:
         rows = "".join(f"<tr><td><b>{keys}</b></td><td>&nbsp;&nbsp;{what}</td></tr>" for keys, what in SHORTCUTS)
@@ -271,8 +328,51 @@ class MainWindow(QMainWindow):
             stored.setValue("workspace", self.current.title)
         stored.sync()
 
+    # --- first run ---------------------------------------------------------------------------------
+    def _check_first_run(self, _device: str = "") -> None:
+        """Once the engine runs: does the language model still need its first-run export? Then make it now, in the
+        background, instead of before the window opened."""
+        self.engine.ready.disconnect(self._check_first_run)
+        run_job(self.engine, JobSpec("models.export_status"),
+                on_done=lambda status: self.preparation.start_export(status["name"], status["variant"])
+                if status.get("needed") else None)
+
+    def _on_prepared(self, ok: bool, message: str) -> None:
+        self.status.set_background("preparation", "")
+        self.status.show_message(message, error=not ok)
+        self.workspace("Copy").show_preparation(message, done=True)
+
+    # --- unsaved work ----------------------------------------------------------------------------
+    def keep_unsaved_work(self, workspaces: list[Workspace], question: str) -> bool:
+        """Ask about the unsaved work of ``workspaces`` (Save / Discard / Cancel); True when it is safe to go on."""
+        pending = [(w, what) for w in workspaces if (what := w.unsaved_work())]
+        if not pending:
+            return True
+        lines = "\n".join(f"• {w.title}: {what}" for w, what in pending)
+        answer = dialogs.ask_unsaved(self, question, f"Not saved yet:\n{lines}\n\nSave before you go on?")
+        if answer == dialogs.CANCEL:
+            return False
+        for workspace, _ in pending if answer == dialogs.SAVE else ():
+            self.show_workspace(workspace)
+            if not workspace.save_work():
+                self.status.show_message(f"{workspace.title}: not saved, so Studio stays open", error=True)
+                return False
+        return True
+
+    def close_document(self) -> None:
+        """Ctrl+W: an empty document in the current workspace, after asking about unsaved work."""
+        if self.current is not None and self.keep_unsaved_work([self.current], f"Close the {self.current.title} "
+                                                                 "document?"):
+            self.current.close_document()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.autosaver is not None:
+            if not self.keep_unsaved_work(self.workspaces, "Quit Studio?"):
+                event.ignore()
+                return
+            self.autosaver.clear()  # saved or knowingly discarded: nothing to restore next time
         self.save_layout()
+        self.preparation.stop()
         for workspace in self.workspaces:
             workspace.cancel()
             if isinstance(workspace, TrainWorkspace):

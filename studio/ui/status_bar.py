@@ -1,6 +1,7 @@
-"""The status bar: device, queue length, progress with ETA, messages (failures in red) and a Cancel button.
+"""The status bar: device, what runs and what waits, progress with ETA, messages (failures in red), Cancel.
 
-Everything is driven by the engine's signals (delivered on the UI thread); nothing here waits for a job.
+Everything is driven by the engine's signals (delivered on the UI thread) and by work outside the engine that a
+workspace reports (a training run in its child process); nothing here waits for a job.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
 
 from studio.core.jobs import EventType, JobEvent
+from studio.core.plain_words import job_words
 from studio.engine.client import Engine
 
 MESSAGE_MS = 8000
@@ -33,6 +35,8 @@ class StudioStatusBar(QStatusBar):
         self.setSizeGripEnabled(False)
         self._engine = engine
         self._running: int | None = None
+        self._length = 0  # jobs queued or running in the engine
+        self._background: dict[str, str] = {}  # work outside the engine, e.g. {"training": "Training …: 40%"}
         self._message_error = False
         self.message_label = QLabel("")
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -84,6 +88,23 @@ class StudioStatusBar(QStatusBar):
         self._engine.cancel_all()
         self.show_message("Cancelling all jobs…")
 
+    def set_background(self, key: str, text: str) -> None:
+        """Work that runs outside the engine under ``key`` ("" when it ended): shown beside the engine's jobs,
+        never as Idle."""
+        self._background[key] = text
+        self._show_activity()
+
+    @property
+    def activity(self) -> str:
+        return self.queue_label.text()
+
+    def _show_activity(self) -> None:
+        running = 1 if self._running is not None else 0
+        waiting = max(0, self._length - running)
+        parts = (["1 job running"] if running else []) + ([f"{waiting} waiting"] if waiting else [])
+        text = " · ".join([*parts, *(t for t in self._background.values() if t)]) or "Idle"
+        self.queue_label.setText(text)
+
     # --- engine signals ---------------------------------------------------------------------------
     def _on_ready(self, description: str) -> None:
         self.device_label.setText(description)
@@ -91,7 +112,7 @@ class StudioStatusBar(QStatusBar):
 
     def _on_queue(self, length: int) -> None:
         busy = length > 0
-        self.queue_label.setText(f"{length} job{'s' if length != 1 else ''} queued" if busy else "Idle")
+        self._length = length
         self.cancel_button.setVisible(busy)
         self.progress.setVisible(busy)
         self.eta_label.setVisible(busy)
@@ -99,12 +120,18 @@ class StudioStatusBar(QStatusBar):
             self._running = None
             self.progress.setValue(0)
             self.eta_label.setText("")
+        self._show_activity()
 
     def _on_event(self, event: JobEvent) -> None:
+        was_running = event.job_id == self._running
+        if event.type.is_terminal and was_running:
+            self._running = None
+            self._show_activity()
         if event.type is EventType.STARTED:
             self._running = event.job_id
+            self._show_activity()
             self.progress.setValue(0)
-            self.progress.setFormat(f"{event.kind} %p%")
+            self.progress.setFormat(f"{job_words(event.kind)} %p%")
             self.eta_label.setText(format_eta(None))
         elif event.type is EventType.PROGRESS and event.job_id == self._running:
             self.progress.setValue(int(event.fraction * 1000))
@@ -112,9 +139,9 @@ class StudioStatusBar(QStatusBar):
             if event.message:
                 self.progress.setToolTip(event.message)
         elif event.type is EventType.FAILED:
-            self.show_message(f"{event.kind} failed: {event.message}", error=True)
+            self.show_message(f"{job_words(event.kind)} failed: {event.message}", error=True)
         elif event.type is EventType.CANCELLED:
-            self.show_message(f"{event.kind}: {event.message or 'cancelled'}")
-        elif event.type is EventType.FINISHED and event.job_id == self._running:
+            self.show_message(f"{job_words(event.kind)}: {event.message or 'cancelled'}")
+        elif event.type is EventType.FINISHED and was_running:
             self.progress.setValue(1000)
             self.eta_label.setText("done")

@@ -10,6 +10,7 @@ import contextlib
 import pytest
 
 from studio.engine.client import Engine
+from studio.ui import dialogs
 
 
 @pytest.fixture(autouse=True)
@@ -26,3 +27,16 @@ def stop_engines_left_running(monkeypatch: pytest.MonkeyPatch):
     for engine in engines:
         with contextlib.suppress(RuntimeError):  # its Qt object is already gone, and its thread with it
             engine.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def no_modal_questions(monkeypatch: pytest.MonkeyPatch):
+    """A modal dialog would wait forever offscreen: file dialogs answer "cancelled", a question about unsaved work
+    "discard" and a confirmation "no", unless a test answers them itself (it patches ``studio.ui.dialogs``)."""
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: ("", "")))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: ("", "")))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: ""))
+    monkeypatch.setattr(dialogs, "ask_unsaved", lambda *a, **k: dialogs.DISCARD)
+    monkeypatch.setattr(dialogs, "confirm", lambda *a, **k: False)

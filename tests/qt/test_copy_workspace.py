@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from PySide6.QtCore import Qt
@@ -12,6 +13,7 @@ from studio.core.context import JobContext
 from studio.core.jobs import EventType, JobSpec
 from studio.core.settings import Settings
 from studio.engine.client import Engine
+from studio.ui import dialogs
 from studio.ui.app import apply_theme
 from studio.ui.widgets.limit_editor import OVER_LINE_BG
 from studio.ui.workspaces.copy import NO_MODEL, CopyWorkspace
@@ -48,8 +50,14 @@ def fake_generate(spec: JobSpec, ctx: JobContext) -> dict:
 
 
 def fake_line(spec: JobSpec, ctx: JobContext) -> dict:
+    """Streams the new line word by word in the real task's PARTIAL shape, then returns it."""
     SEEN.append(spec)
-    return {"text": f"New take on {spec.params['field']} {spec.params['index'] + 1}"}
+    text = f"New take on {spec.params['field']} {spec.params['index'] + 1}"
+    words = text.split(" ")
+    for k in range(1, len(words) + 1):
+        ctx.partial({"variant": 0, "field": spec.params["field"], "index": spec.params["index"],
+                     "text": " ".join(words[:k]), "done": k == len(words)})
+    return {"text": text, "field": spec.params["field"], "index": spec.params["index"]}
 
 
 @pytest.fixture
@@ -194,6 +202,44 @@ def test_rewrite_line_replaces_only_that_line(qtbot, workspace):
     assert workspace.current_ad()["headline"][0] == ADS[0]["headline"][0]
 
 
+META_ADS = [{"primary": [f"Primary text of ad {n}"], "headline": [f"Ad {n} first", f"Ad {n} second", f"Ad {n} third"]}
+            for n in (1, 2, 3)]
+
+
+def fake_meta(spec: JobSpec, ctx: JobContext) -> dict:
+    for v, ad in enumerate(META_ADS):
+        for name, lines in ad.items():
+            for j, line in enumerate(lines):
+                ctx.partial({"variant": v, "field": name, "index": j, "text": line, "done": True})
+    return {"ads": META_ADS, "recipe": spec.recipe()}
+
+
+def test_rewriting_a_line_of_the_third_variant_keeps_the_rest_of_the_ad(qtbot):
+    """Issue 13, bug 1: the line job's streamed words reached the ad stream handler, which started a new ad."""
+    engine = Engine(tasks={"models.list": fake_models, "copy.generate": fake_meta, "copy.line": fake_line})
+    ws = CopyWorkspace(engine, Settings())
+    qtbot.addWidget(ws)
+    qtbot.waitUntil(lambda: ws.model_combo.count() > 0, timeout=30_000)
+    ws.set_format("meta")
+    ws.brief_form.set_data({"product": "Headlamp"})
+    ws.variants_spin.setValue(3)
+    with qtbot.waitSignals([engine.event], check_params_cbs=[lambda e: e.type is EventType.FINISHED],
+                           timeout=10_000):
+        ws.generate()
+    ws.step_result(1)
+    ws.step_result(1)
+    assert ws.current_ad() == META_ADS[2]
+    put_cursor_on_line(ws, 4)  # "# Primary text", T1, "# Headlines", H1, H2
+    with qtbot.waitSignals([engine.event], check_params_cbs=[lambda e: e.type is EventType.FINISHED],
+                           timeout=10_000):
+        ws.rewrite_current_line()
+    assert ws.current_ad() == {**META_ADS[2], "headline": ["Ad 3 first", "New take on headline 2", "Ad 3 third"]}
+    assert ws.variant_label.text() == "Variant 3/3"
+    ws.undo_stack.undo()  # the whole rewrite is one step
+    assert ws.current_ad() == META_ADS[2]
+    assert engine.shutdown()
+
+
 def test_brief_json_load_and_save(qtbot, workspace, tmp_path):
     path = tmp_path / "brief.json"
     path.write_text(json.dumps({"product": "Pixel Quest", "features": ["retro", "co-op"], "audience": "gamers",
@@ -222,6 +268,41 @@ def test_export_csv_and_refusal_over_the_limit(qtbot, workspace, tmp_path):
     workspace.export_to(tmp_path / "bad.csv")
     assert "H1 is 31 characters" in found[-1]
     assert not (tmp_path / "bad.csv").exists()
+
+
+def stalled_generate(spec: JobSpec, ctx: JobContext) -> dict:
+    """Writes two headlines and half a word of the third, then waits to be cancelled (Esc)."""
+    for j, text in enumerate(("Fresh beans weekly", "Roasted to order")):
+        ctx.partial({"variant": 0, "field": "headline", "index": j, "text": text, "done": True})
+    ctx.partial({"variant": 0, "field": "headline", "index": 2, "text": "EDUCAT", "done": False})
+    while True:
+        ctx.check_cancel()
+        time.sleep(0.01)
+
+
+def test_a_cancelled_ad_is_not_exported_without_a_warning(qtbot, tmp_path, monkeypatch):
+    """Issue 13, bug 4: after Esc, Ctrl+E said "Exported 3 ad(s)" with no descriptions and a cell "EDUCAT"."""
+    engine = Engine(tasks={"models.list": fake_models, "copy.generate": stalled_generate})
+    ws = CopyWorkspace(engine, Settings())
+    qtbot.addWidget(ws)
+    qtbot.waitUntil(lambda: ws.model_combo.count() > 0, timeout=30_000)
+    ws.brief_form.set_data({"product": "Brewly"})
+    with qtbot.waitSignals([engine.event], check_params_cbs=[lambda e: e.type is EventType.PARTIAL
+                                                             and e.payload["text"] == "EDUCAT"], timeout=10_000):
+        ws.generate()
+    with qtbot.waitSignals([engine.event], check_params_cbs=[lambda e: e.type is EventType.CANCELLED],
+                           timeout=10_000):
+        ws.cancel()
+    assert ws.current_ad()["headline"] == ["Fresh beans weekly", "Roasted to order"]  # the cut line is gone
+    asked: list[str] = []
+    monkeypatch.setattr(dialogs, "confirm", lambda _parent, _title, text, _yes="": asked.append(text) or False)
+    ws.export_to(tmp_path / "ads.csv")
+    assert not (tmp_path / "ads.csv").exists()
+    assert "Headlines: 2 of at least 3" in asked[0] and "Descriptions: 0 of at least 2" in asked[0]
+    monkeypatch.setattr(dialogs, "confirm", lambda *_args: True)  # "Export anyway"
+    ws.export_to(tmp_path / "ads.csv")
+    assert (tmp_path / "ads.csv").exists()
+    assert engine.shutdown()
 
 
 def test_opening_an_export_restores_its_ads_as_variants(qtbot, workspace, tmp_path):

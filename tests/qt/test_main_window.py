@@ -198,7 +198,7 @@ def test_status_bar_shows_device_progress_eta_and_cancels(qtbot, window):
         window.engine.submit(spec)
     assert status.progress.isVisible() and status.progress.value() >= 20
     assert status.eta_label.text().endswith("left")
-    assert status.queue_label.text() == "1 job queued"
+    assert status.queue_label.text() == "1 job running"  # not "queued": it runs
     assert status.cancel_button.isVisible()
     with qtbot.waitSignal(window.engine.event, timeout=5000,
                           check_params_cb=lambda e: e.job_id == spec.job_id and e.type is EventType.CANCELLED):

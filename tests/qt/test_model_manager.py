@@ -60,3 +60,18 @@ def test_failed_import_shows_message(qtbot, manager, tmp_path):
     with qtbot.waitSignal(manager.engine.event, check_params_cb=lambda e: e.type is EventType.FAILED, timeout=30_000):
         manager.open_path(bad)
     assert "not a valid ONNX" in manager.status.text()
+
+
+def test_figures_and_cards_in_plain_words_with_the_technical_names_in_tooltips(qtbot, manager):
+    """"train_d 0.633, train_g 1.66", "val_nll", and cards that open on "spectral-norm" and "MSGAN"."""
+    columns = [manager.table.horizontalHeaderItem(c).text() for c in range(manager.table.columnCount())]
+    assert columns == ["Name", "Makes", "Kind", "From", "Size", "Quality", "Licence"]
+    row = names(manager).index("sprite-gan")
+    assert manager.table.item(row, 2).text() == "GAN" and manager.table.item(row, 3).text() == "comes with Studio"
+    assert "train_d" not in manager.table.item(row, 5).text() and "train_d" in manager.table.item(row, 5).toolTip()
+    music = names(manager).index("music-transformer")
+    assert manager.table.item(music, 5).text() == "Surprise at tunes (unseen data): 0.838"
+    manager.select_name("sprite-gan")
+    card = manager.card.toPlainText()
+    assert card.startswith("GAN: the fastest, one step per batch, comes with Studio.")
+    assert card.index("The technical card follows") < card.index("spectral-norm")

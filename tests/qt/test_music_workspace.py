@@ -14,6 +14,7 @@ from studio.core.jobs import EventType, JobSpec
 from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.ui.app import apply_theme
+from studio.ui.widgets.piano_roll import part_colour
 from studio.ui.widgets.player import warm_up as warm_up_audio
 from studio.ui.workspaces.music import MusicWorkspace, remix
 
@@ -265,3 +266,102 @@ def test_playback_without_an_audio_device_does_not_crash(qtbot, workspace, wav):
     assert 1.0 <= blocker.args[0] <= 2.0 + 0.05  # the playhead stays inside the loop
     workspace.stop()
     assert workspace.player.state == "stopped"
+
+
+def test_a_style_says_what_it_changes_and_keeps_what_the_user_chose(qtbot, workspace):
+    """Issue 13, bug 6: choosing "Upbeat ad jingle" silently changed Bars from 8 to 4."""
+    ws = workspace
+    ws.style_combo.setCurrentIndex(ws.style_combo.findText("Chiptune adventure"))
+    assert ws.bars_spin.value() == 8
+    said = messages(ws)
+    with qtbot.waitSignals([ws.status_message], timeout=2000):
+        ws.style_combo.setCurrentIndex(ws.style_combo.findText("Upbeat ad jingle"))
+    assert ws.bars_spin.value() == 4  # the jingle's own length...
+    assert "Bars 8 → 4" in said[-1]  # ...said out loud
+    assert "Bars 8 → 4" in ws.style_note.text() and ws.style_note.isVisible()
+    ws.bars_spin.setValue(8)  # the user wants eight bars
+    ws.style_combo.setCurrentIndex(ws.style_combo.findText("Chiptune adventure"))
+    ws.style_combo.setCurrentIndex(ws.style_combo.findText("Upbeat ad jingle"))
+    assert ws.bars_spin.value() == 8
+    assert "kept your bars" in ws.style_note.text()
+
+
+def test_piano_roll_bars_line_up_with_the_waveform_and_nothing_covers_the_notes(qtbot, workspace):
+    """Issue 13, bug 8: the piano roll's bar lines did not line up with the waveform's (a key gutter shifted and
+    squeezed its time axis), and its legend covered notes."""
+    ws = workspace
+    with qtbot.waitSignals([ws.engine.event], check_params_cbs=[lambda e: e.type is EventType.FINISHED],
+                           timeout=10_000):
+        ws.generate()
+    qtbot.waitUntil(lambda: ws.clip is not None)
+    clip, roll, wave = ws.clip, ws.piano_roll, ws.waveform
+    bar_s, bpb = clip.beats_per_bar * 60 / clip.bpm, clip.beats_per_bar
+
+    def columns() -> list[tuple[float, float]]:
+        QApplication.processEvents()
+        found = []
+        for bar in range(clip.bars + 1):
+            seconds = bar * bar_s
+            x_wave = wave.viewport().mapTo(ws, QPointF(wave.time_to_x(seconds), 0)).x()
+            x_roll = roll.mapTo(ws, QPointF(roll.beat_to_x(bar * bpb), 0)).x()
+            found.append((x_wave, x_roll))
+        return found
+
+    for x_wave, x_roll in columns():
+        assert abs(x_wave - x_roll) <= 1.0
+    wave.zoom_in()
+    wave.horizontalScrollBar().setValue(wave.horizontalScrollBar().maximum() // 2)
+    for x_wave, x_roll in columns():
+        assert abs(x_wave - x_roll) <= 1.0
+
+    # one long note on the top row, across the whole clip: every pixel of it shows the note's colour
+    roll.set_notes([{"part": "melody", "pitch": 90, "start": 0.0, "duration": clip.bars * bpb, "velocity": 127},
+                    {"part": "bass", "pitch": 30, "start": 0.0, "duration": 4.0, "velocity": 90}],
+                   clip.bars * bpb, bpb)
+    roll.resize(900, 400)
+    image = roll.grab().toImage()
+    row = 400 / (94 - 26 + 1)
+    y = int(2 * row + row / 2)  # the middle of the top note's row
+    melody = part_colour("melody")
+    for x in range(int(image.width() * 0.6), image.width() - 4):
+        pixel = image.pixelColor(x, y)
+        assert abs(pixel.red() - melody.red()) < 16 and abs(pixel.green() - melody.green()) < 16, (x, pixel.name())
+
+
+def high_band_rms(mix: np.ndarray, rate: int, start_s: float, seconds: float = 0.3) -> float:
+    """RMS above 8 kHz in [start_s, start_s + seconds): where a click or a noise burst shows."""
+    mono = mix.mean(axis=1)
+    spectrum = np.fft.rfft(mono)
+    spectrum[np.fft.rfftfreq(len(mono), 1 / rate) < 8000] = 0
+    high = np.fft.irfft(spectrum, len(mono))
+    first = int(start_s * rate)
+    return float(np.sqrt(np.mean(high[first:first + int(seconds * rate)] ** 2)))
+
+
+def test_continue_adds_nothing_at_the_join_that_a_fresh_clip_lacks(qtbot):
+    """Issue 13, bug 9 (a broadband burst at the join after Continue, ~7.7 s into an "Upbeat ad jingle"): with the
+    real music tasks the join sounds as the same bar of a clip generated at full length (a phrase's fill and crash),
+    within 25%; this guards against a join artefact."""
+    warm_up_audio()
+    engine = Engine(Settings(device="cpu"))
+    ws = MusicWorkspace(engine, Settings())
+    qtbot.addWidget(ws)
+    ws.style_combo.setCurrentIndex(ws.style_combo.findText("Upbeat ad jingle"))
+    ws.seed_spin.setValue(1)
+    done = lambda e: e.kind.startswith("music.") and e.type.is_terminal  # noqa: E731
+    with qtbot.waitSignals([engine.event], check_params_cbs=[done], timeout=120_000):
+        ws.generate()
+    join = ws.clip.duration
+    with qtbot.waitSignals([engine.event], check_params_cbs=[done], timeout=120_000):
+        ws.continue_clip()
+    continued = ws.clip
+    assert continued.bars == 8 and abs(continued.duration - 2 * join) < 1e-3
+    ws.bars_spin.setValue(8)
+    with qtbot.waitSignals([engine.event], check_params_cbs=[done], timeout=120_000):
+        ws.generate()
+    fresh = ws.clip
+    at_join = high_band_rms(continued.mix, continued.rate, join - 0.05)
+    same_bar = high_band_rms(fresh.mix, fresh.rate, join - 0.05)
+    assert at_join < 1.25 * same_bar, (at_join, same_bar)
+    ws.player.stop()
+    assert engine.shutdown()

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication
 
 from studio.core.formats import png_meta
 from studio.core.formats.sheet import load_sheet
@@ -183,6 +184,55 @@ def test_variations_blend_and_redraw_selection(qtbot, workspace) -> None:
     assert np.array_equal(workspace.canvas.image, before)
 
 
+def test_blend_with_a_ctrl_clicked_result_blends_two_different_sprites(qtbot, workspace) -> None:
+    """Issue 13, bug 2: every click, a Ctrl+click too, opened the result on the canvas, so the canvas and the
+    selected result were the same sprite and the blend gave identical frames."""
+    workspace.select_model("sprite-vae")
+    generate(qtbot, workspace, count=3, seed=1)
+    click_result(qtbot, workspace, 0)  # a plain click opens #1 on the canvas
+    rect = workspace.results.visualItemRect(workspace.results.item(2))
+    qtbot.mouseClick(workspace.results.viewport(), LEFT, Qt.KeyboardModifier.ControlModifier, rect.center())
+    assert np.array_equal(workspace.canvas.image, make_sprite(1))  # Ctrl+click picks #3 without opening it
+    assert workspace.results.currentRow() == 2 and workspace.blend_button.isEnabled()
+    workspace.blend_frames.setValue(4)
+    with qtbot.waitSignals([workspace.engine.event], check_params_cbs=[finished("sprite.blend")], timeout=10_000):
+        workspace.blend_button.click()
+    frames = [r["rgba"] for r in workspace.results.results()]
+    assert np.array_equal(frames[0], make_sprite(1)) and np.array_equal(frames[-1], make_sprite(3))
+    assert len({f.tobytes() for f in frames}) == 4
+    click_result(qtbot, workspace, 1)  # the canvas and the picked result are now the same frame
+    found = []
+    workspace.status_message.connect(found.append)
+    workspace.blend_button.click()
+    assert "Ctrl+click another result" in found[-1]
+
+
+def test_the_side_panel_holds_still_whatever_the_status_says(qtbot, workspace) -> None:
+    """Issue 13, bug 5: the status text switched between one and two lines (and the progress bar came and went),
+    moving every button below it, so clicks landed on empty space."""
+    buttons = (workspace.variations_button, workspace.blend_button, workspace.quantize_button,
+               workspace.export_button)
+
+    def places() -> list[int]:
+        QApplication.processEvents()
+        return [b.mapTo(workspace, b.rect().topLeft()).y() for b in buttons]
+
+    before = places()
+    workspace.panel.count.setValue(2)
+    with qtbot.waitSignals([workspace.engine.event], check_params_cbs=[lambda e: e.type is EventType.PROGRESS],
+                           timeout=10_000):
+        workspace.generate()  # progress bar shown, "Generating 2 sprite(s) with sprite-gan…"
+    during = places()
+    qtbot.waitUntil(lambda: not workspace.progress.isVisible(), timeout=10_000)
+    done = places()  # "Generate: 2 sprite(s) ready. Click one to open it on the canvas." (two lines)
+    workspace.variations()  # a long error: "Variations needs a VAE model: choose one under Model."
+    workspace.status.setText("A message long enough to need three lines or more in a panel this narrow, which "
+                             "used to push every button further down the panel than the last one did.")
+    error = places()
+    assert before == during == done == error
+    assert workspace.status.text().endswith("last one did.")  # the whole text stays readable (tooltip)
+
+
 def test_failed_job_shows_a_readable_message(qtbot, make_workspace) -> None:
     ws = make_workspace(tasks={**TASKS, "sprite.generate": sprite_fakes.fake_fail})
     messages = []
@@ -198,7 +248,7 @@ def test_without_a_sprite_model_the_panel_says_how_to_get_one(qtbot, make_worksp
     ws = make_workspace(tasks={**TASKS, "models.list": sprite_fakes.fake_list_text_only})
     assert ws.panel.notice.isVisible()
     assert "No sprite model is installed" in ws.panel.notice.text()
-    assert "studio train" in ws.panel.notice.text()
+    assert "<i>Train</i> workspace" in ws.panel.notice.text() and "--" not in ws.panel.notice.text()
     assert not ws.generate_button.isEnabled()
     ws.outline_canvas()  # post-processing and drawing still work
     ws.canvas.set_image(make_sprite(2))

@@ -14,6 +14,7 @@ from PIL import Image
 
 from studio.core import paths
 from studio.core.jobs import EventType, JobSpec
+from studio.core.plain_words import metric_name
 from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.ui.workspaces.train import TrainWorkspace
@@ -99,7 +100,7 @@ def test_pause_resume_finish_and_use_the_model(qtbot, workspace, save_screenshot
     with qtbot.waitSignal(**ended(workspace, "finished")):
         workspace.resume()
     assert first_resumed[0] == paused_at + 1, "resume continues after the checkpoint, not from scratch"
-    steps, values = workspace.plot.series("d")
+    steps, values = workspace.plot.series(metric_name("d"))
     assert steps[-1] == 6 and all(np.isfinite(values))
     save_screenshot(workspace, "train_workspace_finished")
 
@@ -109,7 +110,8 @@ def test_pause_resume_finish_and_use_the_model(qtbot, workspace, save_screenshot
     assert "my-slimes" in card.read_text() and "gems" in card.read_text()
     assert "fine-tuned from `sprite-gan`" in card.read_text(), "your sprites start from the bundled GAN"
     assert "<!-- studio-eval:sprite -->" in card.read_text(), "the finished model is evaluated into its card"
-    assert "Against your sprites: FID" in workspace.result.text()
+    assert "Against your sprites: difference" in workspace.result.text()
+    assert "FID" in workspace.result.toolTip()
     assert workspace.use_button.isEnabled()
     with qtbot.waitSignal(workspace.use_model) as used:
         workspace.use_button.click()

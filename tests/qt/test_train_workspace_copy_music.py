@@ -11,6 +11,7 @@ import pytest
 
 from studio.core import paths
 from studio.core.jobs import EventType, JobSpec
+from studio.core.plain_words import metric_name
 from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.ml.checkpoint import sha256_file
@@ -124,7 +125,8 @@ def test_copy_lora_run_from_the_workspace_registers_an_adapter_that_writes_copy(
     events = train_to_the_end(qtbot, ws)
     progress = [e for e in events if e.get("event") == "progress"]
     assert progress and progress[-1]["step"] == progress[-1]["total"] >= 1
-    assert ws.plot.series("train")[0] and ws.plot.series("validation")[0], "loss curves of both kinds are drawn"
+    assert ws.plot.series(metric_name("train"))[0] and ws.plot.series(metric_name("validation"))[0], \
+        "loss curves of both kinds are drawn"
     save_screenshot(ws, "train_workspace_copy_finished")
 
     weights = paths.user_models_dir() / "our-voice.safetensors"
@@ -164,7 +166,7 @@ def test_music_fine_tune_from_the_workspace_registers_a_model_that_writes_melodi
     events = train_to_the_end(qtbot, ws)
     assert any("fine-tuning" in e.get("message", "") for e in events if e.get("event") == "info")
     assert [e["step"] for e in events if e.get("event") == "progress"] == [1, 2, 3]
-    assert ws.progress.value() == 3 and ws.plot.series("validation")[0]
+    assert ws.progress.value() == 3 and ws.plot.series(metric_name("validation"))[0]
     save_screenshot(ws, "train_workspace_music_finished")
 
     weights = paths.user_models_dir() / "my-tunes.safetensors"

@@ -84,7 +84,8 @@ def apply_colour_key(rgba: np.ndarray, key: str | tuple[int, int, int]) -> tuple
     if key == "none" or (rgba[..., 3] < 255).any():
         return rgba, ""
     rgb = rgba[..., :3]
-    if key == "auto":
+    guessed = key == "auto"
+    if guessed:
         corners = {tuple(rgb[y, x]) for y in (0, -1) for x in (0, -1)}
         if (rgb == MAGENTA).all(axis=-1).any():
             key = MAGENTA
@@ -93,8 +94,8 @@ def apply_colour_key(rgba: np.ndarray, key: str | tuple[int, int, int]) -> tuple
         else:
             return rgba, ""
     hits = (rgb == np.array(key, dtype=np.uint8)).all(axis=-1)
-    if not hits.any():
-        return rgba, ""
+    if not hits.any() or (guessed and hits.all()):
+        return rgba, ""  # a guessed key that is the whole image is no background: a one-colour sprite stays
     out = rgba.copy()
     out[hits] = 0
     return out, "colour key #{:02x}{:02x}{:02x} made transparent".format(*(int(v) for v in key))

@@ -83,6 +83,18 @@ def find_export(name: str, variants: Sequence[str], source_sha256: str) -> Expor
     return None
 
 
+def has_export(name: str, variant: str, store: Any = None) -> bool:
+    """Whether a verified ``variant`` export of model ``name``'s current weights is in the user model folder (a
+    damaged one counts as missing: it is made again)."""
+    from studio.ml.store import ModelStore
+
+    try:
+        weights = (store or ModelStore()).find(name).weights
+        return find_export(name, (variant,), sha256_file(weights)) is not None
+    except ModelFileError:
+        return False
+
+
 def _median_seconds(runner: GraphRunner, inputs: tuple[torch.Tensor, ...], repeats: int = 5) -> float:
     runner(*inputs)  # warm-up
     times = []

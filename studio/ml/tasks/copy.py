@@ -15,6 +15,7 @@ from typing import Any
 from studio.core.context import JobContext
 from studio.core.copy_brief import brief_from_dict
 from studio.core.copy_formats import check_framework, field_counts, generation_format
+from studio.core.defaults import copy_defaults
 from studio.core.errors import BadInputError, ModelFileError
 from studio.core.jobs import JobSpec, thaw
 from studio.ml.sampling.text import SamplingParams
@@ -28,7 +29,6 @@ from studio.ml.text.copywriter import (
 )
 from studio.ml.text.lm import LanguageModel, get_language_model
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
 MAX_VARIANTS = 10
 
 
@@ -39,7 +39,7 @@ def load_copy_model(resources: Any, name: str, device: str | None = None, runtim
     from studio.ml.train.lora import apply_adapter
 
     device = device or resources.device
-    entry = resources.store.find(name or DEFAULT_MODEL)
+    entry = resources.store.find(name or copy_defaults().model)
     if entry.arch != LORA_ARCH:
         return get_language_model(resources, entry.name, device, runtime=runtime)
     base = entry.meta.get("base_model")

@@ -99,7 +99,8 @@ def _sprite(spec: JobSpec, ctx: JobContext, preset: str, max_steps: int) -> Esti
 
 def _copy(spec: JobSpec, ctx: JobContext, preset: str, max_steps: int) -> Estimate:
     from studio.core import copy_prompts
-    from studio.ml.tasks.copy import DEFAULT_MODEL, load_copy_model
+    from studio.core.defaults import BASE_LANGUAGE_MODEL
+    from studio.ml.tasks.copy import load_copy_model
     from studio.ml.train.copy_run import CopyTrainConfig, settings_for, training_items
     from studio.ml.train.lora import (
         example_loss,
@@ -113,7 +114,8 @@ def _copy(spec: JobSpec, ctx: JobContext, preset: str, max_steps: int) -> Estima
     config = CopyTrainConfig(name="estimate", data=data_path(spec), preset=preset, max_steps=max_steps)
     settings = settings_for(config)
     ctx.progress(0.1, "loading the base language model…")
-    lm = load_copy_model(ctx.resources, str(spec.params.get("base") or DEFAULT_MODEL), ctx.device, runtime="torch")
+    base = str(spec.params.get("base") or BASE_LANGUAGE_MODEL)
+    lm = load_copy_model(ctx.resources, base, ctx.device, runtime="torch")
     if lm.source.get("base_model"):
         raise BadInputError(f"{lm.name!r} is an adapter: train on a base language model")
     train_items, held_items, _, _ = training_items(config, lm)
@@ -156,9 +158,9 @@ def _copy(spec: JobSpec, ctx: JobContext, preset: str, max_steps: int) -> Estima
 
 
 def _music(spec: JobSpec, ctx: JobContext, preset_name: str, max_steps: int) -> Estimate:
+    from studio.core.defaults import DEFAULT_MODELS
     from studio.ml.checkpoint import load_model
     from studio.ml.models.music_transformer import MusicTransformer, MusicTransformerConfig
-    from studio.ml.tasks.music import DEFAULT_MODEL
     from studio.ml.train.music import ARCH, PRESETS, make_batch, sequence_loss
 
     if preset_name not in PRESETS:
@@ -168,7 +170,7 @@ def _music(spec: JobSpec, ctx: JobContext, preset_name: str, max_steps: int) -> 
     device = ctx.device
     model: nn.Module | None = None
     # The user's own tunes fine-tune the installed model unless told otherwise, as the CLI does.
-    name = str(spec.params.get("base", "" if (path / "train.npz").exists() else DEFAULT_MODEL))
+    name = str(spec.params.get("base", "" if (path / "train.npz").exists() else DEFAULT_MODELS["music"]))
     if name:
         try:
             model, config, _ = load_model(ctx.resources.store.verified_weights(name), expect_arch=ARCH, device=device)

@@ -1,7 +1,8 @@
 """Music tasks: ``music.generate``, ``music.continue`` and ``music.vary``.
 
 Params (all tasks): ``style`` (a preset name or unambiguous prefix), ``key`` ("A minor"), ``bpm``, ``meter``
-("4/4"), ``bars``; missing ones come from the style. Optional: ``temperature``, ``top_p`` (model sampling),
+("4/4"), ``bars``; missing ones come from the style. Optional: ``arrange_seed`` (chords, bass, drums and synth
+noise; default the job's seed), ``temperature``, ``top_p`` (model sampling),
 ``renderer`` ("synth", the default, or "soundfont") and ``soundfont`` (a path; otherwise settings or a Debian
 SoundFont). ``music.continue`` and ``music.vary`` add ``notes`` (an earlier payload's notes or a MIDI file's),
 ``bars_from`` and ``bars_to``: bar numbers counted from 1, inclusive, as a musician says "bars 5-8".
@@ -28,6 +29,7 @@ from typing import Any
 from torch import nn
 
 from studio.core.context import JobContext
+from studio.core.defaults import DEFAULT_MODELS
 from studio.core.errors import BadInputError, ModelFileError
 from studio.core.jobs import JobSpec, thaw
 from studio.core.music_styles import MELODY_FORMS, Style, find_style
@@ -42,7 +44,7 @@ from studio.ml.runtime.ort_music import OrtMusicModel, music_model
 from studio.ml.store import ModelStore
 from studio.ml.tasks import task
 
-DEFAULT_MODEL = "music-transformer"
+DEFAULT_MODEL = DEFAULT_MODELS["music"]
 RULES = "rules"
 RULES_FALLBACK = "rules (no music model installed)"
 RULES_CHOSEN = "rules (chosen)"
@@ -246,11 +248,21 @@ def render(arrangement: Arrangement, clip: ClipSettings, seed: int, params: Mapp
     return rendered, renderer
 
 
+def _arrange_seed(spec: JobSpec) -> int:
+    """The seed of chords, bass, drums and the synth's noise: the job's seed, unless ``arrange_seed`` keeps a
+    clip's own (continue and vary then change only the melody bars asked for, not the drums of the others)."""
+    value = spec.params.get("arrange_seed", spec.seed)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadInputError(f"arrange_seed must be a whole number from 0, not {value!r}")
+    return value
+
+
 def _finish(spec: JobSpec, ctx: JobContext, clip: ClipSettings, melody: list[Note], source: MelodyModel,
             extra: Mapping[str, Any]) -> dict[str, Any]:
     ctx.progress(0.5, "arranging chords, bass and drums")
-    arrangement = arrange(melody, clip.style, clip.key, clip.meter, clip.bars, spec.seed)
-    rendered, renderer = render(arrangement, clip, spec.seed, spec.params, ctx)
+    arrange_seed = _arrange_seed(spec)
+    arrangement = arrange(melody, clip.style, clip.key, clip.meter, clip.bars, arrange_seed)
+    rendered, renderer = render(arrangement, clip, arrange_seed, spec.params, ctx)
     params = {k: v for k, v in thaw(spec.params).items() if k != "notes"}
     recipe = {
         "kind": spec.kind,
@@ -258,6 +270,7 @@ def _finish(spec: JobSpec, ctx: JobContext, clip: ClipSettings, melody: list[Not
         "model_sha256": source.sha256,
         "melody_source": source.source,
         "seed": spec.seed,
+        "arrange_seed": arrange_seed,
         "style": clip.style.name,
         "key": clip.key.label,
         "bpm": clip.bpm,

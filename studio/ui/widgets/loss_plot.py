@@ -13,8 +13,8 @@ class LossPlot(pg.PlotWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, background="#1e1f22")
         self.showGrid(x=True, y=True, alpha=0.2)
-        self.setLabel("bottom", "step")
-        self.setLabel("left", "loss")
+        self.setLabel("bottom", "training step")
+        self.setLabel("left", "error (lower is better)")
         self.addLegend(offset=(-10, 10))
         self.setDownsampling(auto=True, mode="peak")
         self.setClipToView(True)

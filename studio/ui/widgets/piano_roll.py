@@ -1,7 +1,9 @@
 """A read-only piano roll: notes per part in colours, bar and beat lines, muted parts faded, a playhead.
 
 Notes are the ``music.*`` payload's dicts ``{"part", "pitch", "start", "duration", "velocity"}`` in beats.
-The visible beat range follows the waveform above it so both show the same stretch of time.
+The visible beat range follows the waveform above it, and time runs across the full width exactly as in the
+waveform (octave names sit under the notes at the left edge, not in a gutter), so bar lines line up. The parts'
+colours are named in the workspace's parts row, not in a legend over the notes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from PySide6.QtWidgets import QWidget
 
 from studio.core.music_theory import pitch_name
 
-KEYS_WIDTH = 38
+LABEL_WIDTH = 34
 BACKGROUND = QColor("#15181d")
 BLACK_KEY_ROW = QColor("#181b21")
 BAR_LINE = QColor("#3a404d")
@@ -86,9 +88,10 @@ class PianoRoll(QWidget):
         self.update()
 
     # --- painting ---------------------------------------------------------------------------------
-    def _x(self, beat: float) -> float:
+    def beat_to_x(self, beat: float) -> float:
+        """The pixel column of ``beat``, mapped as the waveform maps its seconds (0 .. width)."""
         start, end = self._view
-        return KEYS_WIDTH + (beat - start) / max(1e-9, end - start) * (self.width() - KEYS_WIDTH)
+        return (beat - start) / max(1e-9, end - start) * self.width()
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
@@ -106,29 +109,28 @@ class PianoRoll(QWidget):
         for pitch in range(low, high + 1):
             y = (high - pitch) * row
             if pitch % 12 in _BLACK_KEYS:
-                painter.fillRect(QRectF(KEYS_WIDTH, y, self.width(), row), BLACK_KEY_ROW)
+                painter.fillRect(QRectF(0, y, self.width(), row), BLACK_KEY_ROW)
             if pitch % 12 == 0 and row * 12 >= 18:
                 painter.setPen(LABEL)
-                painter.drawText(QRectF(2, y, KEYS_WIDTH - 4, row), Qt.AlignmentFlag.AlignVCenter, pitch_name(pitch))
+                painter.drawText(QRectF(2, y, LABEL_WIDTH, row), Qt.AlignmentFlag.AlignVCenter, pitch_name(pitch))
         start, end = self._view
         beat = float(int(start))
-        px_per_beat = (self.width() - KEYS_WIDTH) / max(1e-9, end - start)
+        px_per_beat = self.width() / max(1e-9, end - start)
         while beat <= end:
             bar_line = abs(beat / self._beats_per_bar - round(beat / self._beats_per_bar)) < 1e-6
             if bar_line or px_per_beat >= 6:
                 painter.setPen(BAR_LINE if bar_line else BEAT_LINE)
-                x = self._x(beat)
+                x = round(self.beat_to_x(beat)) + 0.5  # the waveform's rounding: the same pixel column
                 painter.drawLine(QPointF(x, 0), QPointF(x, self.height()))
             beat += 1.0
-        painter.setClipRect(QRectF(KEYS_WIDTH, 0, self.width() - KEYS_WIDTH, self.height()))
         for index, part in enumerate(self._parts):
             colour = QColor(part_colour(part, index))
             if part not in self._audible:
                 colour.setAlpha(55)
             painter.setPen(QPen(colour.darker(160), 1))
             for note in (n for n in self._notes if n["part"] == part):
-                x0, x1 = self._x(note["start"]), self._x(note["start"] + note["duration"])
-                if x1 < KEYS_WIDTH or x0 > self.width():
+                x0, x1 = self.beat_to_x(note["start"]), self.beat_to_x(note["start"] + note["duration"])
+                if x1 < 0 or x0 > self.width():
                     continue
                 fill = QColor(colour)
                 if part in self._audible:
@@ -136,24 +138,8 @@ class PianoRoll(QWidget):
                 painter.setBrush(fill)
                 y = (high - int(note["pitch"])) * row
                 painter.drawRoundedRect(QRectF(x0, y + 0.5, max(2.0, x1 - x0 - 1), max(2.0, row - 1)), 2, 2)
-        painter.setClipping(False)
-        self._paint_legend(painter)
         if self._playhead is not None:
-            x = self._x(self._playhead)
+            x = self.beat_to_x(self._playhead)
             painter.setPen(QPen(PLAYHEAD, 1.5))
             painter.drawLine(QPointF(x, 0), QPointF(x, self.height()))
         painter.end()
-
-    def _paint_legend(self, painter: QPainter) -> None:
-        x = self.width() - 8
-        for index, part in reversed(list(enumerate(self._parts))):
-            width = painter.fontMetrics().horizontalAdvance(part)
-            x -= width + 18
-            colour = QColor(part_colour(part, index))
-            if part not in self._audible:
-                colour.setAlpha(70)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(colour)
-            painter.drawRoundedRect(QRectF(x, 7, 9, 9), 2, 2)
-            painter.setPen(LABEL)
-            painter.drawText(QPointF(x + 13, 16), part)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtGui import QColor, QIcon, QMouseEvent, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWidgetItem, QWidget
 
 from studio.ui.widgets.pixel_canvas import checker_brush, rgba_to_qimage
@@ -34,8 +34,14 @@ def thumbnail(rgba: np.ndarray, size: int = THUMB) -> QPixmap:
     return pixmap
 
 
+#: Clicks with these keys pick results (for a blend or an export) without opening them on the canvas.
+PICK_MODIFIERS = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier | \
+    Qt.KeyboardModifier.MetaModifier
+
+
 class ResultsGrid(QListWidget):
-    """Holds result dicts ``{"index", "rgba", "recipe"}``; a click emits ``result_activated(position)``."""
+    """Holds result dicts ``{"index", "rgba", "recipe"}``; a plain click emits ``result_activated(position)``,
+    a Ctrl/Shift-click only selects."""
 
     result_activated = Signal(int)
 
@@ -53,7 +59,16 @@ class ResultsGrid(QListWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._results: list[dict[str, Any]] = []  # row -> result (rows never move)
-        self.itemClicked.connect(lambda item: self.result_activated.emit(self.row(item)))
+        self._click_modifiers = Qt.KeyboardModifier.NoModifier
+        self.itemClicked.connect(self._on_clicked)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        self._click_modifiers = event.modifiers()  # itemClicked is emitted from inside the release
+        super().mouseReleaseEvent(event)
+
+    def _on_clicked(self, item: QListWidgetItem) -> None:
+        if not self._click_modifiers & PICK_MODIFIERS:
+            self.result_activated.emit(self.row(item))
 
     def clear(self) -> None:
         super().clear()

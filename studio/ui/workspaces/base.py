@@ -4,18 +4,42 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QUndoStack
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QScrollArea, QWidget
 
 from studio.core.settings import Settings
 from studio.engine.client import Engine
+
+
+class SidePanel(QScrollArea):
+    """A workspace's settings column: it scrolls up and down, and is never narrower than what it holds (a panel
+    narrower than its content cut its group boxes off at the side, at 200% scaling too)."""
+
+    def __init__(self, content: QWidget, width: int) -> None:
+        super().__init__()
+        self._width = width
+        self.setObjectName("panel")
+        self.setWidgetResizable(True)
+        self.setWidget(content)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        inner = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() \
+            + 2 * self.frameWidth()
+        return QSize(max(self._width, inner), hint.height())
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.minimumSizeHint().width(), super().sizeHint().height())
 
 
 class Workspace(QWidget):
     """Base class. Subclasses override the actions they support; the defaults say what is not supported."""
 
     title = "Workspace"
+    #: first-run welcome: (what the workspace is for, the label of its one example); ("", "") for none
+    welcome = ("", "")
     #: a message for the status bar (errors from bad input, "saved to …")
     status_message = Signal(str)
 
@@ -39,6 +63,9 @@ class Workspace(QWidget):
         name, self.pending_model = self.pending_model, ""
         return name
 
+    def run_example(self) -> None:
+        """The welcome's example: fill in a small, sure-to-work request and run it."""
+
     def generate(self) -> None:
         self.status_message.emit(f"{self.title}: nothing to generate here")
 
@@ -60,3 +87,27 @@ class Workspace(QWidget):
 
     def step_result(self, delta: int) -> None:
         """Left/right arrows: step through results."""
+
+    # --- unsaved work -------------------------------------------------------------------------------
+    def unsaved_work(self) -> str:
+        """What would be lost if the window closed now, in a few words ("" when nothing)."""
+        return ""
+
+    def save_work(self) -> bool:
+        """Save the unsaved work (asking where when needed); False when the user cancelled or saving failed."""
+        self.save()
+        return not self.unsaved_work()
+
+    def close_document(self) -> None:
+        """Ctrl+W: start afresh with an empty document (the main window asks about unsaved work first)."""
+
+    def revision(self) -> object:
+        """Changes whenever the unsaved work changes (the autosaver writes only then)."""
+        return None
+
+    def autosave(self, folder: Path) -> None:
+        """Write the unsaved work into ``folder`` (empty, in the user data folder) so a crash loses nothing."""
+
+    def restore_autosave(self, folder: Path) -> bool:
+        """Bring back work written by :meth:`autosave` (after a crash); True when something was restored."""
+        return False

@@ -7,11 +7,11 @@ through the workspace ``undo_stack``, which mirrors the editor document's own un
 
 from __future__ import annotations
 
-import random
+import json
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QTextCursor, QTextDocument, QUndoCommand
 from PySide6.QtWidgets import (
     QComboBox,
@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QToolButton,
@@ -37,14 +36,19 @@ from studio.core.ad_formats import FORMATS, AdFormat, format_ad, parse_ad, probl
 from studio.core.copy_brief import brief_from_dict, load_brief, save_brief
 from studio.core.copy_export import AdSet, export_ads, import_ads
 from studio.core.copy_formats import FRAMEWORKS, GENERATION_FORMATS
+from studio.core.defaults import copy_defaults
 from studio.core.errors import StudioError
 from studio.core.formats.text import read_text
 from studio.core.jobs import EventType, JobEvent, JobSpec
+from studio.core.paths import resources_dir
+from studio.core.safe_write import write_text_atomic
 from studio.core.settings import Settings
 from studio.engine.client import Engine
+from studio.ui import dialogs
 from studio.ui.icons import icon
 from studio.ui.widgets.limit_editor import LimitEditor
-from studio.ui.workspaces.base import Workspace
+from studio.ui.widgets.seed_box import SeedBox
+from studio.ui.workspaces.base import SidePanel, Workspace
 
 #: Formats the editor offers: every generation format, then free text.
 EDITOR_FORMATS: dict[str, AdFormat] = {**GENERATION_FORMATS, **FORMATS}
@@ -53,7 +57,6 @@ OPEN_FILTER = "Copy (*.txt *.md *.csv *.json);;All files (*)"
 EXPORT_FILTER = "CSV for ad tools (*.csv);;Markdown (*.md);;JSON with recipe (*.json)"
 NO_MODEL = "No language model installed: run `bash packaging/setup.sh setup`"
 FRAMEWORK_LABELS = {"none": "None", "aida": "AIDA", "pas": "PAS", "bab": "BAB", "fab": "FAB", "4p": "4P"}
-MAX_SEED = 2**31 - 1
 
 
 class _DocumentStep(QUndoCommand):
@@ -100,6 +103,16 @@ class BriefForm(QGroupBox):
         for label, widget in (("Product", self.product), ("Features", self.features), ("Audience", self.audience),
                               ("Tone", self.tone), ("Must use", self.must_use), ("Banned", self.banned)):
             form.addRow(label, widget)
+        for field in self._line_fields():  # a long entry shows its beginning once typed, and whole as a tooltip
+            field.editingFinished.connect(lambda f=field: self._show_start(f))
+
+    def _line_fields(self) -> tuple[QLineEdit, ...]:
+        return self.product, self.audience, self.tone, self.must_use, self.banned
+
+    @staticmethod
+    def _show_start(field: QLineEdit) -> None:
+        field.setCursorPosition(0)
+        field.setToolTip(field.text())
 
     def data(self) -> dict[str, Any]:
         return {
@@ -118,10 +131,15 @@ class BriefForm(QGroupBox):
         self.tone.setText(data.get("tone", ""))
         self.must_use.setText(", ".join(data.get("must_use", [])))
         self.banned.setText(", ".join(data.get("banned", [])))
+        for field in self._line_fields():
+            self._show_start(field)
 
 
 class CopyWorkspace(Workspace):
     title = "Copy"
+    welcome = ("<b>Copy</b>: fill in the brief on the right, pick an ad format above the editor and generate; every "
+               "line shows its characters against the platform's limit. Export CSV for your ad tool with Ctrl+E.",
+               "Try it: a coffee-subscription ad")
 
     def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(engine, settings, parent)
@@ -131,7 +149,9 @@ class CopyWorkspace(Workspace):
         self._recipe: dict[str, Any] = {}
         self._streaming = False
         self._models_job: int | None = None
-        self._line_job: tuple[int, str, int] | None = None  # (job id, field, index)
+        self._unfinished: set[tuple[int, str, int]] = set()  # (variant, field, index) of lines still being written
+        self._line_job: tuple[int, str, int, str] | None = None  # (job id, field, index, the line before)
+        self._line_streaming = False
 
         self.editor = LimitEditor()
         self.editor.analysis_changed.connect(self._update_summary)
@@ -173,7 +193,7 @@ class CopyWorkspace(Workspace):
         splitter.addWidget(editor_side)
         splitter.addWidget(self._build_panel())
         splitter.setStretchFactor(0, 1)
-        splitter.setSizes([700, 340])
+        splitter.setSizes([700, 390])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
@@ -181,6 +201,7 @@ class CopyWorkspace(Workspace):
         engine.event.connect(self._on_event)
         self._on_format_changed()
         document.clearUndoRedoStacks()  # the empty skeleton is where history starts
+        document.setModified(False)
         self.undo_stack.clear()
         self._update_variant_nav()
         self.request_models()
@@ -194,7 +215,7 @@ class CopyWorkspace(Workspace):
         button.clicked.connect(slot)
         return button
 
-    def _build_panel(self) -> QScrollArea:
+    def _build_panel(self) -> SidePanel:
         self.brief_form = BriefForm()
         load = QPushButton(icon("open"), "Load brief…")
         load.clicked.connect(self._load_brief_dialog)
@@ -207,11 +228,17 @@ class CopyWorkspace(Workspace):
 
         settings_box = QGroupBox("Generation")
         self.model_combo = QComboBox()
+        self._model_chosen = False  # the user picked a model: the format's default no longer replaces it
+        self.model_combo.activated.connect(lambda _index: setattr(self, "_model_chosen", True))
         self.model_warning = QLabel(NO_MODEL)
         self.model_warning.setObjectName("warning")
         self.model_warning.setWordWrap(True)
         self.model_warning.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.model_warning.hide()
+        self.preparation_note = QLabel("")  # first run: the language model is being prepared in the background
+        self.preparation_note.setObjectName("hint")
+        self.preparation_note.setWordWrap(True)
+        self.preparation_note.hide()
         self.framework_combo = QComboBox()
         for name in FRAMEWORKS:
             self.framework_combo.addItem(FRAMEWORK_LABELS.get(name, name.upper()), name)
@@ -221,31 +248,29 @@ class CopyWorkspace(Workspace):
         self.temperature_spin = QDoubleSpinBox()
         self.temperature_spin.setRange(0.1, 2.0)
         self.temperature_spin.setSingleStep(0.05)
-        self.temperature_spin.setValue(0.8)
+        self.temperature_spin.setValue(copy_defaults().temperature)  # the CLI's defaults too
         self.top_p_spin = QDoubleSpinBox()
         self.top_p_spin.setRange(0.05, 1.0)
         self.top_p_spin.setSingleStep(0.05)
-        self.top_p_spin.setValue(0.95)
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, MAX_SEED)
-        self.seed_spin.setValue(1)
-        self.seed_spin.setMinimumWidth(100)
-        dice = self._tool_button("dice", "Random seed", lambda: self.seed_spin.setValue(random.randint(0, MAX_SEED)))
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed_spin, 1)
-        seed_row.addWidget(dice)
+        self.top_p_spin.setValue(copy_defaults().top_p)
+        self.seed_spin = SeedBox()
         form = QFormLayout(settings_box)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         model_cell = QVBoxLayout()
         model_cell.setContentsMargins(0, 0, 0, 0)
         model_cell.addWidget(self.model_combo)
         model_cell.addWidget(self.model_warning)
+        model_cell.addWidget(self.preparation_note)
         form.addRow("Model", model_cell)
         form.addRow("Framework", self.framework_combo)
         form.addRow("Variants", self.variants_spin)
-        form.addRow("Temperature", self.temperature_spin)
-        form.addRow("Top-p", self.top_p_spin)
-        form.addRow("Seed", seed_row)
+        form.addRow("Boldness", self.temperature_spin)
+        form.addRow("Word range", self.top_p_spin)
+        self.temperature_spin.setToolTip("Higher: bolder, more surprising wording; lower: safer, plainer "
+                                         "(sampling temperature)")
+        self.top_p_spin.setToolTip("Lower: only the likeliest words; higher: a wider choice of words "
+                                   "(nucleus sampling, top-p)")
+        form.addRow("Seed", self.seed_spin.row())
 
         self.generate_button = QPushButton(icon("generate"), "Generate copy")
         self.generate_button.setObjectName("primary")
@@ -263,13 +288,7 @@ class CopyWorkspace(Workspace):
         self.generation_panel.addWidget(self.generate_button)
         self.generation_panel.addWidget(self.rewrite_button)
         self.generation_panel.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setObjectName("panel")
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(panel)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(340)
-        return scroll
+        return SidePanel(panel, 390)
 
     # --- format and ad ----------------------------------------------------------------------------------
     @property
@@ -283,6 +302,9 @@ class CopyWorkspace(Workspace):
         self.format_combo.setCurrentIndex(index)
 
     def _on_format_changed(self) -> None:
+        default = copy_defaults(self.ad_format.name).model if self.ad_format.name in GENERATION_FORMATS else ""
+        if default and not self._model_chosen and self.model_combo.findData(default) >= 0:
+            self.model_combo.setCurrentIndex(self.model_combo.findData(default))
         previous = self.editor.ad_format
         self.editor.set_format(self.ad_format)
         text = self.editor.toPlainText()
@@ -351,16 +373,32 @@ class CopyWorkspace(Workspace):
         self.request_models()
 
     def _set_models(self, models: list[dict[str, Any]]) -> None:
+        chosen = self.model_combo.currentData() if self._model_chosen else None
+        self.model_combo.blockSignals(True)
         self.model_combo.clear()
         for entry in models:
             self.model_combo.addItem(entry["name"], entry["name"])
-        if self.pending_model and self.model_combo.findData(self.pending_model) >= 0:
-            self.model_combo.setCurrentIndex(self.model_combo.findData(self.take_pending_model()))
+        self.model_combo.blockSignals(False)
+        pending = self.take_pending_model()
+        self._model_chosen = self._model_chosen or bool(pending)  # "Use in workspace" is a choice too
+        wanted = pending or chosen or copy_defaults(self.ad_format.name).model
+        if self.model_combo.findData(wanted) >= 0:
+            self.model_combo.setCurrentIndex(self.model_combo.findData(wanted))
         has_model = self.model_combo.count() > 0
         self.model_combo.setVisible(has_model)
         self.model_warning.setVisible(not has_model)
         self.generate_button.setEnabled(has_model and not self._streaming)
         self.rewrite_button.setEnabled(has_model)
+
+    def show_preparation(self, text: str, done: bool = False) -> None:
+        """Say under the model list that the language model is being prepared (first start), and that copy can be
+        written meanwhile, a little slower."""
+        if not done:
+            text += ". You can write copy now; it comes a little slower until this is done."
+        self.preparation_note.setText(text)
+        self.preparation_note.show()
+        if done:
+            QTimer.singleShot(20_000, self.preparation_note.hide)
 
     def _job_params(self) -> dict[str, Any] | None:
         """The brief and settings, validated; None (with a message) when they cannot be used."""
@@ -385,12 +423,16 @@ class CopyWorkspace(Workspace):
             return
         if self._variants:
             self._variants[self._shown] = self.current_ad()
-        spec = JobSpec("copy.generate", params, self.seed_spin.value(), self.model_combo.currentData())
+        spec = JobSpec("copy.generate", params, self.seed_spin.next_seed(), self.model_combo.currentData())
         self.active_job = self.engine.submit(spec)
         self._streaming = False
         self.generate_button.setEnabled(False)
         self.format_combo.setEnabled(False)  # streamed lines are laid out in the job's format
-        self.status_message.emit(f"Generating {params['variants']} variant(s) with {spec.model}…")
+        self.status_message.emit(f"Generating {params['variants']} variant(s) with {spec.model} (seed {spec.seed})…")
+
+    def run_example(self) -> None:
+        self.load_brief(resources_dir() / "briefs" / "examples" / "coffee-subscription.json")
+        self.generate()
 
     def rewrite_current_line(self) -> None:
         """Regenerate the line under the cursor (``copy.line``) given the other lines of its field."""
@@ -407,16 +449,23 @@ class CopyWorkspace(Workspace):
         params.update(field=info.field, index=info.index, existing=self.current_ad()[info.field])
         for key in ("variants", "temperature", "top_p"):
             params.pop(key)
-        spec = JobSpec("copy.line", params, self.seed_spin.value(), self.model_combo.currentData())
-        self._line_job = (self.engine.submit(spec), info.field, info.index)
+        spec = JobSpec("copy.line", params, self.seed_spin.next_seed(), self.model_combo.currentData())
+        lines = self.current_ad()[info.field]
+        before = lines[info.index] if info.index < len(lines) else ""
+        self._line_job = (spec.job_id, info.field, info.index, before)  # before submit: QUEUED comes at once
+        self._line_streaming = False
         self.active_job = spec.job_id
+        self.engine.submit(spec)
 
     def _on_event(self, event: JobEvent) -> None:
         if event.job_id == self._models_job and event.type.is_terminal:
             self._models_job = None
             self._set_models(event.payload if event.type is EventType.FINISHED else [])
-        elif self._line_job and event.job_id == self._line_job[0] and event.type.is_terminal:
-            self._finish_line(event)
+        elif self._line_job and event.job_id == self._line_job[0]:
+            if event.type is EventType.PARTIAL:  # the new line as it is written, in place of the old one
+                self._set_line(str(event.payload["text"]))
+            elif event.type.is_terminal:
+                self._finish_line(event)
         elif event.job_id == self.active_job:
             if event.type is EventType.PARTIAL:
                 self._stream(event.payload)
@@ -434,6 +483,7 @@ class CopyWorkspace(Workspace):
         while len(lines) <= index:
             lines.append("")
         lines[index] = str(payload["text"])
+        (self._unfinished.discard if payload.get("done", True) else self._unfinished.add)((variant, name, index))
         if variant == self._shown:
             self._replace_text(format_ad(self._variants[variant], self.ad_format), join_previous=self._streaming)
             self._streaming = True
@@ -449,21 +499,41 @@ class CopyWorkspace(Workspace):
                 self._shown = min(self._shown, len(ads) - 1)
                 self._replace_text(format_ad(ads[self._shown], self.ad_format), join_previous=self._streaming)
             self.status_message.emit(f"{len(ads)} variant(s) generated; Left/Right to compare")
+        elif self._unfinished:
+            self._drop_unfinished_lines(event.type is EventType.CANCELLED)
+        self._unfinished.clear()
         self._streaming = False
         self.generate_button.setEnabled(self.model_combo.count() > 0)
         self.format_combo.setEnabled(True)
         self._update_variant_nav()
 
-    def _finish_line(self, event: JobEvent) -> None:
-        _, name, index = self._line_job
-        self._line_job = None
-        self.active_job = None
-        if event.type is not EventType.FINISHED:
-            return
+    def _set_line(self, text: str) -> None:
+        """Put ``text`` on the line being rewritten; the whole rewrite is one undo step."""
+        _, name, index, _ = self._line_job
         ad = self.current_ad()
-        if index < len(ad.get(name, [])):
-            ad[name][index] = str(event.payload["text"])
-            self.set_ad(ad)
+        if index < len(ad.get(name, [])) and ad[name][index] != text:
+            ad[name][index] = text
+            self._replace_text(format_ad(ad, self.ad_format), join_previous=self._line_streaming)
+            self._line_streaming = True
+
+    def _drop_unfinished_lines(self, cancelled: bool) -> None:
+        """A stopped generation leaves half-written lines ("EDUCAT"): they go, and the header then says what
+        the ad still lacks."""
+        self._variants[self._shown] = self.current_ad()
+        for variant, name, index in sorted(self._unfinished, reverse=True):
+            lines = self._variants[variant].get(name, []) if variant < len(self._variants) else []
+            if index < len(lines):
+                del lines[index]
+        self._replace_text(format_ad(self._variants[self._shown], self.ad_format), join_previous=self._streaming)
+        count = len(self._unfinished)
+        self.status_message.emit(f"Generation {'cancelled' if cancelled else 'failed'}: {count} unfinished "
+                                 f"line{'s' if count != 1 else ''} removed; the ads are incomplete")
+
+    def _finish_line(self, event: JobEvent) -> None:
+        self._set_line(str(event.payload["text"]) if event.type is EventType.FINISHED else self._line_job[3])
+        self._line_job = None
+        self._line_streaming = False
+        self.active_job = None
 
     # --- files ---------------------------------------------------------------------------------------
     def open_path(self, path: Path) -> None:
@@ -484,15 +554,16 @@ class CopyWorkspace(Workspace):
             self.status_message.emit(str(exc))
             return
         self.editor.setPlainText(text)
+        self.editor.document().setModified(False)
         self.undo_stack.clear()
         self.path = path if path.suffix.lower() in (".txt", ".md") else None
         self._update_variant_nav()
         self.status_message.emit(f"Opened {path.name}")
 
     def open_dialog(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Open copy", str(self._folder()), OPEN_FILTER)
-        if name:
-            self.open_path(Path(name))
+        path = dialogs.ask_open_path(self, "copy", "Open copy", self._folder(), OPEN_FILTER)
+        if path:
+            self.open_path(path)
 
     def save_to(self, path: Path) -> None:
         path = Path(path)
@@ -512,17 +583,26 @@ class CopyWorkspace(Workspace):
         if self.path is not None:
             self.save_to(self.path)
             return
-        name, _ = QFileDialog.getSaveFileName(self, "Save copy", str(self._folder() / "copy.txt"), TEXT_FILTER)
-        if name:
-            self.save_to(Path(name))
+        path = dialogs.ask_save_path(self, "copy", "Save copy", self._folder(), "copy.txt", TEXT_FILTER)
+        if path:
+            self.save_to(path)
 
     def export_to(self, path: Path) -> None:
-        """All variants (the shown one as edited) as CSV, Markdown or JSON; refused while a line is over."""
+        """All variants (the shown one as edited) as CSV, Markdown or JSON; refused while a line is over the limit,
+        and only after a warning while an ad is incomplete (too few lines)."""
         if self.ad_format.name not in GENERATION_FORMATS:
             self.status_message.emit("Free text cannot be exported as ads: choose an ad format")
             return
         ads = list(self._variants) or [self.current_ad()]
         ads[self._shown if self._variants else 0] = self.current_ad()
+        incomplete = [f"Ad {n}: {problem}" for n, ad in enumerate(ads, 1) for problem in problems(ad, self.ad_format)
+                      if "of at least" in problem]
+        if incomplete and not dialogs.confirm(
+                self, "Export incomplete ads?",
+                "The ad platform will refuse these ads until they are complete:\n\n" + "\n".join(incomplete[:8])
+                + (f"\n… and {len(incomplete) - 8} more" if len(incomplete) > 8 else ""), "Export anyway"):
+            self.status_message.emit("Export cancelled: " + incomplete[0])
+            return
         try:
             written = export_ads(Path(path), AdSet(self.ad_format.name, ads, self._recipe))
         except (StudioError, OSError) as exc:
@@ -531,12 +611,54 @@ class CopyWorkspace(Workspace):
         self.status_message.emit(f"Exported {len(ads)} ad(s) to {written}")
 
     def export(self) -> None:
-        name, _ = QFileDialog.getSaveFileName(self, "Export ads", str(self._folder() / "ads.csv"), EXPORT_FILTER)
-        if name:
-            self.export_to(Path(name))
+        path = dialogs.ask_save_path(self, "copy-export", "Export ads", self._folder(), "ads.csv", EXPORT_FILTER)
+        if path:
+            self.export_to(path)
 
     def _folder(self) -> Path:
         return self.path.parent if self.path else self.settings.resolved_output_dir
+
+    # --- unsaved work -------------------------------------------------------------------------------
+    def unsaved_work(self) -> str:
+        text = self.editor.toPlainText()
+        if not self.editor.document().isModified() or not text.strip() or text == format_ad({}, self.ad_format):
+            return ""
+        return f"changes to {self.path.name}" if self.path else "the ad copy in the editor"
+
+    def close_document(self) -> None:
+        self.editor.setPlainText(format_ad({}, self.ad_format))
+        self.editor.document().clearUndoRedoStacks()
+        self.editor.document().setModified(False)
+        self.undo_stack.clear()
+        self.path, self._variants, self._recipe, self._shown = None, [], {}, 0
+        self._update_variant_nav()
+        self.status_message.emit("New, empty ad.")
+
+    def revision(self) -> object:
+        return self.editor.document().revision()
+
+    def autosave(self, folder: Path) -> None:
+        variants = list(self._variants)
+        if variants:
+            variants[self._shown] = self.current_ad()
+        state = {"format": self.ad_format.name, "path": str(self.path or ""), "variants": variants,
+                 "shown": self._shown, "recipe": self._recipe, "text": self.editor.toPlainText()}
+        write_text_atomic(folder / "copy.json", json.dumps(state, ensure_ascii=False), "the unsaved ad copy")
+
+    def restore_autosave(self, folder: Path) -> bool:
+        try:
+            state = json.loads((folder / "copy.json").read_text(encoding="utf-8"))
+            self.set_format(str(state["format"]))
+            text, variants, shown = str(state["text"]), list(state["variants"]), int(state["shown"])
+        except (OSError, ValueError, KeyError, TypeError, StudioError):
+            return False
+        self._replace_text(text)  # undoable and unsaved, as it was
+        self._variants, self._shown = variants, min(shown, max(0, len(variants) - 1))
+        self._recipe = dict(state.get("recipe") or {})
+        self.path = Path(state["path"]) if state.get("path") else None
+        self._update_variant_nav()
+        self.status_message.emit("Restored the ad copy you had not saved when Studio closed.")
+        return True
 
     # --- brief files ----------------------------------------------------------------------------------
     def load_brief(self, path: Path) -> None:

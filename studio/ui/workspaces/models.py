@@ -24,13 +24,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.defaults import default_model
 from studio.core.jobs import JobSpec
+from studio.core.plain_words import family_words, quality_figures, source_words, technical_figures
 from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.ui.jobs import run_job
 from studio.ui.workspaces.base import Workspace
 
-COLUMNS = ("Name", "Modality", "Family", "Source", "Size", "Metrics", "Licence")
+COLUMNS = ("Name", "Makes", "Kind", "From", "Size", "Quality", "Licence")
+MODALITIES = (("All", ""), ("Sprites", "sprite"), ("Ad copy", "copy"), ("Music", "music"),
+              ("Quality judges", "eval"))
+MAKES = {key: label for label, key in MODALITIES if key}
 
 
 def format_size(size: int) -> str:
@@ -38,12 +43,23 @@ def format_size(size: int) -> str:
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
-    parts = [f"{k} {v:.3g}" for k, v in metrics.items() if isinstance(v, int | float)]
-    return ", ".join(parts[:3])
+    """The figures that say how good a model is, in plain words (every figure is in the cell's tooltip)."""
+    return ", ".join(text for text, _ in quality_figures(metrics)[:2])
+
+
+def plain_summary(model: dict[str, Any]) -> str:
+    """Markdown a user reads before the technical card: what it is, where it comes from, how good it is."""
+    kind = family_words(str(model.get("family", "")), str(model.get("modality", "")))
+    lines = [f"**{kind}**, {source_words(str(model.get('source', '')))}."]
+    lines += [f"- {text} ({tip})" for text, tip in quality_figures(model.get("metrics") or {})]
+    return "\n".join(lines) + "\n\n*The technical card follows.*\n\n---\n\n"
 
 
 class ModelManagerWorkspace(Workspace):
     title = "Models"
+    welcome = ("<b>Models</b>: every model that comes with Studio, that you trained or imported, with its card: what "
+               "it makes, how it was made, how good it is. Select one and press Use to generate with it.",
+               "Try it: read the sprite GAN's card")
     #: (modality, model name): the main window switches the generation workspace to this model
     use_model = Signal(str, str)
 
@@ -60,8 +76,9 @@ class ModelManagerWorkspace(Workspace):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self._show_card)
         self.filter = QComboBox()
-        self.filter.addItems(["All", "sprite", "copy", "music", "eval"])
-        self.filter.currentTextChanged.connect(lambda _: self._fill())
+        for label, key in MODALITIES:
+            self.filter.addItem(label, key)
+        self.filter.currentIndexChanged.connect(lambda _: self._fill())
         self.card = QTextBrowser()
         self.card.setOpenExternalLinks(False)
         self.status = QLabel()
@@ -93,6 +110,7 @@ class ModelManagerWorkspace(Workspace):
         layout.addWidget(splitter, 1)
         layout.addWidget(self.status)
         self._update_buttons()
+        self._show_card()  # says what selecting a model shows
         self.refresh()
 
     # --- data ----------------------------------------------------------------------------------------
@@ -104,17 +122,22 @@ class ModelManagerWorkspace(Workspace):
         self._fill()
 
     def _visible(self) -> list[dict[str, Any]]:
-        wanted = self.filter.currentText()
-        return [m for m in self.models if wanted == "All" or m["modality"] == wanted]
+        wanted = self.filter.currentData()
+        return [m for m in self.models if not wanted or m["modality"] == wanted]
 
     def _fill(self) -> None:
         visible = self._visible()
         self.table.setRowCount(len(visible))
         for row, model in enumerate(visible):
-            cells = (model["name"], model["modality"], model["family"], model["source"],
+            cells = (model["name"], MAKES.get(model["modality"], model["modality"]),
+                     family_words(model["family"], model["modality"]).split(":")[0], source_words(model["source"]),
                      format_size(model["size_bytes"]), format_metrics(model["metrics"]), model.get("licence", ""))
-            for column, text in enumerate(cells):
-                self.table.setItem(row, column, QTableWidgetItem(str(text)))
+            tips = ("", model["modality"], family_words(model["family"], model["modality"]), model["source"], "",
+                    technical_figures(model["metrics"]), model.get("licence", ""))
+            for column, (text, tip) in enumerate(zip(cells, tips, strict=True)):
+                item = QTableWidgetItem(str(text))
+                item.setToolTip(tip)
+                self.table.setItem(row, column, item)
         self.status.setText(f"{len(visible)} model(s)")
         self._update_buttons()
 
@@ -140,15 +163,16 @@ class ModelManagerWorkspace(Workspace):
         self._update_buttons()
         model = self.selected()
         if model is None:
-            self.card.clear()
+            self.card.setPlainText("Select a model to read what it makes, where it comes from and how good it is.")
             return
         card = Path(model["card_path"]) if model.get("card_path") else None
         if card is not None and card.exists():
             self.card.setSearchPaths([str(card.parent)])
-            self.card.setMarkdown(card.read_text(encoding="utf-8", errors="replace"))
+            self.card.setMarkdown(plain_summary(model) + card.read_text(encoding="utf-8", errors="replace"))
         else:
             self.card.setMarkdown(
-                f"# {model['name']}\n\nNo model card. Architecture `{model['arch']}`, file `{model['path']}`."
+                plain_summary(model) + f"# {model['name']}\n\nNo model card. Architecture `{model['arch']}`, "
+                f"file `{model['path']}`."
             )
 
     # --- actions ---------------------------------------------------------------------------------------
@@ -170,6 +194,10 @@ class ModelManagerWorkspace(Workspace):
         self._say(f"Importing {Path(path).name}…")
         run_job(self.engine, JobSpec("models.import", {"path": str(path)}),
                 on_done=lambda r: (self._say(f"Imported {r['name']}"), self.refresh()), on_fail=self._fail)
+
+    def run_example(self) -> None:
+        self.filter.setCurrentIndex(0)
+        self.select_name(default_model("sprite"))
 
     def _use(self) -> None:
         model = self.selected()

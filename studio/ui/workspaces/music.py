@@ -8,7 +8,7 @@ no new job runs.
 
 from __future__ import annotations
 
-import random
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,12 @@ from PySide6.QtGui import QKeySequence, QShortcut, QUndoCommand
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QToolButton,
@@ -40,19 +38,21 @@ from studio.core.formats.midi import write_midi
 from studio.core.jobs import EventType, JobEvent, JobSpec, thaw
 from studio.core.music_styles import list_styles, load_style_file, styles_dir
 from studio.core.music_theory import NOTE_NAMES_SHARP, parse_key, parse_meter
+from studio.core.safe_write import write_text_atomic
 from studio.core.settings import Settings
 from studio.engine.client import Engine
+from studio.ui import dialogs
 from studio.ui.icons import icon
 from studio.ui.widgets.piano_roll import PianoRoll, part_colour
 from studio.ui.widgets.player import AudioPlayer
+from studio.ui.widgets.seed_box import SeedBox
 from studio.ui.widgets.waveform import WaveformView, format_time
-from studio.ui.workspaces.base import Workspace
+from studio.ui.workspaces.base import SidePanel, Workspace
 
 AUDIO_FILTER = "Audio (*.wav *.flac *.ogg);;All files (*)"
 SAVE_FILTER = "WAV (*.wav);;FLAC (*.flac);;Ogg Vorbis (*.ogg)"
 EXPORT_FILTER = "WAV (*.wav);;FLAC (*.flac);;Ogg Vorbis (*.ogg);;MIDI notes (*.mid)"
 METERS = ("4/4", "3/4", "6/8")
-MAX_SEED = 2**31 - 1
 
 
 @dataclass
@@ -128,11 +128,15 @@ class _ReplaceClip(QUndoCommand):
 
 class MusicWorkspace(Workspace):
     title = "Music"
+    welcome = ("<b>Music</b>: pick a style, generate a clip, play it with Space, drag on the waveform to loop a "
+               "part, mute or solo parts below; then continue it or vary some bars, and export WAV or MIDI (Ctrl+E).",
+               "Try it: a chiptune clip")
 
     def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(engine, settings, parent)
         self.clip: Clip | None = None
         self.path: Path | None = None
+        self._saved_clip: Clip | None = None  # the clip as last opened or saved: anything else is unsaved work
         self._results: list[Clip] = []
         self._result_index = -1
         self._muted: set[str] = set()
@@ -223,7 +227,7 @@ class MusicWorkspace(Workspace):
         row.addWidget(self._tool("zoom-fit", "Show the whole clip", self.waveform.zoom_fit))
         return bar
 
-    def _build_panel(self) -> QScrollArea:
+    def _build_panel(self) -> SidePanel:
         generate_box = QGroupBox("New clip")
         self.model_combo = QComboBox()
         self.model_combo.addItem("Automatic", "")
@@ -238,6 +242,9 @@ class MusicWorkspace(Workspace):
             self.style_combo.addItem("No style presets installed", None)
             self.style_combo.setEnabled(False)
         self.style_combo.currentIndexChanged.connect(self._apply_style_defaults)
+        self.style_note = QLabel("")
+        self.style_note.setObjectName("hint")
+        self.style_note.setWordWrap(True)
         self.key_combo = QComboBox()
         self.key_combo.addItems(list(NOTE_NAMES_SHARP))
         self.mode_combo = QComboBox()
@@ -256,14 +263,7 @@ class MusicWorkspace(Workspace):
         self.form_combo.addItem("Through-composed", "through")
         self.form_combo.setToolTip("Period: bars 5-6 of 8 repeat bars 1-2, as most tunes do (needs 4 bars or an "
                                    "even number); the rule-based melody is always through-composed")
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, MAX_SEED)
-        self.seed_spin.setValue(1)
-        self.seed_spin.setMinimumWidth(100)
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed_spin, 1)
-        seed_row.addWidget(self._tool("dice", "Random seed",
-                                      lambda: self.seed_spin.setValue(random.randint(0, MAX_SEED))))
+        self.seed_spin = SeedBox()
         key_row = QHBoxLayout()
         key_row.addWidget(self.key_combo, 1)
         key_row.addWidget(self.mode_combo, 1)
@@ -271,12 +271,13 @@ class MusicWorkspace(Workspace):
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         form.addRow("Model", self.model_combo)
         form.addRow("Style", self.style_combo)
+        form.addRow("", self.style_note)
         form.addRow("Key", key_row)
         form.addRow("Tempo", self.bpm_spin)
         form.addRow("Meter", self.meter_combo)
         form.addRow("Bars", self.bars_spin)
         form.addRow("Form", self.form_combo)
-        form.addRow("Seed", seed_row)
+        form.addRow("Seed", self.seed_spin.row())
         self.generate_button = QPushButton(icon("generate"), "Generate clip")
         self.generate_button.setObjectName("primary")
         self.generate_button.setToolTip("Ctrl+Enter")
@@ -324,28 +325,58 @@ class MusicWorkspace(Workspace):
         self.generation_panel.addWidget(generate_box)
         self.generation_panel.addWidget(edit_box)
         self.generation_panel.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setObjectName("panel")
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(panel)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(330)
+        scroll = SidePanel(panel, 340)
+        self._user_set: set[str] = set()  # settings the user chose by hand: a style preset leaves them alone
+        self._styling = False
+        for name, signal in (("key", self.key_combo.activated), ("key", self.mode_combo.activated),
+                             ("tempo", self.bpm_spin.valueChanged), ("meter", self.meter_combo.activated),
+                             ("bars", self.bars_spin.valueChanged), ("form", self.form_combo.activated)):
+            signal.connect(lambda *_args, n=name: None if self._styling else self._user_set.add(n))
         self._apply_style_defaults()
         return scroll
 
+    def _style_settings(self) -> dict[str, str]:
+        """What a style sets, as the user reads it: {setting: shown value}."""
+        return {"key": f"{self.key_combo.currentText()} {self.mode_combo.currentText()}",
+                "tempo": self.bpm_spin.text(), "meter": self.meter_combo.currentText(),
+                "bars": str(self.bars_spin.value()), "form": self.form_combo.currentText().split(" (")[0]}
+
     def _apply_style_defaults(self) -> None:
-        """A style preset brings its own key, tempo, meter and length; the user can change them after."""
+        """A style preset brings its own key, tempo, meter, length and form, except where the user chose one by
+        hand; what it changed (and kept) is said under the style, never silently."""
         style = self.style_combo.currentData()
         if style is None:
             return
+        first = not self.style_note.text()
+        before = self._style_settings()
         key = parse_key(style.key)
-        self.key_combo.setCurrentIndex(key.tonic)
-        self.mode_combo.setCurrentText(key.mode)
-        self.bpm_spin.setValue(round(style.bpm))
-        if style.meter in METERS:
+        self._styling = True
+        if "key" not in self._user_set:
+            self.key_combo.setCurrentIndex(key.tonic)
+            self.mode_combo.setCurrentText(key.mode)
+        if "tempo" not in self._user_set:
+            self.bpm_spin.setValue(round(style.bpm))
+        if style.meter in METERS and "meter" not in self._user_set:
             self.meter_combo.setCurrentText(style.meter)
-        self.bars_spin.setValue(min(self.bars_spin.maximum(), style.bars))
-        self.form_combo.setCurrentIndex(max(0, self.form_combo.findData(style.melody_form)))
+        if "bars" not in self._user_set:
+            self.bars_spin.setValue(min(self.bars_spin.maximum(), style.bars))
+        if "form" not in self._user_set:
+            self.form_combo.setCurrentIndex(max(0, self.form_combo.findData(style.melody_form)))
+        self._styling = False
+        after = self._style_settings()
+        if first:  # the window opens on this style: say what it sets, not what the empty form had
+            self.style_note.setText(f"{style.title}: {after['key']}, {after['tempo']}, {after['meter']}, "
+                                    f"{after['bars']} bars")
+            return
+        changed = [f"{name.capitalize()} {before[name]} → {after[name]}" for name in after
+                   if after[name] != before[name]]
+        kept = [name for name in after if name in self._user_set]
+        note = f"{style.title}: " + (", ".join(changed) if changed else "no change to your settings")
+        if kept:
+            note += f"; kept your {', '.join(kept)}"
+        self.style_note.setText(note)
+        if changed:
+            self.status_message.emit(note)
 
     # --- showing a clip -----------------------------------------------------------------------------
     def _replace_clip(self, clip: Clip, text: str) -> None:
@@ -529,10 +560,16 @@ class MusicWorkspace(Workspace):
                 "form": self.form_combo.currentData()}
 
     def _submit(self, kind: str, params: dict[str, Any], what: str) -> None:
-        spec = JobSpec(kind, params, self.seed_spin.value(), self.model_combo.currentData())
+        spec = JobSpec(kind, params, self.seed_spin.next_seed(), self.model_combo.currentData())
         self.active_job = self.engine.submit(spec)
         self._set_busy(True)
-        self.status_message.emit(what)
+        self.status_message.emit(f"{what} (seed {spec.seed})")
+
+    def run_example(self) -> None:
+        index = self.style_combo.findText("Chiptune adventure")
+        if index >= 0:
+            self.style_combo.setCurrentIndex(index)
+        self.generate()
 
     def generate(self) -> None:
         params = self.generation_params()
@@ -545,8 +582,10 @@ class MusicWorkspace(Workspace):
             self.status_message.emit("Continue and vary work on a generated clip: generate one first")
             return None
         style = clip.recipe.get("params", {}).get("style", "")
+        # the new bars take a new seed; chords, bass and drums keep the clip's, so the bars kept stay as they were
+        arrange_seed = clip.recipe.get("arrange_seed", clip.recipe.get("seed", 0))
         return {"style": style, "key": clip.key, "bpm": clip.bpm, "meter": clip.meter, "bars": clip.bars,
-                "notes": clip.notes}
+                "notes": clip.notes, "arrange_seed": int(arrange_seed)}
 
     def continue_clip(self) -> None:
         params = self._clip_params()
@@ -625,12 +664,13 @@ class MusicWorkspace(Workspace):
             clip.bpm, clip.meter = float(bpm), str(params.get("meter", "4/4"))
         self.path = path
         self._replace_clip(clip, f"Open {path.name}")
+        self._saved_clip = clip
         self.status_message.emit(f"Opened {path.name}: {clip.duration:.1f} s at {rate} Hz")
 
     def open_dialog(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Open audio", str(self._folder()), AUDIO_FILTER)
-        if name:
-            self.open_path(Path(name))
+        path = dialogs.ask_open_path(self, "music", "Open audio", self._folder(), AUDIO_FILTER)
+        if path:
+            self.open_path(path)
 
     def _recipe(self) -> dict[str, Any] | None:
         return self.clip.recipe if self.settings.write_metadata and self.clip and self.clip.recipe else None
@@ -646,6 +686,7 @@ class MusicWorkspace(Workspace):
             self.status_message.emit(f"Could not save: {exc}")
             return
         self.path = written
+        self._saved_clip = self.clip
         self.status_message.emit(f"Saved {written}")
 
     def export_to(self, path: Path) -> None:
@@ -678,20 +719,60 @@ class MusicWorkspace(Workspace):
         if self.clip is None:
             self.status_message.emit("Nothing to save yet")
             return
-        default = self.path if self.path else self._folder() / f"{self.clip.name}.wav"
-        name, _ = QFileDialog.getSaveFileName(self, "Save clip", str(default), SAVE_FILTER)
-        if name:
-            self.save_to(Path(name))
+        if self.path is not None:
+            self.save_to(self.path)
+            return
+        path = dialogs.ask_save_path(self, "music", "Save clip", self._folder(), f"{self.clip.name}.wav",
+                                     SAVE_FILTER)
+        if path:
+            self.save_to(path)
 
     def export(self) -> None:
         if self.clip is None:
             self.status_message.emit("Nothing to export yet")
             return
         suffix = "-loop" if self.waveform.selection() else ""
-        default = self._folder() / f"{self.clip.name}{suffix}.wav"
-        name, _ = QFileDialog.getSaveFileName(self, "Export", str(default), EXPORT_FILTER)
-        if name:
-            self.export_to(Path(name))
+        path = dialogs.ask_save_path(self, "music-export", "Export clip", self._folder(),
+                                     f"{self.clip.name}{suffix}.wav", EXPORT_FILTER)
+        if path:
+            self.export_to(path)
 
     def _folder(self) -> Path:
         return self.path.parent if self.path else self.settings.resolved_output_dir
+
+    # --- unsaved work -------------------------------------------------------------------------------
+    def unsaved_work(self) -> str:
+        if self.clip is None or self.clip is self._saved_clip:
+            return ""
+        return f"the {self.clip.bars}-bar clip {self.clip.name}" if self.clip.bars else f"the clip {self.clip.name}"
+
+    def close_document(self) -> None:
+        self._show_clip(None)
+        self.undo_stack.clear()
+        self.path, self._saved_clip, self._results, self._result_index = None, None, [], -1
+        self.status_message.emit("No clip open.")
+
+    def revision(self) -> object:
+        return id(self.clip)
+
+    def autosave(self, folder: Path) -> None:
+        clip = self.clip
+        write_audio(folder / "clip.wav", clip.mix, clip.rate, subtype="FLOAT")  # lossless: it is the only copy
+        state = {"rate": clip.rate, "notes": clip.notes, "bpm": clip.bpm, "bars": clip.bars, "meter": clip.meter,
+                 "key": clip.key, "recipe": clip.recipe, "name": clip.name, "path": str(self.path or "")}
+        text = json.dumps(state, default=lambda value: value.item() if hasattr(value, "item") else str(value))
+        write_text_atomic(folder / "clip.json", text, "the unsaved clip's notes")
+
+    def restore_autosave(self, folder: Path) -> bool:
+        try:
+            state = json.loads((folder / "clip.json").read_text(encoding="utf-8"))
+            samples, rate = read_audio(folder / "clip.wav")
+            clip = Clip(samples, rate, notes=list(state["notes"]), bpm=state["bpm"], bars=int(state["bars"]),
+                        meter=str(state["meter"]), key=str(state["key"]), recipe=dict(state["recipe"]),
+                        name=str(state["name"]))
+        except (OSError, ValueError, KeyError, TypeError, StudioError):
+            return False
+        self.path = Path(state["path"]) if state.get("path") else None
+        self._replace_clip(clip, "Restore unsaved clip")
+        self.status_message.emit("Restored the clip you had not saved when Studio closed.")
+        return True

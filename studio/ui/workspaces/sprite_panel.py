@@ -6,7 +6,6 @@ from a PNG; it runs no jobs itself.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,9 @@ from PySide6.QtWidgets import (
 
 from studio.core import paths
 from studio.core.formats.palette import bundled_palettes
-from studio.ui.icons import icon
+from studio.core.plain_words import family_words, quality_figures, source_words, technical_figures
+from studio.ui.widgets.seed_box import MAX_SEED, SeedBox
 
-MAX_SEED = 2**31 - 1
 AUTO_SIZES = (4, 8, 16, 32)
 LOAD_FILE = "__load__"
 
@@ -45,8 +44,8 @@ def family_of(model: dict[str, Any] | None) -> str:
 def no_model_help() -> str:
     return (
         "<b>No sprite model is installed.</b><br>"
-        "Train one: <code>studio data sprites</code>, then <code>studio train sprite --data FOLDER</code>; "
-        "or import a model file in the <i>Models</i> tab, or copy a <code>.safetensors</code> model with its "
+        "Train one on your own sprites in the <i>Train</i> workspace, or import a model file in the <i>Models</i> "
+        "workspace, or copy a <code>.safetensors</code> model with its "
         f"<code>.json</code> into<br><code>{paths.user_models_dir()}</code>, then press Refresh.<br>"
         "The canvas, palettes and post-processing work without a model."
     )
@@ -76,12 +75,7 @@ class SpritePanel(QWidget):
         self.notice.hide()
         self.category = QComboBox()
         self.palette_combo = QComboBox()
-        self.seed = QSpinBox()
-        self.seed.setRange(0, MAX_SEED)
-        self.seed.setValue(1234)
-        self.dice = QToolButton()
-        self.dice.setIcon(icon("dice"))
-        self.dice.setToolTip("Random seed")
+        self.seed = SeedBox()
         self.count = QSpinBox()
         self.count.setRange(1, 256)
         self.count.setValue(16)
@@ -100,19 +94,19 @@ class SpritePanel(QWidget):
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
         model_row.addWidget(self.refresh)
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(self.dice)
         form = self._form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         form.addRow("Model", model_row)
         form.addRow("", self.model_info)
         form.addRow("Category", self.category)
         form.addRow("Palette", self.palette_combo)
-        form.addRow("Seed", seed_row)
+        form.addRow("Seed", self.seed.row())
         form.addRow("Count", self.count)
-        form.addRow("Steps", self.steps)
-        form.addRow("Guidance", self.guidance)
+        form.addRow("Detail steps", self.steps)
+        form.addRow("Stick to category", self.guidance)
+        self.steps.setToolTip("More steps: more detail, slower (DDIM sampling steps)")
+        self.guidance.setToolTip("Higher: more typical of the category, less varied (classifier-free guidance "
+                                 "scale)")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.notice)
@@ -120,7 +114,6 @@ class SpritePanel(QWidget):
 
         self.model.currentIndexChanged.connect(self._on_model)
         self.refresh.clicked.connect(self.refresh_requested)
-        self.dice.clicked.connect(lambda: self.seed.setValue(secrets.randbelow(MAX_SEED + 1)))
         self.palette_combo.activated.connect(self._on_palette_activated)
         self._on_model()
 
@@ -131,9 +124,11 @@ class SpritePanel(QWidget):
         self._models = [m for m in models if m.get("modality") == "sprite"]
         self.model.blockSignals(True)
         self.model.clear()
-        for entry in self._models:
-            family = family_of(entry)
-            self.model.addItem(f"{entry['name']}  ({family.upper() if family else '?'})", entry["name"])
+        for entry in self._models:  # the name alone fits the panel; the family is said under it and in the tooltip
+            self.model.addItem(entry["name"], entry["name"])
+            self.model.setItemData(self.model.count() - 1, family_words(family_of(entry)),
+                                   Qt.ItemDataRole.ToolTipRole)
+        self.model.view().setMinimumWidth(self.model.view().sizeHintForColumn(0) + 24)
         index = self.model.findData(previous)
         self.model.setCurrentIndex(max(index, 0) if self._models else -1)
         self.model.blockSignals(False)
@@ -175,12 +170,11 @@ class SpritePanel(QWidget):
             self.model_info.setText("")
             self._form.setRowVisible(self.model_info, False)
         else:
-            metrics = ", ".join(
-                f"{k} {v:.3g}" for k, v in list((entry.get("metrics") or {}).items())[:2]
-                if isinstance(v, int | float)
-            )
-            source = entry.get("source", "")
-            self.model_info.setText(" · ".join(p for p in (self.family.upper(), source, metrics) if p))
+            metrics = entry.get("metrics") or {}
+            quality = [text for text, _ in quality_figures(metrics)]
+            self.model_info.setText(" · ".join([family_words(self.family), source_words(entry.get("source", "")),
+                                                *quality]))
+            self.model_info.setToolTip(f"{entry['name']} ({self.family})\n{technical_figures(metrics)}".strip())
             self._form.setRowVisible(self.model_info, True)
         self.model_changed.emit(entry)
 

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGridLayout,
@@ -43,21 +42,25 @@ from studio.core.formats.images import load_rgba
 from studio.core.formats.palette import auto_palette
 from studio.core.formats.sheet import Tag, load_sheet, save_sheet
 from studio.core.jobs import EventType, JobEvent, JobSpec
+from studio.core.safe_write import write_text_atomic
 from studio.core.settings import Settings
 from studio.core.sprite_ops import outline, quantize, remove_background, snap_alpha
 from studio.engine.client import Engine
+from studio.ui import dialogs
 from studio.ui.app import dark_palette, style_sheet
 from studio.ui.icons import icon
+from studio.ui.widgets.elided_label import ElidedLabel
 from studio.ui.widgets.palette_bar import PaletteBar
 from studio.ui.widgets.pixel_canvas import MAX_SIDE, PixelCanvas, Tool
 from studio.ui.widgets.pixel_icons import pixel_icon
 from studio.ui.widgets.results_grid import ResultsGrid
-from studio.ui.workspaces.base import Workspace
+from studio.ui.workspaces.base import SidePanel, Workspace
 from studio.ui.workspaces.sprite_panel import SpritePanel
 from studio.ui.workspaces.sprite_style import ERROR_COLOR, STYLE
 
 BATCH_JOBS = ("generate", "variations", "blend")
 IMAGE_FILTER = "PNG images (*.png);;Images (*.png *.gif *.bmp *.jpg *.jpeg *.webp);;Sprite sheets (*.json)"
+SHEET_FILTER = "Sprite sheet, PNG + Aseprite JSON (*.png)"
 TOOLS = (
     (Tool.PENCIL, "pencil", "Pencil (B): left paints, right erases"),
     (Tool.ERASER, "eraser", "Eraser (E)"),
@@ -96,6 +99,9 @@ class SizeDialog(QDialog):
 
 class SpriteWorkspace(Workspace):
     title = "Sprites"
+    welcome = ("<b>Sprites</b>: generate 32×32 pixel-art sprites by category, open one on the canvas (click), edit "
+               "it with the tools on the left, then save a PNG (Ctrl+S) or export a sprite sheet (Ctrl+E).",
+               "Try it: 16 characters")
 
     def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(engine, settings, parent)
@@ -151,13 +157,9 @@ class SpriteWorkspace(Workspace):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([520, 200])
 
-        right = QScrollArea()
-        right.setObjectName("panel")
-        right.setWidget(self._build_right())
-        right.setWidgetResizable(True)
-        right.setFixedWidth(350)
+        right = SidePanel(self._build_right(), 350)
         right.setFrameShape(QScrollArea.Shape.NoFrame)
-        right.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        right.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -241,7 +243,8 @@ class SpriteWorkspace(Workspace):
         layout = QHBoxLayout(bar)
         layout.setContentsMargins(8, 4, 8, 4)
         self.results_label = QLabel("Results")
-        hint = QLabel("click to open on the canvas · ←/→ step · Ctrl-click to pick several for export")
+        hint = QLabel("click: open on the canvas · Ctrl+click: pick one to blend with, or several to export · "
+                      "←/→ step")
         hint.setObjectName("hint")
         hint.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.results_label)
@@ -282,10 +285,12 @@ class SpriteWorkspace(Workspace):
         self.progress.setTextVisible(False)
         self.progress.setFixedHeight(6)
         self.progress.setMinimumWidth(0)
+        keep_place = self.progress.sizePolicy()
+        keep_place.setRetainSizeWhenHidden(True)  # showing progress must not move the buttons below
+        self.progress.setSizePolicy(keep_place)
         self.progress.hide()
-        self.status = QLabel("")
+        self.status = ElidedLabel(lines=2)  # fixed height: a long message must not move the buttons either
         self.status.setObjectName("hint")
-        self.status.setWordWrap(True)
         section.addWidget(self.progress)
         section.addWidget(self.status)
 
@@ -345,7 +350,7 @@ class SpriteWorkspace(Workspace):
         self.export_button = QPushButton("Sprite sheet (PNG + JSON)")
         self.export_button.setToolTip("Results (or the selected ones) as an Aseprite json-hash sheet (Ctrl+E)")
         self.export_each_button = QPushButton("Each result as PNG")
-        self.export_each_button.setToolTip("One PNG per result, with its recipe, into the output folder")
+        self.export_each_button.setToolTip("One PNG per result, with its recipe, into a folder you choose")
         self.export_button.setIcon(icon("export"))
         section.addWidget(self.export_button)
         section.addWidget(self.export_each_button)
@@ -376,7 +381,7 @@ class SpriteWorkspace(Workspace):
         self.remove_bg_button.clicked.connect(self.remove_background_canvas)
         self.snap_button.clicked.connect(self.snap_alpha_canvas)
         self.export_button.clicked.connect(self.export)
-        self.export_each_button.clicked.connect(self.export_each)
+        self.export_each_button.clicked.connect(self.export_each_dialog)
         self._update_canvas_labels()
         self._update_actions()
 
@@ -425,7 +430,7 @@ class SpriteWorkspace(Workspace):
         self.blend_button.setEnabled(family == "vae" and self.results.currentRow() >= 0)
         self.redraw_button.setEnabled(family == "diffusion" and self.canvas.selection is not None)
         self.variations_button.setToolTip("Variations of the canvas sprite (needs a VAE model)")
-        self.blend_button.setToolTip("Blend the canvas into the selected result (needs a VAE model)")
+        self.blend_button.setToolTip("Blend the canvas into the result picked with Ctrl+click (needs a VAE model)")
         self.redraw_button.setToolTip("Repaint the selected region (needs a diffusion model and a selection, M)")
 
     # --- jobs ---------------------------------------------------------------------------------------
@@ -450,9 +455,15 @@ class SpriteWorkspace(Workspace):
             self._error("No sprite model is installed: see the note under Generate for how to get one.")
             return
         params = self.panel.params()
-        spec = JobSpec("sprite.generate", params, seed=self.panel.seed.value(), model=model["name"])
+        spec = JobSpec("sprite.generate", params, seed=self.panel.seed.next_seed(), model=model["name"])
         self._submit("generate", spec)
-        self._say(f"Generating {params['count']} sprite(s) with {model['name']}…")
+        self._say(f"Generating {params['count']} sprite(s) with {model['name']} (seed {spec.seed})…")
+
+    def run_example(self) -> None:
+        if self.panel.category.findText("characters") >= 0:
+            self.panel.category.setCurrentText("characters")
+        self.panel.count.setValue(16)
+        self.generate()
 
     def variations(self) -> None:
         if self._need_family("vae", "Variations"):
@@ -467,7 +478,12 @@ class SpriteWorkspace(Workspace):
         if position < 0:
             self._error("Blend: select a result to blend the canvas with.")
             return
-        params = {"a": self.canvas.image.copy(), "b": self.results.result(position)["rgba"].copy(),
+        other = self.results.result(position)["rgba"]
+        if np.array_equal(other, self.canvas.image):
+            self._error("Blend: the canvas shows the selected result already; Ctrl+click another result to blend "
+                        "the canvas with it.")
+            return
+        params = {"a": self.canvas.image.copy(), "b": other.copy(),
                   "category": self.panel.params()["category"], "frames": self.blend_frames.value()}
         self._submit_model_job("blend", "sprite.blend", params)
 
@@ -492,7 +508,7 @@ class SpriteWorkspace(Workspace):
     def _submit_model_job(self, purpose: str, kind: str, params: dict[str, Any]) -> None:
         model = self.panel.current_model()
         assert model is not None
-        self._submit(purpose, JobSpec(kind, params, seed=self.panel.seed.value(), model=model["name"]))
+        self._submit(purpose, JobSpec(kind, params, seed=self.panel.seed.next_seed(), model=model["name"]))
         self._say(f"{purpose.capitalize()}: queued on {model['name']}…")
 
     def cancel(self) -> None:
@@ -625,10 +641,9 @@ class SpriteWorkspace(Workspace):
 
     # --- files --------------------------------------------------------------------------------------
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open sprite", str(self.settings.resolved_output_dir),
-                                              IMAGE_FILTER)
+        path = dialogs.ask_open_path(self, "sprites", "Open sprite", self.settings.resolved_output_dir, IMAGE_FILTER)
         if path:
-            self.open_path(Path(path))
+            self.open_path(path)
 
     def open_path(self, path: Path) -> None:
         """Open an image on the canvas (restoring a recipe it carries) or a sprite-sheet JSON into the results."""
@@ -671,10 +686,10 @@ class SpriteWorkspace(Workspace):
         if self._path is not None:
             self.save_as(self._path)
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save sprite", str(self.settings.resolved_output_dir /
-                                                                       "sprite.png"), "PNG images (*.png)")
+        path = dialogs.ask_save_path(self, "sprites", "Save sprite", self.settings.resolved_output_dir,
+                                     "sprite.png", "PNG images (*.png)")
         if path:
-            self.save_as(Path(path))
+            self.save_as(path)
 
     def save_as(self, path: Path) -> Path | None:
         """Save the canvas as PNG with its recipe (unless the privacy setting turns metadata off)."""
@@ -691,8 +706,56 @@ class SpriteWorkspace(Workspace):
         self._say(f"Saved {path}")
         return path
 
+    # --- unsaved work -------------------------------------------------------------------------------
+    def unsaved_work(self) -> str:
+        if self.undo_stack.isClean():
+            return ""
+        return f"changes to {self._path.name}" if self._path else "the sprite on the canvas"
+
+    def close_document(self) -> None:
+        self.canvas.set_image(np.zeros((32, 32, 4), dtype=np.uint8))
+        self.undo_stack.clear()
+        self._path = None
+        self.fit_canvas()
+        self._say("New 32×32 canvas.")
+
+    def revision(self) -> object:
+        return (self.undo_stack.index(), hash(self.canvas.image.tobytes()))
+
+    def autosave(self, folder: Path) -> None:
+        png_meta.save_png(folder / "canvas.png", self.canvas.image, self.canvas.recipe)
+        write_text_atomic(folder / "path.txt", str(self._path or ""), "the sprite's file name")
+
+    def restore_autosave(self, folder: Path) -> bool:
+        canvas = folder / "canvas.png"
+        if not canvas.exists():
+            return False
+        self.open_path(canvas)
+        saved_as = (folder / "path.txt").read_text(encoding="utf-8").strip() if (folder / "path.txt").exists() else ""
+        self._path = Path(saved_as) if saved_as else None
+        self._say("Restored the sprite you had not saved when Studio closed.")
+        return True
+
     def export(self) -> None:
-        self.export_sheet()
+        """Ctrl+E: the results (or the picked ones) as a sprite sheet, asking where (the folder is remembered)."""
+        if not self._export_results():
+            self._error("Nothing to export yet: generate sprites first.")
+            return
+        path = dialogs.ask_save_path(self, "sprites-export", "Export sprite sheet (PNG + JSON)",
+                                     self.settings.resolved_output_dir, self._output_path(".png").name,
+                                     SHEET_FILTER)
+        if path:
+            self.export_sheet(path.with_suffix(".png"))
+
+    def export_each_dialog(self) -> None:
+        """Every result (or the picked ones) as its own PNG, into a folder the user chooses."""
+        if not self._export_results():
+            self._error("Nothing to export yet: generate sprites first.")
+            return
+        folder = dialogs.ask_folder(self, "sprites-export", "Export each result as PNG into…",
+                                    self.settings.resolved_output_dir)
+        if folder:
+            self.export_each(folder / self._output_path("").name)
 
     def _export_results(self) -> list[dict[str, Any]]:
         positions = self.results.selected_positions()

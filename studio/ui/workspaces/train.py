@@ -28,7 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.defaults import BASE_LANGUAGE_MODEL
 from studio.core.jobs import JobSpec
+from studio.core.paths import resources_dir
+from studio.core.plain_words import metric_name, quality_figures, technical_figures, without_cli_flags
 from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.engine.training_process import TrainingProcess
@@ -48,8 +51,8 @@ FAMILIES = {
 MODALITY_LABELS = (("Sprites", "sprite"), ("Ad copy", "copy"), ("Music", "music"))
 PRESETS = ("quick", "balanced", "best")
 DATA_HINTS = {
-    "sprite": "a folder of PNGs, or a sprite sheet (set the grid)",
-    "copy": "a TXT or CSV file, one example per line/row",
+    "sprite": "a folder of PNGs, or a sprite sheet",
+    "copy": "a TXT or CSV file, one example a line",
     "music": "a folder or file of MIDI/ABC tunes",
 }
 SAMPLE_HINTS = {
@@ -58,7 +61,6 @@ SAMPLE_HINTS = {
     "music": "Music runs show their train and validation loss; the card lists the validation likelihood.",
 }
 NAME_HINTS = {"sprite": "my-sprites", "copy": "my-brand-voice", "music": "my-tunes"}
-PREFERRED_BASE = "smollm2-135m-instruct"  # the language model set-up installs; listed first when present
 NO_BASE = "No language model installed: run set-up or import a GGUF model (Models) to train a brand voice on it."
 # What a run can start from, per modality: the architecture of its base models, the one listed first, and whether
 # "nothing" (a new model) is a choice. Sprites and music fine-tune the bundled model unless the user says otherwise.
@@ -89,21 +91,26 @@ def format_eta(seconds: float | None) -> str:
 
 class TrainWorkspace(Workspace):
     title = "Train"
+    welcome = ("<b>Train</b>: teach a model your own sprites, brand voice or tunes. Choose what and where your data "
+               "is, inspect it (you see what is rejected and why), pick a preset with its time estimate, start.",
+               "Try it: inspect example brand-voice lines")
     use_model = Signal(str, str)  # modality, model name: switch the generation workspace to it
     run_ended = Signal(str, str)  # state, message
+    activity = Signal(str)  # what the run is doing, for the status bar ("" when no run is going on)
 
     def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(engine, settings, parent)
         self.process = TrainingProcess(self)
         self.process.event.connect(self._on_event)
-        self.process.log_line.connect(self._log)
+        self.process.log_line.connect(lambda line: self._log(without_cli_flags(line)))
         self.process.ended.connect(self._on_ended)
         self.last_event: dict[str, Any] = {}
         self.finished_model: str = ""
         self.run_modality: str = ""  # the modality of the run started last (the combo may change since)
+        self.run_state = "idle"  # idle | running | paused | stopped (cancelled or failed) | finished
         self._build()
         self._on_modality()
-        self._set_running(False)
+        self._set_state("idle")
 
     # --- layout --------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -116,7 +123,7 @@ class TrainWorkspace(Workspace):
         self.base = QComboBox()
         self.base.currentIndexChanged.connect(lambda _: self.estimate())
         self.data_path = QLineEdit()
-        self.data_path.setPlaceholderText("choose your data")
+        self.data_path.setPlaceholderText(DATA_HINTS["sprite"])
         browse_folder = QPushButton("Folder…")
         browse_folder.clicked.connect(self._choose_folder)
         browse_file = QPushButton("File…")
@@ -140,16 +147,20 @@ class TrainWorkspace(Workspace):
         self.estimate_label.setWordWrap(True)
         self.name = QLineEdit()
         self.name.setPlaceholderText("my-sprites")
+        self.name.textEdited.connect(self._on_name_edited)
         self.licence = QLineEdit()
         self.licence.setPlaceholderText("e.g. my own work, CC0, CC-BY-4.0")
         self.max_steps = QSpinBox()
         self.max_steps.setRange(0, 10_000_000)
         self.max_steps.setSpecialValueText("preset")
 
-        data_row = QHBoxLayout()
-        data_row.addWidget(self.data_path, 1)
-        data_row.addWidget(browse_folder)
-        data_row.addWidget(browse_file)
+        data_row = QVBoxLayout()  # the field gets the whole width: its hint and a chosen path stay readable
+        browse_row = QHBoxLayout()
+        browse_row.addWidget(browse_folder)
+        browse_row.addWidget(browse_file)
+        browse_row.addStretch(1)
+        data_row.addWidget(self.data_path)
+        data_row.addLayout(browse_row)
         form = QFormLayout()
         form.addRow("What", self.modality)
         form.addRow("Model", self.family)
@@ -254,7 +265,7 @@ class TrainWorkspace(Workspace):
             return arch, arch
         if self.modality_key == "music":
             return "music-transformer", "music-transformer"
-        return "llama", PREFERRED_BASE
+        return "llama", BASE_LANGUAGE_MODEL  # the language model set-up installs: listed first
 
     def refresh_base_models(self) -> None:
         """Ask the engine which models this run can start from (adapters are not bases)."""
@@ -288,14 +299,26 @@ class TrainWorkspace(Workspace):
         if self.data_path.text().strip():
             self.estimate()
 
-    def _set_running(self, running: bool) -> None:
-        self.start_button.setEnabled(not running)
-        self.resume_button.setEnabled(not running and bool(self.name.text().strip()))
-        self.pause_button.setEnabled(running)
-        self.cancel_button.setEnabled(running)
+    def _set_state(self, state: str) -> None:
+        """One place decides which buttons make sense: a paused run can be resumed or closed, not started again;
+        a finished one has nothing to resume; a new name starts afresh (or resumes a run paused at an earlier
+        session, when it has a checkpoint)."""
+        self.run_state = state
+        named = bool(self.name.text().strip())
+        self.activity.emit({"running": f"Training {self.name.text().strip()}: starting",
+                            "paused": f"Training {self.name.text().strip()}: paused"}.get(state, ""))
+        self.start_button.setEnabled(state not in ("running", "paused"))
+        self.pause_button.setEnabled(state == "running")
+        self.resume_button.setEnabled(state in ("paused", "stopped") or (state == "idle" and named))
+        self.cancel_button.setEnabled(state in ("running", "paused"))
+        done = state == "finished" and bool(self.finished_model)
         # LoRA adapters run on their torch base model; there is no ONNX graph of an adapter alone
-        self.export_button.setEnabled(not running and bool(self.finished_model) and self.run_modality != "copy")
-        self.use_button.setEnabled(not running and bool(self.finished_model))
+        self.export_button.setEnabled(done and self.run_modality != "copy")
+        self.use_button.setEnabled(done)
+
+    def _on_name_edited(self) -> None:
+        if self.run_state in ("idle", "finished", "stopped"):
+            self._set_state("idle")
 
     def _say(self, text: str) -> None:
         self.status_message.emit(text)
@@ -323,6 +346,7 @@ class TrainWorkspace(Workspace):
             self._say("Choose a data folder or file first.")
             return
         self.found.setText("Inspecting…")
+        self.rejected.clear()  # the previous inspection's rejections are not this one's
         run_job(self.engine, JobSpec("data.inspect", self._data_params()), on_done=self._on_inspected,
                 on_fail=self._on_inspect_failed)
 
@@ -338,6 +362,12 @@ class TrainWorkspace(Workspace):
     def _on_inspect_failed(self, message: str) -> None:
         self.found.setText(message)
         self._say(message)
+
+    def run_example(self) -> None:
+        self.modality.setCurrentIndex(self.modality.findData("copy"))
+        self.data_path.setText(str(resources_dir() / "briefs" / "examples" / "brand-voice-brewly.txt"))
+        self.name.setText("brewly-voice")
+        self.inspect()
 
     def preview_augmentations(self) -> None:
         run_job(self.engine, JobSpec("data.augment_preview", self._data_params(), seed=0),
@@ -400,7 +430,7 @@ class TrainWorkspace(Workspace):
         self.run_modality = self.modality_key
         self.result.setText("")
         self.process.start(self.train_args(resume))
-        self._set_running(True)
+        self._set_state("running")
         self._say(("Resuming" if resume else "Starting") + f" training of {self.name.text().strip()}…")
 
     def resume(self) -> None:
@@ -411,6 +441,11 @@ class TrainWorkspace(Workspace):
         self._say("Pausing at the next step (a checkpoint is saved)…")
 
     def cancel(self) -> None:
+        if self.run_state == "paused":  # nothing runs: close the paused run, its checkpoint stays on disk
+            self._set_state("idle")
+            self._say(f"Closed the paused run {self.name.text().strip()}; its checkpoint is kept, so Resume with "
+                      "the same name still continues it.")
+            return
         self.process.cancel()
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -420,25 +455,30 @@ class TrainWorkspace(Workspace):
             step, total = int(event.get("step", 0)), max(1, int(event.get("total", 1)))
             self.progress.setMaximum(total)
             self.progress.setValue(step)
+            self.activity.emit(f"Training {self.name.text().strip()}: step {step:,} of {total:,}")
             self.eta.setText(format_eta(event.get("eta_s")))
             if event.get("loss"):
-                self.plot.add_point(step, {k: float(v) for k, v in event["loss"].items()})
+                self.plot.add_point(step, {metric_name(k): float(v) for k, v in event["loss"].items()
+                                           if k not in ("lr", "progress")})
             if event.get("sample_path"):
                 self._show_sample(event["sample_path"])
         elif kind == "finished":
             self.finished_model = str(event.get("model", self.name.text().strip()))
-            metrics = ", ".join(f"{k} {v:.3g}" for k, v in event.get("metrics", {}).items()
-                                if isinstance(v, int | float))
+            metrics = event.get("metrics", {})
+            quality = ", ".join(text for text, _ in quality_figures(metrics))
             card = event.get("card", "")
             evaluation = event.get("evaluation") or {}
-            judged = (f"\nAgainst your sprites: FID {evaluation['fid']:.2f}, "
+            judged = (f"\nAgainst your sprites: difference {evaluation['fid']:.2f} (lower is better), "
                       f"{evaluation['near_copy_fraction']:.1%} near copies of them.") if evaluation else ""
-            self.result.setText(f"Model {self.finished_model} registered. {metrics}{judged}"
+            self.result.setText(f"Model {self.finished_model} is ready. {quality}{judged}"
                                 + (f"\nCard: {card}" if card else ""))
+            self.result.setToolTip("\n".join(filter(None, [
+                technical_figures(metrics), f"FID {evaluation['fid']:.3f} (sprite-encoder features), near-copy "
+                f"fraction {evaluation['near_copy_fraction']:.3f}" if evaluation else ""])))
         elif kind == "error":
-            self._say(str(event.get("message", "training failed")))
+            self._say(without_cli_flags(str(event.get("message", "training failed"))))
         elif kind in ("info", "paused"):
-            self._log(str(event.get("message", "")))
+            self._log(without_cli_flags(str(event.get("message", ""))))
 
     def _show_sample(self, path: str) -> None:
         pixmap = QPixmap(path)
@@ -448,7 +488,8 @@ class TrainWorkspace(Workspace):
                                                 Qt.TransformationMode.FastTransformation))
 
     def _on_ended(self, state: str, message: str) -> None:
-        self._set_running(False)
+        self._set_state({"paused": "paused", "finished": "finished"}.get(state, "stopped"))
+        message = without_cli_flags(message)
         self._say(message)
         self.run_ended.emit(state, message)
         if state == "finished" and self.finished_model:

@@ -1,0 +1,44 @@
+"""Defaults the app and the command line share: the model each list opens on, the order of model lists, and the
+copy model and sampling settings. Change a default here and both follow.
+
+The copy default is a function of the format so that a model better at one format (a brand-voice adapter made
+for headlines, say) can become that format's default in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: The language model set-up installs: brand-voice adapters are trained on it.
+BASE_LANGUAGE_MODEL = "smollm2-135m-instruct"
+#: The model a generation workspace opens on (and the CLI uses) per modality, other than copy.
+DEFAULT_MODELS = {"sprite": "sprite-gan", "music": "music-transformer"}
+SOURCE_ORDER = {"bundled": 0, "shared": 1, "user": 2}
+
+
+@dataclass(frozen=True)
+class CopyDefaults:
+    model: str
+    temperature: float
+    top_p: float
+
+
+def copy_defaults(format_name: str = "google-rsa") -> CopyDefaults:
+    """The copy model and sampling for ``format_name``. The base instruct model writes every format; the bundled
+    Debian adapter's own card says it is not meant for punchy headlines, so it is no default."""
+    del format_name  # one default for every format today
+    return CopyDefaults(BASE_LANGUAGE_MODEL, temperature=0.7, top_p=0.9)
+
+
+def default_model(modality: str, format_name: str = "google-rsa") -> str:
+    return copy_defaults(format_name).model if modality == "copy" else DEFAULT_MODELS.get(modality, "")
+
+
+def model_order(entry: Mapping[str, Any]) -> tuple:
+    """Sort key of a model list: per modality the default first, then the bundled models (one per family), then
+    shared and the user's own, by family and name; a user's test model never becomes the default by its name."""
+    modality = str(entry.get("modality", ""))
+    return (modality, entry.get("name") != default_model(modality), SOURCE_ORDER.get(str(entry.get("source")), 3),
+            str(entry.get("family", "")), str(entry.get("name", "")))
