@@ -46,6 +46,24 @@ def srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
     )
 
 
+def oklab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """OKLab back to sRGB 0..255 (float, clipped to the gamut)."""
+    lab = np.asarray(lab, dtype=np.float64)
+    lms_root = lab @ np.linalg.inv(np.array(
+        [[0.2104542553, 1.9779984951, 0.0259040371],
+         [0.7936177850, -2.4285922050, 0.7827717662],
+         [-0.0040720468, 0.4505937099, -0.8086757660]]
+    ))
+    linear = (lms_root**3) @ np.linalg.inv(np.array(
+        [[0.4122214708, 0.2119034982, 0.0883024619],
+         [0.5363325363, 0.6806995451, 0.2817188376],
+         [0.0514459929, 0.1073969566, 0.6299787005]]
+    ))
+    linear = np.clip(linear, 0.0, 1.0)
+    c = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return np.clip(c * 255.0, 0.0, 255.0)
+
+
 def _batch(sprites: np.ndarray) -> np.ndarray:
     array = np.asarray(sprites)
     if array.ndim == 3:
@@ -101,22 +119,39 @@ def speckle(sprites: np.ndarray, wrap: bool = False) -> np.ndarray:
 def label_shapes(mask: np.ndarray, wrap: bool = False) -> np.ndarray:
     """8-connected labels of ``mask`` (N, H, W) bool: 0 for background, shapes numbered from 1 per sprite.
 
-    Vectorised label propagation: every pixel takes the smallest label among itself and its neighbours until
-    nothing changes (a 32x32 sprite needs at most a few dozen rounds)."""
+    Union by hooking and pointer jumping on the flattened pixels (a handful of vectorised rounds for any shape)."""
     n, h, w = mask.shape
-    big = h * w + 1
-    labels = np.where(mask, np.arange(1, h * w + 1).reshape(1, h, w), big)
+    flat = mask.reshape(-1)
+    index = np.arange(flat.size).reshape(n, h, w)
+    sources, targets = [], []
+    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):  # each neighbouring pair once
+        other = _shifted(index, dy, dx, -1, wrap)
+        valid = mask & (other >= 0)
+        valid[valid] &= flat[other[valid]]
+        sources.append(index[valid])
+        targets.append(other[valid])
+    a, b = np.concatenate(sources), np.concatenate(targets)
+    parent = np.arange(flat.size)
     while True:
-        smallest = labels.copy()
-        for dy, dx in _NEIGHBOURS_8:
-            smallest = np.minimum(smallest, _shifted(labels, dy, dx, big, wrap))
-        smallest = np.where(mask, smallest, big)
-        if np.array_equal(smallest, labels):
+        low = np.minimum(parent[a], parent[b])
+        changed = False
+        for side in (a, b):
+            roots = parent[side]
+            hook = low < roots
+            if hook.any():
+                np.minimum.at(parent, roots[hook], low[hook])
+                changed = True
+        while True:  # pointer jumping: every pixel points at its root
+            jumped = parent[parent]
+            if np.array_equal(jumped, parent):
+                break
+            parent = jumped
+        if not changed:
             break
-        labels = smallest
+    roots = parent.reshape(n, h, w)
     out = np.zeros((n, h, w), dtype=np.int32)
     for i in range(n):
-        values = labels[i][mask[i]]
+        values = roots[i][mask[i]]
         if values.size:
             _, dense = np.unique(values, return_inverse=True)
             out[i][mask[i]] = dense + 1

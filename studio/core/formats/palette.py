@@ -13,6 +13,7 @@ import numpy as np
 from studio.core import paths
 from studio.core.errors import BadInputError
 from studio.core.formats.text import read_text
+from studio.core.pixel_art import oklab_to_srgb, srgb_to_oklab
 
 MAX_COLORS = 256
 MAX_PALETTE_BYTES = 1 << 20
@@ -105,7 +106,8 @@ def bundled_palettes() -> dict[str, Path]:
 
 
 def auto_palette(rgba: np.ndarray, n: int) -> np.ndarray:
-    """Up to ``n`` colours that summarise the opaque pixels (median cut refined by weighted k-means).
+    """Up to ``n`` colours that summarise the opaque pixels: median cut refined by weighted k-means, both in OKLab
+    (a perceptual space: a dark red and a dark brown stay apart where RGB distance would merge them).
 
     Deterministic; returns fewer than ``n`` colours when the image has fewer distinct ones, and an empty
     (0, 3) array when it has no opaque pixel at all. Sorted dark to light.
@@ -119,9 +121,9 @@ def auto_palette(rgba: np.ndarray, n: int) -> np.ndarray:
     unique, counts = np.unique(opaque, axis=0, return_counts=True)
     if len(unique) <= n:
         return _sorted_by_luma(unique)
-    values = unique.astype(np.float64)
+    values = srgb_to_oklab(unique)
     weights = counts.astype(np.float64)
-    centers = _median_cut(values, weights, n)
+    centers = median_cut(values, weights, n)
     for _ in range(6):
         labels = nearest_index(values, centers)
         sums = np.zeros_like(centers)
@@ -129,30 +131,32 @@ def auto_palette(rgba: np.ndarray, n: int) -> np.ndarray:
         totals = np.bincount(labels, weights=weights, minlength=len(centers))
         used = totals > 0
         centers[used] = sums[used] / totals[used, None]
-    palette = np.unique(np.clip(np.rint(centers), 0, 255).astype(np.uint8), axis=0)
+    palette = np.unique(np.rint(oklab_to_srgb(centers)).astype(np.uint8), axis=0)
     return _sorted_by_luma(palette)
 
 
-def _median_cut(values: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
-    """Variance-driven median cut: split the box with the largest squared error at its weighted mean."""
+def median_cut(values: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """Variance-driven median cut: split the box with the largest squared error at its weighted mean (each box's
+    error is computed once, when it is made)."""
     boxes = [np.arange(len(values))]
+    errors = [_box_error(values, weights)]
     while len(boxes) < n:
-        errors = [_box_error(values[b], weights[b]) for b in boxes]
         pick = int(np.argmax([e.sum() for e in errors]))
         if errors[pick].sum() <= 0:
             break
-        box = boxes.pop(pick)
-        channel = int(np.argmax(errors[pick]))
-        column = values[box, channel]
-        low = column <= np.average(column, weights=weights[box])
-        boxes[pick:pick] = [box[low], box[~low]]
-    return np.array([np.average(values[b], axis=0, weights=weights[b]) for b in boxes])
+        box, error = boxes.pop(pick), errors.pop(pick)
+        column = values[box, int(np.argmax(error))]
+        low = column <= np.dot(column, weights[box]) / weights[box].sum()
+        halves = [box[low], box[~low]]
+        boxes[pick:pick] = halves
+        errors[pick:pick] = [_box_error(values[h], weights[h]) for h in halves]
+    return np.array([np.dot(weights[b], values[b]) / weights[b].sum() for b in boxes])
 
 
 def _box_error(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted squared error per channel of one box."""
-    mean = np.average(values, axis=0, weights=weights)
-    return (weights[:, None] * (values - mean) ** 2).sum(axis=0)
+    mean = weights @ values / weights.sum()
+    return weights @ (values - mean) ** 2
 
 
 def nearest_index(values: np.ndarray, centers: np.ndarray, chunk: int = 4096) -> np.ndarray:
