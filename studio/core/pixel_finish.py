@@ -17,6 +17,7 @@ does not draw seams. Pure numpy; the input is never changed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +54,7 @@ class FinishOptions:
         """From recipe params; anything malformed is BadInputError (the recipe may come from a file)."""
         if data is None:
             return cls()
-        if not isinstance(data, dict):
+        if not isinstance(data, Mapping):
             raise BadInputError("the finish settings must be a mapping")
         values = {key: data[key] for key in ("enabled", "max_colours", "outline", "wrap") if key in data}
         for key in ("enabled", "outline", "wrap"):
@@ -168,7 +169,7 @@ def finish_sprite(rgba: np.ndarray, options: FinishOptions, palette: np.ndarray 
             raise BadInputError("the palette is empty")
         centers = srgb_to_oklab(colours)
     else:
-        unique, inverse, counts = np.unique(lab[opaque].round(4), axis=0, return_inverse=True, return_counts=True)
+        unique, counts = np.unique(lab[opaque].round(4), axis=0, return_counts=True)
         centers = adaptive_palette(unique, counts.astype(np.float64), options.max_colours)
         colours = np.rint(oklab_to_srgb(centers)).astype(np.uint8)
     labels = smooth_labels(lab, opaque, centers, options.wrap)

@@ -15,7 +15,7 @@ from studio.core.errors import BadInputError
 from studio.core.formats.palette import MAX_COLORS, auto_palette, bundled_palettes, load_palette, nearest_index
 from studio.core.pixel_art import srgb_to_oklab
 
-_AUTO = re.compile(r"auto-(\d+)")
+AUTO_PALETTE = re.compile(r"auto-(\d+)")
 MAX_UPSCALE = 64
 
 
@@ -32,7 +32,7 @@ def resolve_palette(spec: str, rgba: np.ndarray | None = None) -> np.ndarray | N
     spec = (spec or "none").strip()
     if spec.lower() == "none":
         return None
-    match = _AUTO.fullmatch(spec.lower())
+    match = AUTO_PALETTE.fullmatch(spec.lower())
     if match:
         n = int(match.group(1))
         if not 2 <= n <= MAX_COLORS:

@@ -3,10 +3,12 @@ variations, blends, inpainting and clear refusals."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from studio.cli import main
 from studio.core import paths
@@ -15,6 +17,7 @@ from studio.core.context import JobContext
 from studio.core.errors import BadInputError, ModelFileError
 from studio.core.formats.png_meta import read_recipe
 from studio.core.jobs import EventType, JobEvent, JobSpec
+from studio.ml import registry
 from studio.ml.cache import ModelCache
 from studio.ml.resources import Resources
 from studio.ml.store import ModelStore
@@ -53,14 +56,15 @@ def test_generate_follows_the_payload_contract(family: str, resources: Resources
     assert [p["index"] for p in partials] == [0, 1, 2]
     assert len(result) == 3
     for i, item in enumerate(result):
-        assert set(item) == {"index", "rgba", "recipe"} and item["index"] == i
+        assert set(item) == {"index", "rgba", "raw", "recipe"} and item["index"] == i
         assert item["rgba"].shape == (32, 32, 4) and item["rgba"].dtype == np.uint8
         assert set(np.unique(item["rgba"][..., 3])) <= {0, 255}, "alpha is snapped for pixel art"
         recipe = item["recipe"]
         assert set(recipe) == {"model", "model_sha256", "kind", "seed", "params", "size"}
         assert recipe["model"] == MODELS[family] and recipe["kind"] == "sprite.generate"
         assert recipe["seed"] == 7 + i and recipe["size"] == "32x32" and len(recipe["model_sha256"]) == 64
-        assert recipe["params"] == {**params, "prompt": "", "tags": []}
+        finish = {"enabled": True, "max_colours": 16, "outline": False, "wrap": False}
+        assert recipe["params"] == {**params, "prompt": "", "tags": [], "tile": False, "finish": finish}
         assert np.array_equal(item["rgba"], partials[i]["rgba"])
     assert any(e.type is EventType.PROGRESS for e in events)
 
@@ -257,3 +261,44 @@ def test_cli_generates_from_a_prompt(resources: Resources, tmp_path: Path, capsy
     files = sorted(out.glob("*.png"))
     assert [f.name for f in files] == ["tiny-vae-green-small-0.png", "tiny-vae-green-small-1.png"]
     assert read_recipe(files[0])["params"]["tags"] == ["green", "small"]
+
+
+@pytest.mark.parametrize("family", list(MODELS))
+def test_the_pixel_art_finish_runs_by_default_and_can_be_switched_off(family: str, resources: Resources) -> None:
+    from studio.core.pixel_art import colour_counts, shape_counts
+
+    params = {"category": "discs", "count": 4, "steps": 2}
+    finished, _ = run("sprite.generate", MODELS[family], params, resources, seed=2)
+    raw_rgba = np.stack([item["raw"] for item in finished])
+    rgba = np.stack([item["rgba"] for item in finished])
+    assert (colour_counts(rgba) <= 16).all() and colour_counts(raw_rgba).max() > 16  # untrained: noisy
+    assert shape_counts(rgba)[1].sum() <= shape_counts(raw_rgba)[1].sum()
+    off, _ = run("sprite.generate", MODELS[family], {**params, "finish": {"enabled": False}}, resources, seed=2)
+    assert off[0]["recipe"]["params"]["finish"]["enabled"] is False
+    assert np.array_equal(off[0]["raw"], finished[0]["raw"])  # same model output, finished or not
+    visible = off[0]["rgba"][..., 3] == 255
+    assert np.array_equal(off[0]["rgba"][visible, :3], off[0]["raw"][visible, :3])
+
+
+def test_tiles_are_drawn_with_wrap_around_padding_and_only_for_tile_categories(tmp_path: Path) -> None:
+    from studio.ml.models.sprite_common import circular_padding
+
+    for family, name in MODELS.items():
+        save_tiny_model(family, paths.user_models_dir(), name)
+    sidecar = paths.user_models_dir() / "tiny-gan.json"  # call the tiny model's categories by the crawl names
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "categories": ["items", "floor", "wall"]}))
+    store = ModelStore(bundled=tmp_path / "none")
+    resources = Resources(device="cpu", runtime="torch", store=store, cache=ModelCache(), cpu_threads=1)
+    tiled, _ = run("sprite.generate", "tiny-gan", {"category": "floor", "count": 1, "tile": True}, resources)
+    plain, _ = run("sprite.generate", "tiny-gan", {"category": "floor", "count": 1}, resources)
+    assert tiled[0]["recipe"]["params"]["tile"] is True and tiled[0]["recipe"]["params"]["finish"]["wrap"] is True
+    assert not np.array_equal(tiled[0]["raw"], plain[0]["raw"])  # the edges were drawn knowing the other side
+    with pytest.raises(BadInputError, match="only floor and wall sprites can tile"):
+        run("sprite.generate", "tiny-gan", {"category": "items", "count": 1, "tile": True}, resources)
+    arch = registry.get("sprite-gan")
+    model = arch.build(arch.tiny_config())
+    padded = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.padding != (0, 0)]
+    with circular_padding(model):
+        assert {m.padding_mode for m in padded} == {"circular"}
+    assert {m.padding_mode for m in padded} == {"zeros"}

@@ -180,7 +180,7 @@ def test_prefetch_workers_give_the_same_batches_as_the_loop(data: Path) -> None:
     loaded = load_data(data, "cpu")
     plan = make_plan(config("gan", data, data / "run"), loaded.categories, tags=list(loaded.vocabulary.words))
     with batches(loaded, plan, 0, 6, 0, workers=0) as inline, batches(loaded, plan, 0, 6, 0, workers=2) as ahead:
-        for (a, b), _ in zip(zip(inline, ahead), range(5)):
+        for (a, b), _ in zip(zip(inline, ahead, strict=False), range(5), strict=False):
             assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 

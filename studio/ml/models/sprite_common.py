@@ -7,6 +7,9 @@ before training: the networks need not learn the hidden colours of whatever tool
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -130,3 +133,18 @@ def example_tags(config: object, batch: int) -> tuple[torch.Tensor, ...]:
     tags = torch.zeros(batch, count)
     tags[torch.arange(batch), torch.arange(batch) % count] = 1.0
     return (tags,)
+
+
+@contextlib.contextmanager
+def circular_padding(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Within the block every padded convolution of ``model`` wraps around instead of padding with zeros: a
+    sprite drawn this way continues across its own edges and repeats as a seamless tile."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.padding != (0, 0)] if enabled else []
+    before = [m.padding_mode for m in convs]
+    for m in convs:
+        m.padding_mode = "circular"
+    try:
+        yield
+    finally:
+        for m, mode in zip(convs, before, strict=True):
+            m.padding_mode = mode

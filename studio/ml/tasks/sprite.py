@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -16,11 +17,13 @@ from torch import nn
 from studio.core.context import JobContext
 from studio.core.errors import BadInputError
 from studio.core.jobs import JobSpec, thaw
-from studio.core.sprite_ops import check_rgba, quantize, resolve_palette, snap_alpha
+from studio.core.pixel_finish import FinishOptions, finish_sprite
+from studio.core.sprite_ops import AUTO_PALETTE, check_rgba, quantize, resolve_palette
 from studio.core.sprite_tags import MAX_PROMPT_CHARS, TagVocabulary
 from studio.ml.checkpoint import load_model, sha256_file
+from studio.ml.data.augment import POLICIES
 from studio.ml.manifest import read_manifest
-from studio.ml.models.sprite_common import SPRITE_SIZE, images_to_tensor, tensor_to_images
+from studio.ml.models.sprite_common import SPRITE_SIZE, circular_padding, images_to_tensor, tensor_to_images
 from studio.ml.sampling.ddim import ddim_sample
 from studio.ml.sampling.sprites import generate, seeded_generators
 from studio.ml.store import ModelEntry, ModelStore
@@ -160,23 +163,30 @@ def _recipe_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Finisher:
-    """Alpha snap and palette for each sprite, then its recipe; hands each sprite over as a PARTIAL event."""
+    """The pixel-art finish (or, switched off, only crisp alpha) and the palette for each sprite, then its recipe;
+    hands each sprite over as a PARTIAL event with the model's raw output beside it (the canvas can undo the finish).
 
-    def __init__(self, ctx: JobContext, model: LoadedSpriteModel, params: dict[str, Any]) -> None:
+    Palettes: ``none`` lets the finish choose up to ``max_colours`` per sprite, ``auto-N`` up to N, a named or
+    .hex/.gpl palette maps every sprite onto it."""
+
+    def __init__(self, ctx: JobContext, model: LoadedSpriteModel, params: dict[str, Any], tile: bool = False) -> None:
         self.ctx = ctx
         self.model = model
-        self.params = params
         self.palette_spec = str(params.get("palette", "none"))
-        automatic = self.palette_spec.lower().startswith("auto-")
-        self.palette = None if automatic else resolve_palette(self.palette_spec)
+        finish = FinishOptions.from_dict(params.get("finish"))
+        automatic = AUTO_PALETTE.fullmatch(self.palette_spec.lower())
         if automatic:  # check the spec now, not after the model has run
             resolve_palette(self.palette_spec, np.zeros((1, 1, 4), dtype=np.uint8))
+            finish = replace(finish, max_colours=int(automatic.group(1)))
+        self.palette = None if automatic else resolve_palette(self.palette_spec)
+        self.options = replace(finish, wrap=tile)
+        self.params = {**params, "finish": self.options.to_dict()}
         self.results: list[dict[str, Any]] = []
 
     def finish(self, rgba: np.ndarray) -> np.ndarray:
-        if self.palette_spec.lower().startswith("auto-"):
-            return quantize(rgba, resolve_palette(self.palette_spec, snap_alpha(rgba)))
-        return snap_alpha(rgba) if self.palette is None else quantize(rgba, self.palette)
+        if not self.options.enabled and self.palette is not None:
+            return quantize(rgba, self.palette)
+        return finish_sprite(rgba, self.options, self.palette)
 
     def recipe(self, index: int) -> dict[str, Any]:
         return {
@@ -191,9 +201,24 @@ class _Finisher:
     def add(self, images: np.ndarray) -> None:
         for rgba in images:
             index = len(self.results)
-            item = {"index": index, "rgba": self.finish(rgba), "recipe": self.recipe(index)}
+            item = {"index": index, "rgba": self.finish(rgba), "raw": rgba, "recipe": self.recipe(index)}
             self.results.append(item)
             self.ctx.partial(item)
+
+
+def tile_categories() -> set[str]:
+    """Categories whose sprites repeat as tiles (trained with wrap-around shifts): they can be asked to tile."""
+    return {name for name, policy in POLICIES.items() if policy.wrap}
+
+
+def _tiling(params: Mapping[str, Any], category: str) -> bool:
+    tile = params.get("tile", False)
+    if not isinstance(tile, bool):
+        raise BadInputError("tile must be true or false")
+    if tile and category not in tile_categories():
+        raise BadInputError(f"only {' and '.join(sorted(tile_categories()))} sprites can tile seamlessly; "
+                            f"{category!r} sprites stand alone")
+    return tile
 
 
 def _chunks(total: int, family: str, ctx: JobContext) -> list[tuple[int, int]]:
@@ -213,17 +238,20 @@ def generate_sprites(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
     steps = _int(params, "steps", 10, 1, getattr(model.net.config, "timesteps", 1000))
     guidance = _float(params, "guidance", 2.0, 0.0, 20.0)
     prompt = str(params.get("prompt") or "")[:MAX_PROMPT_CHARS]
+    tile = _tiling(params, category)
     clean = {"category": category, "prompt": prompt, "tags": list(tags), "count": count,
-             "palette": str(params.get("palette", "none")), "steps": steps, "guidance": guidance}
-    finisher = _Finisher(ctx, model, clean)
+             "palette": str(params.get("palette", "none")), "steps": steps, "guidance": guidance, "tile": tile,
+             "finish": params.get("finish")}
+    finisher = _Finisher(ctx, model, clean, tile)
     chunks = _chunks(count, model.family, ctx)
-    for number, (start, stop) in enumerate(chunks):
-        images = generate(
-            model.net, torch.full((stop - start,), label), seeded_generators(spec.seed + start, stop - start),
-            steps=steps, guidance=guidance, on_step=_chunk_progress(ctx, number, len(chunks), start, stop, count),
-            tags=model.tag_tensor(tags, stop - start),
-        )
-        finisher.add(tensor_to_images(images))
+    with circular_padding(model.net, tile):
+        for number, (start, stop) in enumerate(chunks):
+            images = generate(
+                model.net, torch.full((stop - start,), label), seeded_generators(spec.seed + start, stop - start),
+                steps=steps, guidance=guidance, on_step=_chunk_progress(ctx, number, len(chunks), start, stop, count),
+                tags=model.tag_tensor(tags, stop - start),
+            )
+            finisher.add(tensor_to_images(images))
     return finisher.results
 
 
