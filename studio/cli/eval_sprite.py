@@ -19,6 +19,8 @@ CARD_END = "<!-- /studio-eval:sprite -->"
 ROWS = (
     ("FID (encoder features, vs train split)", "fid", "{:.2f}"),
     ("KID ×1000 (encoder features, vs train split)", "kid", "{:.2f}"),
+    ("precision: share inside the real tiles' manifold (realism)", "precision", "{:.1%}"),
+    ("recall: share of real tiles inside the samples' manifold (coverage)", "recall", "{:.1%}"),
     ("category accuracy (encoder classifier)", "category_accuracy", "{:.1%}"),
     ("diversity: mean pairwise pixel L1", "diversity_pixel_l1", "{:.4f}"),
     ("diversity: mean pairwise 1 - cosine (encoder)", "diversity_feature_cosine", "{:.4f}"),
@@ -37,13 +39,62 @@ def _row_value(result: dict[str, Any], key: str) -> float:
     return result[key]
 
 
+ARTIST_COLUMNS = (
+    ("colours (median)", "colours", "{:.0f}"),
+    ("speckle (median)", "speckle", "{:.3f}"),
+    ("stray fragments / sprite", "fragments", "{:.2f}"),
+    ("shapes / sprite", "shapes", "{:.2f}"),
+    ("outline (median)", "outline", "{:.2f}"),
+    ("seam (median)", "seam", "{:.2f}"),
+)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def artist_markdown(columns: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Per category, each measure for every column (model, real tiles, damaged tiles) side by side."""
+    names = [name for name, _ in columns]
+    lines = ["What an artist sees, per category (" + " / ".join(names) + "):", "",
+             "| category | " + " | ".join(label for label, _, _ in ARTIST_COLUMNS) + " |",
+             "|---|" + "---:|" * len(ARTIST_COLUMNS)]
+    categories = list(dict.fromkeys(c for _, result in columns for c in result.get("artist", {})))
+    for category in categories:
+        cells = []
+        for _, key, fmt in ARTIST_COLUMNS:
+            values = [result.get("artist", {}).get(category, {}).get(key) for _, result in columns]
+            cells.append(" / ".join(_cell(v, fmt) for v in values))
+        lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def tags_markdown(tags: dict[str, Any]) -> list[str]:
+    model, real = tags["model"], tags["real"]
+    return [
+        f"Words: {tags['words']} words with at least 30 training tiles, {tags['per_word']} sprites asked for by each "
+        "word alone; the encoder's tag classifier names the word (top 1) or has it in its top 5:",
+        "",
+        "| | top 1 | top 5 | sprites |",
+        "|---|---:|---:|---:|",
+        f"| model | {_cell(model['top1'], '{:.1%}')} | {_cell(model['top5'], '{:.1%}')} | {model['count']} |",
+        f"| real validation tiles with the word | {_cell(real['top1'], '{:.1%}')} | {_cell(real['top5'], '{:.1%}')} "
+        f"| {real['count']} |",
+        f"| model / real | {_cell(tags['ratio_top1'], '{:.2f}')} | {_cell(tags['ratio_top5'], '{:.2f}')} | |",
+    ]
+
+
 def to_markdown(report: dict[str, Any]) -> str:
-    """A table of the model's numbers next to the validation split's (the reference a perfect model reaches); a data
-    set with fewer than two validation sprites has no reference column."""
+    """A table of the model's numbers next to the validation split's (the reference a perfect model reaches) and,
+    when asked for, damaged copies of it (what the metrics must tell apart); a data set with fewer than two
+    validation sprites has no reference column."""
     model, baseline = report.get("model"), report.get("baseline")
     columns = [(report.get("model_name", "model"), model), ("validation split (reference)", baseline)]
+    columns += [(f"validation {name}", result) for name, result in report.get("damaged", {}).items()]
     columns = [(name, result) for name, result in columns if result]
-    counts = [f"{result['count']} {'samples' if result is model else 'validation sprites'}" for _, result in columns]
+    counts = [f"{model['count']} samples" if model else "", f"{baseline['count']} validation sprites" if baseline
+              else "", "the same validation sprites damaged" if report.get("damaged") else ""]
+    counts = [c for c in counts if c]
     memo = columns[0][1]["memorisation"]
     lines = [
         f"Evaluated with `{report['command']}`: {' and '.join(counts)} against the {report['train_count']} tiles "
@@ -61,6 +112,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines += ["", f"Category accuracy is n/a: encoder `{report['encoder']}` was trained on other categories."]
     if baseline is None:
         lines += ["", "No reference column: the data set holds fewer than two validation sprites."]
+    if any("artist" in result for _, result in columns):
+        lines += ["", *artist_markdown(columns)]
+    if report.get("tags"):
+        lines += ["", *tags_markdown(report["tags"])]
     return "\n".join(lines) + "\n"
 
 
@@ -76,12 +131,23 @@ def update_card(card: Path, markdown: str) -> None:
     card.write_text(text, encoding="utf-8")
 
 
+def _sprites(model: str, params: dict[str, Any], seed: int, args: argparse.Namespace, resources: Any) -> list:
+    from studio.cli.console import run_in_console
+    from studio.core.jobs import JobSpec
+
+    params = {**params, "palette": "none", "steps": args.steps, "guidance": args.guidance}
+    if getattr(args, "raw", False):
+        params["finish"] = {"enabled": False}
+    return run_in_console(JobSpec("sprite.generate", params, seed=seed, model=model), quiet=args.quiet,
+                          resources=resources)
+
+
 def generate_samples(model: str, dataset, count: int, seed: int, args: argparse.Namespace) -> tuple:
-    """``count`` sprites from ``model`` through the ``sprite.generate`` task, categories in training shares."""
+    """``count`` sprites from ``model`` through the ``sprite.generate`` task (the app's defaults, the pixel-art
+    finish included unless ``args.raw``), categories in training shares."""
     import numpy as np
 
-    from studio.cli.console import make_resources, run_in_console
-    from studio.core.jobs import JobSpec
+    from studio.cli.console import make_resources
     from studio.ml.eval.sprite_reference import category_shares
 
     resources = make_resources(args.device)
@@ -91,12 +157,35 @@ def generate_samples(model: str, dataset, count: int, seed: int, args: argparse.
         raise BadInputError(f"{model} knows none of the data set's categories ({', '.join(dataset.categories)})")
     images, labels = [], []
     for offset, (name, n) in enumerate(shares.items()):
-        params = {"category": name, "count": n, "palette": "none", "steps": args.steps, "guidance": args.guidance}
-        spec = JobSpec("sprite.generate", params, seed=seed + 100_000 * offset, model=model)
-        sprites = run_in_console(spec, quiet=args.quiet, resources=resources)
+        sprites = _sprites(model, {"category": name, "count": n}, seed + 100_000 * offset, args, resources)
         images.extend(s["rgba"] for s in sprites)
         labels.extend([dataset.categories.index(name)] * len(sprites))
     return np.stack(images), np.array(labels, dtype=np.int64)
+
+
+def evaluate_words(model: str, dataset, reference, seed: int, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The tag evaluation (see :mod:`studio.ml.eval.sprite_tags`); None when the model or encoder has no words."""
+    import numpy as np
+
+    from studio.cli.console import make_resources
+    from studio.core.sprite_tags import TagVocabulary
+    from studio.ml.eval.sprite_tags import PER_TAG, eligible_tags, hits, real_rates, tag_report
+
+    resources = make_resources(args.device)
+    model_words = TagVocabulary.from_dict(resources.store.find(model).meta.get("tags")).words
+    if reference.tag_logits is None or not model_words:
+        return None
+    tags = [t for t in eligible_tags(dataset, reference.tag_words) if t in model_words]
+    if not tags:
+        return None
+    per_tag = {}
+    for offset, tag in enumerate(tags):
+        sprites = _sprites(model, {"prompt": tag, "count": PER_TAG}, seed + 7_000_000 + 1_000 * offset, args,
+                           resources)
+        logits = reference.tag_logits(np.stack([s["rgba"] for s in sprites]))
+        top1, top5 = hits(logits, reference.tag_words.index(tag))
+        per_tag[tag] = {"count": len(sprites), "top1": top1.tolist(), "top5": top5.tolist()}
+    return tag_report(per_tag, real_rates(dataset, tags, reference.tag_words, reference.tag_logits))
 
 
 def _print(report: dict[str, Any]) -> None:
@@ -112,6 +201,8 @@ def _command(args: argparse.Namespace) -> str:
              str(args.seed)]
     parts += ["--model", args.model, "--steps", str(args.steps), "--guidance", str(args.guidance)] if args.model \
         else ["--reference"]
+    parts += ["--raw"] if getattr(args, "raw", False) else []
+    parts += ["--damaged"] if getattr(args, "damaged", False) else []
     return shlex.join(parts)
 
 
@@ -119,7 +210,8 @@ def evaluate_trained_model(name: str, data: Path, card: Path, json_path: Path, d
     """The evaluation at the end of a training run: the table goes into the new model's card, the report into
     ``json_path``; nothing is printed (the trainer's stdout may carry JSON events)."""
     args = argparse.Namespace(model=name, data=Path(data), count=FINISH_EVAL_COUNT, reference=False, encoder=ENCODER,
-                              seed=0, steps=10, guidance=2.0, device=device, quiet=True)
+                              seed=0, steps=10, guidance=2.0, device=device, quiet=True, raw=False, damaged=False,
+                              words=False)
     report = evaluation_report(args)
     _write_report(json_path, report)
     update_card(card, to_markdown(report))
@@ -164,13 +256,33 @@ def evaluation_report(args: argparse.Namespace) -> dict[str, Any]:
     }
     if len(dataset.val_labels) >= 2:
         report["baseline"] = validation_baseline(dataset, reference, args.count, args.seed)
+        if getattr(args, "damaged", False):
+            report["damaged"] = damaged_baselines(dataset, reference, args.count, args.seed)
     elif not args.model:
         raise BadInputError(f"{args.data} holds fewer than two validation sprites: there is no reference to measure")
     if args.model:
         samples, labels = generate_samples(args.model, dataset, args.count, args.seed, args)
         report["model_name"] = args.model
         report["model"] = evaluate_sprites(samples, labels, reference)
+        if getattr(args, "words", True):
+            words = evaluate_words(args.model, dataset, reference, args.seed, args)
+            if words:
+                report["tags"] = words
     return report
+
+
+def damaged_baselines(dataset, reference, count: int, seed: int) -> dict[str, Any]:
+    """The validation sprites blurred, noised and specked (studio.ml.data.degrade), measured like a model: what the
+    metrics must tell apart from real tiles."""
+    import numpy as np
+
+    from studio.ml.data.degrade import DAMAGES
+    from studio.ml.eval.sprite_metrics import evaluate_sprites
+    from studio.ml.eval.sprite_reference import validation_subset
+
+    images, labels = validation_subset(dataset, count, seed)
+    rng = np.random.default_rng(seed)
+    return {name: evaluate_sprites(damage(images, rng), labels, reference) for name, damage in DAMAGES.items()}
 
 
 def run_train_encoder(args: argparse.Namespace) -> int:
@@ -209,6 +321,11 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--guidance", type=float, default=2.0, help="guidance scale (diffusion models)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--raw", action="store_true", help="the models' raw output, without the pixel-art finish")
+    parser.add_argument("--damaged", action="store_true",
+                        help="also measure blurred, noised and specked copies of the validation tiles")
+    parser.add_argument("--no-words", dest="words", action="store_false",
+                        help="skip the words evaluation (sprites asked for by each frequent word)")
     parser.set_defaults(func=run_eval)
 
     parser = groups["train"].add_parser("sprite-encoder", help="train the encoder used by `studio eval sprite`")

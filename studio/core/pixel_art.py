@@ -189,15 +189,18 @@ def outline_share(sprites: np.ndarray) -> np.ndarray:
 
 
 def seam_ratio(sprites: np.ndarray) -> np.ndarray:
-    """Wrap-around step over inner step, per sprite (see the module docstring); NaN for a flat sprite."""
-    lab = srgb_to_oklab(_batch(sprites)[..., :3])
+    """Wrap-around step over inner step, per sprite (see the module docstring); NaN for a flat sprite and for one
+    with transparent pixels (a sprite that stands alone, not a tile)."""
+    sprites = _batch(sprites)
+    lab = srgb_to_oklab(sprites[..., :3])
     inner_x = np.linalg.norm(lab[:, :, 1:] - lab[:, :, :-1], axis=-1).mean(axis=(1, 2))
     inner_y = np.linalg.norm(lab[:, 1:] - lab[:, :-1], axis=-1).mean(axis=(1, 2))
     seam_x = np.linalg.norm(lab[:, :, 0] - lab[:, :, -1], axis=-1).mean(axis=1)
     seam_y = np.linalg.norm(lab[:, 0] - lab[:, -1], axis=-1).mean(axis=1)
     inner = (inner_x + inner_y) / 2
+    tile = opaque_mask(sprites).all(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(inner > 1e-9, (seam_x + seam_y) / 2 / inner, np.nan)
+        return np.where((inner > 1e-9) & tile, (seam_x + seam_y) / 2 / inner, np.nan)
 
 
 def pixel_art_measures(sprites: np.ndarray) -> dict[str, np.ndarray]:

@@ -6,6 +6,10 @@
   computed at the same count.
 - Category accuracy: how often the encoder's classifier assigns a sample to the category it was asked for.
 - Diversity: mean pairwise distance between samples, in pixel space (pixel L1) and encoder space (1 - cosine).
+- Precision and recall (Kynkäänniemi et al. 2019, k = 3) in encoder space: the share of samples inside the real
+  tiles' manifold (realism) and the share of real tiles inside the samples' manifold (coverage), measured apart.
+- What an artist sees, per category (:mod:`studio.core.pixel_art`): colours, speckle, shapes, stray fragments,
+  outline and, for tiles, seams.
 - Memorisation: each sample's nearest training tile in pixel space and in encoder space. A sample is a near copy
   when it lies within :data:`~studio.ml.data.pixel_space.NEAR_COPY_L1` of that tile in pixel L1 *and* within
   :data:`COPY_DETAIL_SHARE` of the tile's own detail (its distance to itself painted flat): otherwise any dark,
@@ -21,9 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from studio.core.pixel_art import pixel_art_measures
 from studio.ml.data.pixel_space import NEAR_COPY_L1, PAIR_CHUNK, PixelSpace, detail_l1, nearest_l1
 
 Embed = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # images -> (logits, features)
+PR_NEIGHBOURS = 3  # k of the k-nearest-neighbour manifolds of precision and recall
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 FLAGGED_LISTED = 20
@@ -39,6 +45,8 @@ class SpriteReference:
     train_features: np.ndarray
     embed: Embed
     near_copy_l1: float = NEAR_COPY_L1
+    tag_logits: Callable[[np.ndarray], np.ndarray] | None = None  # the encoder's tag classifier, if it has one
+    tag_words: list[str] = field(default_factory=list)
     train_detail: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -119,6 +127,54 @@ def nearest_cosine(queries: np.ndarray, references: np.ndarray) -> tuple[np.ndar
     return best.values.numpy(), best.indices.numpy()
 
 
+def _knn_radius(features: torch.Tensor, k: int) -> torch.Tensor:
+    distances = torch.cdist(features, features)
+    return distances.kthvalue(k + 1, dim=1).values  # the 0th neighbour is the point itself
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_NEIGHBOURS, seed: int = 0) -> tuple[float, float]:
+    """Improved precision and recall: (share of ``fake`` within some real point's k-NN radius, share of ``real``
+    within some fake point's k-NN radius); the larger set is subsampled to the smaller's size first."""
+    rng = np.random.default_rng(seed)
+    n = min(len(real), len(fake))
+    if n <= k:
+        raise ValueError(f"precision and recall need more than {k} samples on each side")
+    real_t = torch.from_numpy(np.asarray(real, np.float32)[rng.choice(len(real), n, replace=False)])
+    fake_t = torch.from_numpy(np.asarray(fake, np.float32)[rng.choice(len(fake), n, replace=False)])
+    between = torch.cdist(fake_t, real_t)  # (fake, real)
+    precision = (between <= _knn_radius(real_t, k)[None, :]).any(dim=1).float().mean()
+    recall = (_knn_radius(fake_t, k)[None, :] >= between.T).any(dim=1).float().mean()
+    return float(precision), float(recall)
+
+
+def _median(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if len(finite) else None
+
+
+def artist_summary(samples: np.ndarray, labels: np.ndarray, categories: list[str]) -> dict[str, dict[str, Any]]:
+    """Per category: median colours (with quartiles), median speckle, mean shapes and fragments per sprite, median
+    outline share and median seam ratio (the last only where it is defined)."""
+    measures = pixel_art_measures(samples)
+    out: dict[str, dict[str, Any]] = {}
+    for index, name in enumerate(categories):
+        chosen = labels == index
+        if not chosen.any():
+            continue
+        colours = measures["colours"][chosen]
+        out[name] = {
+            "count": int(chosen.sum()),
+            "colours": float(np.median(colours)),
+            "colours_q1_q3": [float(np.percentile(colours, 25)), float(np.percentile(colours, 75))],
+            "speckle": _median(measures["speckle"][chosen]),
+            "shapes": float(measures["shapes"][chosen].mean()),
+            "fragments": float(measures["fragments"][chosen].mean()),
+            "outline": _median(measures["outline"][chosen]),
+            "seam": _median(measures["seam"][chosen]),
+        }
+    return out
+
+
 def _summary(values: np.ndarray) -> dict[str, float]:
     return {"min": float(values.min()), "median": float(np.median(values)), "mean": float(values.mean())}
 
@@ -161,6 +217,8 @@ def evaluate_sprites(samples: np.ndarray, labels: np.ndarray, reference: SpriteR
     # Only categories the encoder was trained on can be judged (a user's own ones get -inf logits).
     judged = np.isfinite(logits[np.arange(len(labels)), labels])
     kid_mean, kid_std = kernel_distance(features, reference.train_features)
+    enough = min(len(features), len(reference.train_features)) > PR_NEIGHBOURS
+    precision, recall = precision_recall(reference.train_features, features) if enough else (None, None)
     per_category = {}
     for index, name in enumerate(reference.categories):
         chosen = labels == index
@@ -172,9 +230,12 @@ def evaluate_sprites(samples: np.ndarray, labels: np.ndarray, reference: SpriteR
         "fid": frechet_distance(features, reference.train_features),
         "kid": kid_mean,
         "kid_std": kid_std,
+        "precision": precision,
+        "recall": recall,
         "category_accuracy": float(correct[judged].mean()) if judged.any() else None,
         "diversity_pixel_l1": mean_pairwise_pixel_l1(samples),
         "diversity_feature_cosine": mean_pairwise_cosine_distance(features),
         "memorisation": memorisation(samples, features, reference),
         "per_category": per_category,
+        "artist": artist_summary(samples, labels, reference.categories),
     }

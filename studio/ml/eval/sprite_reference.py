@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch
 
 from studio.core import paths
 from studio.core.errors import ModelFileError
+from studio.core.sprite_tags import TagVocabulary
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.data.sprites import SpriteDataset
 from studio.ml.eval.sprite_metrics import Embed, SpriteReference, evaluate_sprites
@@ -53,6 +55,20 @@ def make_embed(module: torch.nn.Module, encoder_categories: list[str], categorie
     return embed
 
 
+def make_tag_logits(module: torch.nn.Module, device: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """images -> the encoder's word logits (None for an encoder trained without words)."""
+    if getattr(module, "tag_head", None) is None:
+        return None
+
+    @torch.no_grad()
+    def tag_logits(images: np.ndarray) -> np.ndarray:
+        out = [module.tag_logits(module.features(images_to_tensor(images[i : i + BATCH]).to(device))).float().cpu()
+               for i in range(0, len(images), BATCH)]
+        return torch.cat(out).numpy() if out else np.zeros((0, module.config.num_tags), np.float32)
+
+    return tag_logits
+
+
 def _features_cache(dataset: SpriteDataset, encoder_sha: str) -> Path:
     key = hashlib.sha256((dataset.manifest.get("sha256", {}).get("train.npz", "") + encoder_sha).encode())
     return paths.cache_dir() / "sprite-eval" / f"train-features-{key.hexdigest()[:16]}.npy"
@@ -74,7 +90,9 @@ def build_reference(
         features = embed(dataset.train_images)[1]
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.save(cache, features, allow_pickle=False)
-    return SpriteReference(dataset.categories, dataset.train_images, features, embed)
+    words = list(TagVocabulary.from_dict(meta.get("tags")).words)
+    return SpriteReference(dataset.categories, dataset.train_images, features, embed,
+                           tag_logits=make_tag_logits(module, device), tag_words=words)
 
 
 def category_shares(dataset: SpriteDataset, count: int) -> dict[str, int]:
