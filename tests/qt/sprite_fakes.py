@@ -40,7 +40,11 @@ def make_sprite(seed: int, size: int = 32) -> np.ndarray:
 
 MODELS = [
     {"name": "sprite-gan", "arch": "sprite_gan", "modality": "sprite", "family": "gan", "source": "bundled",
-     "size_bytes": 1000, "categories": ["items", "monsters", "walls"], "metrics": {"fid": 41.5}, "card_path": ""},
+     "size_bytes": 1000, "categories": ["items", "monsters", "walls"], "metrics": {"fid": 41.5}, "card_path": "",
+     "tags": {"words": ["skeleton", "potion", "stone", "red"],
+              "category_counts": {"skeleton": {"monsters": 40}, "potion": {"items": 50}, "stone": {"walls": 30},
+                                  "red": {"items": 20}}},
+     "tile_categories": ["walls"]},
     {"name": "sprite-vae", "arch": "sprite_vae", "modality": "sprite", "family": "vae", "source": "user",
      "size_bytes": 1000, "categories": ["items", "monsters"], "metrics": {}, "card_path": ""},
     {"name": "sprite-diffusion", "arch": "sprite_ddpm", "modality": "sprite", "family": "diffusion",
@@ -64,10 +68,18 @@ def fake_list_text_only(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
     return [dict(m) for m in MODELS if m["modality"] != "sprite"]
 
 
+def noisy(rgba: np.ndarray, seed: int) -> np.ndarray:
+    """What a model might have drawn before the finish: the sprite with colour noise."""
+    noise = np.random.default_rng(seed).integers(-30, 31, rgba[..., :3].shape)
+    out = rgba.copy()
+    out[..., :3] = np.clip(rgba[..., :3].astype(int) + noise, 0, 255).astype(np.uint8) * (rgba[..., 3:] > 0)
+    return out
+
+
 def _stream(spec: JobSpec, ctx: JobContext, images: list[np.ndarray]) -> list[dict[str, Any]]:
     out = []
     for i, rgba in enumerate(images):
-        item = {"index": i, "rgba": rgba, "recipe": recipe_for(spec, spec.seed + i)}
+        item = {"index": i, "rgba": rgba, "raw": noisy(rgba, spec.seed + i), "recipe": recipe_for(spec, spec.seed + i)}
         ctx.progress((i + 1) / len(images), f"sprite {i + 1}/{len(images)}")
         ctx.partial(item)
         out.append(item)

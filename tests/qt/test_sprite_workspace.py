@@ -133,8 +133,8 @@ def test_generate_sends_the_contract_params(qtbot, workspace) -> None:
     generate(qtbot, workspace, count=2, seed=55)
     spec = specs[-1]
     assert (spec.kind, spec.model, spec.seed) == ("sprite.generate", "sprite-diffusion", 55)
-    assert dict(spec.params) == {"category": "items", "count": 2, "palette": "auto-16", "steps": 12,
-                                 "guidance": 2.0}
+    assert dict(spec.params) == {"category": "items", "prompt": "", "count": 2, "palette": "auto-16", "steps": 12,
+                                 "guidance": 2.0, "tile": False, "finish": {"enabled": True, "outline": False}}
 
 
 def test_drawing_on_the_canvas_then_undo(qtbot, workspace) -> None:
@@ -423,3 +423,57 @@ def test_palette_from_image_and_eyedropper_feed_the_palette_bar(qtbot, workspace
     assert workspace.palette_bar.choice.currentText() == "From image"
     opaque = workspace.canvas.image[workspace.canvas.image[..., 3] > 0][:, :3]
     assert {tuple(c) for c in workspace.palette_bar.colors().tolist()} == {tuple(c) for c in opaque.tolist()}
+
+
+def test_words_complete_explain_and_go_into_the_params(qtbot, workspace) -> None:
+    panel = workspace.panel
+    workspace.select_model("sprite-gan")
+    assert panel.prompt.isEnabled() and panel.category.itemData(panel.category.count() - 1) == "__words__"
+    panel.prompt.setFocus()
+    qtbot.keyClicks(panel.prompt, "ske")
+    popup = panel.prompt._completer.popup()
+    assert popup.isVisible() and panel.prompt._completer.currentCompletion() == "skeleton"
+    panel.prompt._completer.activated.emit("skeleton")
+    assert panel.prompt.text() == "skeleton "
+    qtbot.keyClicks(panel.prompt, "with a lazer")
+    assert "Uses: skeleton." in panel.prompt_hint.text() and "'lazer'" in panel.prompt_hint.text()
+    panel.category.setCurrentIndex(panel.category.count() - 1)  # let the words choose the category
+    params = panel.params()
+    assert params["prompt"] == "skeleton with a lazer" and params["category"] is None
+    workspace.select_model("sprite-vae")  # trained without words
+    assert not panel.prompt.isEnabled() and panel.params()["prompt"] == ""
+
+
+def test_tiling_is_offered_for_tile_categories_only(qtbot, workspace) -> None:
+    panel = workspace.panel
+    workspace.select_model("sprite-gan")
+    panel.category.setCurrentIndex(panel.category.findData("items"))
+    assert not panel.tile.isEnabled()
+    panel.category.setCurrentIndex(panel.category.findData("walls"))
+    assert panel.tile.isEnabled()
+    panel.tile.setChecked(True)
+    assert panel.params()["tile"] is True
+    panel.category.setCurrentIndex(panel.category.findData("items"))
+    assert panel.params()["tile"] is False
+    workspace.tile_button.setChecked(True)
+    pixmap = workspace.tile_preview.pixmap()
+    width, height = workspace.canvas.image_size
+    assert workspace.tile_group.isVisible() and pixmap.width() >= 3 * width and pixmap.height() >= 3 * height
+
+
+def test_the_finish_of_a_generated_sprite_can_be_undone_on_the_canvas(qtbot, workspace) -> None:
+    from studio.core.pixel_art import colour_counts
+    from tests.qt.sprite_fakes import noisy
+
+    generate(qtbot, workspace, count=2, seed=40)
+    click_result(qtbot, workspace, 0)
+    finished_image = workspace.canvas.image.copy()
+    workspace.raw_button.click()
+    assert np.array_equal(workspace.canvas.image, noisy(make_sprite(40), 40))
+    workspace.undo_stack.undo()
+    assert np.array_equal(workspace.canvas.image, finished_image)
+    workspace.canvas.replace_image(noisy(make_sprite(3), 3), "noisy")
+    workspace.finish_button.click()  # the finish works on any canvas image, undoably
+    assert colour_counts(workspace.canvas.image[None])[0] <= 16 < colour_counts(noisy(make_sprite(3), 3)[None])[0]
+    workspace.undo_stack.undo()
+    assert np.array_equal(workspace.canvas.image, noisy(make_sprite(3), 3))

@@ -8,6 +8,7 @@ from studio.core.context import JobContext
 from studio.core.defaults import copy_defaults, model_order
 from studio.core.jobs import JobSpec
 from studio.ml.tasks import task
+from studio.ml.tasks.sprite import tile_categories
 
 
 def describe_entry(entry: Any) -> dict[str, Any]:
@@ -21,6 +22,8 @@ def describe_entry(entry: Any) -> dict[str, Any]:
         "source": entry.source,
         "size_bytes": entry.size_bytes,
         "categories": list(meta.get("categories", [])),
+        "tags": meta.get("tags") or {},
+        "tile_categories": sorted(tile_categories() & set(meta.get("categories", []))),
         "metrics": dict(meta.get("metrics", {})),
         "licence": meta.get("licence", ""),
         "card_path": str(card) if card.exists() else "",

@@ -78,6 +78,8 @@ class ResultsGrid(QListWidget):
         """Add (or replace, when its ``index`` is already shown) one result; returns its position."""
         rgba = np.asarray(payload["rgba"], dtype=np.uint8)
         result = {"index": payload.get("index", self.count()), "rgba": rgba, "recipe": payload.get("recipe")}
+        if payload.get("raw") is not None:  # the model's output before the pixel-art finish (undo on the canvas)
+            result["raw"] = np.asarray(payload["raw"], dtype=np.uint8)
         position = self.position_of(result["index"])
         item = self.item(position) if position is not None else QListWidgetItem()
         item.setIcon(QIcon(thumbnail(rgba)))

@@ -1,4 +1,5 @@
-"""The sprite generation settings: model, category, palette, seed, count, diffusion steps and guidance.
+"""The sprite generation settings: model, category, words, palette, pixel-art finish, tiling, seed, count,
+diffusion steps and guidance.
 
 It knows the payload contract of ``sprite.generate`` (the params it builds) and how to restore a recipe read
 from a PNG; it runs no jobs itself.
@@ -11,6 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -26,10 +28,13 @@ from PySide6.QtWidgets import (
 from studio.core import paths
 from studio.core.formats.palette import bundled_palettes
 from studio.core.plain_words import family_words, quality_figures, source_words, technical_figures
+from studio.core.sprite_tags import PromptReading, TagVocabulary
 from studio.ui.widgets.seed_box import MAX_SEED, SeedBox
+from studio.ui.widgets.word_field import WordField
 
 AUTO_SIZES = (4, 8, 16, 32)
 LOAD_FILE = "__load__"
+FROM_WORDS = "__words__"  # the category entry that lets the words decide
 
 
 def family_of(model: dict[str, Any] | None) -> str:
@@ -74,6 +79,20 @@ class SpritePanel(QWidget):
         self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.notice.hide()
         self.category = QComboBox()
+        self.prompt = WordField()
+        self.prompt.setToolTip("Words the model knows, e.g. 'skeleton', 'red potion', 'stone wall'. Type to see "
+                               "them completed; unknown words are named below and left out.")
+        self.prompt_hint = QLabel()
+        self.prompt_hint.setObjectName("hint")
+        self.prompt_hint.setWordWrap(True)
+        self.finish = QCheckBox("Pixel-art finish")
+        self.finish.setChecked(True)
+        self.finish.setToolTip("Limited palette (up to 16 colours, or the palette chosen above), flat shading without "
+                               "noise, crisp alpha, no stray specks. Off: the model's raw output.")
+        self.outline = QCheckBox("Outline")
+        self.outline.setToolTip("A 1-px outline around the silhouette, in the sprite's darkest colour")
+        self.tile = QCheckBox("Tile seamlessly")
+        self.tile.setToolTip("Floor and wall tiles drawn to repeat without seams (see the 3×3 tile preview)")
         self.palette_combo = QComboBox()
         self.seed = SeedBox()
         self.count = QSpinBox()
@@ -99,7 +118,15 @@ class SpritePanel(QWidget):
         form.addRow("Model", model_row)
         form.addRow("", self.model_info)
         form.addRow("Category", self.category)
+        form.addRow("Words", self.prompt)
+        form.addRow("", self.prompt_hint)
         form.addRow("Palette", self.palette_combo)
+        finish_row = QHBoxLayout()
+        for box in (self.finish, self.outline):
+            finish_row.addWidget(box)
+        finish_row.addStretch(1)
+        form.addRow("", finish_row)
+        form.addRow("", self.tile)
         form.addRow("Seed", self.seed.row())
         form.addRow("Count", self.count)
         form.addRow("Detail steps", self.steps)
@@ -113,6 +140,9 @@ class SpritePanel(QWidget):
         layout.addLayout(form)
 
         self.model.currentIndexChanged.connect(self._on_model)
+        self.category.currentIndexChanged.connect(self._on_category)
+        self.prompt.reading_changed.connect(self._on_reading)
+        self.finish.toggled.connect(self.outline.setEnabled)
         self.refresh.clicked.connect(self.refresh_requested)
         self.palette_combo.activated.connect(self._on_palette_activated)
         self._on_model()
@@ -156,13 +186,22 @@ class SpritePanel(QWidget):
 
     def _on_model(self) -> None:
         entry = self.current_model()
-        previous = self.category.currentText()
+        previous = self.category.currentData()
+        self.category.blockSignals(True)
         self.category.clear()
         categories = list((entry or {}).get("categories") or [])
-        self.category.addItems(categories)
+        for name in categories:
+            self.category.addItem(name, name)
+        vocabulary = TagVocabulary.from_dict((entry or {}).get("tags"))
+        if len(vocabulary):
+            self.category.addItem("Any (the words decide)", FROM_WORDS)
         self.category.setEnabled(bool(categories))
-        if previous in categories:
-            self.category.setCurrentText(previous)
+        index = self.category.findData(previous)
+        if index >= 0:
+            self.category.setCurrentIndex(index)
+        self.category.blockSignals(False)
+        self.prompt.set_vocabulary(vocabulary)
+        self._on_category()
         diffusion = self.family == "diffusion"
         self._form.setRowVisible(self.steps, diffusion)
         self._form.setRowVisible(self.guidance, diffusion)
@@ -177,6 +216,33 @@ class SpritePanel(QWidget):
             self.model_info.setToolTip(f"{entry['name']} ({self.family})\n{technical_figures(metrics)}".strip())
             self._form.setRowVisible(self.model_info, True)
         self.model_changed.emit(entry)
+
+    def _on_category(self) -> None:
+        tiles = set((self.current_model() or {}).get("tile_categories") or [])
+        self.tile.setEnabled(self.category.currentData() in tiles)
+        if not self.tile.isEnabled():
+            self.tile.setChecked(False)
+        self._on_reading(self.prompt.reading())
+
+    def _on_reading(self, reading: PromptReading) -> None:
+        """Say what the model will draw: the words it uses, those it does not know, and the category."""
+        if not self.prompt.isEnabled():
+            self.prompt_hint.setText("")
+            self._form.setRowVisible(self.prompt_hint, False)
+            return
+        parts = []
+        if reading.tags:
+            parts.append("Uses: " + ", ".join(reading.tags) + ".")
+        elif not self.prompt.text().strip():
+            parts.append("No words: the category alone." if self.category.currentData() != FROM_WORDS
+                         else "Type a few words, or pick a category.")
+        explained = reading.explain()
+        if explained:
+            parts.append(explained)
+        if reading.tags and self.category.currentData() == FROM_WORDS:
+            parts.append("The words pick the category.")
+        self.prompt_hint.setText(" ".join(parts))
+        self._form.setRowVisible(self.prompt_hint, bool(parts))
 
     # --- palettes -----------------------------------------------------------------------------------
     def _fill_palettes(self) -> None:
@@ -207,12 +273,16 @@ class SpritePanel(QWidget):
     # --- params and recipes -----------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
         """``sprite.generate`` params, as the payload contract names them."""
+        category = self.category.currentData()
         return {
-            "category": self.category.currentText(),
+            "category": None if category == FROM_WORDS else category,
+            "prompt": self.prompt.text() if self.prompt.isEnabled() else "",
             "count": self.count.value(),
             "palette": self.palette_combo.currentData() or "none",
             "steps": self.steps.value(),
             "guidance": self.guidance.value(),
+            "tile": self.tile.isChecked(),
+            "finish": {"enabled": self.finish.isChecked(), "outline": self.outline.isChecked()},
         }
 
     def apply_recipe(self, recipe: dict[str, Any]) -> list[str]:
@@ -224,10 +294,17 @@ class SpritePanel(QWidget):
             problems.append(f"model {model!r} is not installed")
         category = params.get("category")
         if category:
-            if self.category.findText(str(category)) >= 0:
-                self.category.setCurrentText(str(category))
+            if self.category.findData(str(category)) >= 0:
+                self.category.setCurrentIndex(self.category.findData(str(category)))
             else:
                 problems.append(f"category {category!r} is not offered by this model")
+        if isinstance(params.get("prompt"), str):
+            self.prompt.setText(params["prompt"])
+        finish = params.get("finish")
+        if isinstance(finish, dict):
+            self.finish.setChecked(finish.get("enabled", True) is not False)
+            self.outline.setChecked(finish.get("outline") is True)
+        self.tile.setChecked(params.get("tile") is True and self.tile.isEnabled())
         if isinstance(recipe.get("seed"), int):
             self.seed.setValue(max(0, min(MAX_SEED, recipe["seed"])))
         self.count.setValue(1)

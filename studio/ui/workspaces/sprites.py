@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QPalette, QShortcut
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QPalette, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
     QDialog,
@@ -42,6 +42,7 @@ from studio.core.formats.images import load_rgba
 from studio.core.formats.palette import auto_palette
 from studio.core.formats.sheet import Tag, load_sheet, save_sheet
 from studio.core.jobs import EventType, JobEvent, JobSpec
+from studio.core.pixel_finish import FinishOptions, finish_sprite
 from studio.core.safe_write import write_text_atomic
 from studio.core.settings import Settings
 from studio.core.sprite_ops import outline, quantize, remove_background, snap_alpha
@@ -51,11 +52,11 @@ from studio.ui.app import dark_palette, style_sheet
 from studio.ui.icons import icon
 from studio.ui.widgets.elided_label import ElidedLabel
 from studio.ui.widgets.palette_bar import PaletteBar
-from studio.ui.widgets.pixel_canvas import MAX_SIDE, PixelCanvas, Tool
+from studio.ui.widgets.pixel_canvas import MAX_SIDE, PixelCanvas, Tool, rgba_to_qimage
 from studio.ui.widgets.pixel_icons import pixel_icon
 from studio.ui.widgets.results_grid import ResultsGrid
 from studio.ui.workspaces.base import SidePanel, Workspace
-from studio.ui.workspaces.sprite_panel import SpritePanel
+from studio.ui.workspaces.sprite_panel import FROM_WORDS, SpritePanel
 from studio.ui.workspaces.sprite_style import ERROR_COLOR, STYLE
 
 BATCH_JOBS = ("generate", "variations", "blend")
@@ -217,6 +218,10 @@ class SpriteWorkspace(Workspace):
         self.grid_button.setChecked(True)
         self.grid_button.setToolTip("Pixel grid (shown from 4x zoom)")
         self.grid_button.toggled.connect(self.canvas.set_show_grid)
+        self.tile_button = QToolButton()
+        self.tile_button.setText("3×3")
+        self.tile_button.setCheckable(True)
+        self.tile_button.setToolTip("Tile preview: the canvas repeated 3×3, to see seams of floor and wall tiles")
         self.size_label = QLabel()
         self.size_label.setObjectName("hint")
         self.hover_label = QLabel()
@@ -226,7 +231,7 @@ class SpriteWorkspace(Workspace):
         resize.setToolTip("Change the canvas size, keeping the picture centred")
         new.clicked.connect(lambda: self._ask_size("New canvas", self.canvas.new_canvas))
         resize.clicked.connect(lambda: self._ask_size("Resize canvas", self.canvas.resize_canvas))
-        for widget in (zoom_out, self.zoom_label, zoom_in, fit, self.grid_button):
+        for widget in (zoom_out, self.zoom_label, zoom_in, fit, self.grid_button, self.tile_button):
             layout.addWidget(widget)
         layout.addSpacing(12)
         layout.addWidget(self.size_label)
@@ -338,12 +343,20 @@ class SpriteWorkspace(Workspace):
         self.tolerance.setToolTip("Colour tolerance of the background flood (0-255)")
         self.snap_button = QPushButton("Snap alpha")
         self.snap_button.setToolTip("Pixel-grid snap: no semi-transparent pixels")
+        self.finish_button = QPushButton("Pixel-art finish")
+        self.finish_button.setToolTip("Up to 16 colours chosen for this image, flat shading without noise, crisp "
+                                      "alpha, no stray specks (what Generate does by default)")
+        self.raw_button = QPushButton("Model's raw output")
+        self.raw_button.setToolTip("Undo the pixel-art finish of the generated sprite on the canvas: show what the "
+                                   "model drew")
         grid = QGridLayout()
         grid.addWidget(self.quantize_button, 0, 0)
         grid.addWidget(self.outline_button, 0, 1)
         grid.addWidget(self.remove_bg_button, 1, 0)
         grid.addWidget(self.tolerance, 1, 1)
         grid.addWidget(self.snap_button, 2, 0)
+        grid.addWidget(self.finish_button, 2, 1)
+        grid.addWidget(self.raw_button, 3, 0, 1, 2)
         section.addLayout(grid)
 
         section = self._group(layout, "Export")
@@ -354,6 +367,14 @@ class SpriteWorkspace(Workspace):
         self.export_button.setIcon(icon("export"))
         section.addWidget(self.export_button)
         section.addWidget(self.export_each_button)
+
+        self.tile_group = QGroupBox("Tile preview (3×3)")
+        self.tile_preview = QLabel()
+        self.tile_preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        tile_layout = QVBoxLayout(self.tile_group)
+        tile_layout.addWidget(self.tile_preview)
+        self.tile_group.hide()
+        layout.addWidget(self.tile_group)
         layout.addStretch(1)
         return box
 
@@ -380,6 +401,10 @@ class SpriteWorkspace(Workspace):
         self.outline_button.clicked.connect(self.outline_canvas)
         self.remove_bg_button.clicked.connect(self.remove_background_canvas)
         self.snap_button.clicked.connect(self.snap_alpha_canvas)
+        self.finish_button.clicked.connect(self.finish_canvas)
+        self.raw_button.clicked.connect(self.raw_canvas)
+        self.tile_button.toggled.connect(self._show_tile_preview)
+        self.canvas.image_changed.connect(self._update_tile_preview)
         self.export_button.clicked.connect(self.export)
         self.export_each_button.clicked.connect(self.export_each_dialog)
         self._update_canvas_labels()
@@ -467,7 +492,7 @@ class SpriteWorkspace(Workspace):
 
     def variations(self) -> None:
         if self._need_family("vae", "Variations"):
-            params = {"rgba": self.canvas.image.copy(), "category": self.panel.params()["category"],
+            params = {"rgba": self.canvas.image.copy(), "category": self._canvas_category(),
                       "count": self.variation_count.value(), "strength": self.strength.value()}
             self._submit_model_job("variations", "sprite.variations", params)
 
@@ -484,7 +509,7 @@ class SpriteWorkspace(Workspace):
                         "the canvas with it.")
             return
         params = {"a": self.canvas.image.copy(), "b": other.copy(),
-                  "category": self.panel.params()["category"], "frames": self.blend_frames.value()}
+                  "category": self._canvas_category(), "frames": self.blend_frames.value()}
         self._submit_model_job("blend", "sprite.blend", params)
 
     def redraw_selection(self) -> None:
@@ -494,7 +519,7 @@ class SpriteWorkspace(Workspace):
         if mask is None:
             self._error("Redraw selection: select a region with the selection tool (M) first.")
             return
-        params = {"rgba": self.canvas.image.copy(), "mask": mask, "category": self.panel.params()["category"],
+        params = {"rgba": self.canvas.image.copy(), "mask": mask, "category": self._canvas_category(),
                   "steps": self.panel.steps.value()}
         self._submit_model_job("inpaint", "sprite.inpaint", params)
 
@@ -638,6 +663,50 @@ class SpriteWorkspace(Workspace):
 
     def snap_alpha_canvas(self) -> None:
         self._apply_op("Snap alpha", snap_alpha(self.canvas.image), {"op": "snap_alpha", "threshold": 128})
+
+    def finish_canvas(self) -> None:
+        tile = bool(((self.canvas.recipe or {}).get("params") or {}).get("tile"))
+        options = FinishOptions(wrap=tile)
+        self._apply_op("Pixel-art finish", finish_sprite(self.canvas.image, options),
+                       {"op": "finish", **options.to_dict()})
+
+    def _raw_of_canvas(self) -> np.ndarray | None:
+        """The model's raw output of the generated sprite the canvas shows (None when it shows something else)."""
+        for position in range(self.results.count()):
+            result = self.results.result(position)
+            if "raw" in result and np.array_equal(result["rgba"], self.canvas.image):
+                return result["raw"]
+        return None
+
+    def raw_canvas(self) -> None:
+        raw = self._raw_of_canvas()
+        if raw is None:
+            self._error("The canvas does not show a generated sprite as it came out of the finish.")
+            return
+        self._apply_op("Model's raw output", raw, {"op": "raw"})
+
+    def _show_tile_preview(self, shown: bool) -> None:
+        self.tile_group.setVisible(shown)
+        self._update_tile_preview()
+
+    def _update_tile_preview(self) -> None:
+        if not self.tile_group.isVisible():
+            return
+        image = self.canvas.image
+        tiled = np.tile(image, (3, 3, 1))
+        scale = max(1, 192 // max(tiled.shape[:2]))
+        big = np.repeat(np.repeat(tiled, scale, axis=0), scale, axis=1)
+        self.tile_preview.setPixmap(QPixmap.fromImage(rgba_to_qimage(np.ascontiguousarray(big))))
+
+    def _canvas_category(self) -> str | None:
+        """The category for jobs on the canvas sprite: the one chosen, else the canvas recipe's, else the first."""
+        chosen = self.panel.category.currentData()
+        if chosen != FROM_WORDS:
+            return chosen
+        recorded = ((self.canvas.recipe or {}).get("params") or {}).get("category")
+        if isinstance(recorded, str) and self.panel.category.findData(recorded) >= 0:
+            return recorded
+        return self.panel.category.itemData(0)
 
     # --- files --------------------------------------------------------------------------------------
     def open_dialog(self) -> None:
