@@ -285,6 +285,62 @@ def damaged_baselines(dataset, reference, count: int, seed: int) -> dict[str, An
     return {name: evaluate_sprites(damage(images, rng), labels, reference) for name, damage in DAMAGES.items()}
 
 
+def side_by_side(blocks: list[tuple[str, list[Any]]], categories: list[str], scale: int = 4) -> Any:
+    """One RGBA image: a row per category, a block of sprites per source (real tiles first), titled."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    per_row = max(len(row) for _, rows in blocks for row in rows)
+    cell, gap, left, top = 34, 12, 90, 16
+    width = left + len(blocks) * (per_row * cell + gap)
+    height = top + len(categories) * cell
+    canvas = np.zeros((height, width, 4), np.uint8)
+    canvas[...] = (40, 40, 46, 255)
+    for b, (_, rows) in enumerate(blocks):
+        for r, row in enumerate(rows):
+            for c, sprite in enumerate(row):
+                y, x = top + r * cell + 1, left + b * (per_row * cell + gap) + c * cell + 1
+                alpha = sprite[..., 3:4] / 255.0
+                canvas[y : y + 32, x : x + 32, :3] = (sprite[..., :3] * alpha + 64 * (1 - alpha)).astype(np.uint8)
+    image = Image.fromarray(canvas).resize((width * scale, height * scale), Image.NEAREST)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=5 * scale)
+    for b, (title, _) in enumerate(blocks):
+        draw.text(((left + b * (per_row * cell + gap)) * scale, 2 * scale), title, fill=(230, 230, 230, 255), font=font)
+    for r, name in enumerate(categories):
+        draw.text((4 * scale, (top + r * cell + 12) * scale), name, fill=(230, 230, 230, 255), font=font)
+    return image
+
+
+def run_grid(args: argparse.Namespace) -> int:
+    """``studio eval sprite-grid``: real validation tiles, then each model, same categories and seeds."""
+    import numpy as np
+
+    from studio.cli.console import make_resources
+    from studio.ml.data.sprites import load_sprite_dataset
+
+    dataset = load_sprite_dataset(args.data)
+    rng = np.random.default_rng(args.seed)
+    real_rows = []
+    for index in range(len(dataset.categories)):
+        members = np.flatnonzero(dataset.val_labels == index)
+        picks = rng.choice(members, size=min(args.per_category, len(members)), replace=False)
+        real_rows.append([dataset.val_images[i] for i in picks])
+    blocks: list[tuple[str, list[Any]]] = [("real validation tiles", real_rows)]
+    resources = make_resources(args.device)
+    for model in args.models:
+        rows = []
+        for index, category in enumerate(dataset.categories):
+            params = {"category": category, "count": args.per_category}
+            rows.append([s["rgba"] for s in _sprites(model, params, args.seed + 1000 * index, args, resources)])
+        blocks.append((model + (" (raw)" if args.raw else ""), rows))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    side_by_side(blocks, dataset.categories).save(args.out)
+    print(f"wrote {args.out}: per category, {args.per_category} real tiles then {args.per_category} sprites of each "
+          f"model (seeds {args.seed} + 1000 x row + column)")
+    return 0
+
+
 def run_train_encoder(args: argparse.Namespace) -> int:
     from studio.cli.train_runner import run_trainer
     from studio.core.paths import user_models_dir
@@ -327,6 +383,20 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--no-words", dest="words", action="store_false",
                         help="skip the words evaluation (sprites asked for by each frequent word)")
     parser.set_defaults(func=run_eval)
+
+    parser = groups["eval"].add_parser(
+        "sprite-grid", help="a side-by-side picture: real tiles, then each model, same categories and seeds")
+    parser.add_argument("--data", type=Path, required=True, help="the sprite data set (its validation tiles)")
+    parser.add_argument("--models", nargs="+", required=True, help="sprite model names")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--per-category", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--guidance", type=float, default=2.0)
+    parser.add_argument("--raw", action="store_true", help="without the pixel-art finish")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    parser.add_argument("--quiet", action="store_true")
+    parser.set_defaults(func=run_grid)
 
     parser = groups["train"].add_parser("sprite-encoder", help="train the encoder used by `studio eval sprite`")
     parser.add_argument("--data", type=Path, required=True, help="a sprite data-set folder")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from studio.core.errors import ModelFileError
-from studio.core.sprite_ops import snap_alpha
+from studio.core.pixel_finish import FinishOptions, finish_sprite
 from studio.ml import registry
 from studio.ml.bench.timing import cuda_sync, measure
 from studio.ml.checkpoint import load_model
@@ -73,10 +73,13 @@ def export_for_bench(arch_name: str, module: nn.Module, config: Any, graph: Onnx
     return optimise.ort_optimise(slim, folder / f"{graph.name}.opt.onnx")
 
 
+FINISH = FinishOptions()
+
+
 def _sprites(runner: Any, module: nn.Module, count: int, steps: int, guidance: float) -> list:
     labels = (torch.arange(count) % module.config.num_classes).to(runner.device)
     images = sample_sprites(runner, module, labels, seeded_generators(0, count), steps, guidance)
-    return [snap_alpha(rgba) for rgba in tensor_to_images(images)]
+    return [finish_sprite(rgba, FINISH) for rgba in tensor_to_images(images)]  # the app's default output
 
 
 def _measure_runner(runner: Any, module: nn.Module, device: str, repeats: int, warmup: int, steps: int,
