@@ -14,6 +14,7 @@ from studio.core.errors import BadInputError
 CARD_START = "<!-- studio-eval:sprite -->"
 ENCODER = "sprite-encoder"
 FINISH_EVAL_COUNT = 256  # samples a finished training run is evaluated with
+SEAM_COUNT = 32  # tiles per tile category for the seam comparison
 CARD_END = "<!-- /studio-eval:sprite -->"
 
 ROWS = (
@@ -116,6 +117,12 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines += ["", *artist_markdown(columns)]
     if report.get("tags"):
         lines += ["", *tags_markdown(report["tags"])]
+    if report.get("seams"):
+        lines += ["", f"Seams ({SEAM_COUNT} tiles per category, median wrap-around step / inner step; 1 = seamless):",
+                  "", "| category | asked to tile | drawn plainly | real validation tiles |", "|---|---:|---:|---:|"]
+        for category, row in report["seams"].items():
+            lines.append(f"| {category} | {_cell(row['tiled'], '{:.2f}')} | {_cell(row['plain'], '{:.2f}')} | "
+                         f"{_cell(row['real'], '{:.2f}')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -268,7 +275,34 @@ def evaluation_report(args: argparse.Namespace) -> dict[str, Any]:
             words = evaluate_words(args.model, dataset, reference, args.seed, args)
             if words:
                 report["tags"] = words
+        report["seams"] = evaluate_seams(args.model, dataset, args.seed, args)
     return report
+
+
+def evaluate_seams(model: str, dataset, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """For each tile category the model knows: the median seam ratio of sprites asked to tile, of the same seeds
+    drawn plainly, and of the real validation tiles (1 = the edges meet like any two neighbouring columns)."""
+    import numpy as np
+
+    from studio.cli.console import make_resources
+    from studio.core.pixel_art import seam_ratio
+    from studio.ml.tasks.sprite import tile_categories
+
+    resources = make_resources(args.device)
+    known = set(resources.store.find(model).meta.get("categories") or [])
+    out: dict[str, Any] = {}
+    for offset, category in enumerate(sorted(tile_categories() & known & set(dataset.categories))):
+        real = dataset.val_images[dataset.val_labels == dataset.categories.index(category)]
+        row = {}
+        for tile in (True, False):
+            params = {"category": category, "count": SEAM_COUNT, "tile": tile}
+            sprites = _sprites(model, params, seed + 9_000_000 + 1_000 * offset, args, resources)
+            values = seam_ratio(np.stack([s["rgba"] for s in sprites]))
+            row["tiled" if tile else "plain"] = float(np.nanmedian(values)) if np.isfinite(values).any() else None
+        real_values = seam_ratio(real) if len(real) else np.array([np.nan])
+        row["real"] = float(np.nanmedian(real_values)) if np.isfinite(real_values).any() else None
+        out[category] = row
+    return out
 
 
 def damaged_baselines(dataset, reference, count: int, seed: int) -> dict[str, Any]:

@@ -269,3 +269,27 @@ def test_a_users_own_categories_are_measured_in_feature_space_without_an_accurac
     alone = to_markdown({"model": result, "model_name": "my-gan", "command": "studio train sprite", "train_count": 3,
                          "data": "mine", "encoder": "sprite-encoder"})
     assert "| metric | my-gan |" in alone and "fewer than two validation sprites" in alone
+
+
+def test_the_measures_tell_damaged_tiles_from_real_ones(trained, tmp_path):
+    """Blurred, noised and specked copies of the validation tiles score far from the tiles themselves (the encoder
+    distances are checked on the real data set: its card's table; a 1-epoch tiny encoder here proves nothing)."""
+    report_path = tmp_path / "eval.json"
+    assert main(["eval", "sprite", "--reference", "--damaged", "--data", str(trained.folder), "--count", "40",
+                 "--json", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    clean, damaged = report["baseline"], report["damaged"]
+    assert set(damaged) == {"blurred", "noisy", "specked"}
+
+    def colours(result):
+        return np.mean([row["colours"] for row in result["artist"].values()])
+
+    def speckles(result):
+        return np.mean([row["speckle"] for row in result["artist"].values()])
+
+    def fragments(result):
+        return np.mean([row["fragments"] for row in result["artist"].values()])
+
+    assert colours(damaged["blurred"]) > 3 * colours(clean) and colours(damaged["noisy"]) > 3 * colours(clean)
+    assert speckles(damaged["noisy"]) > 2 * speckles(clean)
+    assert fragments(damaged["specked"]) > fragments(clean) + 1.0
