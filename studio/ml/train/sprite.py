@@ -237,15 +237,18 @@ def _bounded(pool: Any, jobs: Iterator[tuple[int, int, bool]], ahead: int) -> It
 
 
 def _git_commit() -> str:
-    """The source tree's commit; a copy without git history (a GPU machine's) names it in ``STUDIO_COMMIT``."""
+    """The source tree's commit; ``STUDIO_COMMIT`` names it for a copy whose git history is absent or stale (the
+    GPU machine's copy carried the session's first commit)."""
+    if os.environ.get("STUDIO_COMMIT"):
+        return os.environ["STUDIO_COMMIT"]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=paths.repo_root(), capture_output=True, text=True,
             timeout=5, check=True,
         )
     except (OSError, subprocess.SubprocessError):
-        return os.environ.get("STUDIO_COMMIT", "unknown")
-    return out.stdout.strip() or os.environ.get("STUDIO_COMMIT", "unknown")
+        return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 def _hardware(device: str, world_size: int) -> str:
