@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from studio.core.errors import BadInputError
+from studio.core.safe_write import write_atomic
 
 SHORT_NAMES = {"gan": "sprite-gan", "vae": "sprite-vae", "diffusion": "sprite-diffusion"}
 
@@ -156,11 +157,10 @@ def run_bench(args: argparse.Namespace) -> int:
                       *markdown(report)]) + "\n"
     print(text, end="")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"machine": machine, "sprites": report}, indent=2) + "\n")
+        write_atomic(Path(args.json), json.dumps({"machine": machine, "sprites": report}, indent=2) + "\n",
+                     "the benchmark results")
     if args.md:
-        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.md).write_text(text)
+        write_atomic(Path(args.md), text, "the benchmark results")
     return 0
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import tempfile
 from collections import Counter
@@ -36,6 +35,7 @@ import numpy as np
 from studio.core import paths
 from studio.core.errors import StudioError
 from studio.core.formats.images import load_rgba
+from studio.core.safe_write import staged_folder, write_atomic
 from studio.ml.data.packed_sheet import segment_packed_sheet
 from studio.ml.data.sprite_cells import CELL, emptiness, fit_to_cell, slice_grid
 
@@ -93,11 +93,10 @@ def ensure_crawl_tiles(cache: Path | None = None, runner: Runner = subprocess.ru
     if is_extracted(root):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root.parent, prefix=".crawl-fetch-") as tmp:
+    with tempfile.TemporaryDirectory(dir=root.parent, prefix=".crawl-fetch-") as tmp, \
+            staged_folder(root, "the Dungeon Crawl tiles") as staging:
         work = Path(tmp)
         _run(runner, ["apt-get", "download", *PACKAGES], cwd=work)
-        staging = work / "root"
-        staging.mkdir()
         source = {}
         for deb in sorted(work.glob("*.deb")):
             _run(runner, ["dpkg", "-x", str(deb), str(staging)], cwd=work)
@@ -105,10 +104,7 @@ def ensure_crawl_tiles(cache: Path | None = None, runner: Runner = subprocess.ru
             source[package] = {"file": deb.name, "version": version.replace("%3a", ":"), "sha256": _sha256(deb)}
         if not is_extracted(staging):
             raise StudioError(f"the downloaded packages do not contain the expected tile sheets under {TILES_DIR}")
-        (staging / SOURCE_FILE).write_text(json.dumps(source, indent=2), encoding="utf-8")
-        if root.exists():
-            shutil.rmtree(root)
-        staging.replace(root)
+        write_atomic(staging / SOURCE_FILE, json.dumps(source, indent=2), "the Dungeon Crawl tiles")
     return root
 
 

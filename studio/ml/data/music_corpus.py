@@ -225,14 +225,17 @@ def parse_item(item: CorpusItem) -> dict[str, Any]:
     try:
         from music21 import converter
 
+        # parseData: text is always data (converter.parse would open a path or fetch a URL the text names);
+        # forceSource: music21 would otherwise load (and write) pickles in the shared $TMPDIR/music21, where anyone
+        # could plant one that runs code when it is unpickled
         if item.kind == "abc":
-            score = converter.parse(item.text, format="abc")
+            score = converter.parseData(item.text, format="abc")
             parts = list(score.parts) if score.hasPartLikeStreams() else [score]
             title = score.metadata.title if score.metadata else ""
             base = {"id": item.id, "source": item.source, "title": title or ""}
             records = part_records(score, parts[0], base, tempo_from_text(item.text), "melody")
         else:
-            score = converter.parse(item.path)
+            score = converter.parse(item.path, forceSource=True)
             parts = list(score.parts)
             if len(parts) < 4:
                 return {"id": item.id, "records": [], "error": "not a four-part chorale"}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import io
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,8 @@ import numpy as np
 import torch
 
 from studio.core import paths
-from studio.core.errors import ModelFileError
+from studio.core.errors import DiskWriteError, ModelFileError
+from studio.core.safe_write import write_atomic
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.data.sprites import SpriteDataset
 from studio.ml.eval.sprite_metrics import Embed, SpriteReference, evaluate_sprites
@@ -68,13 +71,21 @@ def build_reference(
     encoder_categories = [str(c) for c in meta.get("categories", [])]
     embed = make_embed(module, encoder_categories, dataset.categories, device)
     cache = _features_cache(dataset, meta["sha256"])
-    if cache.is_file():
-        features = np.load(cache, allow_pickle=False)
-    else:
+    features = _cached_features(cache)
+    if features is None:
         features = embed(dataset.train_images)[1]
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache, features, allow_pickle=False)
+        buffer = io.BytesIO()
+        np.save(buffer, features, allow_pickle=False)
+        with suppress(DiskWriteError):  # a cache: without it the next run computes the features again
+            write_atomic(cache, buffer.getbuffer(), "the feature cache")
     return SpriteReference(dataset.categories, dataset.train_images, features, embed)
+
+
+def _cached_features(cache: Path) -> np.ndarray | None:
+    try:
+        return np.load(cache, allow_pickle=False) if cache.is_file() else None
+    except (OSError, ValueError, EOFError):  # damaged: computed again
+        return None
 
 
 def category_shares(dataset: SpriteDataset, count: int) -> dict[str, int]:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from studio.core import paths
 from studio.core.formats.palette import bundled_palettes
+from studio.core.recipe import palette_choice, real_number, whole_number
 from studio.ui.icons import icon
 
 MAX_SEED = 2**31 - 1
@@ -224,7 +225,8 @@ class SpritePanel(QWidget):
     def apply_recipe(self, recipe: dict[str, Any]) -> list[str]:
         """Restore a sprite's recipe (count 1 reproduces that very sprite); returns what could not be restored."""
         problems = []
-        params = recipe.get("params") or {}
+        params = recipe.get("params")
+        params = params if isinstance(params, dict) else {}
         model = recipe.get("model")
         if model and not self.select_model(str(model)):
             problems.append(f"model {model!r} is not installed")
@@ -234,13 +236,18 @@ class SpritePanel(QWidget):
                 self.category.setCurrentText(str(category))
             else:
                 problems.append(f"category {category!r} is not offered by this model")
-        if isinstance(recipe.get("seed"), int):
-            self.seed.setValue(max(0, min(MAX_SEED, recipe["seed"])))
+        seed = whole_number(recipe.get("seed"), 0, MAX_SEED)
+        if seed is not None:
+            self.seed.setValue(seed)
         self.count.setValue(1)
-        if isinstance(params.get("palette"), str):
-            self.set_palette(params["palette"])
-        if isinstance(params.get("steps"), int):
-            self.steps.setValue(params["steps"])
-        if isinstance(params.get("guidance"), int | float):
-            self.guidance.setValue(float(params["guidance"]))
+        palette, problem = palette_choice(params.get("palette"))
+        if palette is not None:
+            self.set_palette(palette)
+        problems += [problem] if problem else []
+        steps = whole_number(params.get("steps"), self.steps.minimum(), self.steps.maximum())
+        if steps is not None:
+            self.steps.setValue(steps)
+        guidance = real_number(params.get("guidance"), self.guidance.minimum(), self.guidance.maximum())
+        if guidance is not None:
+            self.guidance.setValue(guidance)
         return problems
