@@ -23,10 +23,17 @@ from studio.core import safe_write
 FULL_TEXT = "Error while serializing: I/O error: No space left on device (os error 28)"
 
 
-def inject_full_disk(monkeypatch: pytest.MonkeyPatch, after_bytes: int = 16) -> None:
-    """From now on (within ``monkeypatch``) every file write fails with ENOSPC after ``after_bytes`` bytes."""
+def inject_full_disk(monkeypatch: pytest.MonkeyPatch, after_bytes: int = 16, under: Path | None = None) -> None:
+    """From now on (within ``monkeypatch``) every file write fails with ENOSPC after ``after_bytes`` bytes; only
+    writes into folder ``under`` when it is given (the disk that holds it is full, the others are not)."""
+    real_chunk = safe_write._write_chunk
+
+    def hit(filename: str | os.PathLike) -> bool:
+        return under is None or Path(filename).resolve().is_relative_to(Path(under).resolve())
 
     def full(fh, chunk) -> None:
+        if not hit(fh.name):
+            return real_chunk(fh, chunk)
         fh.write(bytes(chunk[:after_bytes]))
         fh.flush()
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -39,8 +46,11 @@ def inject_full_disk(monkeypatch: pytest.MonkeyPatch, after_bytes: int = 16) -> 
         import studio.ml.text.lm as lm
     except ImportError:  # the core-only tests run without torch
         return
+    real_save = model_files.save_file
 
     def save_file(tensors, filename, metadata=None) -> None:
+        if not hit(filename):
+            return real_save(tensors, filename, metadata=metadata)
         Path(filename).write_bytes(b"\0" * after_bytes)
         raise SafetensorError(FULL_TEXT)
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import secrets
 import time
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from studio.core.errors import ModelFileError, StudioError
+from studio.core.errors import ModelFileError
 from studio.core.formats.json_file import parse_json, read_json
 from studio.core.safe_write import staged_file, write_atomic
 from studio.ml import registry
@@ -128,8 +127,9 @@ def _inside(weights: Path) -> tuple[dict[str, Any] | None, str | None]:
 
 def read_pair(weights: Path) -> dict[str, Any]:
     """The sidecar that belongs to ``weights``: the file beside it when its pair token matches the one in the
-    weights' header (or the weights carry none: bundled and older files), else the copy inside the weights, which
-    is then written beside them again. ModelFileError when there is neither or the file beside is damaged."""
+    weights' header (or the weights carry none: bundled and older files), else the copy inside the weights (the
+    next save of the sidecar, a rename for instance, puts it beside them again). ModelFileError when there is
+    neither or the file beside is damaged."""
     weights = Path(weights)
     side = sidecar_path(weights)
     outside: Any = None
@@ -141,8 +141,6 @@ def read_pair(weights: Path) -> dict[str, Any]:
             problem = str(exc)
     inside, token = _inside(weights)
     if inside is not None and (not isinstance(outside, dict) or outside.get(PAIR_FIELD) != token):
-        with suppress(StudioError):  # repair; reading never fails because the repair could not be written
-            write_atomic(side, json.dumps(inside, indent=2), f"the description of {weights.stem}")
         return inside
     if outside is None:
         raise ModelFileError(problem)

@@ -172,7 +172,7 @@ def test_real_full_disk_and_read_only_folder(small_disk) -> None:  # noqa: F811
     small_disk.free()
     small_disk.read_only()
     try:
-        with pytest.raises(DiskWriteError, match="Read-only file system.*choose a folder you may write to"):
+        with pytest.raises(DiskWriteError, match=r"Read-only file system.*choose a folder you may write to"):
             write_atomic(path, b"new ads", "the ads")
     finally:
         small_disk.writable()

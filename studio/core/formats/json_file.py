@@ -1,7 +1,7 @@
 """JSON from files Studio did not necessarily write itself (recipes, sidecars, briefs, settings, run records).
 
-One reader with limits, so that no such file can crash a caller: bounded size and nesting depth, no NaN or
-Infinity, no integer beyond 64 bits, text that is UTF-8; any failure is the caller's error type (a
+One reader with limits, so that no such file can crash a caller: bounded size and nesting depth, no integer beyond
+64 bits, text that is UTF-8 (NaN and Infinity are read as Python writes them); any failure is the caller's error type (a
 :class:`~studio.core.errors.StudioError`) with a message that names the file.
 """
 
@@ -16,10 +16,6 @@ from studio.core.errors import BadInputError, StudioError
 MAX_JSON_BYTES = 16 << 20
 MAX_DEPTH = 32
 MAX_INT = 2**63 - 1
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _check_tree(value: Any, source: str, max_depth: int, error: type[StudioError]) -> None:
@@ -47,10 +43,10 @@ def parse_json(text: str | bytes, source: str, max_bytes: int = MAX_JSON_BYTES, 
         except UnicodeDecodeError:
             raise error(f"{source} is not UTF-8 text") from None
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text)
     except RecursionError:
         raise error(f"{source} is nested too deeply: not a file Studio wrote") from None
-    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers of more than 4300 digits
+    except ValueError as exc:  # JSONDecodeError, integers of more than 4300 digits
         raise error(f"{source} is not valid JSON ({str(exc)[:120]})") from None
     _check_tree(value, source, max_depth, error)
     return value

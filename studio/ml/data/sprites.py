@@ -183,7 +183,10 @@ def load_sprite_dataset(folder: Path) -> SpriteDataset:
         raise BadInputError(f"no sprite data set at {folder}: build one with `studio data sprites`")
     if not manifest_path.is_file():
         raise BadInputError(f"{folder} has no {MANIFEST}: it is not a sprite data set")
-    manifest = expect_object(read_json(manifest_path, str(manifest_path)), str(manifest_path))
+    try:
+        manifest = expect_object(read_json(manifest_path, str(manifest_path)), str(manifest_path))
+    except BadInputError as exc:
+        raise BadInputError(f"{manifest_path} is damaged ({exc})") from None
     try:
         categories = [str(c) for c in manifest["categories"]]
         hashes = dict(manifest.get("sha256", {}))
