@@ -67,8 +67,10 @@ def real_number(value: Any, low: float, high: float) -> float | None:
     """``value`` clamped to [low, high] when it is a finite number (not a bool), else None."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
-    number = float(value) if abs(value) < 1e308 else math.copysign(math.inf, value)
-    return None if math.isnan(number) else max(low, min(high, number))
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    number = float(value) if abs(value) < 1e308 else math.copysign(math.inf, value)  # ints beyond float range
+    return max(low, min(high, number))
 
 
 def meter_choice(value: Any) -> str | None:
