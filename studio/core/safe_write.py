@@ -42,6 +42,7 @@ CHUNK = 8 << 20
 Content = bytes | bytearray | memoryview | str | Callable[[BinaryIO], None]
 
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}(?P<kind>\.studio-part|\.studio-old)(\.\w+)?$")
+_SCRATCH = re.compile(r"tmp[a-z0-9_]{8}")  # tempfile.mkdtemp's names
 _LEGACY_TEMP = re.compile(r"^[^.].*\.(?:part|tmp)(?:\.[A-Za-z0-9]+)?$")  # names earlier versions used
 _ERRNO_IN_TEXT = re.compile(r"(?:\bcode|\berrno|\bos error)\W{0,3}(\d{1,3})\b")  # safetensors: "(os error 28)"
 _ERRNO_WORDS = (("no space left", errno.ENOSPC), ("disk quota", errno.EDQUOT), ("file too large", errno.EFBIG),
@@ -79,10 +80,24 @@ def _errno_of(exc: BaseException) -> int | None:
     return next((code for words, code in _ERRNO_WORDS if words in text), None)
 
 
+def shown_folder(folder: Path) -> Path:
+    """The folder a person chose, for messages: a staging folder is named as the folder it becomes, and the
+    scratch folders made inside it (tempfile's ``tmpXXXXXXXX``) are left out."""
+    parts: list[str] = []
+    staged = False
+    for part in Path(folder).parts:
+        match = _TEMP_NAME.match(part)
+        if staged and _SCRATCH.fullmatch(part):
+            break
+        staged = staged or match is not None
+        parts.append(match["name"] if match else part)
+    return Path(*parts)
+
+
 def describe_write_error(what: str, path: Path, exc: BaseException, needed: int | None = None,
                          retry: str = "try again") -> str:
     """A sentence for a failed write of ``what`` (e.g. "the checkpoint step-00000004") to ``path``."""
-    path = Path(path)
+    path = shown_folder(Path(path).parent) / Path(path).name
     code = _errno_of(exc)
     reason = os.strerror(code) if code else (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
     if code in FULL:

@@ -131,12 +131,12 @@ def write_sprite_dataset(
     groups = near_copy_groups(images, NEAR_COPY_L1)
     train, val = split_by_groups(labels, groups, float(recipe["val_fraction"]), int(recipe["seed"]))
     out = Path(out)
-    with staged_folder(out, f"the data set {out.name}") as staging:  # replaces an earlier set only when complete
+    with staged_folder(out, f"the data set '{out.name}'") as staging:  # replaces an earlier set only when complete
         hashes, counts = {}, {}
         for split, index in zip(SPLITS, (train, val), strict=True):
             buffer = io.BytesIO()
             np.savez_compressed(buffer, images=images[index], labels=labels[index].astype(np.int64))
-            path = write_atomic(staging / f"{split}.npz", buffer.getbuffer(), f"the data set {out.name}")
+            path = write_atomic(staging / f"{split}.npz", buffer.getbuffer(), f"the data set '{out.name}'")
             hashes[path.name] = _sha256(path)
             counts[split] = _counts(labels[index], categories)
         manifest = {
@@ -151,7 +151,7 @@ def write_sprite_dataset(
         }
         if notes:
             manifest["notes"] = notes
-        write_atomic(staging / MANIFEST, json.dumps(manifest, indent=2) + "\n", f"the data set {out.name}")
+        write_atomic(staging / MANIFEST, json.dumps(manifest, indent=2) + "\n", f"the data set '{out.name}'")
     return load_sprite_dataset(out)
 
 
