@@ -64,6 +64,13 @@ def _run_child(action: Callable[[], None], stop_at: int | None) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def crash_at(action: Callable[[], None], point: int = 0) -> bool:
+    """Run ``action`` in a child that dies at its file event number ``point``; True when it died there."""
+    code = _run_child(action, point)
+    assert code in (DIED, 0), f"the action failed with exit status {code}"
+    return code == DIED
+
+
 def crash_points(action: Callable[[], None], check: Callable[[], None], limit: int = 50) -> int:
     """Crash ``action`` at each of its file events in turn, calling ``check`` after each; returns how many crash
     points there were (the action then ran to its end)."""
