@@ -7,6 +7,7 @@ random JSON (recipes with the known keys given hostile values too) may only ever
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +32,9 @@ from studio.core.music_styles import load_style_file
 from studio.core.recipe import check_recipe, palette_choice, parse_recipe, real_number, whole_number
 from studio.core.settings import Settings, load_settings, settings_path
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# STUDIO_FUZZ_EXAMPLES=2000 for a longer hunt than CI's
+FUZZ = settings(max_examples=int(os.environ.get("STUDIO_FUZZ_EXAMPLES", "60")), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 _FOLDER = Path(tempfile.mkdtemp(prefix="studio-fuzz-"))
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)

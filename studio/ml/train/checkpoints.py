@@ -85,7 +85,8 @@ def save_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     path = Path(path)
     sidecar = read_pair(path)
-    groups_ok = isinstance(sidecar.get("groups", []), list) and all(isinstance(g, str) for g in sidecar["groups"])
+    names = sidecar.get("groups", [])
+    groups_ok = isinstance(names, list) and all(isinstance(g, str) for g in names)
     if not isinstance(sidecar.get("step"), int) or not groups_ok \
             or not isinstance(sidecar.get("optimizers", {}), dict) or not isinstance(sidecar.get("extra", {}), dict):
         raise ModelFileError(f"checkpoint {path.name}: its description is damaged (step, groups, optimizers, extra)")
@@ -93,7 +94,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
         tensors = load_file(str(path), device=str(map_location))
     except (OSError, SafetensorError) as exc:
         raise ModelFileError(f"checkpoint {path.name} cannot be read ({exc})") from None
-    groups: dict[str, dict[str, torch.Tensor]] = {g: {} for g in sidecar.get("groups", [])}
+    groups: dict[str, dict[str, torch.Tensor]] = {g: {} for g in names}
     for key, value in tensors.items():
         group, _, name = key.partition("/")
         if group in groups:
