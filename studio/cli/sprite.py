@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from studio.core.errors import BadInputError
+from studio.core.formats.json_file import parse_json
 from studio.core.safe_write import write_atomic
 
 SHORT_NAMES = {"gan": "sprite-gan", "vae": "sprite-vae", "diffusion": "sprite-diffusion"}
@@ -170,8 +171,8 @@ def _setting(text: str) -> tuple[str, object]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
     try:
-        return key, json.loads(value)
-    except ValueError:
+        return key, parse_json(value, key)
+    except BadInputError:
         return key, value
 
 

@@ -18,6 +18,8 @@ from safetensors.torch import save_file
 from studio.core.errors import StudioError
 from studio.ml.checkpoint import PAIR_KEY, SIDECAR_KEY, load_model, read_sidecar
 from studio.ml.data import music as music_data
+from studio.ml.data.copy_text import read_debian_corpus
+from studio.ml.data.music_corpus import RecordCache
 from studio.ml.data.sprites import load_sprite_dataset
 from studio.ml.export.records import read_record
 from studio.ml.manifest import read_manifest
@@ -135,6 +137,16 @@ def test_fuzz_runtime_choices(studio_home: Path, data: bytes) -> None:
     path.write_bytes(data)
     choices: Any = select._read_choices()
     assert isinstance(choices, dict) and all(isinstance(v, str) for v in choices.values())
+
+
+@FUZZ
+@given(st.lists(raw, max_size=4).map(b"\n".join))
+def test_fuzz_json_lines_files(data: bytes) -> None:
+    """The package-description corpus (--heldout, --data) and the tune cache are read a line at a time."""
+    path = _FOLDER / "lines.jsonl"
+    path.write_bytes(data)
+    only_studio_errors(lambda: read_debian_corpus(path))
+    RecordCache(path)  # a cache: damaged lines are skipped, never an error
 
 
 def test_only_studio_errors_is_not_a_test_that_cannot_fail() -> None:

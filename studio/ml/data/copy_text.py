@@ -24,6 +24,8 @@ from typing import BinaryIO
 
 from studio.core.copy_brief import WORD_RE
 from studio.core.errors import BadInputError
+from studio.core.formats.json_file import parse_json
+from studio.core.formats.text import read_text
 from studio.core.safe_write import write_atomic
 
 MIN_EXAMPLES = 10
@@ -230,9 +232,14 @@ def read_debian_corpus(path: Path) -> list[PackageBlurb]:
     if not path.exists():
         raise BadInputError(f"{path} does not exist: build it with `studio data copy --out {path}`")
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        data = json.loads(line)
-        records.append(PackageBlurb(data["package"], data["synopsis"], data["blurb"]))
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        data = parse_json(line, f"{path.name}, line {number}") if line.strip() else None
+        if data is None:
+            continue
+        fields = [data.get(key) for key in ("package", "synopsis", "blurb")] if isinstance(data, dict) else []
+        if len(fields) != 3 or not all(isinstance(value, str) for value in fields):
+            raise BadInputError(f"{path.name}, line {number}: not a package description (package, synopsis, blurb)")
+        records.append(PackageBlurb(*fields))
     return records
 
 
