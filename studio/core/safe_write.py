@@ -43,7 +43,9 @@ Content = bytes | bytearray | memoryview | str | Callable[[BinaryIO], None]
 
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}(?P<kind>\.studio-part|\.studio-old)(\.\w+)?$")
 _SCRATCH = re.compile(r"tmp[a-z0-9_]{8}")  # tempfile.mkdtemp's names
-_LEGACY_TEMP = re.compile(r"^[^.].*\.(?:part|tmp)(?:\.[A-Za-z0-9]+)?$")  # names earlier versions used
+# exactly the temporary names earlier versions used ("a.png.part", "m.json.tmp", "clip.part.wav", "train.tmp.npz"),
+# so that no file a person named is ever matched (a model "my.part" is "my.part.safetensors")
+_LEGACY_TEMP = re.compile(r"^[^.].*\.(?:part|tmp|part\.(?:wav|flac|ogg|mid|midi)|tmp\.npz)$")
 _ERRNO_IN_TEXT = re.compile(r"(?:\bcode|\berrno|\bos error)\W{0,3}(\d{1,3})\b")  # safetensors: "(os error 28)"
 _ERRNO_WORDS = (("no space left", errno.ENOSPC), ("disk quota", errno.EDQUOT), ("file too large", errno.EFBIG),
                 ("read-only file system", errno.EROFS), ("permission denied", errno.EACCES))

@@ -139,13 +139,16 @@ def test_start_up_removes_what_killed_writers_left_and_nothing_else(tmp_path: Pa
     stale = own / "models" / f".m.safetensors.{dead}-0123abcd.studio-part"
     running = own / "models" / f".n.safetensors.{alive}-0123abcd.studio-part"
     legacy = own / "models" / "m.json.tmp"
+    legacy_audio = own / "cache" / "clip.part.wav"
+    model_named_part = own / "models" / "my.part.safetensors"  # a model named "my.part": not a temporary file
     users_own = theirs / "notes.tmp"  # a file of the user's in the output folder: never touched
     stale_out = theirs / f".clip.wav.{dead}-89abcdef.studio-part"
-    for path in (stale, running, legacy, users_own, stale_out):
+    (own / "cache").mkdir()
+    for path in (stale, running, legacy, legacy_audio, model_named_part, users_own, stale_out):
         path.write_bytes(b"x")
     removed = remove_stale_temps([own], legacy=True) + remove_stale_temps([theirs])
-    assert sorted(removed) == sorted([stale, legacy, stale_out])
-    assert running.exists() and users_own.exists()
+    assert sorted(removed) == sorted([stale, legacy, legacy_audio, stale_out])
+    assert running.exists() and users_own.exists() and model_named_part.exists()
 
 
 def test_start_up_puts_back_a_folder_moved_aside_by_an_interrupted_swap(tmp_path: Path) -> None:
