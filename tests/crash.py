@@ -20,10 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from studio.core.safe_write import remove_stale_temps
 from tests.faults import leftovers
 
 DIED = 99  # the child's exit status when it stopped at the chosen point
+NEEDS_FORK = pytest.mark.skipif(not hasattr(os, "fork"), reason="the crash tests fork (POSIX only)")
 
 
 def _child(action: Callable[[], None], stop_at: int | None) -> None:

@@ -40,10 +40,10 @@ from studio.ml.train.checkpoints import (
     prune_checkpoints,
     save_checkpoint,
 )
-from tests.crash import crash_points, random_kills
+from tests.crash import NEEDS_FORK, crash_points, random_kills
 from tests.ml.test_model_files import Probe, ProbeConfig
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), NEEDS_FORK]
 KILLS = 50
 
 

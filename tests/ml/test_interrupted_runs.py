@@ -25,7 +25,7 @@ from studio.ml.runtime.select import find_export
 from studio.ml.store import ModelStore
 from studio.ml.tasks.data import inspect_data
 from studio.ml.train.sprite import SpriteTrainConfig, train_sprite
-from tests.crash import DIED, crash_at, random_kills
+from tests.crash import DIED, NEEDS_FORK, crash_at, random_kills
 from tests.ml.music_fixtures import write_midi
 from tests.ml.sprite_helpers import make_dataset, save_tiny_model, tiny_overrides
 from tests.ml.test_model_files import write_probe
@@ -33,6 +33,7 @@ from tests.ml.test_model_files import write_probe
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@NEEDS_FORK
 def test_a_resume_killed_while_writing_the_run_record_can_be_resumed(tmp_path: Path) -> None:
     """run.json was rewritten in place on every start and resume; a kill there made --resume fail to parse it."""
     config = SpriteTrainConfig(family="gan", data=make_dataset(tmp_path / "sprites", train=12, val=4),
@@ -61,6 +62,7 @@ def _killed_while_onnxruntime_writes() -> None:
     export_model("tiny-gan", "fp32", store=ModelStore())
 
 
+@NEEDS_FORK
 def test_an_onnx_re_export_killed_mid_write_keeps_the_previous_export(tmp_path: Path) -> None:
     """generator.onnx was written in place by onnxruntime's optimiser; a kill left it 0 bytes long."""
     weights = save_tiny_model("gan", paths.user_models_dir(), "tiny-gan")
@@ -72,6 +74,7 @@ def test_an_onnx_re_export_killed_mid_write_keeps_the_previous_export(tmp_path: 
 
 
 @pytest.mark.slow
+@NEEDS_FORK
 def test_fifty_random_kills_during_onnx_re_exports(tmp_path: Path) -> None:
     import time
 
