@@ -12,6 +12,7 @@ import sys
 
 from studio import __version__
 from studio.core.errors import StudioError
+from studio.core.housekeeping import tidy_after_crashes
 
 GROUPS = {
     "generate": "generate sprites, copy or music from a model",
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        tidy_after_crashes()
         return int(args.func(args) or 0)
     except StudioError as exc:
         print(f"studio: {exc}", file=sys.stderr)

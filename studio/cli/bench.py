@@ -19,6 +19,7 @@ from typing import Any
 
 from studio.core import paths
 from studio.core.errors import ModelFileError
+from studio.core.safe_write import write_atomic
 
 MUSIC_MODEL = "music-transformer"
 
@@ -154,10 +155,8 @@ def run_all(args: argparse.Namespace) -> int:
     results = paths.repo_root() / "bench" / "results"
     json_path = Path(args.json) if args.json else results / f"{stamp}-{device}.json"
     md_path = Path(args.md) if args.md else results / f"{stamp}-{device}.md"
-    for path in (json_path, md_path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    md_path.write_text(text, encoding="utf-8")
+    write_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n", "the benchmark results")
+    write_atomic(md_path, text, "the benchmark results")
     print(text, end="")
     print(f"wrote {json_path} and {md_path}")
     return 0

@@ -86,8 +86,7 @@ def run_eval(args: argparse.Namespace) -> int:
         report["perplexity"] = _held_out_perplexity(lm, Path(args.data), args.seed)
         print(f"held-out perplexity of {args.data}: {report['perplexity']['perplexity']:.2f}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_atomic(Path(args.json), json.dumps(report, indent=2) + "\n", "the report")
     return 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from studio.core.defaults import BASE_LANGUAGE_MODEL
 from studio.core.errors import BadInputError
+from studio.core.safe_write import write_atomic
 
 DEFAULT_LM = BASE_LANGUAGE_MODEL
 
@@ -37,12 +38,9 @@ def run_bench(args: argparse.Namespace) -> int:
                       *markdown(report)]) + "\n"
     print(text, end="")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"machine": machine, "copy": report}, indent=2) + "\n",
-                                   encoding="utf-8")
+        write_atomic(Path(args.json), json.dumps({"machine": machine, "copy": report}, indent=2) + "\n", "the report")
     if args.md:
-        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.md).write_text(text, encoding="utf-8")
+        write_atomic(Path(args.md), text, "the report")
     return 0
 
 

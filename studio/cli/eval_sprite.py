@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import BadInputError
+from studio.core.safe_write import write_atomic
 
 CARD_START = "<!-- studio-eval:sprite -->"
 ENCODER = "sprite-encoder"
@@ -135,7 +136,7 @@ def update_card(card: Path, markdown: str) -> None:
         text = pattern.sub(lambda _: block, text)
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + f"## Evaluation\n\n{block}\n"
-    card.write_text(text, encoding="utf-8")
+    write_atomic(card, text, f"the card {card.name}")
 
 
 def _sprites(model: str, params: dict[str, Any], seed: int, args: argparse.Namespace, resources: Any) -> list:
@@ -226,8 +227,7 @@ def evaluate_trained_model(name: str, data: Path, card: Path, json_path: Path, d
 
 
 def _write_report(path: Path, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_atomic(path, json.dumps(report, indent=2) + "\n", "the report")
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from studio.ml.checkpoint import read_sidecar
     from studio.ml.store import ModelStore
 
     store = ModelStore()
@@ -31,7 +32,8 @@ def run_verify(args: argparse.Namespace) -> int:
             continue
         try:
             store.verify(entry)
-            print(f"ok      {entry.name}")
+            read_sidecar(entry.weights)
+            print(f"ok      {entry.name} ({entry.source})")
         except StudioError as exc:
             failures += 1
             print(f"FAILED  {entry.name}: {exc}")
@@ -41,6 +43,7 @@ def run_verify(args: argparse.Namespace) -> int:
 def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser = groups["models"].add_parser("list", help="list bundled, trained and imported models")
     parser.set_defaults(func=run_list)
-    parser = groups["models"].add_parser("verify", help="check bundled models against their sha256")
+    parser = groups["models"].add_parser("verify", help="check bundled models against their sha256, and that "
+                                         "every user and shared model has a readable description")
     parser.add_argument("names", nargs="*")
     parser.set_defaults(func=run_verify)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import BadInputError
+from studio.core.safe_write import write_atomic
 
 
 def _bar_span(text: str) -> tuple[int, int]:
@@ -201,11 +202,9 @@ def run_bench(args: argparse.Namespace) -> int:
         report = {**part, "results": report.get("results", []) + part["results"]}
     markdown = bench_markdown(report)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_atomic(Path(args.json), json.dumps(report, indent=2) + "\n", "the benchmark results")
     if args.md:
-        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.md).write_text(markdown, encoding="utf-8")
+        write_atomic(Path(args.md), markdown, "the benchmark results")
     print(markdown, end="")
     return 0
 

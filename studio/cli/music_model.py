@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from studio.core.errors import BadInputError, StudioError
+from studio.core.safe_write import write_atomic
 
-TUNE_SUFFIXES = (".mid", ".midi", ".abc")
 BASE_MODEL = "music-transformer"
 FINE_TUNE_LR_SCALE = 0.3
 
@@ -53,12 +53,16 @@ def run_data(args: argparse.Namespace) -> int:
               f"{summary['bars']:6d} bars  {summary['notes']:7d} notes  {summary['by_source']}")
     for source, counts in manifest["parsed"].items():
         print(f"parsed {source:<13} {counts.get('items', 0):5d} items, {counts.get('failed', 0)} failed")
+    for skipped in manifest["skipped_files"]:
+        print(f"skipped {skipped['file']}: {skipped['reason']}")
     print(f"wrote {out}/{{train,val}}.npz and manifest.json in {time.monotonic() - started:.0f}s")
     return 0
 
 
 def _user_tunes(path: Path) -> list[Path]:
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix.lower() in TUNE_SUFFIXES)
+    from studio.ml.data.music import MUSIC_SUFFIXES
+
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix.lower() in MUSIC_SUFFIXES)
     if not files:
         raise BadInputError(f"{path} holds no MIDI (.mid) or ABC (.abc) files to train on")
     return files
@@ -98,6 +102,8 @@ def _training_data(args: argparse.Namespace, say) -> tuple[Path, Path | None]:
         manifest = build_dataset(built, (), _user_tunes(data))
         tunes = sum(s["sequences"] for s in manifest["splits"].values())
         say(f"built a training set of {tunes} tune(s) from {data.name}")
+        for skipped in manifest["skipped_files"]:
+            say(f"skipped {skipped['file']}: {skipped['reason']}")
     if init is None and not args.scratch:
         init = _bundled_model()
     if init is not None:
@@ -107,6 +113,7 @@ def _training_data(args: argparse.Namespace, say) -> tuple[Path, Path | None]:
 
 def run_train(args: argparse.Namespace) -> int:
     from studio.cli.train_runner import run_trainer
+    from studio.ml.checkpoint import read_sidecar
     from studio.ml.device import resolve_device
     from studio.ml.train.music import TrainOptions, train
 
@@ -135,7 +142,7 @@ def run_train(args: argparse.Namespace) -> int:
         path = train(options, progress, cancel)
         if path is None:  # another torchrun rank
             return {}
-        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        meta = read_sidecar(path)
         outcome.update(model=args.name, model_path=str(path), metrics=meta["metrics"],
                        card=str(path.with_suffix(".md")))
         return outcome
@@ -164,6 +171,7 @@ CARD_SAMPLES = (("A minor, 4/4, 8 bars, seed 1", "A minor", "4/4", 8, 1),
 
 def write_card(weights: Path, model, metrics: dict, meta: dict, data: Path) -> Path:
     """The model's card with these metrics, two sample melodies (default sampling settings) and ``data``'s size."""
+    from studio.ml.data.music import read_manifest
     from studio.ml.music.sample import generate_melody
     from studio.ml.train.music_card import model_card, notes_text
 
@@ -171,11 +179,9 @@ def write_card(weights: Path, model, metrics: dict, meta: dict, data: Path) -> P
         label: notes_text(generate_melody(model, key, None, meter, 110, bars, seed), meter, bars)
         for label, key, meter, bars, seed in CARD_SAMPLES
     }
-    card = weights.with_suffix(".md")
-    manifest = data / "manifest.json"
-    counts = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else None
-    card.write_text(model_card({**meta, "metrics": metrics}, samples, counts), encoding="utf-8")
-    return card
+    counts = read_manifest(data) or None
+    return write_atomic(weights.with_suffix(".md"), model_card({**meta, "metrics": metrics}, samples, counts),
+                        f"the card of {weights.stem}")
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -195,7 +201,7 @@ def run_eval(args: argparse.Namespace) -> int:
     for key, value in metrics.items():
         print(f"{key:<28} {value}")
     if args.json:
-        Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        write_atomic(Path(args.json), json.dumps(metrics, indent=2) + "\n", "the metrics")
         print(f"wrote {args.json}")
     if args.card:
         print(f"wrote {write_card(weights, model, metrics, meta, data)}")

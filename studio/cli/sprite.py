@@ -11,6 +11,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from studio.core.errors import BadInputError
+from studio.core.formats.json_file import parse_json
+from studio.core.safe_write import write_atomic
 
 SHORT_NAMES = {"gan": "sprite-gan", "vae": "sprite-vae", "diffusion": "sprite-diffusion"}
 
@@ -159,11 +161,10 @@ def run_bench(args: argparse.Namespace) -> int:
                       *markdown(report)]) + "\n"
     print(text, end="")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"machine": machine, "sprites": report}, indent=2) + "\n")
+        write_atomic(Path(args.json), json.dumps({"machine": machine, "sprites": report}, indent=2) + "\n",
+                     "the benchmark results")
     if args.md:
-        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.md).write_text(text)
+        write_atomic(Path(args.md), text, "the benchmark results")
     return 0
 
 
@@ -173,8 +174,8 @@ def _setting(text: str) -> tuple[str, object]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
     try:
-        return key, json.loads(value)
-    except ValueError:
+        return key, parse_json(value, key)
+    except BadInputError:
         return key, value
 
 

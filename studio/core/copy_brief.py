@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import BadInputError
+from studio.core.formats.json_file import read_json
+from studio.core.safe_write import write_atomic
 
 #: A word: letters and digits of any script, with apostrophes inside (``don't``, ``coffee's``).
 WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -181,24 +183,10 @@ def brief_from_dict(data: Any) -> Brief:
 
 
 def load_brief(path: Path) -> Brief:
-    path = Path(path)
-    if not path.exists():
-        raise BadInputError(f"{path.name}: no such file")
-    if path.stat().st_size > MAX_BRIEF_BYTES:
-        raise BadInputError(f"{path.name} is larger than 1 MB; a brief is a short JSON file")
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise BadInputError(f"{path.name} is not UTF-8 text; save the brief as UTF-8 JSON") from None
-    except ValueError as exc:
-        raise BadInputError(f"{path.name} is not valid JSON ({exc})") from None
-    return brief_from_dict(data)
+    return brief_from_dict(read_json(Path(path), max_bytes=MAX_BRIEF_BYTES))
 
 
 def save_brief(path: Path, brief: Brief) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(brief.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, json.dumps(brief.to_dict(), indent=2, ensure_ascii=False) + "\n",
+                        f"the brief {path.name}")

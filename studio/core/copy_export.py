@@ -23,6 +23,8 @@ from typing import Any
 from studio.core.ad_formats import AdFormat, char_count
 from studio.core.copy_formats import GENERATION_FORMATS, generation_format
 from studio.core.errors import BadInputError
+from studio.core.formats.json_file import parse_json
+from studio.core.safe_write import write_atomic
 
 Ad = dict[str, list[str]]
 
@@ -167,10 +169,10 @@ def from_markdown(text: str, format_name: str | None = None) -> AdSet:
     for line in text.splitlines():
         match = _MD_META.match(line.strip())
         if match:
-            try:
-                meta = json.loads(match["json"])
-            except ValueError:
-                raise BadInputError("the Markdown file's Studio comment is damaged") from None
+            meta = parse_json(match["json"], "the Markdown file's Studio comment")
+            if not isinstance(meta, dict) or not isinstance(meta.get("format", ""), str) \
+                    or not isinstance(meta.get("recipe", {}), dict):
+                raise BadInputError("the Markdown file's Studio comment is damaged")
             format_name = format_name or meta.get("format")
             recipe = meta.get("recipe", {})
             break
@@ -198,10 +200,7 @@ def to_json(adset: AdSet) -> str:
 
 
 def from_json(text: str) -> AdSet:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise BadInputError(f"not valid JSON ({exc})") from None
+    data = parse_json(text, "the ad export")
     if not isinstance(data, dict) or not isinstance(data.get("ads"), list) or "format" not in data:
         raise BadInputError("not a Studio ad export (needs 'format' and a list of 'ads')")
     ads = []
@@ -211,7 +210,10 @@ def from_json(text: str) -> AdSet:
         ):
             raise BadInputError("each ad must map field names to lists of texts")
         ads.append({str(k): list(v) for k, v in ad.items()})
-    adset = AdSet(str(data["format"]), ads, dict(data.get("recipe") or {}))
+    recipe = data.get("recipe") or {}
+    if not isinstance(recipe, dict):
+        raise BadInputError("the ad export's 'recipe' must be an object")
+    adset = AdSet(str(data["format"]), ads, recipe)
     check_ads(adset)
     return adset
 
@@ -226,11 +228,8 @@ def export_ads(path: Path, adset: AdSet) -> Path:
     if writer is None:
         raise BadInputError(f"cannot export to {path.suffix or 'a file without extension'}: use .csv, .md or .json")
     text = writer(adset)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8-sig" if path.suffix.lower() == ".csv" else "utf-8", newline="")
-    tmp.replace(path)
-    return path
+    encoding = "utf-8-sig" if path.suffix.lower() == ".csv" else "utf-8"
+    return write_atomic(path, text.encode(encoding), f"the ads {path.name}")
 
 
 def import_ads(path: Path, format_name: str | None = None) -> AdSet:

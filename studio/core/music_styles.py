@@ -6,13 +6,13 @@ unambiguous prefix ('chiptune' -> 'chiptune-adventure').
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from studio.core import paths
 from studio.core.errors import BadInputError
+from studio.core.formats.json_file import read_json
 from studio.core.music_theory import parse_key, parse_meter, validate_bpm
 
 VOICES = ("pulse12", "pulse25", "pulse50", "triangle", "saw", "noise", "sine")
@@ -112,8 +112,8 @@ def _instrument(path: Path, part: str, raw: dict[str, Any]) -> Instrument:
 def load_style_file(path: Path) -> Style:
     path = Path(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        raw = read_json(path, max_bytes=1 << 20)
+    except BadInputError as exc:
         raise BadInputError(f"style file {path.name} is not readable JSON ({exc})") from None
     try:
         melody, harmony = raw.get("melody", {}), raw.get("harmony", {})
@@ -139,7 +139,7 @@ def load_style_file(path: Path) -> Style:
             instruments={part: _instrument(path, part, spec) for part, spec in raw["instruments"].items()},
             effects=Effects(**raw.get("effects", {})),
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise BadInputError(f"style file {path.name} is incomplete or malformed ({exc!r})") from None
     parse_key(style.key)
     parse_meter(style.meter)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core.errors import ModelFileError
+from studio.core.formats.json_file import read_json
+from studio.core.safe_write import write_atomic
 from studio.ml.checkpoint import sha256_file
 
 MANIFEST_NAME = "manifest.json"
@@ -26,8 +28,8 @@ def read_manifest(folder: Path) -> dict[str, ManifestEntry]:
     path = folder / MANIFEST_NAME
     if not path.exists():
         return {}
+    raw = read_json(path, str(path), error=ModelFileError)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
         return {
             item["name"]: ManifestEntry(
                 name=item["name"],
@@ -39,7 +41,7 @@ def read_manifest(folder: Path) -> dict[str, ManifestEntry]:
             )
             for item in raw.get("models", [])
         }
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelFileError(f"{path} is damaged ({exc}); reinstall the bundled models") from None
 
 
@@ -55,7 +57,8 @@ def write_manifest(folder: Path, entries: dict[str, ManifestEntry]) -> None:
         }
         for e in sorted(entries.values(), key=lambda e: e.name)
     ]
-    (folder / MANIFEST_NAME).write_text(json.dumps({"version": 1, "models": models}, indent=2) + "\n")
+    write_atomic(folder / MANIFEST_NAME, json.dumps({"version": 1, "models": models}, indent=2) + "\n",
+                 "the model manifest")
 
 
 def entry_for_files(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 from studio.core.errors import BadInputError, ModelFileError
+from studio.core.formats.json_file import expect_object, read_json
+from studio.core.safe_write import Content, copy_of, staged_folder, write_atomic, write_group
 from studio.ml.checkpoint import load_model, read_sidecar
 from studio.ml.store import ModelStore
 
@@ -29,12 +30,26 @@ def _inside(path: Path, folder: Path | None) -> bool:
     return folder is not None and folder.resolve() in path.resolve().parents
 
 
-def _write_sidecar_name(weights: Path, name: str, extra: dict | None = None) -> None:
-    side = weights.with_suffix(".json")
-    meta = json.loads(side.read_text(encoding="utf-8")) if side.exists() else {}
-    meta.update(extra or {})
-    meta["name"] = name
-    side.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+def _sidecar(weights: Path) -> dict:
+    """The sidecar of a user model file: a model's (checked, see read_sidecar) or a GGUF's."""
+    if weights.suffix == ".safetensors":
+        return read_sidecar(weights)
+    return expect_object(read_json(weights.with_suffix(".json"), error=ModelFileError), weights.name, ModelFileError)
+
+
+def _write_sidecar_name(weights: Path, name: str) -> None:
+    """Rename a model by its sidecar alone, crash-safely (the pair token is kept, so the weights stay its own)."""
+    meta = {**_sidecar(weights), "name": name}
+    write_atomic(weights.with_suffix(".json"), json.dumps(meta, indent=2), f"the description of {name}")
+
+
+def _is_model(weights: Path) -> bool:
+    """Whether ``weights`` is a listed model, not what a failed import of an earlier version left behind."""
+    try:
+        _sidecar(weights)
+    except ModelFileError:
+        return False
+    return True
 
 
 def _import_safetensors(path: Path, name: str, store: ModelStore) -> str:
@@ -50,14 +65,15 @@ def _import_safetensors(path: Path, name: str, store: ModelStore) -> str:
         _write_sidecar_name(path, name)
         return name
     target = store.user / f"{name}.safetensors"
-    if target.exists():
+    if target.exists() and _is_model(target):
         raise BadInputError(f"a model named {name!r} already exists: rename it or pick another name")
-    shutil.copy2(path, target)
-    shutil.copy2(path.with_suffix(".json"), target.with_suffix(".json"))
+    meta = {**meta, "name": name, "imported_from": str(path)}
+    files: list[tuple[Path, Content]] = [(target.with_suffix(".json"), json.dumps(meta, indent=2))]
     card = path.with_suffix(".md")
     if card.exists():
-        shutil.copy2(card, target.with_suffix(".md"))
-    _write_sidecar_name(target, name, {"imported_from": str(path)})
+        files.append((target.with_suffix(".md"), copy_of(card)))
+    files.append((target, copy_of(path)))  # last: the weights make the model appear in the list
+    write_group(files, f"the model {name}")
     return name
 
 
@@ -73,10 +89,10 @@ def _import_onnx(path: Path, name: str, store: ModelStore) -> str:
     open_session(path)
     name = check_name(name or path.stem)
     folder = store.user / "onnx-imported" / name
-    if folder.exists():
+    if (folder / path.name).is_file():
         raise BadInputError(f"an ONNX model named {name!r} was already imported")
-    folder.mkdir(parents=True)
-    shutil.copy2(path, folder / path.name)
+    with staged_folder(folder, f"the ONNX model {name}") as staging:
+        write_atomic(staging / path.name, copy_of(path), f"the ONNX model {name}")
     return name
 
 

@@ -30,7 +30,7 @@ class Resources:
     @classmethod
     def from_settings(cls, settings: Settings) -> Resources:
         threads = configure_cpu_threads(settings.model_threads)
-        shared = Path(settings.shared_model_dir) if settings.shared_model_dir else None
+        shared = Path(settings.shared_model_dir).expanduser() if settings.shared_model_dir else None
         return cls(
             device=resolve_device(settings.device),
             runtime=settings.runtime,

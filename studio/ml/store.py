@@ -6,13 +6,14 @@ listed in the sidecar). The store only lists and verifies; loading is :mod:`stud
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from studio.core import paths
 from studio.core.errors import ModelFileError
+from studio.core.settings import load_settings
+from studio.ml.checkpoint import read_sidecar
 from studio.ml.manifest import read_manifest, verify_entry
 
 
@@ -32,21 +33,28 @@ class ModelEntry:
 
 
 def _read_meta(weights: Path) -> dict[str, Any] | None:
-    side = weights.with_suffix(".json")
+    """A listed file's checked sidecar; None for files that are not (or no longer) a model: skipped, not fatal."""
     try:
-        data = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_sidecar(weights)
+    except ModelFileError:
         return None
-    return data if isinstance(data, dict) and "arch" in data else None
+
+
+def shared_model_dir() -> Path | None:
+    """The shared model folder chosen in Settings (None when there is none)."""
+    folder = load_settings().shared_model_dir
+    return Path(folder).expanduser() if folder else None
 
 
 class ModelStore:
     def __init__(
         self, bundled: Path | None = None, user: Path | None = None, shared: Path | None = None
     ) -> None:
+        """Folders default to the bundled models, the user's model folder and the Settings' shared folder, so
+        every command searches the same places."""
         self.bundled = bundled or paths.bundled_models_dir()
         self.user = user or paths.user_models_dir()
-        self.shared = shared
+        self.shared = shared if shared is not None else shared_model_dir()
         self._verified: set[str] = set()
 
     def _scan(self, folder: Path | None, source: str) -> list[ModelEntry]:

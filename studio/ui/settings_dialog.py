@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.errors import StudioError
 from studio.core.settings import DEVICES, RUNTIMES, Settings, save_settings
 
 DEVICE_LABELS = {"auto": "Automatic (GPU when present)", "cuda": "NVIDIA GPU (CUDA)", "cpu": "CPU"}
@@ -65,9 +66,14 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        self.error = QLabel()  # why the settings could not be saved (a full disk, a read-only folder)
+        self.error.setObjectName("error")
+        self.error.setWordWrap(True)
+        self.error.hide()
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(note)
+        layout.addWidget(self.error)
         layout.addWidget(buttons)
         self._load(settings)
 
@@ -99,9 +105,15 @@ class SettingsDialog(QDialog):
         return edited
 
     def accept(self) -> None:
-        self.restart_needed = self.needs_restart()
+        """Save, then apply; a failed save says why, keeps the dialog open and changes nothing."""
         edited = self.edited()
+        try:
+            save_settings(edited)
+        except StudioError as exc:
+            self.error.setText(f"The settings were not saved: {exc}")
+            self.error.show()
+            return
+        self.restart_needed = self.needs_restart()
         for name, value in vars(edited).items():
             setattr(self._settings, name, value)
-        save_settings(self._settings)
         super().accept()

@@ -3,7 +3,6 @@ disk at the adapter write leaves a run that --resume finishes without training a
 
 from __future__ import annotations
 
-import errno
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,9 @@ import torch
 from studio.core import paths
 from studio.core.cancel import CancelToken, JobCancelled
 from studio.core.errors import BadInputError, DiskWriteError
-from studio.ml.train import lora
 from studio.ml.train.copy_run import CopyTrainConfig, train_copy
 from studio.ml.train.lora import LoRAConfig, RunFolder, TrainSettings, adapter_state, items_from_lines, train_lora
+from tests.faults import inject_full_disk
 from tests.ml.copy_fixtures import tiny_lm
 
 LINES = [f"Brewly {verb} fresh {thing}!" for verb in ("pours", "brings", "roasts")
@@ -77,12 +76,9 @@ def test_disk_full_at_the_adapter_write_then_resume_writes_it(tmp_path: Path, mo
     lm = tiny_lm(seed=1, embed_std=0.3)
     config = CopyTrainConfig(name="our-voice", data=data, preset="quick", licence="our own lines")
 
-    def no_space(*_args, **_kwargs) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
     events: list[dict] = []
     with monkeypatch.context() as full_disk, pytest.raises(DiskWriteError, match=r"disk full.*our-voice.*resume"):
-        full_disk.setattr(lora, "save_file", no_space)
+        inject_full_disk(full_disk, under=paths.user_models_dir())
         train_copy(lm, config, events.append, CancelToken())
     trained_steps = max(e["step"] for e in events if "step" in e)
     assert not list(paths.user_models_dir().glob("our-voice*")), "nothing half-written in the models folder"

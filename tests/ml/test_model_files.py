@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from studio.core.errors import ModelFileError
@@ -73,10 +74,12 @@ def test_truncated_weights_are_refused(tmp_path: Path) -> None:
 def test_missing_sidecar_and_unknown_arch(tmp_path: Path) -> None:
     path = write_probe(tmp_path / "probe.safetensors")
     side = path.with_suffix(".json")
-    side.write_text('{"arch": "nonexistent", "config": {}}')
+    side.write_text(side.read_text().replace('"arch": "test-probe"', '"arch": "nonexistent"'))
     with pytest.raises(ModelFileError, match="unknown architecture"):
         load_model(path)
-    side.unlink()
+    side.unlink()  # a file Studio wrote carries its description in its header too
+    assert load_model(path)[2]["name"] == "probe"
+    save_file(load_file(str(path)), str(path))  # weights from elsewhere: no description inside
     with pytest.raises(ModelFileError, match="JSON description"):
         load_model(path)
 

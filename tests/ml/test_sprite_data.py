@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from studio.cli import main
-from studio.core.errors import BadInputError, StudioError
+from studio.core.errors import BadInputError, DiskWriteError, StudioError
 from studio.ml.data import crawl_tiles
 from studio.ml.data.pixel_space import NEAR_COPY_L1, near_copy_groups, nearest_l1, pixel_l1
 from studio.ml.data.sprite_cells import emptiness, fit_to_cell
@@ -266,7 +266,7 @@ def test_a_failed_write_leaves_the_previous_set_untouched(tmp_path, monkeypatch)
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "savez_compressed", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(DiskWriteError, match="disk full"):
         write_sprite_dataset(dataset.folder, distinct_sprites(6), np.zeros(6, np.int64), ["x"], name="x",
                              source="t", licence="t", recipe={"command": "", "seed": 0, "val_fraction": 0.5},
                              rejected=[])

@@ -3,20 +3,20 @@ finishes the run. Also the model file itself: a failed save keeps the earlier mo
 
 from __future__ import annotations
 
-import errno
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors import SafetensorError
 
 from studio.cli.train_runner import run_trainer
 from studio.core.errors import DiskWriteError
 from studio.ml import checkpoint as model_files
 from studio.ml.checkpoint import load_model, save_model
-from studio.ml.train import checkpoints
 from studio.ml.train.checkpoints import latest_checkpoint, list_checkpoints, load_checkpoint
 from studio.ml.train.sprite import SpriteTrainConfig, train_sprite
+from tests.faults import FULL_TEXT, leftovers
 from tests.ml.sprite_helpers import make_dataset, save_tiny_model, tiny_overrides
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models train fastest on one thread
@@ -29,14 +29,15 @@ def _config(data: Path, run: Path, resume: bool = False) -> SpriteTrainConfig:
 
 
 def _full_disk_at(call: int, real):
-    """A safetensors writer that writes half a file and fails with ENOSPC on its ``call``-th use."""
+    """safetensors' writer as it behaves on a full disk on its ``call``-th use: half a file written, then its own
+    SafetensorError (not an OSError), which the project's disk-full path must recognise."""
     calls = {"n": 0}
 
     def save_file(tensors, filename, metadata=None):
         calls["n"] += 1
         if calls["n"] == call:
             Path(filename).write_bytes(b"\0" * 100)
-            raise OSError(errno.ENOSPC, "No space left on device", filename)
+            raise SafetensorError(FULL_TEXT)
         return real(tensors, filename, metadata=metadata)
 
     return save_file
@@ -48,13 +49,13 @@ def test_disk_full_at_the_second_checkpoint_stops_clearly_and_resumes(tmp_path: 
     events: list[dict] = []
     with monkeypatch.context() as full_disk, \
             pytest.raises(DiskWriteError, match=r"disk full.*step-00000004.*Free some space and resume"):
-        full_disk.setattr(checkpoints, "save_file", _full_disk_at(2, checkpoints.save_file))
+        full_disk.setattr(model_files, "save_file", _full_disk_at(2, model_files.save_file))
         train_sprite(_config(data, run), events.append)
     assert [e["step"] for e in events] == [1, 2, 3]  # step 4's checkpoint failed before it was reported
 
     folder = run / "checkpoints"
     assert [p.name for p in list_checkpoints(folder)] == ["step-00000002.safetensors"]
-    assert not list(folder.glob("*.tmp")), "the half-written temporary file must be removed"
+    assert leftovers(folder) == [], "the half-written temporary file must be removed"
     kept = load_checkpoint(latest_checkpoint(folder))
     assert kept.step == 2 and kept.groups["model"] and kept.optimizers
 
@@ -68,7 +69,7 @@ def test_disk_full_at_the_second_checkpoint_stops_clearly_and_resumes(tmp_path: 
 
 def test_the_app_gets_the_disk_full_message_as_an_error_event(tmp_path: Path, monkeypatch, capsys) -> None:
     data = make_dataset(tmp_path / "sprites", train=12, val=4)
-    monkeypatch.setattr(checkpoints, "save_file", _full_disk_at(2, checkpoints.save_file))
+    monkeypatch.setattr(model_files, "save_file", _full_disk_at(2, model_files.save_file))
     code = run_trainer(lambda on_event, cancel: train_sprite(_config(data, tmp_path / "run"), on_event, cancel),
                        events=True)
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -18,6 +18,7 @@ import mido
 
 from studio.core.errors import BadInputError
 from studio.core.music_theory import Key, Meter, key_from_midi, parse_meter
+from studio.core.safe_write import write_atomic
 
 TICKS_PER_BEAT = 480
 DRUM_CHANNEL = 9
@@ -135,11 +136,7 @@ def write_midi(path: Path, notes: Iterable[Mapping[str, Any]], bpm: float, meter
                key: Key | None = None, programs: Mapping[str, int] | None = None,
                length_beats: float | None = None) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".part" + path.suffix)
-    build_midi(notes, bpm, meter, key, programs, length_beats).save(str(tmp))
-    tmp.replace(path)
-    return path
+    return write_atomic(path, midi_bytes(notes, bpm, meter, key, programs, length_beats), f"the MIDI file {path.name}")
 
 
 def midi_bytes(notes: Iterable[Mapping[str, Any]], bpm: float, meter: Meter, key: Key | None = None,

@@ -14,6 +14,7 @@ from studio.core import paths
 from studio.core.errors import BadInputError
 from studio.core.formats.text import read_text
 from studio.core.pixel_art import oklab_to_srgb, srgb_to_oklab
+from studio.core.safe_write import write_atomic
 
 MAX_COLORS = 256
 MAX_PALETTE_BYTES = 1 << 20
@@ -83,11 +84,7 @@ def save_palette(path: Path, colors: np.ndarray, name: str | None = None) -> Pat
         text = f"GIMP Palette\nName: {name or path.stem}\nColumns: 8\n#\n{rows}"
     else:
         raise BadInputError(f"{path.name}: save palettes as .hex or .gpl")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, text, f"the palette {path.name}")
 
 
 def _checked_colors(colors: np.ndarray) -> np.ndarray:

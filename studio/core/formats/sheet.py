@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from studio import __version__
 from studio.core.errors import BadInputError
 from studio.core.formats.images import load_rgba
+from studio.core.formats.json_file import read_json
+from studio.core.formats.png_meta import png_bytes
+from studio.core.safe_write import write_group
 
 Frame = tuple[str, np.ndarray]
 DIRECTIONS = ("forward", "reverse", "pingpong")
@@ -128,21 +130,8 @@ def save_sheet(
         raise BadInputError(f"{png_path.name}: a sprite sheet is saved as .png (with a .json beside it)")
     json_path = png_path.with_suffix(".json")
     sheet, data = build_sheet(frames, columns, tags, duration_ms, image_name=png_path.name)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_png = png_path.with_name(png_path.name + ".part")
-    tmp_json = json_path.with_name(json_path.name + ".part")
-    try:
-        Image.fromarray(sheet, "RGBA").save(tmp_png, format="PNG")
-        tmp_json.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        tmp_png.replace(png_path)
-        try:
-            tmp_json.replace(json_path)
-        except OSError:
-            png_path.unlink(missing_ok=True)
-            raise
-    finally:
-        tmp_png.unlink(missing_ok=True)
-        tmp_json.unlink(missing_ok=True)
+    write_group([(png_path, png_bytes(sheet, None)), (json_path, json.dumps(data, indent=2))],
+                f"the sprite sheet {png_path.name}")
     return png_path, json_path
 
 
@@ -157,10 +146,7 @@ def load_sheet(json_path: Path) -> Sheet:
     json_path = Path(json_path)
     if not json_path.exists():
         raise BadInputError(f"{json_path.name}: no such file")
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{json_path.name} is not valid JSON ({exc})") from None
+    data = read_json(json_path)
     if not isinstance(data, dict) or not isinstance(data.get("meta"), dict) or "frames" not in data:
         raise BadInputError(f"{json_path.name} is not a sprite-sheet JSON (needs 'frames' and 'meta')")
     meta = data["meta"]

@@ -20,9 +20,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from studio.core.copy_brief import WORD_RE
 from studio.core.errors import BadInputError
+from studio.core.formats.json_file import parse_json
+from studio.core.formats.text import read_text
+from studio.core.safe_write import write_atomic
 
 MIN_EXAMPLES = 10
 MAX_EXAMPLES = 20_000
@@ -210,19 +214,17 @@ def build_debian_corpus(out: Path, lists_dir: Path, fetch: bool = True) -> int:
     files = fetch_translation_lists(lists_dir) if fetch else sorted(Path(lists_dir).glob("*Translation-en*"))
     if not files:
         raise BadInputError(f"no Translation-en lists in {lists_dir}; run without --no-fetch to download them")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     seen: set[str] = set()
-    count = 0
-    with open(out, "w", encoding="utf-8") as fh:
+
+    def write(fh: BinaryIO) -> None:
         for path in files:
             for record in parse_translations(io.StringIO(read_translation_file(path))):
-                if record.blurb in seen:
-                    continue
-                seen.add(record.blurb)
-                fh.write(json.dumps(record.__dict__, ensure_ascii=False) + "\n")
-                count += 1
-    return count
+                if record.blurb not in seen:
+                    seen.add(record.blurb)
+                    fh.write((json.dumps(record.__dict__, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    write_atomic(Path(out), write, f"the corpus {Path(out).name}")
+    return len(seen)
 
 
 def read_debian_corpus(path: Path) -> list[PackageBlurb]:
@@ -230,9 +232,14 @@ def read_debian_corpus(path: Path) -> list[PackageBlurb]:
     if not path.exists():
         raise BadInputError(f"{path} does not exist: build it with `studio data copy --out {path}`")
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        data = json.loads(line)
-        records.append(PackageBlurb(data["package"], data["synopsis"], data["blurb"]))
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        data = parse_json(line, f"{path.name}, line {number}") if line.strip() else None
+        if data is None:
+            continue
+        fields = [data.get(key) for key in ("package", "synopsis", "blurb")] if isinstance(data, dict) else []
+        if len(fields) != 3 or not all(isinstance(value, str) for value in fields):
+            raise BadInputError(f"{path.name}, line {number}: not a package description (package, synopsis, blurb)")
+        records.append(PackageBlurb(*fields))
     return records
 
 
@@ -283,9 +290,7 @@ def build_lexicon(wordlist: Path, corpus: Iterable[str], out: Path, min_count: i
         counts.update(w.casefold() for w in WORD_RE.findall(text))
     found.update(w for w, n in counts.items() if n >= min_count and 3 <= len(w) <= 20 and _CORPUS_WORD.match(w))
     found = {w for w in found if len(w) > 2 or w in SHORT_WORDS}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     data = ("\n".join(sorted(found)) + "\n").encode("utf-8")
-    with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as fh:
-        fh.write(data)  # mtime 0: the same input gives the same bytes
+    # mtime 0: the same input gives the same bytes
+    write_atomic(Path(out), gzip.compress(data, compresslevel=9, mtime=0), f"the word list {Path(out).name}")
     return len(found)

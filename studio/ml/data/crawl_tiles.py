@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -34,6 +33,7 @@ from studio.core import paths
 from studio.core.errors import StudioError
 from studio.core.formats.images import load_rgba
 from studio.core.pixel_art import colour_counts
+from studio.core.safe_write import staged_folder, write_atomic
 from studio.ml.data.sprite_cells import CELL, emptiness, fit_to_cell
 
 SOURCE_PACKAGE = "crawl"
@@ -235,25 +235,21 @@ def ensure_crawl_source(
     if is_extracted(root):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root.parent, prefix=".crawl-fetch-") as tmp:
+    with tempfile.TemporaryDirectory(dir=root.parent, prefix=".crawl-fetch-") as tmp, \
+            staged_folder(root, "the Dungeon Crawl tiles") as staging:
         work = Path(tmp)
         folder = downloaded
         if folder is None:
             _download_source(work, runner)
             folder = work
         tarball, digest = _known_tarball(folder)
-        staging = work / "root"
-        staging.mkdir()
         _extract(tarball, staging)
         if (folder / "copyright").is_file():
             shutil.copyfile(folder / "copyright", staging / "copyright")
         if not any((staging / TILES_DIR).rglob("*.png")):
             raise StudioError(f"{tarball.name} holds no tiles under source/rltiles")
         record = {"package": SOURCE_PACKAGE, "file": tarball.name, "sha256": digest}
-        (staging / SOURCE_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
-        if root.exists():
-            shutil.rmtree(root)
-        staging.replace(root)
+        write_atomic(staging / SOURCE_FILE, json.dumps(record, indent=2), "the Dungeon Crawl tiles")
     return root
 
 

@@ -14,6 +14,7 @@ music21 when it is installed.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from collections import Counter
@@ -25,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from studio.core.errors import BadInputError
+from studio.core.formats.json_file import expect_object, read_json
 from studio.core.formats.midi import read_midi
+from studio.core.safe_write import write_atomic
 from studio.ml.music import tokens
 from studio.ml.music.keys import estimate_key
 
@@ -33,6 +36,7 @@ DATASET_VERSION = 1
 VAL_PER_MILLE = 50  # 5 % of tunes (a tune's parts and meter stretches stay together)
 MIN_NOTES = 4
 TRANSPOSE_RANGE = range(-6, 6)
+MUSIC_SUFFIXES = (".mid", ".midi", ".abc")
 TEMPO_BPM = {"slow": 70, "moderate": 96, "fast": 126, "very_fast": 160}
 SPLITS = ("train", "val")
 
@@ -69,16 +73,16 @@ def write_split(records: Sequence[Mapping[str, Any]], path: Path) -> None:
         ],
         dtype=np.int16,
     ).reshape(-1, 6)
-    tmp = path.with_suffix(".tmp.npz")
+    buffer = io.BytesIO()
     np.savez_compressed(
-        tmp,
+        buffer,
         events=events,
         starts=starts,
         conditioning=conditioning,
         ids=np.array([r["id"] for r in records], dtype=str),
         sources=np.array([r["source"] for r in records], dtype=str),
     )
-    tmp.replace(path)
+    write_atomic(path, buffer.getbuffer(), f"the music data {path.name}")
 
 
 @dataclass
@@ -88,6 +92,30 @@ class BuildReport:
     from_cache: int = 0
     per_source: dict[str, Counter] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # the user's files left out, with the reason
+
+
+def read_user_tunes(files: Sequence[Path]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """(usable training records of the user's tune files, the files left out as {"file", "reason"}).
+
+    The one judgement of a user's tunes: what the Train workspace's inspection reports is what training uses."""
+    records: list[dict[str, Any]] = []
+    rejected: list[dict[str, str]] = []
+    for path in map(Path, files):
+        if path.suffix.lower() not in MUSIC_SUFFIXES:
+            rejected.append({"file": path.name, "reason": "not a MIDI or ABC file"})
+            continue
+        try:
+            found = [dict(r, source="user") for r in read_user_records(path)]
+        except BadInputError as exc:
+            rejected.append({"file": path.name, "reason": str(exc)})
+            continue
+        kept = [r for r in found if usable(r)]
+        if not kept:
+            rejected.append({"file": path.name, "reason": f"fewer than 2 bars or {MIN_NOTES} notes in a meter the "
+                             f"music model supports ({', '.join(tokens.METERS)})"})
+        records += kept
+    return records, rejected
 
 
 def build_dataset(
@@ -122,13 +150,15 @@ def build_dataset(
                 if len(report.errors) < 20:
                     report.errors.append(f"{result['id']}: {result['error']}")
             records += result["records"]
-    for path in extra_files:
-        user = [dict(r, source="user") for r in read_user_records(Path(path))]
-        report.per_source.setdefault("user", Counter())["items"] += 1
+    if extra_files:
+        user, report.skipped = read_user_tunes(extra_files)
+        report.per_source.setdefault("user", Counter())["items"] += len(extra_files) - len(report.skipped)
         records += user
     kept = [r for r in records if usable(r)]
     if not kept:
-        raise BadInputError("no usable tunes were found: nothing to build a music training set from")
+        reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in report.skipped[:3])
+        raise BadInputError("no usable tunes were found: nothing to build a music training set from"
+                            + (f" ({reasons})" if reasons else ""))
     by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for record in sorted(kept, key=lambda r: r["id"]):
         by_split[split_of(record["id"])].append(record)
@@ -137,7 +167,7 @@ def build_dataset(
     for split, chosen in by_split.items():
         write_split(chosen, out_dir / f"{split}.npz")
     manifest = _manifest(by_split, report, corpus_sources or (), time.monotonic() - started)
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n", "the music data manifest")
     return manifest
 
 
@@ -171,6 +201,7 @@ def _manifest(
         "music21": _music21_version() if sources else None,
         "parsed": {s: dict(c) for s, c in report.per_source.items()},
         "failed_examples": report.errors,
+        "skipped_files": report.skipped,
         "splits": {split: summary(chosen) for split, chosen in by_split.items()},
         "build_seconds": round(seconds, 1),
     }
@@ -180,6 +211,14 @@ def _music21_version() -> str:
     from studio.ml.data.music_corpus import require_music21
 
     return str(require_music21().__version__)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """A data folder's ``manifest.json`` ({} when there is none; BadInputError when it is damaged)."""
+    path = Path(folder) / "manifest.json"
+    if not path.exists():
+        return {}
+    return expect_object(read_json(path, f"{Path(folder).name}/manifest.json"), f"{path}")
 
 
 @dataclass(frozen=True)
@@ -217,9 +256,9 @@ class MusicData:
     @classmethod
     def load(cls, folder: Path, split: str) -> MusicData:
         folder = Path(folder)
-        manifest = folder / "manifest.json"
-        if manifest.exists():
-            vocab = json.loads(manifest.read_text(encoding="utf-8")).get("vocab")
+        manifest = read_manifest(folder)
+        if manifest:
+            vocab = manifest.get("vocab")
             if vocab != tokens.VOCAB_VERSION:
                 raise BadInputError(f"{folder} was built for vocabulary {vocab!r}; rebuild it with this version")
         return cls(folder / f"{split}.npz")

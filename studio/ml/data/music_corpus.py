@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -29,7 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import BadInputError
+from studio.core.formats.json_file import parse_json
 from studio.ml.music import tokens
+
+log = logging.getLogger(__name__)
 
 PARSER_VERSION = 1
 SOURCES: dict[str, str] = {
@@ -225,14 +229,17 @@ def parse_item(item: CorpusItem) -> dict[str, Any]:
     try:
         from music21 import converter
 
+        # parseData: text is always data (converter.parse would open a path or fetch a URL the text names);
+        # forceSource: music21 would otherwise load (and write) pickles in the shared $TMPDIR/music21, where anyone
+        # could plant one that runs code when it is unpickled
         if item.kind == "abc":
-            score = converter.parse(item.text, format="abc")
+            score = converter.parseData(item.text, format="abc")
             parts = list(score.parts) if score.hasPartLikeStreams() else [score]
             title = score.metadata.title if score.metadata else ""
             base = {"id": item.id, "source": item.source, "title": title or ""}
             records = part_records(score, parts[0], base, tempo_from_text(item.text), "melody")
         else:
-            score = converter.parse(item.path)
+            score = converter.parse(item.path, forceSource=True)
             parts = list(score.parts)
             if len(parts) < 4:
                 return {"id": item.id, "records": [], "error": "not a four-part chorale"}
@@ -252,21 +259,28 @@ class RecordCache:
         self.path = path
         self._entries: dict[str, dict[str, Any]] = {}
         if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
-                    entry = json.loads(line)
-                    self._entries[entry["key"]] = entry["result"]
-                except (ValueError, KeyError):
+                    entry = parse_json(line, path.name)
+                except BadInputError:
                     continue  # a line cut short by an interrupted build
+                if isinstance(entry, dict) and isinstance(entry.get("key"), str) and isinstance(
+                        entry.get("result"), dict):
+                    self._entries[entry["key"]] = entry["result"]
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self._entries.get(key)
 
     def put(self, key: str, result: dict[str, Any]) -> None:
+        """Remember a result, appended to the file; a line cut short (a kill, a full disk) is skipped on reading,
+        and a cache that cannot be written only costs a parse next time."""
         self._entries[key] = result
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"key": key, "result": result}) + "\n")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"key": key, "result": result}) + "\n")
+        except OSError as exc:
+            log.warning("could not add to the tune cache %s (%s)", self.path, exc.strerror or exc)
 
 
 def parse_corpus(

@@ -21,9 +21,8 @@ place at the end: an interrupted build leaves nothing half-written.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,8 @@ import numpy as np
 
 from studio.core import paths
 from studio.core.errors import BadInputError
+from studio.core.formats.json_file import expect_object, read_json
+from studio.core.safe_write import staged_folder, write_atomic
 from studio.core.sprite_tags import TagVocabulary, tags_from_path
 from studio.ml.data.pixel_space import NEAR_COPY_L1, near_copy_groups
 from studio.ml.data.sprite_cells import CELL, cell_hash
@@ -169,15 +170,13 @@ def write_sprite_dataset(
     tags = tag_matrix(names, vocabulary)
     name_array = np.array(names, dtype=str)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
-        staging = Path(tmp) / out.name
-        staging.mkdir()
+    with staged_folder(out, f"the data set '{out.name}'") as staging:  # replaces an earlier set only when complete
         hashes, counts = {}, {}
         for split, index in zip(SPLITS, (train, val), strict=True):
-            path = staging / f"{split}.npz"
-            np.savez_compressed(path, images=images[index], labels=labels[index].astype(np.int64),
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, images=images[index], labels=labels[index].astype(np.int64),
                                 names=name_array[index], tags=tags[index])
+            path = write_atomic(staging / f"{split}.npz", buffer.getbuffer(), f"the data set '{out.name}'")
             hashes[path.name] = _sha256(path)
             counts[split] = _counts(labels[index], categories)
         manifest = {
@@ -193,10 +192,7 @@ def write_sprite_dataset(
         }
         if notes:
             manifest["notes"] = notes
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.replace(out)
+        write_atomic(staging / MANIFEST, json.dumps(manifest, indent=2) + "\n", f"the data set '{out.name}'")
     return load_sprite_dataset(out)
 
 
@@ -235,10 +231,13 @@ def load_sprite_dataset(folder: Path) -> SpriteDataset:
     if not manifest_path.is_file():
         raise BadInputError(f"{folder} has no {MANIFEST}: it is not a sprite data set")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = expect_object(read_json(manifest_path, str(manifest_path)), str(manifest_path))
+    except BadInputError as exc:
+        raise BadInputError(f"{manifest_path} is damaged ({exc})") from None
+    try:
         categories = [str(c) for c in manifest["categories"]]
         hashes = dict(manifest.get("sha256", {}))
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise BadInputError(f"{manifest_path} is damaged ({exc.__class__.__name__}: {exc})") from None
     if not categories:
         raise BadInputError(f"{manifest_path} lists no categories")

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from studio.core import paths
 from studio.core.errors import BadInputError
+from studio.ml.data.copy_text import read_debian_corpus
 from studio.ml.export.records import ExportRecord
 
 PASSAGES = 48
@@ -78,12 +79,8 @@ def find_corpus() -> Path | None:
 
 def corpus_passages(path: Path, count: int = PASSAGES) -> list[str]:
     """``count`` passages (synopsis + blurb): those whose package names hash lowest, a fixed slice."""
-    records = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            data = json.loads(line)
-            digest = hashlib.sha256(data["package"].encode("utf-8")).hexdigest()
-            records.append((digest, f"{data['synopsis']}. {data['blurb']}"))
+    records = [(hashlib.sha256(r.package.encode("utf-8")).hexdigest(), f"{r.synopsis}. {r.blurb}")
+               for r in read_debian_corpus(path)]
     if not records:
         raise BadInputError(f"{path} holds no package descriptions")
     return [text for _, text in sorted(records)[:count]]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,8 @@ import numpy as np
 import torch
 
 from studio.core import paths
-from studio.core.errors import ModelFileError
+from studio.core.errors import DiskWriteError, ModelFileError
+from studio.core.safe_write import write_atomic
 from studio.core.sprite_tags import TagVocabulary
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.data.sprites import SpriteDataset
@@ -84,15 +87,23 @@ def build_reference(
     encoder_categories = [str(c) for c in meta.get("categories", [])]
     embed = make_embed(module, encoder_categories, dataset.categories, device)
     cache = _features_cache(dataset, meta["sha256"])
-    if cache.is_file():
-        features = np.load(cache, allow_pickle=False)
-    else:
+    features = _cached_features(cache)
+    if features is None:
         features = embed(dataset.train_images)[1]
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache, features, allow_pickle=False)
+        buffer = io.BytesIO()
+        np.save(buffer, features, allow_pickle=False)
+        with suppress(DiskWriteError):  # a cache: without it the next run computes the features again
+            write_atomic(cache, buffer.getbuffer(), "the feature cache")
     words = list(TagVocabulary.from_dict(meta.get("tags")).words)
     return SpriteReference(dataset.categories, dataset.train_images, features, embed,
                            tag_logits=make_tag_logits(module, device), tag_words=words)
+
+
+def _cached_features(cache: Path) -> np.ndarray | None:
+    try:
+        return np.load(cache, allow_pickle=False) if cache.is_file() else None
+    except (OSError, ValueError, EOFError):  # damaged: computed again
+        return None
 
 
 def category_shares(dataset: SpriteDataset, count: int) -> dict[str, int]:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.core.safe_write import write_atomic
+
 BLOCK = 32
 
 
@@ -107,5 +109,5 @@ def quantise_model(src: Path, dst: Path, bits: int, correct_bias: bool = False, 
     graph.initializer.extend(kept + added)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    onnx.save(model, str(dst))
+    write_atomic(dst, model.SerializeToString(), f"the ONNX graph {Path(dst).name}")
     return len(replaced)

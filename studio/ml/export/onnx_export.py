@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from studio.core.errors import StudioError
+from studio.core.safe_write import write_atomic
 from studio.ml.export.greedy import check_greedy
 from studio.ml.registry import Architecture, OnnxGraph
 
@@ -74,9 +75,7 @@ def export_graph(module: nn.Module, config: Any, graph: OnnxGraph, path: Path) -
             dynamic_axes=graph.axes_for(config) or None,
             verbose=False,
         )
-    tmp = path.with_suffix(".onnx.part")
-    program.save(str(tmp), external_data=False)
-    tmp.replace(path)
+    write_atomic(path, program.model_proto.SerializeToString(), f"the ONNX graph {path.name}")
     return time.perf_counter() - start
 
 

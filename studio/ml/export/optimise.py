@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
+
+from studio.core.safe_write import copy_of, staged_file, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -14,9 +17,15 @@ def ort_optimise(src: Path, dst: Path) -> Path:
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    options.optimized_model_filepath = str(dst)
-    ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
+    with staged_file(dst, f"the ONNX graph {dst.name}", suffix=".onnx", needed=Path(src).stat().st_size) as tmp:
+        options.optimized_model_filepath = str(tmp)  # onnxruntime writes the file itself
+        ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
     return dst
+
+
+def save_onnx(model: Any, dst: Path) -> Path:
+    """Write an ONNX ModelProto crash-safely (a full disk is a DiskWriteError, the previous file intact)."""
+    return write_atomic(dst, model.SerializeToString(), f"the ONNX graph {Path(dst).name}")
 
 
 def slim(src: Path, dst: Path) -> Path:
@@ -24,11 +33,11 @@ def slim(src: Path, dst: Path) -> Path:
     import onnxslim
 
     try:
-        onnxslim.slim(str(src), str(dst))
+        slimmed = onnxslim.slim(str(src))
     except Exception as exc:  # onnxslim raises many kinds; the unslimmed graph is still valid
         log.warning("onnxslim could not slim %s (%s); keeping the original", src.name, exc)
-        dst.write_bytes(src.read_bytes())
-    return dst
+        return write_atomic(dst, copy_of(src), f"the ONNX graph {dst.name}")
+    return save_onnx(slimmed, dst)
 
 
 def to_fp16(src: Path, dst: Path) -> Path:
@@ -36,9 +45,7 @@ def to_fp16(src: Path, dst: Path) -> Path:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-    onnx.save(model, str(dst))
-    return dst
+    return save_onnx(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), dst)
 
 
 def quantise_int8(src: Path, dst: Path) -> Path:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from studio.core import paths
+from studio.core.safe_write import staged_folder
 from studio.ml import registry
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.export import optimise
@@ -86,33 +88,34 @@ def export_model(
     entry = store.find(name)
     store.verify(entry)
     out_dir = Path(out_dir) if out_dir else default_export_dir(name, variant)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    extra: dict[str, Any] = {}
-    base = None
-    if variant == "fp32":
-        graphs = _export_fp32(entry, out_dir)
-    else:
-        base = fp32_export(name, store)
-        graphs = {}
-        for graph_name, info in base.graphs.items():
-            final = out_dir / f"{graph_name}.onnx"
-            CONVERT[variant](base.graph_path(graph_name), final)
-            graphs[graph_name] = graph_entry(final, info["max_abs_error"], info["max_rel_error"])
-        extra["note"] = "max errors are of the fp32 export this variant was converted from"
-    record = ExportRecord(
-        model=name,
-        arch=entry.arch,
-        variant=variant,
-        folder=out_dir,
-        graphs=graphs,
-        source_sha256=sha256_file(entry.weights),
-        opset=OPSET,
-        extra=extra,
-    )
-    if base is not None and entry.arch == "llama" and variant in ("int8", "int4"):
-        from studio.ml.eval.perplexity import export_quality
+    base = fp32_export(name, store) if variant != "fp32" else None
+    # The export is one unit (graphs, record, card): built beside out_dir and swapped in when complete, so a kill
+    # or a full disk leaves the previous export whole and never a 0-byte graph.
+    with staged_folder(out_dir, f"the {variant} ONNX export of {name}") as staging:
+        extra: dict[str, Any] = {}
+        if base is None:
+            graphs = _export_fp32(entry, staging)
+        else:
+            graphs = {}
+            for graph_name, info in base.graphs.items():
+                final = staging / f"{graph_name}.onnx"
+                CONVERT[variant](base.graph_path(graph_name), final)
+                graphs[graph_name] = graph_entry(final, info["max_abs_error"], info["max_rel_error"])
+            extra["note"] = "max errors are of the fp32 export this variant was converted from"
+        record = ExportRecord(
+            model=name,
+            arch=entry.arch,
+            variant=variant,
+            folder=staging,
+            graphs=graphs,
+            source_sha256=sha256_file(entry.weights),
+            opset=OPSET,
+            extra=extra,
+        )
+        if base is not None and entry.arch == "llama" and variant in ("int8", "int4"):
+            from studio.ml.eval.perplexity import export_quality
 
-        extra["quality"] = export_quality(base, record, entry.weights, heldout)
-    write_record(record)
-    write_card(record)
-    return record
+            extra["quality"] = export_quality(base, record, entry.weights, heldout)
+        write_record(record)
+        write_card(record)
+    return replace(record, folder=out_dir)

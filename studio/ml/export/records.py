@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import ModelFileError
+from studio.core.formats.json_file import expect_object, read_json
+from studio.core.safe_write import write_atomic
 from studio.ml.checkpoint import sha256_file
 
 RECORD_NAME = "export.json"
@@ -43,15 +45,20 @@ def write_record(record: ExportRecord) -> Path:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **record.extra,
     }
-    path = record.folder / RECORD_NAME
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_atomic(record.folder / RECORD_NAME, json.dumps(data, indent=2) + "\n", "the export record")
 
 
 def read_record(folder: Path) -> ExportRecord:
     path = folder / RECORD_NAME
+    data = expect_object(read_json(path, str(path), error=ModelFileError), str(path), ModelFileError)
+    graphs = data.get("graphs")
+    if not isinstance(graphs, dict) or not all(
+        isinstance(g, dict) and isinstance(g.get("file"), str) and Path(g["file"]).name == g["file"]
+        and isinstance(g.get("sha256"), str) for g in graphs.values()
+    ):
+        raise ModelFileError(f"{path} is damaged (each graph needs a file name beside it and a sha256); "
+                             "export the model again")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
         return ExportRecord(
             model=data["model"],
             arch=data["arch"],
@@ -110,6 +117,4 @@ def write_card(record: ExportRecord) -> Path:
     for key, value in record.extra.items():
         if key not in {"source_sha256", "created"}:
             lines.append(f"\n- {key}: {value}")
-    path = record.folder / "README.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_atomic(record.folder / "README.md", "\n".join(lines) + "\n", "the export's card")

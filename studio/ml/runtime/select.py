@@ -18,7 +18,9 @@ from typing import Any
 import torch
 
 from studio.core import paths
-from studio.core.errors import ModelFileError, StudioError
+from studio.core.errors import BadInputError, DiskWriteError, ModelFileError, StudioError
+from studio.core.formats.json_file import read_json
+from studio.core.safe_write import write_atomic
 from studio.ml import registry
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.export.records import ExportRecord, read_record, verify_record
@@ -36,16 +38,21 @@ def _choices_path() -> Path:
 
 
 def _read_choices() -> dict[str, str]:
+    """Measured choices; a missing or damaged file is no choice yet (they are measured again)."""
     try:
-        return json.loads(_choices_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        raw = read_json(_choices_path(), max_bytes=1 << 20)
+    except BadInputError:
         return {}
+    return {k: v for k, v in raw.items() if isinstance(v, str)} if isinstance(raw, dict) else {}
 
 
 def _remember(key: str, runtime: str) -> None:
     choices = _read_choices()
     choices[key] = runtime
-    _choices_path().write_text(json.dumps(choices, indent=2), encoding="utf-8")
+    try:
+        write_atomic(_choices_path(), json.dumps(choices, indent=2), "the runtime choices")
+    except DiskWriteError as exc:  # only costs a measurement next time
+        log.warning("%s", exc)
 
 
 def fastest(key: str, timings: Callable[[], dict[str, float]], what: str) -> str:

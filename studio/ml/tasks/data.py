@@ -13,8 +13,6 @@ from studio.core.formats.png_meta import save_png
 from studio.core.jobs import JobSpec
 from studio.ml.tasks import task
 
-MUSIC_SUFFIXES = (".mid", ".midi", ".abc")
-
 
 def data_path(spec: JobSpec) -> Path:
     raw = str(spec.params.get("path", "")).strip()
@@ -63,22 +61,11 @@ def _inspect_copy(path: Path) -> dict[str, Any]:
 
 
 def _inspect_music(path: Path) -> dict[str, Any]:
-    from studio.ml.data.music import read_user_records
+    from studio.ml.data.music import read_user_tunes
 
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    tunes, rejected = 0, []
-    for file in files:
-        if file.suffix.lower() not in MUSIC_SUFFIXES:
-            rejected.append({"file": file.name, "reason": "not a MIDI or ABC file"})
-            continue
-        try:
-            records = read_user_records(file)
-        except BadInputError as exc:
-            rejected.append({"file": file.name, "reason": str(exc)})
-            continue
-        if not records:
-            rejected.append({"file": file.name, "reason": "no notes in a supported meter"})
-        tunes += len(records)
+    records, rejected = read_user_tunes(files)
+    tunes = len(records)
     if not tunes:
         raise BadInputError(f"no usable tunes in {path.name} ({len(rejected)} file(s) rejected)")
     return {"usable": tunes, "counts": {"tunes": tunes}, "rejected": rejected}

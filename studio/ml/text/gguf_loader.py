@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from studio.core.errors import BadInputError, ModelFileError
+from studio.core.safe_write import copy_of, write_atomic
 from studio.ml.models.llama import LlamaConfig
 
 SUPPORTED_ARCHITECTURES = ("llama",)
@@ -281,10 +281,7 @@ def sidecar_meta(
 
 def write_sidecar(path: Path, meta: dict[str, Any]) -> Path:
     side = Path(path).with_suffix(".json")
-    tmp = side.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-    tmp.replace(side)
-    return side
+    return write_atomic(side, json.dumps(meta, indent=2, default=str), f"the description of {Path(path).name}")
 
 
 def register_gguf(path: Path, name: str | None = None, folder: Path | None = None) -> str:
@@ -302,12 +299,9 @@ def register_gguf(path: Path, name: str | None = None, folder: Path | None = Non
     target = path
     if folder is not None and Path(folder).resolve() != path.resolve().parent:
         target = Path(folder) / path.name
-        if target.exists():
+        if target.with_suffix(".json").exists():  # a GGUF without its sidecar is a failed import: replaced
             raise BadInputError(f"{target.name} is already in the model folder: delete it first or rename the file")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".gguf.part")
-        shutil.copyfile(path, partial)
-        partial.replace(target)
+        write_atomic(target, copy_of(path), f"the language model {path.name}")
     meta = sidecar_meta(target, config, sha256_file(target), source, name)
     write_sidecar(target, meta)
     return meta["name"]

@@ -35,7 +35,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from studio.core import paths
-from studio.core.errors import BadInputError, ModelFileError
+from studio.core.errors import BadInputError, DiskWriteError, ModelFileError
+from studio.core.safe_write import staged_file, write_atomic
 from studio.ml.checkpoint import config_from_dict, sha256_file
 from studio.ml.models.llama import INT8_ROW_BLOCK, KVCache, Llama, LlamaConfig, quantise_int8
 from studio.ml.text import gguf_loader
@@ -231,14 +232,12 @@ def _write_cache(
     weights_path, meta_path = _cache_files(sha256)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": CACHE_FORMAT, "config": asdict(config), "tokenizer": tokenizer.to_json(), "source": source}
+    size = sum(t.numel() * t.element_size() for t in weights.values())
     try:
-        tmp = weights_path.with_suffix(".safetensors.tmp")
-        save_file(weights, str(tmp), metadata={"source_sha256": sha256})
-        tmp.replace(weights_path)
-        side_tmp = meta_path.with_suffix(".json.tmp")
-        side_tmp.write_text(json.dumps(meta), encoding="utf-8")
-        side_tmp.replace(meta_path)
-    except OSError as exc:  # a full disk costs the next load some seconds, nothing more
+        with staged_file(weights_path, "the language-model cache", needed=size) as tmp:
+            save_file(weights, str(tmp), metadata={"source_sha256": sha256})
+        write_atomic(meta_path, json.dumps(meta), "the language-model cache")
+    except DiskWriteError as exc:  # a full disk costs the next load some seconds, nothing more
         log.warning("could not cache the dequantised weights (%s)", exc)
 
 

@@ -1,14 +1,14 @@
 """Training checkpoints: weights, EMA weights and optimizer state in one safetensors file + a JSON sidecar.
 
 No pickle: tensors go to safetensors under ``group/name`` keys, everything else (step, optimizer hyper-parameters,
-run bookkeeping) to JSON. Files are written under temporary names and renamed, sidecar first, so a run killed
-mid-write leaves the previous checkpoint as the latest complete one; a write that fails (a full disk) removes its
-temporary files and raises :class:`~studio.core.errors.DiskWriteError`, so the run can be resumed from that one.
+run bookkeeping) to JSON, kept beside the weights and inside their header (one unit, see
+:func:`studio.ml.checkpoint.write_with_sidecar`), so a run killed mid-write leaves the previous checkpoint as the
+latest complete one; a write that fails (a full disk) removes its temporary files and raises
+:class:`~studio.core.errors.DiskWriteError`, so the run can be resumed from that one.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +16,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from studio.core.errors import ModelFileError
-from studio.core.safe_write import guarded_write
-from studio.ml.checkpoint import write_with_sidecar
+from studio.ml.checkpoint import read_pair, write_with_sidecar
 
 _NAME = re.compile(r"step-(\d+)\.safetensors")
 
@@ -65,8 +64,6 @@ def save_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
     """Write ``step-NNNNNNNN.safetensors`` + ``.json`` into ``folder``; returns the weights path."""
     folder = Path(folder)
     path = checkpoint_path(folder, checkpoint.step)
-    with guarded_write("a checkpoint", path):
-        folder.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     for group, state in checkpoint.groups.items():
         tensors.update({f"{group}/{key}": value for key, value in state.items()})
@@ -82,25 +79,33 @@ def save_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
         "optimizers": optim_meta,
         "extra": checkpoint.extra,
     }
-    return write_with_sidecar(path, lambda tmp: save_file(tensors, str(tmp)), sidecar, f"the checkpoint {path.stem}")
+    return write_with_sidecar(path, tensors, sidecar, f"the checkpoint {path.stem}", retry="resume")
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     path = Path(path)
+    sidecar = read_pair(path)
+    names = sidecar.get("groups", [])
+    groups_ok = isinstance(names, list) and all(isinstance(g, str) for g in names)
+    if not isinstance(sidecar.get("step"), int) or not groups_ok \
+            or not isinstance(sidecar.get("optimizers", {}), dict) or not isinstance(sidecar.get("extra", {}), dict):
+        raise ModelFileError(f"checkpoint {path.name}: its description is damaged (step, groups, optimizers, extra)")
     try:
-        sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         tensors = load_file(str(path), device=str(map_location))
-    except (OSError, ValueError, SafetensorError) as exc:
+    except (OSError, SafetensorError) as exc:
         raise ModelFileError(f"checkpoint {path.name} cannot be read ({exc})") from None
-    groups: dict[str, dict[str, torch.Tensor]] = {g: {} for g in sidecar.get("groups", [])}
+    groups: dict[str, dict[str, torch.Tensor]] = {g: {} for g in names}
     for key, value in tensors.items():
         group, _, name = key.partition("/")
         if group in groups:
             groups[group][name] = value
-    optimizers = {
-        name: _unflatten_optimizer(name, tensors, meta) for name, meta in sidecar.get("optimizers", {}).items()
-    }
-    return Checkpoint(int(sidecar["step"]), groups, optimizers, sidecar.get("extra", {}))
+    try:
+        optimizers = {
+            name: _unflatten_optimizer(name, tensors, meta) for name, meta in sidecar.get("optimizers", {}).items()
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelFileError(f"checkpoint {path.name}: its optimizer state is damaged ({exc!r})") from None
+    return Checkpoint(sidecar["step"], groups, optimizers, sidecar.get("extra", {}))
 
 
 def list_checkpoints(folder: Path) -> list[Path]:

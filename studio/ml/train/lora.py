@@ -13,7 +13,6 @@ copy model, and the copy tasks apply it to its base model on load.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import random
 import time
@@ -25,13 +24,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from studio.core import copy_prompts
 from studio.core.cancel import JobCancelled
 from studio.core.errors import BadInputError, ModelFileError
-from studio.ml.checkpoint import sha256_file, write_with_sidecar
+from studio.ml.checkpoint import read_pair, sha256_file, write_with_sidecar
 from studio.ml.models.llama import Llama
 from studio.ml.text.lm import LanguageModel
 from studio.ml.train.lora_state import (
@@ -369,15 +368,13 @@ def save_adapter(path: Path, model: nn.Module, config: LoRAConfig, meta: dict[st
     sidecar = {"arch": ARCH, "format": 1, "modality": "copy", "family": "lora", "config": asdict(config),
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta}
     state = adapter_state(model)
-    return write_with_sidecar(path, lambda tmp: save_file(state, str(tmp), metadata={"arch": ARCH}), sidecar,
-                              f"the adapter {path.stem}")
+    return write_with_sidecar(path, state, sidecar, f"the adapter {path.stem}", {"arch": ARCH}, retry="resume")
 
 
 def read_adapter(path: Path) -> tuple[LoRAConfig, dict[str, Any], dict[str, torch.Tensor]]:
     path = Path(path)
-    side = path.with_suffix(".json")
+    meta = read_pair(path)
     try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
         if meta.get("arch") != ARCH:
             raise ModelFileError(f"{path.name} is not a LoRA adapter (arch {meta.get('arch')!r})")
         raw = meta["config"]

@@ -4,11 +4,11 @@ samples. Read from the model's own sidecar so the card can never disagree with t
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
-from studio.core.safe_write import guarded_write, write_text_atomic
+from studio.core.safe_write import copy_of, write_atomic
+from studio.ml.checkpoint import read_sidecar
 
 
 def _table(rows: dict[str, Any]) -> list[str]:
@@ -44,10 +44,10 @@ def write_model_card(weights: Path, licence: str = "", samples: Path | None = No
     """Write ``<weights>.md`` (and ``<stem>-samples.png`` from ``samples``); records ``licence`` in the sidecar."""
     weights = Path(weights)
     side = weights.with_suffix(".json")
-    meta = json.loads(side.read_text(encoding="utf-8"))
+    meta = read_sidecar(weights)
     if licence:
         meta["licence"] = licence
-        write_text_atomic(side, json.dumps(meta, indent=2), f"the description of {weights.stem}")
+        write_atomic(side, json.dumps(meta, indent=2), f"the description of {weights.stem}")
     training = meta.get("training", {})
     name = meta.get("name", weights.stem)
     lines = [
@@ -79,7 +79,6 @@ def write_model_card(weights: Path, licence: str = "", samples: Path | None = No
     ]
     if samples is not None and Path(samples).exists():
         target = weights.with_name(f"{weights.stem}-samples.png")
-        with guarded_write(f"the samples of {weights.stem}", target, target):
-            shutil.copyfile(samples, target)
+        write_atomic(target, copy_of(samples), f"the samples of {weights.stem}")
         lines += ["", "## Samples", "", f"![samples]({target.name})"]
-    return write_text_atomic(weights.with_suffix(".md"), "\n".join(lines) + "\n", f"the card of {weights.stem}")
+    return write_atomic(weights.with_suffix(".md"), "\n".join(lines) + "\n", f"the card of {weights.stem}")

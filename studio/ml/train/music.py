@@ -9,7 +9,6 @@ resumed run sees the same data it would have seen without the interruption.
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import time
@@ -25,9 +24,9 @@ from torch import nn
 
 from studio.core.cancel import CancelToken, JobCancelled
 from studio.core.errors import BadInputError
-from studio.core.safe_write import write_text_atomic
+from studio.core.safe_write import write_atomic
 from studio.ml.checkpoint import save_model
-from studio.ml.data.music import MusicData
+from studio.ml.data.music import MusicData, read_manifest
 from studio.ml.device import describe_device
 from studio.ml.models.music_transformer import MusicTransformer, MusicTransformerConfig
 from studio.ml.music import tokens
@@ -259,8 +258,7 @@ def _finish(
     from studio.core.paths import user_models_dir
 
     out = (options.out_dir or user_models_dir()) / f"{options.name}.safetensors"
-    manifest_path = Path(options.data) / "manifest.json"
-    data_manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
+    data_manifest = read_manifest(options.data)
     meta = {
         "name": options.name,
         "modality": "music",
@@ -287,9 +285,9 @@ def _finish(
             "log": log,
         },
     }
-    path = save_model(model.cpu(), ARCH, config, out, meta)
+    path = save_model(model.cpu(), ARCH, config, out, meta, retry="resume")
     card = model_card({"arch": ARCH, "config": asdict(config), **meta}, data=data_manifest)
-    write_text_atomic(path.with_suffix(".md"), card, f"the card of {options.name}")
+    write_atomic(path.with_suffix(".md"), card, f"the card of {options.name}")
     return path
 
 

@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import platform
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -25,15 +24,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from studio.core import paths
 from studio.core.cancel import CancelToken, JobCancelled
 from studio.core.errors import BadInputError, StudioError
+from studio.core.formats.json_file import expect_object, read_json
 from studio.core.formats.png_meta import save_png
+from studio.core.safe_write import write_atomic
 from studio.core.sprite_tags import TagVocabulary
 from studio.ml import registry
-from studio.ml.checkpoint import config_from_dict, save_model, write_with_sidecar
+from studio.ml.checkpoint import config_from_dict, read_sidecar, save_model, write_with_sidecar
 from studio.ml.data.augment import augment_batch
 from studio.ml.data.sprites import load_sprite_dataset
 from studio.ml.device import describe_device, resolve_device
@@ -329,7 +331,11 @@ def _check_resume(run_dir: Path, plan: _Plan) -> None:
     path = run_dir / "run.json"
     if not path.exists():
         return
-    stored = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        stored = expect_object(read_json(path), path.name)
+    except BadInputError as exc:
+        raise BadInputError(f"{run_dir}: the run record is damaged ({exc}); delete {path.name} to resume with "
+                            "the settings given now") from None
     stored.setdefault("tags", [])  # runs from before tags had none
     mine = {k: v for k, v in asdict(plan).items() if k != "steps"}
     theirs = {k: v for k, v in stored.items() if k != "steps"}
@@ -380,9 +386,8 @@ def _measure(objective: Objective, model: nn.Module, data: _Data, plan: _Plan, s
 def _register(source: Path, name: str) -> Path:
     """Copy the finished model into the user's model folder under ``name``."""
     target = paths.user_models_dir() / f"{name}.safetensors"
-    meta = json.loads(source.with_suffix(".json").read_text(encoding="utf-8"))
-    meta["name"] = name
-    return write_with_sidecar(target, lambda tmp: shutil.copyfile(source, tmp), meta, f"the model {name}")
+    meta = {**read_sidecar(source), "name": name}
+    return write_with_sidecar(target, load_file(str(source)), meta, f"the model {name}", retry="resume")
 
 
 def train_sprite(
@@ -420,7 +425,7 @@ def _train(
     _check_resume(run_dir, plan)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "run.json").write_text(json.dumps(asdict(plan), indent=2), encoding="utf-8")
+        write_atomic(run_dir / "run.json", json.dumps(asdict(plan), indent=2), "the run record")
 
     arch = registry.get(plan.arch)
     model_config = config_from_dict(arch.config_cls, plan.model)
@@ -524,7 +529,7 @@ def _train(
             metrics = _measure(objective, exported, data, plan, smooth)
             save_png(run_dir / "samples" / f"step-{last:08d}.png", _grid(exported, plan), None, write_metadata=False)
         meta = _model_meta(config, plan, data, metrics, wall, _hardware(device, info.world_size), commit)
-        save_model(exported, arch.name, model_config, model_path, meta)
+        save_model(exported, arch.name, model_config, model_path, meta, retry="resume")
         if config.name:
             registered = _register(model_path, config.name)
     return TrainResult(model_path, registered, plan.steps, wall, metrics)

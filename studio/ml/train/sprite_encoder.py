@@ -11,6 +11,7 @@ Seeded: the same data, config and seed give the same weights (global RNG state i
 
 from __future__ import annotations
 
+import io
 import subprocess
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 
 from studio.core.cancel import CancelToken, JobCancelled
 from studio.core.paths import repo_root
+from studio.core.safe_write import write_atomic
 from studio.ml.checkpoint import save_model
 from studio.ml.data.augment import augment_batch
 from studio.ml.data.degrade import DAMAGES
@@ -176,10 +178,12 @@ def _train(
             if epoch == start_epoch and number < start_batch:
                 continue
             if cancel.cancelled:
+                buffer = io.BytesIO()
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                             "schedule": schedule.state_dict(), "torch_rng": torch.get_rng_state(),
                             "augment_rng": augment_rng.bit_generator.state, "epoch": epoch, "batch": number,
-                            "history": history}, checkpoint)
+                            "history": history}, buffer)
+                write_atomic(checkpoint, buffer.getbuffer(), "the encoder's checkpoint", retry="resume")
                 raise JobCancelled()
             augmented = augment_batch(images[batch], labels[batch], dataset.categories, augment_rng)
             augmented, kinds = damage_batch(augmented, settings.damaged_share, augment_rng)
@@ -237,6 +241,6 @@ def _train(
             "history": history,
         },
     }
-    save_model(model.cpu(), ARCH, config, out, meta)
+    save_model(model.cpu(), ARCH, config, out, meta, retry="resume")
     checkpoint.unlink(missing_ok=True)
     return {"path": str(out), **metrics, "seconds": round(seconds, 1)}

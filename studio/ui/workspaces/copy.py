@@ -41,7 +41,7 @@ from studio.core.errors import StudioError
 from studio.core.formats.text import read_text
 from studio.core.jobs import EventType, JobEvent, JobSpec
 from studio.core.paths import resources_dir
-from studio.core.safe_write import write_text_atomic
+from studio.core.safe_write import write_atomic
 from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.ui import dialogs
@@ -643,7 +643,7 @@ class CopyWorkspace(Workspace):
             variants[self._shown] = self.current_ad()
         state = {"format": self.ad_format.name, "path": str(self.path or ""), "variants": variants,
                  "shown": self._shown, "recipe": self._recipe, "text": self.editor.toPlainText()}
-        write_text_atomic(folder / "copy.json", json.dumps(state, ensure_ascii=False), "the unsaved ad copy")
+        write_atomic(folder / "copy.json", json.dumps(state, ensure_ascii=False), "the unsaved ad copy")
 
     def restore_autosave(self, folder: Path) -> bool:
         try:

@@ -37,8 +37,9 @@ from studio.core.formats.audio import read_audio, read_audio_recipe, write_audio
 from studio.core.formats.midi import write_midi
 from studio.core.jobs import EventType, JobEvent, JobSpec, thaw
 from studio.core.music_styles import list_styles, load_style_file, styles_dir
-from studio.core.music_theory import NOTE_NAMES_SHARP, parse_key, parse_meter
-from studio.core.safe_write import write_text_atomic
+from studio.core.music_theory import MAX_BPM, MIN_BPM, NOTE_NAMES_SHARP, parse_key, parse_meter
+from studio.core.recipe import meter_choice, real_number, recipe_or_problem
+from studio.core.safe_write import write_atomic
 from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.ui import dialogs
@@ -656,16 +657,17 @@ class MusicWorkspace(Workspace):
         except StudioError as exc:
             self.status_message.emit(str(exc))
             return
-        recipe = read_audio_recipe(path) or {}
+        recipe, problem = recipe_or_problem(read_audio_recipe, path)
+        recipe = recipe or {}
         params = recipe.get("params", recipe)
-        bpm = params.get("bpm") if isinstance(params, dict) else None
+        bpm = real_number(params.get("bpm"), MIN_BPM, MAX_BPM)
         clip = Clip(samples, rate, recipe=recipe, name=path.stem)
-        if isinstance(bpm, int | float) and bpm > 0:
-            clip.bpm, clip.meter = float(bpm), str(params.get("meter", "4/4"))
+        if bpm is not None:
+            clip.bpm, clip.meter = bpm, meter_choice(params.get("meter", "4/4")) or "4/4"
         self.path = path
         self._replace_clip(clip, f"Open {path.name}")
         self._saved_clip = clip
-        self.status_message.emit(f"Opened {path.name}: {clip.duration:.1f} s at {rate} Hz")
+        self.status_message.emit(f"Opened {path.name}: {clip.duration:.1f} s at {rate} Hz. {problem}".strip())
 
     def open_dialog(self) -> None:
         path = dialogs.ask_open_path(self, "music", "Open audio", self._folder(), AUDIO_FILTER)
@@ -761,7 +763,7 @@ class MusicWorkspace(Workspace):
         state = {"rate": clip.rate, "notes": clip.notes, "bpm": clip.bpm, "bars": clip.bars, "meter": clip.meter,
                  "key": clip.key, "recipe": clip.recipe, "name": clip.name, "path": str(self.path or "")}
         text = json.dumps(state, default=lambda value: value.item() if hasattr(value, "item") else str(value))
-        write_text_atomic(folder / "clip.json", text, "the unsaved clip's notes")
+        write_atomic(folder / "clip.json", text, "the unsaved clip's notes")
 
     def restore_autosave(self, folder: Path) -> bool:
         try:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from studio.core import paths
 from studio.core.formats.palette import bundled_palettes
 from studio.core.plain_words import family_words, quality_figures, source_words, technical_figures
+from studio.core.recipe import palette_choice, real_number, whole_number
 from studio.core.sprite_tags import PromptReading, TagVocabulary
 from studio.ui.widgets.seed_box import MAX_SEED, SeedBox
 from studio.ui.widgets.word_field import WordField
@@ -288,7 +289,8 @@ class SpritePanel(QWidget):
     def apply_recipe(self, recipe: dict[str, Any]) -> list[str]:
         """Restore a sprite's recipe (count 1 reproduces that very sprite); returns what could not be restored."""
         problems = []
-        params = recipe.get("params") or {}
+        params = recipe.get("params")
+        params = params if isinstance(params, dict) else {}
         model = recipe.get("model")
         if model and not self.select_model(str(model)):
             problems.append(f"model {model!r} is not installed")
@@ -299,19 +301,24 @@ class SpritePanel(QWidget):
             else:
                 problems.append(f"category {category!r} is not offered by this model")
         if isinstance(params.get("prompt"), str):
-            self.prompt.setText(params["prompt"])
+            self.prompt.setText(params["prompt"][:2000])
         finish = params.get("finish")
         if isinstance(finish, dict):
             self.finish.setChecked(finish.get("enabled", True) is not False)
             self.outline.setChecked(finish.get("outline") is True)
         self.tile.setChecked(params.get("tile") is True and self.tile.isEnabled())
-        if isinstance(recipe.get("seed"), int):
-            self.seed.setValue(max(0, min(MAX_SEED, recipe["seed"])))
+        seed = whole_number(recipe.get("seed"), 0, MAX_SEED)
+        if seed is not None:
+            self.seed.setValue(seed)
         self.count.setValue(1)
-        if isinstance(params.get("palette"), str):
-            self.set_palette(params["palette"])
-        if isinstance(params.get("steps"), int):
-            self.steps.setValue(params["steps"])
-        if isinstance(params.get("guidance"), int | float):
-            self.guidance.setValue(float(params["guidance"]))
+        palette, problem = palette_choice(params.get("palette"))
+        if palette is not None:
+            self.set_palette(palette)
+        problems += [problem] if problem else []
+        steps = whole_number(params.get("steps"), self.steps.minimum(), self.steps.maximum())
+        if steps is not None:
+            self.steps.setValue(steps)
+        guidance = real_number(params.get("guidance"), self.guidance.minimum(), self.guidance.maximum())
+        if guidance is not None:
+            self.guidance.setValue(guidance)
         return problems

@@ -43,7 +43,8 @@ from studio.core.formats.palette import auto_palette
 from studio.core.formats.sheet import Tag, load_sheet, save_sheet
 from studio.core.jobs import EventType, JobEvent, JobSpec
 from studio.core.pixel_finish import FinishOptions, finish_sprite
-from studio.core.safe_write import write_text_atomic
+from studio.core.recipe import recipe_or_problem
+from studio.core.safe_write import write_atomic
 from studio.core.settings import Settings
 from studio.core.sprite_ops import outline, quantize, remove_background, snap_alpha
 from studio.engine.client import Engine
@@ -722,7 +723,8 @@ class SpriteWorkspace(Workspace):
                 self._open_sheet(path)
                 return
             rgba = load_rgba(path)
-            recipe = png_meta.read_recipe(path) if path.suffix.lower() == ".png" else None
+            png = path.suffix.lower() == ".png"
+            recipe, problem = recipe_or_problem(png_meta.read_recipe, path) if png else (None, "")
             self.canvas.replace_image(rgba, f"Open {path.name}", recipe)
         except StudioError as exc:
             self._error(str(exc))
@@ -732,7 +734,7 @@ class SpriteWorkspace(Workspace):
         if recipe:
             self._restore_recipe(recipe)
         else:
-            self._say(f"Opened {path.name} ({rgba.shape[1]}×{rgba.shape[0]}).")
+            self._say(f"Opened {path.name} ({rgba.shape[1]}×{rgba.shape[0]}). {problem}".strip())
 
     def _open_sheet(self, path: Path) -> None:
         sheet = load_sheet(path)
@@ -793,7 +795,7 @@ class SpriteWorkspace(Workspace):
 
     def autosave(self, folder: Path) -> None:
         png_meta.save_png(folder / "canvas.png", self.canvas.image, self.canvas.recipe)
-        write_text_atomic(folder / "path.txt", str(self._path or ""), "the sprite's file name")
+        write_atomic(folder / "path.txt", str(self._path or ""), "the sprite's file name")
 
     def restore_autosave(self, folder: Path) -> bool:
         canvas = folder / "canvas.png"
