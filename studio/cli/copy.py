@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.defaults import copy_defaults
+from studio.core.safe_write import write_atomic
 
 
 def _print_ads(ads: list[dict[str, list[str]]]) -> None:
