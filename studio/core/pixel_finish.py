@@ -107,12 +107,10 @@ def colour_error(lab: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return ((lab[:, :, None, :] - palette[None, None]) ** 2).sum(-1).astype(np.float32)
 
 
-def smooth_labels(
-    error: np.ndarray, opaque: np.ndarray, wrap: bool, smoothing: float = SMOOTHING, start: np.ndarray | None = None
-) -> np.ndarray:
-    """Palette index per pixel minimising colour ``error`` (H, W, K) + ``smoothing`` x disagreeing neighbours (ICM,
-    at most ROUNDS rounds, from ``start`` or the nearest colours)."""
-    labels = error.argmin(-1) if start is None else start
+def smooth_labels(error: np.ndarray, opaque: np.ndarray, wrap: bool, smoothing: float = SMOOTHING) -> np.ndarray:
+    """Palette index per pixel minimising colour ``error`` (H, W, K) + ``smoothing`` x disagreeing neighbours (ICM
+    from the nearest colours, at most ROUNDS rounds)."""
+    labels = error.argmin(-1)
     for _ in range(ROUNDS):
         counts = _neighbour_counts(labels, opaque, error.shape[-1], wrap)
         cost = error + np.float32(smoothing) * (counts.sum(-1, keepdims=True) - counts)
@@ -177,9 +175,9 @@ def finish_sprite(rgba: np.ndarray, options: FinishOptions, palette: np.ndarray 
         centers = adaptive_palette(unique, counts.astype(np.float64), options.max_colours)
         colours = np.rint(oklab_to_srgb(centers)).astype(np.uint8)
     error = colour_error(lab, centers)
-    smoothing, labels = SMOOTHING, None
+    smoothing = SMOOTHING
     while True:
-        labels = smooth_labels(error, opaque, options.wrap, smoothing, labels)
+        labels = smooth_labels(error, opaque, options.wrap, smoothing)
         out[opaque, :3] = colours[labels[opaque]]
         out[opaque, 3] = 255
         noisy = speckle(out[None], options.wrap)[0]
