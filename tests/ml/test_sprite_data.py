@@ -358,3 +358,18 @@ def test_cli_builds_from_a_sheet_and_refuses_a_bad_one_without_writing(tmp_path,
     assert main(["data", "sprites", "--from-sheet", str(bad), "--out", str(tmp_path / "bad-set")]) == 1
     assert "not a multiple of the 32 px grid" in capsys.readouterr().err
     assert not (tmp_path / "bad-set").exists()
+
+
+def test_a_folder_import_keeps_file_names_and_their_words_become_tags(tmp_path):
+    from studio.ml.data.sprite_import import write_import
+
+    folder = tmp_path / "mine"
+    rng = np.random.default_rng(2)
+    for i in range(10):
+        save_rgba(folder / "knights" / f"red_knight_{i}.png", blob(rng, 24, 20))
+        save_rgba(folder / "slimes" / f"green_slime_{i}.png", blob(rng, 16, 16))
+    result = import_folder(folder)
+    dataset = write_import(result, tmp_path / "set", source=folder, command="", seed=0, val_fraction=0.0, grid=32)
+    assert sorted(dataset.vocabulary.words) == ["green", "knight", "red", "slime"]
+    assert dataset.vocabulary.category_of(["slime"]) == "slimes"
+    assert all(name.startswith(("knights/red_knight_", "slimes/green_slime_")) for name in dataset.train_names)

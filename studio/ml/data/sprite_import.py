@@ -1,7 +1,8 @@
 """Importing the user's own sprites: a folder of PNGs (one sprite per file) or one sprite sheet on a grid.
 
 - Folder: every ``*.png`` below it is one sprite; its category is the name of the first sub-folder it lies in
-  (``folder/knights/a.png`` -> ``knights``), or the folder's own name for files at the top. Sizes follow
+  (``folder/knights/a.png`` -> ``knights``), or the folder's own name for files at the top. Its path is kept, so
+  the words of file names (``red_knight_sword.png``) become tags a model can be asked for, as with the crawl set. Sizes follow
   :func:`studio.ml.data.sprite_cells.fit_to_cell`: integer factors of 32 are scaled nearest-neighbour, smaller
   sprites are centred, larger ones are refused.
 - Sheet: sliced on ``grid`` (its sides must be multiples of it); each cell then follows the same size rules.
@@ -38,12 +39,14 @@ class ImportResult:
     categories: list[str] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # each sprite's file (folder import) or sheet name; words -> tags
 
-    def add(self, cell: np.ndarray, category: str) -> None:
+    def add(self, cell: np.ndarray, category: str, name: str = "") -> None:
         if category not in self.categories:
             self.categories.append(category)
         self.images.append(cell)
         self.labels.append(self.categories.index(category))
+        self.names.append(name)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         return np.stack(self.images), np.array(self.labels, dtype=np.int64)
@@ -146,7 +149,7 @@ def import_folder(folder: Path, colour_key: str = "auto") -> ImportResult:
             height, width = rgba.shape[:2]
             result.rejected.append({"file": name, "reason": f"{width}x{height}: {reason}"})
             continue
-        result.add(cell, _category_for(path, folder))
+        result.add(cell, _category_for(path, folder), name)
         result.notes.extend({"file": name, "note": note} for note in notes)
     _check_usable(result, str(folder))
     return result
@@ -173,7 +176,7 @@ def import_sheet(sheet: Path, grid: int, category: str | None = None, colour_key
         if reason:
             reasons[reason] += 1
             continue
-        result.add(cell, name)
+        result.add(cell, name, sheet.name)
     result.rejected = [{"file": sheet.name, "reason": r, "count": n} for r, n in reasons.most_common()]
     _check_usable(result, sheet.name)
     return result
@@ -197,4 +200,5 @@ def write_import(
         recipe={"command": command, "seed": seed, "val_fraction": val_fraction, "grid": grid},
         rejected=result.rejected,
         notes=result.notes,
+        names=result.names,
     )
