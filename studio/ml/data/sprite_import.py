@@ -3,8 +3,8 @@
 - Folder: every ``*.png`` below it is one sprite; its category is the name of the first sub-folder it lies in
   (``folder/knights/a.png`` -> ``knights``), or the folder's own name for files at the top. Its path is kept, so
   the words of file names (``red_knight_sword.png``) become tags a model can be asked for, as with the crawl set.
-  Sizes follow :func:`studio.ml.data.sprite_cells.fit_to_cell`: integer factors of 32 are scaled nearest-neighbour, smaller
-  sprites are centred, larger ones are refused.
+  Sizes follow :func:`studio.ml.data.sprite_cells.fit_to_cell`: integer factors of 32 are scaled
+  nearest-neighbour, smaller sprites are centred, larger ones are refused.
 - Sheet: sliced on ``grid`` (its sides must be multiples of it); each cell then follows the same size rules.
 - Colour: paletted, greyscale and 16-bit images become RGBA (a palette's transparent index stays transparent).
   An image without any transparency gets a colour key: ``auto`` keys out magenta (#ff00ff) when it occurs,
