@@ -110,7 +110,6 @@ class SpritePanel(QWidget):
         for combo in (self.model, self.category, self.palette_combo):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(8)
-        self.model.setMinimumContentsLength(len("sprite-diffusion"))  # the bundled names in full
 
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
