@@ -2,7 +2,7 @@
 
     studio generate copy --brief brief.json --format google-rsa --variants 3 --out ads.csv
     studio data copy --out debian-blurbs.jsonl
-    studio eval copy --brief brief.json --lines 200 --json results.json
+    studio eval copy --briefs resources/briefs/test --md eval.md --json eval.json
 """
 
 from __future__ import annotations
@@ -44,46 +44,50 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_data(args: argparse.Namespace) -> int:
-    from studio.ml.data.copy_text import build_debian_corpus, build_lexicon, read_debian_corpus
+    from studio.ml.data.copy_text import build_debian_corpus, build_lexicon, build_names, read_debian_corpus
 
     out = Path(args.out)
     if not args.no_corpus:
         count = build_debian_corpus(out, Path(args.lists), fetch=not args.no_fetch)
         print(f"wrote {count} product descriptions to {out}")
     if args.lexicon_from:
-        records = read_debian_corpus(out)
+        records = read_debian_corpus(out) if out.exists() else []  # no corpus: the spelling list alone
         texts = [t for r in records for t in (r.synopsis, r.blurb)]
         target = Path(args.lexicon_out)
         count = build_lexicon(Path(args.lexicon_from), texts, target)
         print(f"wrote {count} words to {target}")
+        names = target.with_name("names-en.txt.gz")
+        print(f"wrote {build_names(Path(args.lexicon_from), names)} names to {names}")
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
     from studio.cli.console import make_resources
-    from studio.core.copy_brief import load_brief
     from studio.core.paths import resources_dir
     from studio.ml.tasks.copy import load_copy_model
-    from studio.ml.text.copy_eval import compliance
+    from studio.ml.text.copy_eval import brief_files, evaluate, markdown_ads, markdown_table
 
-    brief = load_brief(Path(args.brief) if args.brief else resources_dir() / "briefs/examples/coffee-subscription.json")
-    lm = load_copy_model(make_resources(args.device), args.model, runtime="torch" if args.data else None)
-    report: dict[str, Any] = {"model": lm.name, "brief": brief.to_dict(), "lines_per_field": args.lines,
-                              "formats": []}
-    for name in args.formats.split(","):
-        result = compliance(lm, brief, name.strip(), args.lines, seed=args.seed, variants=args.variants)
-        report["formats"].append(result)
-        for field, stats in result["fields"].items():
-            print(f"{result['format']:<11} {field:<12} {stats['lines']:>4} lines  compliance "
-                  f"{stats['compliance'] * 100:6.2f}%  over-limit {stats['over_limit']}  banned {stats['banned']}  "
-                  f"cut/unknown {stats['cut_or_unknown']}  duplicates {stats['duplicates']}  "
-                  f"longest {stats['max_chars']}/{stats['limit']}")
+    briefs = brief_files(Path(args.briefs) if args.briefs else resources_dir() / "briefs" / "dev")
+    resources = make_resources(args.device)
+    runtime = "torch" if args.data else args.runtime
+    lm = load_copy_model(resources, args.model, runtime=runtime)
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    report = evaluate(lm, briefs, formats, seed=args.seed, progress=lambda text: print(text, file=sys.stderr))
+    report.update(model=args.model, runtime=getattr(lm, "runtime", "torch"), briefs_from=str(args.briefs or ""))
+    table = markdown_table(report)
+    print("\n".join(table))
     if args.data:
         report["perplexity"] = _held_out_perplexity(lm, Path(args.data), args.seed)
         print(f"held-out perplexity of {args.data}: {report['perplexity']['perplexity']:.2f}")
+    if args.md:
+        text = [f"# Copy evaluation: {args.model} ({report['runtime']}), seed {args.seed}", "",
+                f"Briefs: `{args.briefs or 'resources/briefs/dev'}`; formats: {', '.join(formats)}.", "",
+                *table, "", "## Ads of the first briefs", *markdown_ads(report)]
+        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.md).write_text("\n".join(text) + "\n", encoding="utf-8")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
 
 
@@ -121,17 +125,20 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--no-fetch", action="store_true", help="use lists already in --lists")
     p.add_argument("--no-corpus", action="store_true", help="do not rebuild the corpus (e.g. lexicon only)")
     p.add_argument("--lexicon-from", help="also build the decoder's word list from this spelling list")
-    p.add_argument("--lexicon-out", default="resources/lexicon/words-en.txt.gz")
+    p.add_argument("--lexicon-out", default="resources/lexicon/common-en.txt.gz")
     p.set_defaults(func=run_data)
 
-    p = groups["eval"].add_parser("copy", help="limit compliance, banned words, cut words; perplexity")
+    p = groups["eval"].add_parser("copy", help="per brief and overall: limits, banned words, dangling endings, "
+                                  "instruction talk, non-words, on-brief lines, must-use coverage, distinct lines, "
+                                  "fluency, time per ad")
+    p.add_argument("--briefs", help="a brief JSON or a folder of them (default resources/briefs/dev)")
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--brief", help="brief JSON (default: the coffee example)")
-    p.add_argument("--formats", default="google-rsa,meta,email,tagline,blurb")
-    p.add_argument("--lines", type=int, default=200, help="lines per field")
-    p.add_argument("--variants", type=int, default=8, help="ads written per batch")
+    p.add_argument("--formats", "--format", default="google-rsa,meta,email", help="comma-separated formats")
+    p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default=None,
+                   help="what runs the model (default: the app's setting)")
     p.add_argument("--data", help="also: held-out perplexity of these lines (TXT/CSV)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
-    p.add_argument("--json", help="write the report here")
+    p.add_argument("--md", help="write the table (and three briefs' ads) as Markdown here")
+    p.add_argument("--json", help="write the full report (every line, its checks and fluency) here")
     p.set_defaults(func=run_eval)

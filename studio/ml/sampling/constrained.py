@@ -12,10 +12,10 @@ other token is masked before sampling. A token is allowed only if
   letter case (lower, Title, UPPER, or the brief's own casing such as "PixelQuest"). A line ends (newline or
   end-of-turn token) only when the model picks that token, and that token is allowed only after a finished
   word that may end a line, or after closing punctuation. So no line is ever cut mid-word or mid-phrase.
-* **banned words**: no word matching a banned entry can be finished (entries match whole words,
-  case-insensitively, see :mod:`studio.core.copy_brief`): single words are removed from the lexicon, so they
-  cannot even be started unless another word shares the prefix (``free`` bans "FREE" and "Free!" but lets
-  "freedom" through; ``free*`` bans both). A phrase is banned at its last word: that word cannot be finished
+* **banned words**: no word matching a banned entry can be finished (entries match whole words and their
+  forms, case-insensitively, see :mod:`studio.core.copy_brief`): single words are removed from the lexicon with
+  their inflections and compounds, so they cannot even be started unless another word shares the prefix
+  (``best`` bans "Bests", "bested" and "Bestseller" but lets "bestow" through; ``best*`` bans all four). A phrase is banned at its last word: that word cannot be finished
   after the phrase's other words, and a partial word whose only completions are banned there is not started.
   Because the check runs on the line's text, not on tokens, phrases split across tokens are caught.
 * **format**: no list markers, markup, emoji or control characters; no space before punctuation, a space
@@ -377,9 +377,8 @@ class CopyConstraints:
     def _touches(partial: str, avoid: tuple[BannedPattern, ...]) -> bool:
         """Could a completion of ``partial`` match one of the single-word patterns in ``avoid``?"""
         for p in avoid:
-            part = p.parts[0]
-            stem = part[:-1] if part.endswith("*") else part
-            if stem.startswith(partial) or (part.endswith("*") and partial.startswith(stem)):
+            stem, open_ended = BannedPattern.part_prefix(p.parts[0])
+            if stem.startswith(partial) or (open_ended and partial.startswith(stem)):
                 return True
         return False
 
@@ -522,11 +521,10 @@ class CopyConstraints:
         table = self.table
         touched: set[int] = set()
         for p in avoid:
-            part = p.parts[0]
-            stem = part.rstrip("*")
+            stem, open_ended = BannedPattern.part_prefix(p.parts[0])
             for k in range(1, len(stem) + 1):
                 touched.update(int(i) for i in table.tail_groups.get(stem[:k], ()))
-            if part.endswith("*"):
+            if open_ended:
                 start = bisect.bisect_left(table.sorted_tails, stem)
                 for tail in table.sorted_tails[start:]:
                     if not tail.startswith(stem):

@@ -129,6 +129,15 @@ class LanguageModel:
         self._check_room(cache.length + 1)
         return self._forward(tokens, cache, last_only=False)
 
+    @torch.inference_mode()
+    def extend_logits(self, rows: Sequence[Sequence[int]], cache: KVCache) -> torch.Tensor:
+        """Feed equally long ``rows`` after ``cache``; returns the logits at every fed position (B, T, V) float32
+        on the CPU (scoring candidate lines: one pass, no sampling)."""
+        tokens = torch.tensor([list(r) for r in rows], dtype=torch.long)
+        self._check_room(cache.length + tokens.shape[1])
+        logits, _ = self.model(tokens.to(self.device), cache=cache, last_only=False)
+        return logits.float().cpu()
+
     def _prefill_one(self, prompt: list[int], capacity: int) -> tuple[torch.Tensor, KVCache]:
         """One prompt, starting from the longest prefix of it already run (see studio.ml.text.prompt_cache)."""
         cache = KVCache.allocate(self.config, 1, capacity, self.device, self.dtype)

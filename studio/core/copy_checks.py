@@ -1,0 +1,194 @@
+"""Checks on finished lines of ad copy, on the text alone: the hard rules a line must pass (limit, banned words,
+dangling ending, talk about the instructions, non-words) and the measures of a good ad (on brief, must-use
+words covered, distinct lines).
+
+The copywriter drops every candidate that fails a hard rule, and ``studio eval copy`` counts the same failures
+in what was finally written, so the generator and its measurement agree on what a broken line is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from studio.core.ad_formats import AdFormat, char_count
+from studio.core.copy_brief import WORD_RE, Brief, find_banned, words
+from studio.core.word_forms import NO_END_WORDS, STOPWORDS, common_words, proper_names, stem
+
+#: Line endings that read as cut off besides :data:`NO_END_WORDS` ("Stop doing", "removing all").
+DANGLING_WORDS = NO_END_WORDS | frozenset({
+    "all", "more", "most", "less", "just", "like", "even", "really", "other", "same", "doing", "making",
+    "getting", "being", "going", "having", "taking", "giving", "become", "becomes", "whatever", "whenever",
+    "whose", "into", "onto", "toward", "towards", "against", "among", "around", "during", "before", "after",
+    "since", "just", "much", "many", "few", "several", "there", "here's", "there's", "you'll", "we'll", "i'm",
+    "i'll", "you've", "we've",
+})
+_ORDINAL = re.compile(r"\d+(?:st|nd|rd|th|s|k|m|x|g|h|pm|am|fps)")
+_OPENERS = "([{\"'“‘«"
+_BAD_LAST = set(",:;-–—&/+(") | set(_OPENERS)
+
+#: Words about the task rather than the product (unless the brief uses them itself).
+INSTRUCTION_WORDS = frozenset({
+    "headline", "headlines", "description", "descriptions", "tagline", "taglines", "subject", "character",
+    "characters", "reworded", "reword", "rewrite", "rewritten", "rephrase", "rephrased", "bold", "italic",
+    "italics", "hashtag", "hashtags", "emoji", "emojis", "cta", "copywriter", "copywriting", "prompt", "brief",
+    "bullet", "bullets", "paragraph", "sentence", "sentences", "limit", "format", "framework", "aida",
+    "pas", "bab", "fab", "url", "urls", "keyword", "keywords", "slogan", "slogans", "adcopy",
+})
+_INSTRUCTION_PHRASES = re.compile(
+    r"\b(?:ad copy|here (?:is|are)|as an ai|word count|\d+ (?:words|characters|chars|letters)|primary text|"
+    r"display path|call to action|product name|target audience|the brief|this ad|your ad|an ad|ad line|"
+    r"sure[,!]|certainly[,!]|i'm sorry|i can't|i cannot)\b|^(?:product|features?|audience|tone|angle|words to use)"
+    r"\s*:",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class BriefVocabulary:
+    """The content words of a brief (and their stems), for on-brief and instruction-talk checks."""
+
+    words: frozenset[str]
+    stems: frozenset[str]
+    all_words: frozenset[str]  # every word of the brief, tone included, function words included
+
+    @classmethod
+    def of(cls, brief: Brief) -> BriefVocabulary:
+        texts = [brief.product, *brief.features, brief.audience, *brief.must_use]
+        found = {w for t in texts for w in words(t) if w not in STOPWORDS and (len(w) > 2 or w.isdigit())}
+        every = {w for t in (*texts, brief.tone) for w in words(t)}
+        return cls(frozenset(found), frozenset(stem(w) for w in found), frozenset(every))
+
+    def shares(self, line: str) -> list[str]:
+        """The line's words that are brief content words or close variants of them."""
+        hits = []
+        for w in words(line):
+            if w in STOPWORDS:
+                continue
+            if w in self.words or (len(w) > 2 and stem(w) in self.stems):
+                hits.append(w)
+        return hits
+
+
+def over_limit(line: str, limit: int | None, fmt: AdFormat) -> bool:
+    return limit is not None and char_count(line, fmt) > limit
+
+
+def dangling(line: str) -> bool:
+    """Does the line read as cut off? It ends on a function word ("… for your"), on punctuation that expects
+    more ("…:", "… -"), on a lone letter or number after a colon ("Curb your cravings: 15"), or leaves a bracket or
+    quotation open."""
+    text = line.strip()
+    if not text:
+        return True
+    if text[-1] in _BAD_LAST:
+        return True
+    found = words(text)
+    if not found:
+        return True
+    last = found[-1]
+    if last in DANGLING_WORDS:
+        return True
+    if len(last) == 1 and last not in ("a", "i") and not last.isdigit() and not re.search(r"\w-\w$", text):
+        return True
+    if re.search(r":\s*\d+\W*$", text):
+        return True
+    if text.count("(") != text.count(")") or text.count('"') % 2 or text.count("“") != text.count("”"):
+        return True
+    return False
+
+
+def instruction_talk(line: str, vocabulary: BriefVocabulary) -> list[str]:
+    """Words or phrases of the line that talk about the task, its format or the model, not the product."""
+    hits = [w for w in words(line) if w in INSTRUCTION_WORDS and w not in vocabulary.all_words]
+    for match in _INSTRUCTION_PHRASES.finditer(line):
+        phrase = match.group(0)
+        if not all(w in vocabulary.all_words for w in words(phrase)):
+            hits.append(phrase.strip())
+    return hits
+
+
+def non_words(line: str, vocabulary: BriefVocabulary, known: Callable[[str], bool] | None = None) -> list[str]:
+    """Words neither in the common-word list (``known``) nor in the brief ("fromm", "vswitch"); a proper name of
+    the spelling list counts as a word where the line capitalises it ("Spain", not "spain")."""
+    if known is None:
+        known = common_words().__contains__
+    names = proper_names()
+    found = []
+    for raw in WORD_RE.findall(line):
+        w = raw.casefold()
+        base = w[:-2] if w.endswith("'s") else w
+        if w.isdigit() or _ORDINAL.fullmatch(w) or any(x in vocabulary.all_words or known(x) for x in (w, base)):
+            continue
+        if raw[0].isupper() and (raw[:-2] if raw.endswith("'s") else raw).capitalize() in names:
+            continue
+        found.append(w)
+    return found
+
+
+@dataclass(frozen=True)
+class LineReport:
+    """What the checks found in one line; ``hard`` lists the rules it breaks (empty = usable)."""
+
+    text: str
+    field: str
+    over_limit: bool
+    banned: tuple[str, ...]
+    dangling: bool
+    instruction_talk: tuple[str, ...]
+    non_words: tuple[str, ...]
+    on_brief: tuple[str, ...]
+
+    @property
+    def hard(self) -> list[str]:
+        found = []
+        if self.over_limit:
+            found.append("over the limit")
+        if self.banned:
+            found.append("banned word")
+        if self.dangling:
+            found.append("dangling ending")
+        if self.instruction_talk:
+            found.append("talks about the instructions")
+        if self.non_words:
+            found.append("non-word")
+        return found
+
+
+def check_line(line: str, field: str, brief: Brief, fmt: AdFormat, vocabulary: BriefVocabulary | None = None,
+               known: Callable[[str], bool] | None = None) -> LineReport:
+    vocabulary = vocabulary or BriefVocabulary.of(brief)
+    limit = fmt.field(field).limit
+    hanging = dangling(line) if field != "path" else not words(line)
+    return LineReport(
+        text=line, field=field, over_limit=over_limit(line, limit, fmt),
+        banned=tuple(find_banned(line, brief.banned_patterns)), dangling=hanging,
+        instruction_talk=tuple(instruction_talk(line, vocabulary)),
+        non_words=tuple(non_words(line, vocabulary, known)), on_brief=tuple(vocabulary.shares(line)),
+    )
+
+
+def contains_phrase(lines: Iterable[str], phrase: str) -> bool:
+    """Does any line hold the words of ``phrase`` in order? Words are compared by their stems, so case and
+    plural do not matter ("Balance Bikes" covers "balance bike")."""
+    target = [stem(w) for w in words(phrase)]
+    if not target:
+        return True
+    for line in lines:
+        seq = [stem(w) for w in words(line)]
+        for i in range(len(seq) - len(target) + 1):
+            if seq[i:i + len(target)] == target:
+                return True
+    return False
+
+
+def must_use_missing(ad: Mapping[str, Sequence[str]], brief: Brief) -> list[str]:
+    """The must-use entries that no line of the ad contains."""
+    lines = [line for field_lines in ad.values() for line in field_lines]
+    return [m for m in brief.must_use if not contains_phrase(lines, m)]
+
+
+def normalised(line: str) -> str:
+    """What counts for distinctness: the words, case-folded, punctuation ignored."""
+    return " ".join(words(line))
