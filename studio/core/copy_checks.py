@@ -30,14 +30,13 @@ _BAD_LAST = set(",:;-–—&/+(") | set(_OPENERS)
 
 #: Words about the task rather than the product (unless the brief uses them itself).
 INSTRUCTION_WORDS = frozenset({
-    "headline", "headlines", "description", "descriptions", "tagline", "taglines", "subject", "character",
-    "characters", "reworded", "reword", "rewrite", "rewritten", "rephrase", "rephrased", "bold", "italic",
-    "italics", "hashtag", "hashtags", "emoji", "emojis", "cta", "copywriter", "copywriting", "prompt", "brief",
-    "bullet", "bullets", "paragraph", "sentence", "sentences", "limit", "format", "framework", "aida",
-    "pas", "bab", "fab", "url", "urls", "keyword", "keywords", "slogan", "slogans", "adcopy",
+    "headline", "headlines", "description", "descriptions", "tagline", "taglines", "character", "characters",
+    "reworded", "reword", "rewrite", "rewritten", "rephrase", "rephrased", "hashtag", "hashtags", "emoji",
+    "emojis", "cta", "copywriter", "copywriting", "paragraph", "sentence", "sentences", "keyword", "keywords",
+    "slogan", "slogans", "url", "urls", "aida", "adcopy",
 })
 _INSTRUCTION_PHRASES = re.compile(
-    r"\b(?:ad copy|here (?:is|are)|as an ai|word count|\d+ (?:words|characters|chars|letters)|primary text|"
+    r"\b(?:ad copy|here (?:is|are)|as an ai|word count|bold text|in bold|subject line|word limit|character limit|\d+ (?:words|characters|chars|letters)|primary text|"
     r"display path|call to action|product name|target audience|the brief|this ad|your ad|an ad|ad line|"
     r"sure[,!]|certainly[,!]|i'm sorry|i can't|i cannot)\b|^(?:product|features?|audience|tone|angle|words to use)"
     r"\s*:",

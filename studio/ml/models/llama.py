@@ -138,6 +138,70 @@ class KVCache:
         return KVCache(self.k[:, rows], self.v[:, rows], self.length, pad)
 
 
+class SharedPrefixCache:
+    """A prompt prefix run once (``prefix``: a single-row :class:`KVCache`) that every row attends to, plus each
+    row's own :class:`KVCache` after it (``rows``, left-padded per row). Many candidates of one prompt then cost
+    one copy of the prefix's keys and values instead of one per row, in memory and in every attention read."""
+
+    def __init__(self, prefix: KVCache, rows: KVCache) -> None:
+        if prefix.batch != 1:
+            raise ValueError("the shared prefix must be a single row")
+        self.prefix = prefix
+        self.rows = rows
+
+    @property
+    def prefix_length(self) -> int:
+        return self.prefix.length
+
+    @property
+    def length(self) -> int:
+        return self.prefix.length + self.rows.length
+
+    @property
+    def batch(self) -> int:
+        return self.rows.batch
+
+    @property
+    def k(self) -> torch.Tensor:  # the device and dtype of the cache, as callers ask of a KVCache
+        return self.rows.k
+
+    def reserve(self, needed: int) -> None:
+        self.rows.reserve(needed - self.prefix.length)
+
+    def select(self, rows: torch.Tensor) -> SharedPrefixCache:
+        """Keep (or repeat) ``rows``; the prefix stays shared."""
+        return SharedPrefixCache(self.prefix, self.rows.select(rows))
+
+    def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.rows.update(layer, start - self.prefix.length, k, v)
+
+    def prefix_kv(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(keys, values) of the prefix, (kv_heads, length, head_dim)."""
+        n = self.prefix.length
+        return self.prefix.k[layer, 0, :, :n], self.prefix.v[layer, 0, :, :n]
+
+
+def shared_prefix_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kp: torch.Tensor, vp: torch.Tensor,
+                            mask: torch.Tensor | None) -> torch.Tensor:
+    """Attention over a shared prefix and each row's own keys, one softmax over both.
+
+    q (B, Hkv, Q, D) (the grouped query rows of each KV head), k/v (B, Hkv, S, D) each row's own keys (``mask``
+    (B|1, 1, Q, S), True = attend), kp/vp (Hkv, P, D) the prefix every query sees. The prefix is read once for
+    the whole batch: the batch's query rows are stacked per KV head, (Hkv, B*Q, D) @ (Hkv, D, P).
+    """
+    b, h, nq, d = q.shape
+    scale = d ** -0.5
+    stacked = q.transpose(0, 1).reshape(h, b * nq, d)
+    prefix_scores = torch.bmm(stacked, kp.transpose(1, 2)).mul_(scale).view(h, b, nq, -1).transpose(0, 1)
+    own_scores = torch.matmul(q, k.transpose(-1, -2)).mul_(scale)
+    if mask is not None:
+        own_scores = own_scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(torch.cat((prefix_scores, own_scores), dim=-1), dim=-1)
+    n_prefix = kp.shape[1]
+    from_prefix = torch.bmm(weights[..., :n_prefix].transpose(0, 1).reshape(h, b * nq, n_prefix), vp)
+    return from_prefix.view(h, b, nq, d).transpose(0, 1) + torch.matmul(weights[..., n_prefix:], v)
+
+
 class ConcatCache:
     """Past keys/values given as tensors, extended by concatenation (the ONNX ``decoder_with_past`` graph)."""
 
@@ -278,7 +342,10 @@ class Attention(nn.Module):
         # rows of that head, (B, Hkv, G*T, D); the mask rows are repeated to match (see Llama._mask).
         groups = self.n_heads // self.n_kv_heads
         q = q.reshape(b, self.n_kv_heads, groups * t, self.head_dim)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if isinstance(cache, SharedPrefixCache):
+            out = shared_prefix_attention(q, k, v, *cache.prefix_kv(self.layer), mask)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = out.reshape(b, self.n_heads, t, self.head_dim).transpose(1, 2).reshape(b, t, -1)
         return self.o_proj(out)
 
@@ -388,30 +455,32 @@ class Llama(nn.Module):
         """
         b, t = input_ids.shape
         start = self._start(cache)
-        if isinstance(cache, KVCache):
-            cache.reserve(start + t)
+        own = cache.rows if isinstance(cache, SharedPrefixCache) else cache  # the keys the mask is about
+        own_start = own.length if isinstance(cache, SharedPrefixCache) else start
+        if isinstance(own, KVCache):
+            own.reserve(own_start + t)
             if key_mask is None:
-                key_mask = cache.key_mask(start + t)
+                key_mask = own.key_mask(own_start + t)
         if positions is None:
             positions = torch.arange(start, start + t, device=input_ids.device)[None, :].expand(b, t)
-            if isinstance(cache, KVCache) and cache.pad is not None:
-                positions = (positions - cache.pad[:, None]).clamp(min=0)
+            if isinstance(own, KVCache) and own.pad is not None:
+                positions = (positions - own.pad[:, None]).clamp(min=0)
         x = self.embed_tokens(input_ids)
         cos = self.rope_cos[positions].unsqueeze(1).to(x.dtype)
         sin = self.rope_sin[positions].unsqueeze(1).to(x.dtype)
-        mask = self._mask(b, t, start, key_mask, input_ids.device)
+        mask = self._mask(b, t, own_start, key_mask, input_ids.device)
         for layer in self.layers:
             x = layer(x, cos, sin, mask, cache, start)
         if last_only:
             x = x[:, -1:]
         logits = decode_linear(self.norm(x), self.output_weight, self.decode_head, self.decode_head_scale)
-        if isinstance(cache, KVCache):
-            cache.length = start + t
+        if isinstance(own, KVCache):
+            own.length = own_start + t
         return logits, cache
 
     @staticmethod
     def _start(cache: Cache | None) -> int:
-        if isinstance(cache, KVCache):
+        if isinstance(cache, (KVCache, SharedPrefixCache)):
             return cache.length
         if isinstance(cache, ConcatCache):
             return cache.past_k.shape[3]

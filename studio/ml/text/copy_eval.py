@@ -20,7 +20,7 @@ from studio.core.copy_checks import BriefVocabulary, check_line, must_use_missin
 from studio.core.copy_formats import DEFAULT_COUNTS, generation_format
 from studio.core.errors import BadInputError
 from studio.ml.sampling.text import SamplingParams
-from studio.ml.text.copywriter import CopyRequest, generate_ads
+from studio.ml.text.copywriter import CopyRequest, write_ads
 from studio.ml.text.scoring import continuation_logprobs, mean_logprob
 
 DEFAULT_FORMATS = ("google-rsa", "meta", "email")
@@ -156,9 +156,11 @@ def evaluate(lm: Any, briefs: Sequence[Path], formats: Sequence[str] = DEFAULT_F
             fmt = generation_format(fmt_name)
             request = CopyRequest(brief, fmt, framework, DEFAULT_COUNTS[fmt.name], 1, sampling, seed=seed)
             started = time.perf_counter()
-            ad = generate_ads(lm, request)[0]
+            written = write_ads(lm, request)[0]
             seconds = time.perf_counter() - started
-            ad_tally, rows = evaluate_ad(lm, brief, fmt.name, ad, seconds)
+            fallback = sum(line.fallback for lines in written.lines.values() for line in lines)
+            ad = written.texts()
+            ad_tally, rows = evaluate_ad(lm, brief, fmt.name, ad, seconds, fallback)
             tally.add(ad_tally)
             ads[fmt.name] = {"seconds": round(seconds, 2), "lines": rows}
             say(f"{path.stem:<24} {fmt.name:<11} {seconds:6.1f} s")

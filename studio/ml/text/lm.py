@@ -37,7 +37,7 @@ from safetensors.torch import load_file, save_file
 from studio.core import paths
 from studio.core.errors import BadInputError, ModelFileError
 from studio.ml.checkpoint import config_from_dict, sha256_file
-from studio.ml.models.llama import INT8_ROW_BLOCK, KVCache, Llama, LlamaConfig, quantise_int8
+from studio.ml.models.llama import INT8_ROW_BLOCK, KVCache, Llama, LlamaConfig, SharedPrefixCache, quantise_int8
 from studio.ml.text import gguf_loader
 from studio.ml.text.prompt_cache import PromptCache
 from studio.ml.text.tokenizer import GGUFTokenizer
@@ -128,6 +128,22 @@ class LanguageModel:
             raise BadInputError(f"decode_step got {tokens.shape[0]} tokens for a cache of {cache.batch} rows")
         self._check_room(cache.length + 1)
         return self._forward(tokens, cache, last_only=False)
+
+    @torch.inference_mode()
+    def prefill_shared(self, prefix: Sequence[int], tails: Sequence[Sequence[int]],
+                       max_new_tokens: int = 64) -> tuple[torch.Tensor, SharedPrefixCache]:
+        """Run ``prefix`` once (through the prompt cache) and each of ``tails`` after it as its own row; returns
+        (next-token logits (B, V) float32 on the CPU, a cache whose rows share the prefix's keys and values)."""
+        rows = _as_rows(tails)
+        longest = max(len(r) for r in rows)
+        self._check_room(len(prefix) + longest + 1)
+        _, head = self._prefill_one(list(prefix), len(prefix))
+        pads = [longest - len(r) for r in rows]
+        tokens = torch.tensor([[self.tokenizer.pad_id] * p + r for p, r in zip(pads, rows, strict=True)])
+        pad = torch.tensor(pads, device=self.device) if any(pads) else None
+        capacity = min(longest + max_new_tokens, self.config.max_seq_len - len(prefix))
+        own = KVCache.allocate(self.config, len(rows), capacity, self.device, self.dtype, pad)
+        return self._forward(tokens, SharedPrefixCache(head, own), last_only=True)
 
     @torch.inference_mode()
     def extend_logits(self, rows: Sequence[Sequence[int]], cache: KVCache) -> torch.Tensor:
