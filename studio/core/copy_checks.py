@@ -21,7 +21,7 @@ DANGLING_WORDS = NO_END_WORDS | frozenset({
     "all", "more", "most", "less", "just", "like", "even", "really", "other", "same", "doing", "making",
     "getting", "being", "going", "having", "taking", "giving", "become", "becomes", "whatever", "whenever",
     "whose", "into", "onto", "toward", "towards", "against", "among", "around", "during", "before", "after",
-    "since", "just", "much", "many", "few", "several", "there", "here's", "there's", "you'll", "we'll", "i'm",
+    "since", "much", "many", "few", "several", "there", "here's", "there's", "you'll", "we'll", "i'm",
     "i'll", "you've", "we've",
 })
 _ORDINAL = re.compile(r"\d+(?:st|nd|rd|th|s|k|m|x|g|h|pm|am|fps)")
@@ -36,7 +36,8 @@ INSTRUCTION_WORDS = frozenset({
     "slogan", "slogans", "url", "urls", "aida", "adcopy",
 })
 _INSTRUCTION_PHRASES = re.compile(
-    r"\b(?:ad copy|here (?:is|are)|as an ai|word count|bold text|in bold|subject line|word limit|character limit|\d+ (?:words|characters|chars|letters)|primary text|"
+    r"\b(?:ad copy|here (?:is|are)|as an ai|word count|bold text|in bold|subject line|word limit|character limit|"
+    r"\d+ (?:words|characters|chars|letters)|primary text|"
     r"display path|call to action|product name|target audience|the brief|this ad|your ad|an ad|ad line|"
     r"sure[,!]|certainly[,!]|i'm sorry|i can't|i cannot)\b|^(?:product|features?|audience|tone|angle|words to use)"
     r"\s*:",
@@ -93,9 +94,7 @@ def dangling(line: str) -> bool:
         return True
     if re.search(r":\s*\d+\W*$", text):
         return True
-    if text.count("(") != text.count(")") or text.count('"') % 2 or text.count("“") != text.count("”"):
-        return True
-    return False
+    return text.count("(") != text.count(")") or text.count('"') % 2 == 1 or text.count("“") != text.count("”")
 
 
 def instruction_talk(line: str, vocabulary: BriefVocabulary) -> list[str]:

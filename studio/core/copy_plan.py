@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from studio.core.ad_formats import AdFormat, char_count
 from studio.core.copy_brief import Brief, find_banned, words
@@ -115,9 +116,7 @@ def title_case(text: str) -> str:
     small = {"a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "at", "by", "from"}
     out = []
     for i, w in enumerate(text.split()):
-        if any(ch.isupper() for ch in w) or not w[:1].isalpha():
-            out.append(w)
-        elif i and w in small:
+        if any(ch.isupper() for ch in w) or not w[:1].isalpha() or (i and w in small):
             out.append(w)
         else:
             out.append(w[:1].upper() + w[1:])
@@ -148,20 +147,22 @@ def extractive_lines(brief: Brief, angle: Angle, field: str, limit: int, fmt: Ad
     each fits ``limit``, ends cleanly and holds no banned word."""
     product = brief.product
     headline_like = limit <= 60
-    shape = title_case if headline_like else _sentence
+    shape = title_case if headline_like else sentence_case
     candidates: list[str] = []
     if angle.kind == "feature":
         for phrase in _phrases(angle.text):
             candidates += [shape(phrase), f"{product}: {shape(phrase)}", f"{shape(phrase)} with {product}"]
     elif angle.kind == "audience":
         candidates += [f"{product} for {shape(angle.text)}", shape(f"made for {angle.text}"),
-                       f"For {angle.text}"]
+                       shape(f"built for {angle.text}"), f"For {angle.text}"]
     elif angle.kind == "must-use":
-        candidates += [f"{shape(angle.text)} from {product}", f"{product}: {shape(angle.text)}", shape(angle.text)]
+        candidates += [f"{shape(angle.text)} from {product}", f"{product}: {shape(angle.text)}",
+                       f"{shape(angle.text)} by {product}", shape(angle.text)]
     elif angle.kind == "offer":
-        candidates += [f"Try {product} Today" if headline_like else f"Try {product} today.",
-                       f"Get {product} Now" if headline_like else f"Get {product} now.",
-                       f"Discover {product}" if headline_like else f"Discover {product}."]
+        end = "" if headline_like else "."
+        for verb, tail in (("Try", " Today"), ("Get", " Now"), ("Discover", ""), ("Start With", ""),
+                           ("Choose", ""), ("Meet", "")):
+            candidates.append(shape(f"{verb} {product}{tail if headline_like else tail.lower()}") + end)
     elif angle.kind == "keyword":
         candidates += [angle.text]
     if not headline_like and brief.features:
@@ -181,7 +182,7 @@ def path_lines(brief: Brief, count: int, limit: int) -> list[str]:
     """Display paths: one keyword, or two joined by a hyphen, each within ``limit``, from the brief's words."""
     keywords = [w for w in path_keywords(brief) if not find_banned(w, brief.banned_patterns)]
     found: list[str] = []
-    pairs = [f"{a}-{b}" for a, b in zip(keywords, keywords[1:], strict=False)]
+    pairs = [f"{a}-{b}" for a, b in pairwise(keywords)]
     for text in (*keywords, *pairs):
         if len(found) >= count:
             break

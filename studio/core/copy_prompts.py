@@ -131,7 +131,8 @@ def slot_examples(fmt: AdFormat, field: str) -> list[tuple[str, str]]:
     return found
 
 
-def slot_messages(brief: Brief, fmt: AdFormat, field: str, angle: Angle, framework: str = "none") -> list[dict[str, str]]:
+def slot_messages(brief: Brief, fmt: AdFormat, field: str, angle: Angle,
+                  framework: str = "none") -> list[dict[str, str]]:
     """The chat for one slot: system, the few-shot turns, then the brief, the framework and the request for this
     angle (every slot of a brief shares the prompt up to the request)."""
     messages = [{"role": "system", "content": render("slots/system.txt", _values(brief, fmt, framework))}]

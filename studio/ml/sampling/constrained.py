@@ -15,7 +15,8 @@ other token is masked before sampling. A token is allowed only if
 * **banned words**: no word matching a banned entry can be finished (entries match whole words and their
   forms, case-insensitively, see :mod:`studio.core.copy_brief`): single words are removed from the lexicon with
   their inflections and compounds, so they cannot even be started unless another word shares the prefix
-  (``best`` bans "Bests", "bested" and "Bestseller" but lets "bestow" through; ``best*`` bans all four). A phrase is banned at its last word: that word cannot be finished
+  (``best`` bans "Bests", "bested" and "Bestseller" but lets "bestow" through; ``best*`` bans all four).
+  A phrase is banned at its last word: that word cannot be finished
   after the phrase's other words, and a partial word whose only completions are banned there is not started.
   Because the check runs on the line's text, not on tokens, phrases split across tokens are caught.
 * **format**: no list markers, markup, emoji or control characters; no space before punctuation, a space

@@ -9,7 +9,8 @@ slot. Other runtimes copy the prefix's cache to every row and feed the tails tok
 Rows step together; a row still being fed its tail is fed the next tail token while the others sample, and a
 row that has ended its line leaves the batch. A row may be given a looser budget than its real limit: the model
 then writes the line it means, and a row that runs past the limit stops and is dropped, so the limit chooses
-among complete lines instead of forcing a line to end on whatever word fits. Each row records the model's own log-probability (temperature 1,
+among complete lines instead of forcing a line to end on whatever word fits. Each row records the model's own
+log-probability (temperature 1,
 before any mask) of every token it chose, the end included: the fluency and relevance scores of the reranker use
 them, so scoring costs no extra pass.
 """

@@ -57,7 +57,7 @@ def scoring_prompt(lm: Any, brief: Brief) -> list[int]:
 def fluency(lm: Any, brief: Brief, lines: Sequence[str]) -> list[float]:
     """Mean log-probability per token of each line (and its end-of-turn token) after :func:`scoring_prompt`."""
     end = lm.tokenizer.eos_id
-    tokens = [lm.tokenizer.encode(line, add_bos=False) + [end] for line in lines]
+    tokens = [[*lm.tokenizer.encode(line, add_bos=False), end] for line in lines]
     return [mean_logprob(v) for v in continuation_logprobs(lm, scoring_prompt(lm, brief), tokens)]
 
 
@@ -115,11 +115,11 @@ def evaluate_ad(lm: Any, brief: Brief, fmt_name: str, ad: dict[str, list[str]], 
     tally.ads_with_must_use = int(not must_use_missing(ad, brief))
     flat = [(name, line) for name, lines in ad.items() for line in lines]
     scores = fluency(lm, brief, [line for _, line in flat]) if flat else []
-    seen: set[str] = set()
+    seen: set[tuple[bool, str]] = set()
     rows = []
     for (name, line), score in zip(flat, scores, strict=True):
         report = check_line(line, name, brief, fmt, vocabulary)
-        key = normalised(line)
+        key = (name == "path", normalised(line))  # a path may repeat a headline's keyword; lines may not repeat
         duplicate = key in seen
         seen.add(key)
         tally.lines += 1

@@ -28,7 +28,7 @@ from typing import Any
 from studio.core import copy_prompts
 from studio.core.ad_formats import AdFormat, char_count
 from studio.core.copy_brief import Brief, words
-from studio.core.copy_checks import BriefVocabulary, check_line, contains_phrase, must_use_missing
+from studio.core.copy_checks import BriefVocabulary, check_line, contains_phrase, must_use_missing, normalised
 from studio.core.copy_plan import (
     Angle,
     Slot,
@@ -51,6 +51,7 @@ PartialSink = Callable[[dict[str, Any]], None]
 MIN_END_LOGPROB = math.log(0.01)  # a line the model itself would end with less than 1 % is dropped as cut
 SLACK = 1.3  # candidates decode with this much more room than the limit; those that end past the limit are dropped
 HEADLINE_LIKE = 60  # fields up to this limit are written in title case, longer ones as sentences
+MIN_WORDS_LEFT = 1000  # a banned list that leaves fewer dictionary words than this is refused
 PMI_PER_SLOT = 2  # candidates per slot whose generic likelihood is measured (the best by relevance + fluency)
 
 
@@ -65,6 +66,7 @@ class CopyRequest:
     seed: int = 0
     candidates: int = 6  # lines sampled per slot, the best kept
     locked: Mapping[str, Mapping[int, str]] = field(default_factory=dict)  # field -> slot index -> kept line
+    avoid: tuple[str, ...] = ()  # lines the new ones must differ from (the line being rewritten)
     keyword_bonus: float = 2.0  # added to tokens that spell a must-use entry, in that entry's slots
 
     @property
@@ -240,11 +242,17 @@ class _FieldWriter:
                 cand.pmi = floor
 
     def fallback(self, name: str, slot: Slot, used: set[str]) -> WrittenLine | None:
+        """An extractive line for the slot's angle, or failing that for any angle of the brief."""
         request = self.request
         limit = request.format.field(name).limit
-        for line in extractive_lines(request.brief, slot.angle, name, limit, request.format):
-            if line.casefold() not in used:
-                return WrittenLine(line, slot.angle.label, fallback=True)
+        angles = [slot.angle, *(s.angle for s in plan_ad(request.brief, request.format, {name: 1}))]
+        angles += [Angle(kind, text) for kind, text in (("offer", ""), ("audience", request.brief.audience))
+                   if text or kind == "offer"]
+        angles += [Angle("feature", f) for f in request.brief.features]
+        for angle in angles:
+            for line in extractive_lines(request.brief, angle, name, limit, request.format):
+                if normalised(line) not in used:
+                    return WrittenLine(line, slot.angle.label, fallback=True)
         return None
 
 
@@ -269,6 +277,12 @@ def write_ads(lm: Any, request: CopyRequest, on_partial: PartialSink | None = No
     stop = cancel or (lambda: None)
     progress = on_line or (lambda done, total: None)
     constraints = constraints_for(lm, request.brief, request.format)
+    if len(constraints.lexicon) < MIN_WORDS_LEFT:
+        raise BadInputError(
+            f"the banned words ({', '.join(request.brief.banned)}) rule out all but {len(constraints.lexicon)} words "
+            "of the dictionary, too few to write with: ban fewer or more specific words (a word* pattern bans every "
+            "word it starts); your brief is kept"
+        )
     for name, _ in request.plan:
         if name != "path":
             constraints.check_budget(rules_for(request.format, name))
@@ -286,8 +300,8 @@ def write_ads(lm: Any, request: CopyRequest, on_partial: PartialSink | None = No
             field_slots = [s for s in slots if s.field == name]
             lines = _write_field(writer, variant, name, field_slots, ad, pools_by_field)
             ad.lines[name] = lines
-            for slot, line in zip(field_slots, lines, strict=True):
-                sink({"variant": variant, "field": name, "index": slot.index, "text": line.text, "done": True,
+            for index, line in enumerate(lines):
+                sink({"variant": variant, "field": name, "index": index, "text": line.text, "done": True,
                       "angle": line.angle, "fallback": line.fallback})
             done += len(lines)
             progress(done, total)
@@ -300,7 +314,7 @@ def _write_field(writer: _FieldWriter, variant: int, name: str, slots: list[Slot
                  pools_by_field: dict[str, tuple[list[Slot], list[list[Scored]]]]) -> list[WrittenLine]:
     request = writer.request
     locked = _locked_lines(request, name)
-    others = ad.all_texts()
+    others = [*ad.all_texts(), *request.avoid]
     if name == "path":
         keywords = path_lines(request.brief, len(slots), request.format.field(name).limit)
         free = iter(k for k in keywords if k not in locked.values())
@@ -312,7 +326,7 @@ def _write_field(writer: _FieldWriter, variant: int, name: str, slots: list[Slot
     picks = mmr_pick(pools, taken=list(locked.values()), blocked=others)
     leftovers = [c for pool in pools for c in pool if c not in picks]
     lines: list[WrittenLine] = []
-    used = {t.casefold() for t in (*others, *locked.values())}
+    used = {normalised(t) for t in (*others, *locked.values())}
     pick_of = dict(zip((s.index for s in open_slots), picks, strict=True))
     for slot in slots:
         if slot.index in locked:
@@ -324,12 +338,18 @@ def _write_field(writer: _FieldWriter, variant: int, name: str, slots: list[Slot
             pick = mmr_pick([leftovers], taken=taken, blocked=others)[0]
             if pick is not None:
                 leftovers.remove(pick)
-        if pick is not None:
-            line = WrittenLine(pick.text, slot.angle.label)
-        else:
-            line = writer.fallback(name, slot, used) or WrittenLine(request.brief.product, slot.angle.label, True)
-        used.add(line.text.casefold())
+        line = WrittenLine(pick.text, slot.angle.label) if pick is not None else writer.fallback(name, slot, used)
+        if line is None:  # nothing written passed and nothing from the brief fits: the slot stays empty
+            continue
+        used.add(normalised(line.text))
         lines.append(line)
+    if not lines:
+        limit = request.format.field(name).limit
+        banned = ", ".join(request.brief.banned) or "none"
+        raise BadInputError(
+            f"no {name} of at most {limit} characters passes the checks for this brief (banned words: {banned}): "
+            "remove some banned words or give the product more words to work with; your brief is kept"
+        )
     return lines
 
 
@@ -340,12 +360,15 @@ def _cover_must_use(writer: _FieldWriter, ad: WrittenAd, pools_by_field: dict[st
     for entry in must_use_missing(ad.texts(), request.brief):
         best: tuple[float, str, int, Scored] | None = None
         for name, (slots, pools) in pools_by_field.items():
-            used = {line.text for line in ad.lines[name]}
+            lines = ad.lines[name]
+            used = {normalised(t) for t in ad.all_texts()}
             for slot, pool in zip(slots, pools, strict=True):
+                if slot.index >= len(lines) or not _replaceable(lines[slot.index], request.brief):
+                    continue
                 for cand in pool:
-                    if cand.text not in used and contains_phrase([cand.text], entry):
-                        if best is None or cand.score > best[0]:
-                            best = (cand.score, name, slot.index, cand)
+                    fits = normalised(cand.text) not in used and contains_phrase([cand.text], entry)
+                    if fits and (best is None or cand.score > best[0]):
+                        best = (cand.score, name, slot.index, cand)
         if best is not None:
             _, name, index, cand = best
             replacement = WrittenLine(cand.text, Angle("must-use", entry).label)
@@ -358,6 +381,11 @@ def _cover_must_use(writer: _FieldWriter, ad: WrittenAd, pools_by_field: dict[st
               "angle": replacement.angle, "fallback": replacement.fallback})
 
 
+def _replaceable(line: WrittenLine, brief: Brief) -> bool:
+    """May this line give its slot to a must-use line? Not if the user locked it or it carries a must-use entry."""
+    return not line.locked and not any(contains_phrase([line.text], m) for m in brief.must_use)
+
+
 def _extractive_must_use(writer: _FieldWriter, ad: WrittenAd, entry: str) -> tuple[str, int, WrittenLine | None]:
     request = writer.request
     angle = Angle("must-use", entry)
@@ -365,12 +393,12 @@ def _extractive_must_use(writer: _FieldWriter, ad: WrittenAd, entry: str) -> tup
         if name == "path" or not lines:
             continue
         spec = request.format.field(name)
-        unlocked = [i for i, line in enumerate(lines) if not line.locked]
+        unlocked = [i for i, line in enumerate(lines) if _replaceable(line, request.brief)]
         if not unlocked:
             continue
-        used = {line.text.casefold() for line in lines}
+        used = {normalised(t) for t in ad.all_texts()}
         for text in extractive_lines(request.brief, angle, name, spec.limit, request.format):
-            if text.casefold() not in used and contains_phrase([text], entry):
+            if normalised(text) not in used and contains_phrase([text], entry):
                 return name, unlocked[-1], WrittenLine(text, angle.label, fallback=True)
     return "", 0, None
 
@@ -391,11 +419,11 @@ def regenerate_line(lm: Any, request: CopyRequest, field_name: str, index: int, 
     ``existing``; the other existing lines are kept (locked) and count for diversity."""
     counts = {field_name: max(len(existing), index + 1)}
     locked = {field_name: {i: line for i, line in enumerate(existing) if i != index and line.strip()}}
-    single = replace(request, counts=counts, variants=1, locked=locked,
+    single = replace(request, counts=counts, variants=1, locked=locked, avoid=tuple(existing),
                      seed=request.seed + 104729 * (1 + sum(map(len, existing))))
     written = write_ads(lm, single, on_partial, cancel, variants=[variant])[0]
     line = written.lines[field_name][index]
-    if line.text in existing:
+    if normalised(line.text) in {normalised(t) for t in existing}:
         raise StudioError(f"no new line of at most {request.format.field(field_name).limit} characters differs "
                           "from the existing ones")
     return line

@@ -4,7 +4,8 @@ information, and maximal marginal relevance (MMR) for diversity.
 * **Filters** (:func:`studio.core.copy_checks.check_line`): a candidate over its limit, with a banned word, a
   dangling ending, talk about the instructions or a non-word is dropped, whatever its score.
 * **Score** = ``RELEVANCE`` x relevance + ``FLUENCY`` x mean log P(line | brief) + ``PMI`` x (mean log P(line |
-  brief) - mean log P(line | no brief), clipped to +-PMI_CLIP). Relevance counts the brief's content words the line uses (up to three)
+  brief) - mean log P(line | no brief), clipped to +-PMI_CLIP). Relevance counts the brief's content words the
+  line uses (up to three)
   and adds a bonus when it uses the words of its own angle. The PMI term is low for lines any product could
   carry ("Enjoy Your Day Off"), which the model finds likely with or without the brief.
 * **MMR**: slots are filled in order; each takes the candidate with the highest score minus ``DIVERSITY`` x its
@@ -16,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from studio.core.copy_checks import BriefVocabulary, normalised
 from studio.core.copy_brief import words
+from studio.core.copy_checks import BriefVocabulary, normalised
 from studio.core.copy_plan import Angle
 from studio.core.word_forms import STOPWORDS, stem
 
