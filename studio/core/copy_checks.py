@@ -52,13 +52,15 @@ class BriefVocabulary:
     words: frozenset[str]
     stems: frozenset[str]
     all_words: frozenset[str]  # every word of the brief, tone included, function words included
+    all_stems: frozenset[str]
 
     @classmethod
     def of(cls, brief: Brief) -> BriefVocabulary:
         texts = [brief.product, *brief.features, brief.audience, *brief.must_use]
         found = {w for t in texts for w in words(t) if w not in STOPWORDS and (len(w) > 2 or w.isdigit())}
         every = {w for t in (*texts, brief.tone) for w in words(t)}
-        return cls(frozenset(found), frozenset(stem(w) for w in found), frozenset(every))
+        return cls(frozenset(found), frozenset(stem(w) for w in found), frozenset(every),
+                   frozenset(stem(w) for w in every))
 
     def shares(self, line: str) -> list[str]:
         """The line's words that are brief content words or close variants of them."""
@@ -118,6 +120,8 @@ def non_words(line: str, vocabulary: BriefVocabulary, known: Callable[[str], boo
         w = raw.casefold()
         base = w[:-2] if w.endswith("'s") else w
         if w.isdigit() or _ORDINAL.fullmatch(w) or any(x in vocabulary.all_words or known(x) for x in (w, base)):
+            continue
+        if len(w) > 3 and stem(w) in vocabulary.all_stems:  # a form of a brief word ("lumens" for "lumen")
             continue
         if raw[0].isupper() and (raw[:-2] if raw.endswith("'s") else raw).capitalize() in names:
             continue

@@ -129,15 +129,16 @@ def sentence_case(text: str) -> str:
 
 
 def _phrases(text: str) -> list[str]:
-    """``text`` and its shorter complete leading phrases: cut only before a function word or a comma, so the
-    phrase ends on a content word ("freshly roasted beans delivered every two weeks" -> "freshly roasted beans
-    delivered"), never mid-word."""
+    """``text`` and its shorter complete leading phrases: cut only before a function word, a participle or after
+    a comma, so the phrase ends on a content word ("freshly roasted beans delivered every two weeks" ->
+    "freshly roasted beans delivered", "freshly roasted beans"), never mid-word."""
     tokens = text.split()
     found = [text]
     for k in range(len(tokens) - 1, 0, -1):
         nxt = re.sub(r"\W", "", tokens[k].casefold())
         head = " ".join(tokens[:k]).rstrip(",;:")
-        if (nxt in NO_END_WORDS or tokens[k - 1].endswith(",")) and not dangling(head):
+        clause = nxt in NO_END_WORDS or (k >= 2 and nxt.endswith(("ed", "ing")))  # "… beans | delivered …"
+        if (clause or tokens[k - 1].endswith(",")) and not dangling(head):
             found.append(head)
     return found
 

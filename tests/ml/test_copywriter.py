@@ -10,12 +10,12 @@ import pytest
 from studio.core import paths
 from studio.core.context import JobContext
 from studio.core.copy_brief import brief_from_dict, load_brief, words
+from studio.core.copy_checks import check_line, must_use_missing
 from studio.core.copy_formats import DEFAULT_COUNTS, generation_format
 from studio.core.copy_prompts import first_request
 from studio.core.errors import BadInputError
 from studio.core.jobs import EventType, JobSpec
 from studio.ml.tasks import copy as copy_tasks
-from studio.core.copy_checks import check_line, must_use_missing
 from studio.ml.text.copywriter import CopyRequest, foreign_brief_note, generate_ads, regenerate_line, write_ads
 from tests.ml.copy_fixtures import tiny_lm
 

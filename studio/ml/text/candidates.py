@@ -29,6 +29,7 @@ from studio.ml.sampling.constrained import CopyConstraints, KeywordBonus, LineRu
 from studio.ml.sampling.text import SamplingParams, sample_row
 
 RowSink = Callable[[int, str], None]
+COMPACT_ROWS = 8  # finished rows are dropped from the batch once this many (or a quarter of it) have finished
 
 
 @dataclass(frozen=True)
@@ -89,21 +90,23 @@ def sample_lines(lm: Any, prefix: Sequence[int], jobs: Sequence[RowJob], constra
             for job in jobs]
     room = max(len(j.tail) for j in jobs) + max(j.rules.budget for j in jobs) // 2 + 8
     logits, cache = _start(lm, prefix, rows, room)
-    active = list(range(len(rows)))
-    while active:
+    active = list(range(len(rows)))  # the rows of the batch, in cache order (finished ones wait to be dropped)
+    while any(not rows[k].done for k in active):
         cancel()
-        feed = [_choose(rows[k], logits[i], constraints, params, on_text, k) for i, k in enumerate(active)]
+        raw = torch.log_softmax(logits.float(), dim=-1)
+        feed = [_choose(rows[k], logits[i], raw[i], constraints, params, on_text, k) if not rows[k].done
+                else lm.tokenizer.pad_id for i, k in enumerate(active)]
         keep = [i for i, k in enumerate(active) if not rows[k].done]
         if not keep:
             break
-        if len(keep) < len(active):
+        if len(active) - len(keep) >= max(COMPACT_ROWS, len(active) // 4):  # copying the cache costs: not each time
             cache = cache.select(torch.tensor(keep))
             active = [active[i] for i in keep]
             feed = [feed[i] for i in keep]
-        extra = min(len(rows[k].pending) for k in active)
+        extra = min(len(rows[k].pending) for k in active if not rows[k].done)
         if extra:
-            chunk = [[token, *(rows[k].pending.popleft() for _ in range(extra))] for token, k in zip(feed, active,
-                                                                                                    strict=True)]
+            chunk = [[token, *(rows[k].pending.popleft() if not rows[k].done else token for _ in range(extra))]
+                     for token, k in zip(feed, active, strict=True)]
             logits, cache = lm.prefill(chunk, max_new_tokens=room, cache=cache)
         else:
             logits, cache = lm.decode_step(feed, cache)
@@ -126,13 +129,12 @@ def _start(lm: Any, prefix: Sequence[int], rows: list[_Row], room: int) -> tuple
     return logits[index], cache.select(index)
 
 
-def _choose(row: _Row, logits: torch.Tensor, constraints: CopyConstraints, params: SamplingParams,
-            on_text: RowSink | None, k: int) -> int:
+def _choose(row: _Row, logits: torch.Tensor, raw: torch.Tensor, constraints: CopyConstraints,
+            params: SamplingParams, on_text: RowSink | None, k: int) -> int:
     """The row's next token to feed: its next tail token, or one sampled under the constraints."""
     if row.pending:
         return row.pending.popleft()
     mask = constraints.mask_or_raise(row.state, row.job.rules, frozenset())
-    raw = torch.log_softmax(logits.float(), dim=-1)
     if row.start and mask[row.start[0]]:
         token = row.start.popleft()
     else:

@@ -43,8 +43,7 @@ from studio.ml.sampling.constrained import CopyConstraints, LineRules, token_tab
 from studio.ml.sampling.lexicon import Lexicon, load_lexicon
 from studio.ml.sampling.text import SamplingParams
 from studio.ml.text.candidates import RowJob, sample_lines
-from studio.ml.text.rerank import Scored, mmr_pick, relevance
-from studio.ml.text.scoring import continuation_logprobs, mean_logprob
+from studio.ml.text.rerank import Scored, add_pmi, mmr_pick, relevance
 
 Ad = dict[str, list[str]]
 PartialSink = Callable[[dict[str, Any]], None]
@@ -64,7 +63,7 @@ class CopyRequest:
     variants: int = 1
     sampling: SamplingParams = field(default_factory=lambda: SamplingParams(temperature=0.7, top_p=0.9))
     seed: int = 0
-    candidates: int = 6  # lines sampled per slot, the best kept
+    candidates: int = 4  # lines sampled per slot (two more per extra slot of the same angle), the best kept
     locked: Mapping[str, Mapping[int, str]] = field(default_factory=dict)  # field -> slot index -> kept line
     avoid: tuple[str, ...] = ()  # lines the new ones must differ from (the line being rewritten)
     keyword_bonus: float = 2.0  # added to tokens that spell a must-use entry, in that entry's slots
@@ -220,26 +219,13 @@ class _FieldWriter:
             by_angle[angle].append(Scored(cand.text, cand.tokens, cand.fluency,
                                           relevance(cand.text, self.vocabulary, angle)))
         pools = list(by_angle.values())
-        self._add_pmi(name, pools)
+        add_pmi(self.lm, self.generic_prompt(name), pools, PMI_PER_SLOT)
         for pool in pools:
             pool.sort(key=lambda c: c.score, reverse=True)
         return [by_angle[slot.angle] for slot in slots]
 
     def _tokens(self, text: str) -> tuple[int, ...]:
         return tuple(self.lm.tokenizer.encode(text, add_bos=False)) if text else ()
-
-    def _add_pmi(self, name: str, pools: list[list[Scored]]) -> None:
-        chosen = [c for pool in pools for c in sorted(pool, key=lambda c: c.score, reverse=True)[:PMI_PER_SLOT]]
-        if not chosen:
-            return
-        generic = continuation_logprobs(self.lm, self.generic_prompt(name), [c.tokens for c in chosen])
-        for cand, values in zip(chosen, generic, strict=True):
-            cand.pmi = cand.fluency - mean_logprob(values)
-        for pool in pools:  # candidates not measured get the field's lowest PMI, so they never win on it
-            rest = [c for c in pool if c not in chosen]
-            floor = min((c.pmi for c in chosen), default=0.0)
-            for cand in rest:
-                cand.pmi = floor
 
     def fallback(self, name: str, slot: Slot, used: set[str]) -> WrittenLine | None:
         """An extractive line for the slot's angle, or failing that for any angle of the brief."""

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from studio.core.copy_brief import words
 from studio.core.copy_checks import BriefVocabulary, normalised
 from studio.core.copy_plan import Angle
 from studio.core.word_forms import STOPWORDS, stem
+from studio.ml.text.scoring import continuation_logprobs, mean_logprob
 
 RELEVANCE = 2.0
 FLUENCY = 0.6
@@ -42,6 +44,23 @@ class Scored:
     @property
     def score(self) -> float:
         return RELEVANCE * self.relevance + FLUENCY * self.fluency + PMI * min(max(self.pmi, -PMI_CLIP), PMI_CLIP)
+
+
+def add_pmi(lm: Any, generic_prompt: Sequence[int], pools: Sequence[list[Scored]], per_pool: int) -> None:
+    """Set each candidate's PMI: its fluency (given the brief) minus its mean log-probability after
+    ``generic_prompt`` (the same request without the brief). Only the ``per_pool`` best of each pool by the other
+    terms are measured (one batched pass); the rest get the lowest PMI measured, so they never win on it."""
+    chosen = [c for pool in pools for c in sorted(pool, key=lambda c: c.score, reverse=True)[:per_pool]]
+    if not chosen:
+        return
+    generic = continuation_logprobs(lm, generic_prompt, [c.tokens for c in chosen])
+    for cand, values in zip(chosen, generic, strict=True):
+        cand.pmi = cand.fluency - mean_logprob(values)
+    floor = min(c.pmi for c in chosen)
+    for pool in pools:
+        for cand in pool:
+            if cand not in chosen:
+                cand.pmi = floor
 
 
 def content_stems(text: str) -> frozenset[str]:
