@@ -94,8 +94,8 @@ def dangling(line: str) -> bool:
         return True
     if len(last) == 1 and last not in ("a", "i") and not last.isdigit() and not re.search(r"\w-\w$", text):
         return True
-    if re.search(r":\s*\d+\W*$", text):
-        return True
+    if re.search(r"(?::|,|\b(?:for|of|to|in|at|by|with|from|and|or))\s*\d+\W*$", text, re.IGNORECASE):
+        return True  # a bare number after a colon, a comma or a preposition: "cravings: 15", "for 2"
     return text.count("(") != text.count(")") or text.count('"') % 2 == 1 or text.count("“") != text.count("”")
 
 
@@ -127,6 +127,55 @@ def non_words(line: str, vocabulary: BriefVocabulary, known: Callable[[str], boo
             continue
         found.append(w)
     return found
+
+
+NUMBER_WORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+                "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "hundred": "100",
+                "thousand": "1000", "million": "1000000"}
+
+
+def _numbers(text: str) -> set[str]:
+    found = set()
+    for w in words(text.replace(",", "")):
+        if w.isdigit():
+            found.add(w.lstrip("0") or "0")
+        elif w in NUMBER_WORDS:
+            found.add(NUMBER_WORDS[w])
+        elif re.fullmatch(r"\d+[a-z]+", w):  # "80g", "24h", "9pm"
+            found.add(re.match(r"\d+", w).group(0))
+    return found
+
+
+def made_up_numbers(line: str, brief: Brief) -> list[str]:
+    """Numbers in the line that the brief does not give ("Ten Hours" when it says two, "25% more"): a claim the
+    advertiser never made. ("One" is allowed: "one tap", "one screen" are rarely claims.)"""
+    given = _numbers(" ".join((brief.product, *brief.features, brief.audience, *brief.must_use)))
+    return sorted(n for n in _numbers(line) - given if n != "1")
+
+
+def repeated_words(line: str, brief: Brief) -> list[str]:
+    """Content words the line says twice ("Weighs only 80 grams. Weighing only 80 grams."), the product's own
+    words aside ("Lumen Trail for Trail Runners" is fine)."""
+    name = {stem(w) for w in words(brief.product)}
+    seen: set[str] = set()
+    found = []
+    for w in words(line):
+        s = stem(w)
+        if w in STOPWORDS or s in name or w.isdigit():
+            continue
+        if s in seen and s not in found:
+            found.append(s)
+        seen.add(s)
+    return found
+
+
+def looks_banned(line: str, brief: Brief, vocabulary: BriefVocabulary) -> list[str]:
+    """Words that start like a banned word without being one of its forms ("bestow", "bestiary" with ``best``
+    banned): allowed by the rule, but a sign the model reached for the banned word. The copywriter drops such
+    candidates when it has others; the eval does not count them as banned."""
+    stems = [p.parts[0].lstrip("=").rstrip("*") for p in brief.banned_patterns if len(p.parts) == 1]
+    return [w for w in words(line) if w not in vocabulary.all_words
+            and any(len(s) >= 3 and w.startswith(s) and w != s for s in stems)]
 
 
 @dataclass(frozen=True)

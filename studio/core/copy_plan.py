@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 
 from studio.core.ad_formats import AdFormat, char_count
 from studio.core.copy_brief import Brief, find_banned, words
@@ -102,11 +101,16 @@ def line_opening(brief: Brief, angle: Angle, headline_like: bool) -> str:
 
 
 def path_keywords(brief: Brief) -> list[str]:
-    """Content words of the brief for display paths: must-use first, then the product's and features' words."""
+    """Keywords of the brief for display paths, best first: the must-use entries and the product's name (words
+    joined by hyphens), then the content words of the features and the audience."""
     found: list[str] = []
-    for text in (*brief.must_use, brief.product, *brief.features, brief.audience):
+    for text in (*brief.must_use, brief.product):
+        joined = "-".join(w for w in words(text) if w.isalnum())
+        if joined and joined not in found:
+            found.append(joined)
+    for text in (*brief.features, brief.audience):
         for w in words(text):
-            if w not in STOPWORDS and len(w) > 2 and not w.isdigit() and w not in found:
+            if w not in STOPWORDS and len(w) > 3 and not w.isdigit() and w not in found:
                 found.append(w)
     return found
 
@@ -183,8 +187,7 @@ def path_lines(brief: Brief, count: int, limit: int) -> list[str]:
     """Display paths: one keyword, or two joined by a hyphen, each within ``limit``, from the brief's words."""
     keywords = [w for w in path_keywords(brief) if not find_banned(w, brief.banned_patterns)]
     found: list[str] = []
-    pairs = [f"{a}-{b}" for a, b in pairwise(keywords)]
-    for text in (*keywords, *pairs):
+    for text in keywords:
         if len(found) >= count:
             break
         if len(text) <= limit and text not in found:

@@ -567,6 +567,24 @@ class CopyConstraints:
         return piece
 
 
+_BY_TEXT: dict[int, tuple[TokenTable, dict[str, list[int]]]] = {}
+
+
+def _tokens_by_text(table: TokenTable) -> dict[str, list[int]]:
+    """Case-folded token text -> ids, built once per vocabulary (every keyword bonus looks tokens up by text;
+    keyed by identity: a table holds arrays and cannot be hashed)."""
+    cached = _BY_TEXT.get(id(table))
+    if cached is None or cached[0] is not table:
+        found: dict[str, list[int]] = {}
+        for i, shape in enumerate(table.shapes):
+            if shape is not None:
+                found.setdefault(shape.text.casefold(), []).append(i)
+        if len(_BY_TEXT) >= 4:
+            _BY_TEXT.clear()
+        cached = _BY_TEXT[id(table)] = (table, found)
+    return cached[1]
+
+
 @dataclass
 class KeywordBonus:
     """Adds ``bonus`` to the logits of tokens that start or continue a required keyword, until it is used."""
@@ -577,10 +595,7 @@ class KeywordBonus:
     used: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self._by_text: dict[str, list[int]] = {}
-        for i, shape in enumerate(self.table.shapes):
-            if shape is not None:
-                self._by_text.setdefault(shape.text.casefold(), []).append(i)
+        self._by_text = _tokens_by_text(self.table)
         self._keys = [" ".join(words(k)) for k in self.keywords if words(k)]
 
     def mark_used(self, line: str) -> None:

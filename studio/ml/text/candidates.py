@@ -25,10 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from studio.ml.models.llama import batch_copies
 from studio.ml.sampling.constrained import CopyConstraints, KeywordBonus, LineRules, LineState
 from studio.ml.sampling.text import SamplingParams, sample_row
 
 RowSink = Callable[[int, str], None]
+END_BIAS = 6.0  # added to the line-end logits at the limit (0 at half of it): lines tend to end before it
 COMPACT_ROWS = 8  # finished rows are dropped from the batch once this many (or a quarter of it) have finished
 
 
@@ -89,6 +91,12 @@ def sample_lines(lm: Any, prefix: Sequence[int], jobs: Sequence[RowJob], constra
                  deque(job.start))
             for job in jobs]
     room = max(len(j.tail) for j in jobs) + max(j.rules.budget for j in jobs) // 2 + 8
+    with batch_copies():
+        return _decode(lm, prefix, rows, room, constraints, params, cancel, on_text)
+
+
+def _decode(lm: Any, prefix: Sequence[int], rows: list[_Row], room: int, constraints: CopyConstraints,
+            params: SamplingParams, cancel: Callable[[], None], on_text: RowSink | None) -> list[Candidate]:
     logits, cache = _start(lm, prefix, rows, room)
     active = list(range(len(rows)))  # the rows of the batch, in cache order (finished ones wait to be dropped)
     while any(not rows[k].done for k in active):
@@ -142,6 +150,10 @@ def _choose(row: _Row, logits: torch.Tensor, raw: torch.Tensor, constraints: Cop
         scores = logits.numpy().copy()
         if row.bonus is not None:
             row.bonus.apply(scores, row.state)
+        limit = row.job.limit or row.job.rules.budget
+        fill = row.state.length / limit
+        if fill > 0.5:  # nudge the line to end (where a line may end) as it nears its limit; the mask decides where
+            scores[constraints.table.end_ids] += END_BIAS * (fill - 0.5) / 0.5
         scores[~mask] = -np.inf
         token = sample_row(torch.from_numpy(scores), params, row.generator, row.tokens)
     row.tokens.append(token)

@@ -28,7 +28,16 @@ from typing import Any
 from studio.core import copy_prompts
 from studio.core.ad_formats import AdFormat, char_count
 from studio.core.copy_brief import Brief, words
-from studio.core.copy_checks import BriefVocabulary, check_line, contains_phrase, must_use_missing, normalised
+from studio.core.copy_checks import (
+    BriefVocabulary,
+    check_line,
+    contains_phrase,
+    looks_banned,
+    made_up_numbers,
+    must_use_missing,
+    normalised,
+    repeated_words,
+)
 from studio.core.copy_plan import (
     Angle,
     Slot,
@@ -47,7 +56,7 @@ from studio.ml.text.rerank import Scored, add_pmi, mmr_pick, relevance
 
 Ad = dict[str, list[str]]
 PartialSink = Callable[[dict[str, Any]], None]
-MIN_END_LOGPROB = math.log(0.01)  # a line the model itself would end with less than 1 % is dropped as cut
+MIN_END_LOGPROB = math.log(0.002)  # a line the model itself would end with less than 0.2 % is dropped as cut
 SLACK = 1.3  # candidates decode with this much more room than the limit; those that end past the limit are dropped
 HEADLINE_LIKE = 60  # fields up to this limit are written in title case, longer ones as sentences
 MIN_WORDS_LEFT = 1000  # a banned list that leaves fewer dictionary words than this is refused
@@ -140,7 +149,8 @@ def _chat_ids(lm: Any, messages: list[dict[str, str]]) -> list[int]:
 
 
 def _split_prompt(lm: Any, messages: list[dict[str, str]], request_text: str) -> tuple[list[int], list[int]]:
-    """(shared prefix, this slot's tail): the chat cut where the slot's request starts."""
+    """(shared prefix, this slot's tail): the chat cut where the slot's own words (its angle) start, so the
+    request's wording is part of the prefix every slot shares and each tail is only the angle and the turn end."""
     text = lm.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
     cut = text.rindex(request_text)
     return (lm.tokenizer.encode(text[:cut], add_bos=False), lm.tokenizer.encode(text[cut:], add_bos=False))
@@ -159,7 +169,7 @@ class _FieldWriter:
     def prompt(self, name: str, angle: Angle) -> tuple[list[int], list[int]]:
         request = self.request
         messages = copy_prompts.slot_messages(request.brief, request.format, name, angle, request.framework)
-        return _split_prompt(self.lm, messages, copy_prompts.slot_request(request.brief, request.format, name, angle))
+        return _split_prompt(self.lm, messages, angle.instruction(request.brief.product))
 
     def generic_prompt(self, name: str) -> list[int]:
         """The same kind of request without the brief: what the model writes for any product."""
@@ -172,7 +182,7 @@ class _FieldWriter:
 
     def candidates(self, variant: int, name: str, slots: Sequence[Slot]) -> list[list[Scored]]:
         """Surviving candidates of every slot, scored (relevance, fluency, PMI), best first. Slots with the same
-        angle share one pool (sampled once, two more candidates per extra slot); MMR then keeps their picks
+        angle share one pool (sampled once, one more candidate per extra slot); MMR then keeps their picks
         apart."""
         request = self.request
         limit = int(request.format.field(name).limit)
@@ -189,7 +199,7 @@ class _FieldWriter:
             prefix, tail = self.prompt(name, angle)
             keywords = (angle.text,) if angle.kind == "must-use" else ()
             openings = _openings(request.brief, angle, headline_like)
-            count = request.candidates + 2 * (len(positions) - 1)
+            count = request.candidates + len(positions) - 1
             base = request.seed * 7919 + variant * 1009 + slots[positions[0]].index * 31
             for c in range(count):
                 if c < len(positions):
@@ -213,6 +223,9 @@ class _FieldWriter:
                 continue
             report = check_line(cand.text, name, request.brief, request.format, self.vocabulary)
             if not cand.text or report.hard or not report.on_brief:  # off-brief lines are never kept
+                continue
+            if (looks_banned(cand.text, request.brief, self.vocabulary) or made_up_numbers(cand.text, request.brief)
+                    or repeated_words(cand.text, request.brief)):
                 continue
             if any(c.text == cand.text for c in by_angle[angle]):
                 continue
@@ -312,7 +325,7 @@ def _write_field(writer: _FieldWriter, variant: int, name: str, slots: list[Slot
     picks = mmr_pick(pools, taken=list(locked.values()), blocked=others)
     leftovers = [c for pool in pools for c in pool if c not in picks]
     lines: list[WrittenLine] = []
-    used = {normalised(t) for t in (*others, *locked.values())}
+    used = {normalised(t) for t in (*others, *locked.values(), *(p.text for p in picks if p is not None))}
     pick_of = dict(zip((s.index for s in open_slots), picks, strict=True))
     for slot in slots:
         if slot.index in locked:
@@ -321,7 +334,7 @@ def _write_field(writer: _FieldWriter, variant: int, name: str, slots: list[Slot
         pick = pick_of[slot.index]
         if pick is None and leftovers:  # another slot's spare candidate, if it still adds something
             taken = [line.text for line in lines] + list(locked.values())
-            pick = mmr_pick([leftovers], taken=taken, blocked=others)[0]
+            pick = mmr_pick([leftovers], taken=taken, blocked=[*others, *(p.text for p in picks if p)])[0]
             if pick is not None:
                 leftovers.remove(pick)
         line = WrittenLine(pick.text, slot.angle.label) if pick is not None else writer.fallback(name, slot, used)
@@ -375,7 +388,7 @@ def _replaceable(line: WrittenLine, brief: Brief) -> bool:
 def _extractive_must_use(writer: _FieldWriter, ad: WrittenAd, entry: str) -> tuple[str, int, WrittenLine | None]:
     request = writer.request
     angle = Angle("must-use", entry)
-    for name, lines in ad.lines.items():
+    for name, lines in sorted(ad.lines.items(), key=lambda item: -len(item[1])):  # the field with most lines
         if name == "path" or not lines:
             continue
         spec = request.format.field(name)

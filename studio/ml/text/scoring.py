@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from studio.ml.models.llama import batch_copies
+
 CHUNK = 16  # rows scored together (logits are rows x tokens x vocabulary floats)
 
 
@@ -26,7 +28,8 @@ def continuation_logprobs(lm: Any, prompt: Sequence[int], continuations: Sequenc
         first, cache = lm.prefill(list(prompt), max_new_tokens=longest + 1, copies=len(chunk))
         pad = lm.tokenizer.pad_id
         rows = [c + [pad] * (longest - len(c)) for c in chunk]
-        rest = lm.extend_logits([r[:-1] for r in rows], cache) if longest > 1 else None
+        with batch_copies():
+            rest = lm.extend_logits([r[:-1] for r in rows], cache) if longest > 1 else None
         for k, tokens in enumerate(chunk):
             steps = [first[k]] + ([rest[k, j] for j in range(len(tokens) - 1)] if rest is not None else [])
             found.append([float(torch.log_softmax(step.float(), dim=-1)[t]) for step, t in zip(steps, tokens,
