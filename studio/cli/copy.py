@@ -16,12 +16,17 @@ from typing import Any
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
-def _print_ads(ads: list[dict[str, list[str]]]) -> None:
-    for n, ad in enumerate(ads, 1):
-        print(f"## Ad {n}")
+def _print_ads(result: dict[str, Any]) -> None:
+    """Each line with its length and angle; ``*`` marks a line taken from the brief (no written line passed)."""
+    for n, ad in enumerate(result["ads"]):
+        angles = result.get("angles", [{}] * len(result["ads"]))[n]
+        fallback = result.get("fallback", [{}] * len(result["ads"]))[n]
+        print(f"## Ad {n + 1}")
         for name, lines in ad.items():
-            for i, line in enumerate(lines, 1):
-                print(f"{name} {i:>2} ({len(line):>3}) {line}")
+            for i, line in enumerate(lines):
+                mark = "*" if i in fallback.get(name, []) else " "
+                angle = angles.get(name, [""] * len(lines))[i]
+                print(f"{name} {i + 1:>2} ({len(line):>3}){mark} {line:<60} [{angle}]")
         print()
 
 
@@ -33,10 +38,11 @@ def run_generate(args: argparse.Namespace) -> int:
 
     brief = load_brief(Path(args.brief))
     params: dict[str, Any] = {"brief": brief.to_dict(), "format": args.format, "framework": args.framework,
-                              "variants": args.variants, "temperature": args.temperature, "top_p": args.top_p}
+                              "variants": args.variants, "temperature": args.temperature, "top_p": args.top_p,
+                              "candidates": args.candidates}
     spec = JobSpec("copy.generate", params, seed=args.seed, model=args.model)
     result = run_in_console(spec, args.device, quiet=args.quiet)
-    _print_ads(result["ads"])
+    _print_ads(result)
     if args.out:
         path = export_ads(Path(args.out), AdSet(args.format, result["ads"], result["recipe"]))
         print(f"saved {path}", file=sys.stderr)
@@ -112,6 +118,7 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--variants", type=int, default=1)
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--candidates", type=int, default=4, help="lines sampled per slot; the best is kept")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default=DEFAULT_MODEL, help="language model or LoRA adapter name")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)

@@ -204,6 +204,34 @@ def must_use_too_long(brief: Brief, fmt: AdFormat, counts: Mapping[str, int]) ->
     return [(m, longest) for m in brief.must_use if char_count(m, fmt) > longest]
 
 
+def must_use_notes(brief: Brief, fmt: AdFormat, counts: Mapping[str, int]) -> list[str]:
+    """Notes for must-use entries too long for some of the fields being written (they go into the others)."""
+    fields = [spec for spec in fmt.fields if counts.get(spec.name, 0) and spec.limit and spec.name != "path"]
+    notes = []
+    for entry in brief.must_use:
+        short = [spec.heading.lower() for spec in fields if char_count(entry, fmt) > spec.limit]
+        if short and len(short) < len(fields):
+            notes.append(f"The must-use words {entry!r} are longer than a line of the {', '.join(short)}: "
+                         "they will appear in the other lines only")
+    return notes
+
+
+_NAME_SYMBOLS = re.compile(r"[^\w\s'&.-]")
+
+
+def restore_names(line: str, brief: Brief, limit: int, fmt: AdFormat) -> str:
+    """Put back the symbols of a brief name the decoder cannot write (emoji: "Sakura 桜 Tea" -> "Sakura 桜 Tea ☕")
+    where the line holds the name without them and the whole name still fits the limit."""
+    for name in (brief.product, *brief.must_use):
+        plain = " ".join(_NAME_SYMBOLS.sub(" ", name).split())
+        if plain == name or not plain or plain not in line or name in line:
+            continue
+        restored = line.replace(plain, name, 1)
+        if char_count(restored, fmt) <= limit:
+            line = restored
+    return line
+
+
 def slots_by_field(slots: Sequence[Slot]) -> dict[str, list[Slot]]:
     found: dict[str, list[Slot]] = {}
     for slot in slots:

@@ -211,3 +211,10 @@ def test_real_model_keeps_banned_forms_out_and_never_cuts_a_word(adapter: str | 
         for line in lines:
             assert check_line(line.text, name, brief, fmt).hard == [], (name, line)
             assert not any(w.startswith("best") for w in words(line.text) if w != "bestow"), line
+
+
+def test_banned_words_that_rule_out_everything_get_a_clear_message(lm) -> None:
+    brief = brief_from_dict({"product": "4711", "banned": [f"{c}*" for c in "abcdefghijklmnopqrstuvwxyz"]})
+    request = CopyRequest(brief, generation_format("email"), "none", {"subject": 2}, candidates=2)
+    with pytest.raises(BadInputError, match="rule out all but"):
+        write_ads(lm, request)

@@ -106,3 +106,26 @@ def test_non_latin_and_emoji_names_are_kept_intact() -> None:
     lines = extractive_lines(brief, Angle("product", brief.product), "headline", 30, FORMATS["google-rsa"])
     assert any("Sakura 桜 Tea ☕" in line for line in lines)
     assert non_words("Sakura 桜 Tea for You", BriefVocabulary.of(brief)) == []
+
+
+def test_made_up_numbers_and_repeated_words_are_caught() -> None:
+    from studio.core.copy_checks import made_up_numbers, repeated_words
+
+    brief = brief_from_dict({"product": "Lumen Trail", "features": ["USB-C charging in two hours",
+                                                                    "weighs only 80 grams"]})
+    assert made_up_numbers("USB-C Charging for Ten Hours", brief) == ["10"]
+    assert made_up_numbers("Lumen Trail, 25% more power", brief) == ["25"]
+    assert made_up_numbers("Charged in 2 Hours, 80g Light", brief) == []
+    assert repeated_words("Weighs only 80 grams. Weighing only 80 grams.", brief) == ["weigh", "gram"]
+    assert repeated_words("Lumen Trail for Trail Runners", brief) == []
+
+
+def test_names_keep_their_emoji_and_long_must_use_words_get_a_note() -> None:
+    from studio.core.copy_plan import must_use_notes, restore_names
+
+    fmt = FORMATS["google-rsa"]
+    brief = brief_from_dict({"product": "Sakura 桜 Tea ☕", "must_use": ["green tea harvested in early spring"]})
+    assert restore_names("Sakura 桜 Tea for You", brief, 30, fmt) == "Sakura 桜 Tea ☕ for You"
+    assert restore_names("Sakura 桜 Tea for You, Every Day", brief, 30, fmt) == "Sakura 桜 Tea for You, Every Day"
+    notes = must_use_notes(brief, fmt, {"headline": 15, "description": 4})
+    assert len(notes) == 1 and "longer than a line of the headlines" in notes[0]

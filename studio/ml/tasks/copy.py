@@ -17,6 +17,7 @@ from typing import Any
 from studio.core.context import JobContext
 from studio.core.copy_brief import brief_from_dict
 from studio.core.copy_formats import check_framework, field_counts, generation_format
+from studio.core.copy_plan import must_use_notes
 from studio.core.errors import BadInputError, ModelFileError
 from studio.core.jobs import JobSpec, thaw
 from studio.ml.sampling.text import SamplingParams
@@ -114,8 +115,9 @@ def generate_copy(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     note = foreign_brief_note(request.brief)
     ctx.progress(0.0, "loading the language model")
     lm = load_copy_model(ctx.resources, spec.model, ctx.device)
-    if note:
-        ctx.note(note)
+    for text in [note, *must_use_notes(request.brief, request.format, request.counts)]:
+        if text:
+            ctx.note(text)
     ads = write_ads(lm, request, on_partial=ctx.partial, cancel=ctx.check_cancel,
                     on_line=lambda done, total: ctx.progress(done / total, f"line {done} of {total}"))
     return {"ads": [ad.texts() for ad in ads], "angles": [_angles(ad) for ad in ads],

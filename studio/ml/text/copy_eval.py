@@ -79,14 +79,16 @@ class Tally:
     fallback: int = 0
     fluency: list[float] = field(default_factory=list)
     seconds: dict[str, list[float]] = field(default_factory=dict)
+    cpu_seconds: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, other: Tally) -> None:
         for name in ("lines", "prose", "over_limit", "banned", "dangling", "instruction", "non_word", "on_brief",
                      "duplicates", "ads", "ads_with_must_use", "fallback"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.fluency += other.fluency
-        for fmt, values in other.seconds.items():
-            self.seconds.setdefault(fmt, []).extend(values)
+        for mine, theirs in ((self.seconds, other.seconds), (self.cpu_seconds, other.cpu_seconds)):
+            for fmt, values in theirs.items():
+                mine.setdefault(fmt, []).extend(values)
 
     def summary(self) -> dict[str, Any]:
         n = max(1, self.lines)
@@ -103,6 +105,8 @@ class Tally:
             "fluency": sum(self.fluency) / len(self.fluency) if self.fluency else float("nan"),
             "fallback_lines": self.fallback,
             "seconds_per_ad": {fmt: sum(v) / len(v) for fmt, v in self.seconds.items() if v},
+            "cpu_seconds_per_ad": {fmt: sum(v) / len(v) for fmt, v in self.cpu_seconds.items() if v},
+            "max_seconds_per_ad": {fmt: max(v) for fmt, v in self.seconds.items() if v},
         }
 
 
@@ -155,15 +159,16 @@ def evaluate(lm: Any, briefs: Sequence[Path], formats: Sequence[str] = DEFAULT_F
         for fmt_name in formats:
             fmt = generation_format(fmt_name)
             request = CopyRequest(brief, fmt, framework, DEFAULT_COUNTS[fmt.name], 1, sampling, seed=seed)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             written = write_ads(lm, request)[0]
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             fallback = sum(line.fallback for lines in written.lines.values() for line in lines)
             ad = written.texts()
             ad_tally, rows = evaluate_ad(lm, brief, fmt.name, ad, seconds, fallback)
+            ad_tally.cpu_seconds = {fmt.name: [cpu]}
             tally.add(ad_tally)
-            ads[fmt.name] = {"seconds": round(seconds, 2), "lines": rows}
-            say(f"{path.stem:<24} {fmt.name:<11} {seconds:6.1f} s")
+            ads[fmt.name] = {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "lines": rows}
+            say(f"{path.stem:<24} {fmt.name:<11} {seconds:6.1f} s ({cpu:.1f} s CPU)")
         total.add(tally)
         per_brief.append({"brief": path.stem, "summary": tally.summary(), "ads": ads})
     return {"formats": list(formats), "seed": seed, "briefs": per_brief, "overall": total.summary()}
@@ -177,14 +182,15 @@ def markdown_table(report: dict[str, Any]) -> list[str]:
     """Per brief and overall, one row each."""
     fmts = report["formats"]
     head = ["brief", "lines", "limits", "banned", "dangling", "instr. talk", "non-words", "on-brief",
-            "must-use ads", "distinct", "fluency", "fallback", *[f"s/{f}" for f in fmts]]
+            "must-use ads", "distinct", "fluency", "fallback", *[f"s/{f} (CPU s)" for f in fmts]]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
 
     def row(name: str, s: dict[str, Any]) -> str:
         cells = [name, str(s["lines"]), _pct(s["limits_ok"]), str(s["banned"]), _pct(s["dangling"]),
                  _pct(s["instruction_talk"]), _pct(s["non_words"]), _pct(s["on_brief"]), _pct(s["must_use_ads"]),
                  _pct(s["distinct"]), f"{s['fluency']:.2f}", str(s["fallback_lines"]),
-                 *[f"{s['seconds_per_ad'].get(f, float('nan')):.1f}" for f in fmts]]
+                 *[f"{s['seconds_per_ad'].get(f, float('nan')):.1f} ({s['cpu_seconds_per_ad'].get(f, float('nan')):.1f})"
+                   for f in fmts]]
         return "| " + " | ".join(cells) + " |"
 
     out += [row(b["brief"], b["summary"]) for b in report["briefs"]]

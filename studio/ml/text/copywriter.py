@@ -46,6 +46,7 @@ from studio.core.copy_plan import (
     must_use_too_long,
     path_lines,
     plan_ad,
+    restore_names,
 )
 from studio.core.errors import BadInputError, StudioError
 from studio.ml.sampling.constrained import CopyConstraints, LineRules, token_table_for
@@ -219,6 +220,7 @@ class _FieldWriter:
         by_angle: dict[Angle, list[Scored]] = {angle: [] for angle in groups}
         for cand in found:
             angle = owner[cand.row]
+            cand.text = restore_names(cand.text, request.brief, limit, request.format)
             if cand.end_logprob < MIN_END_LOGPROB:  # the budget, not the model, ended it: a cut line
                 continue
             report = check_line(cand.text, name, request.brief, request.format, self.vocabulary)
