@@ -174,6 +174,11 @@ def evaluate(lm: Any, briefs: Sequence[Path], formats: Sequence[str] = DEFAULT_F
     return {"formats": list(formats), "seed": seed, "briefs": per_brief, "overall": total.summary()}
 
 
+def _seconds(summary: dict[str, Any], fmt: str) -> str:
+    wall = summary["seconds_per_ad"].get(fmt, float("nan"))
+    return f"{wall:.1f} ({summary.get('cpu_seconds_per_ad', {}).get(fmt, float('nan')):.1f})"
+
+
 def _pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
@@ -189,8 +194,7 @@ def markdown_table(report: dict[str, Any]) -> list[str]:
         cells = [name, str(s["lines"]), _pct(s["limits_ok"]), str(s["banned"]), _pct(s["dangling"]),
                  _pct(s["instruction_talk"]), _pct(s["non_words"]), _pct(s["on_brief"]), _pct(s["must_use_ads"]),
                  _pct(s["distinct"]), f"{s['fluency']:.2f}", str(s["fallback_lines"]),
-                 *[f"{s['seconds_per_ad'].get(f, float('nan')):.1f} ({s['cpu_seconds_per_ad'].get(f, float('nan')):.1f})"
-                   for f in fmts]]
+                 *[_seconds(s, f) for f in fmts]]
         return "| " + " | ".join(cells) + " |"
 
     out += [row(b["brief"], b["summary"]) for b in report["briefs"]]
