@@ -13,8 +13,8 @@ from studio.core.copy_formats import generation_format
 from studio.core.errors import BadInputError, StudioError
 from studio.ml.export.records import read_record
 from studio.ml.runtime.ort_lm import OrtLanguageModel, load_ort_language_model
-from studio.ml.sampling.text import SamplingParams
 from studio.ml.sampling.constrained import LineRules
+from studio.ml.sampling.text import SamplingParams
 from studio.ml.text.candidates import RowJob, sample_lines
 from studio.ml.text.copywriter import CopyRequest, constraints_for, generate_ads
 from studio.ml.text.generate import generate, stream, stream_batch
