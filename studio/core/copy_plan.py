@@ -108,8 +108,12 @@ def path_keywords(brief: Brief) -> list[str]:
         joined = "-".join(w for w in words(text) if w.isalnum())
         if joined and joined not in found:
             found.append(joined)
+    found += [w for w in words(brief.product) if len(w) > 3 and w not in STOPWORDS and w not in found]
     for text in (*brief.features, brief.audience):
-        for w in words(text):
+        feature_words = words(text)
+        if len(feature_words) > 2 and feature_words[0].endswith("s"):
+            feature_words = feature_words[1:]  # "runs payroll …", "feeds families …": the verb is no keyword
+        for w in feature_words:
             if w not in STOPWORDS and len(w) > 3 and not w.isdigit() and w not in found:
                 found.append(w)
     return found
