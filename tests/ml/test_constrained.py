@@ -85,7 +85,7 @@ def test_lines_keep_every_hard_rule(lm, budget: int, banned: list[str], seed: in
     cc = constraints_for(lm, brief, fmt)
     payloads: list[str] = []
     lines = sample(lm, brief, budget, 6, seed, payloads)
-    assert len(lines) == 6
+    assert 3 <= len(lines) <= 6  # rows still writing once three have finished are abandoned
     for line in lines:
         assert 0 < char_count(line, fmt) <= budget, line
         assert find_banned(line, brief.banned_patterns) == [], (line, banned)

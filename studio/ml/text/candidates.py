@@ -7,7 +7,8 @@ every row attends to the same keys and values), and each distinct tail is run on
 slot. Other runtimes copy the prefix's cache to every row and feed the tails token by token.
 
 Rows step together; a row still being fed its tail is fed the next tail token while the others sample, and a
-row that has ended its line leaves the batch. A row may be given a looser budget than its real limit: the model
+row that has ended its line leaves the batch; once every slot has ENOUGH finished lines, the rows still writing
+are abandoned (they are mostly lines heading past their limit). A row may be given a looser budget than its real limit: the model
 then writes the line it means, and a row that runs past the limit stops and is dropped, so the limit chooses
 among complete lines instead of forcing a line to end on whatever word fits. Each row records the model's own
 log-probability (temperature 1,
@@ -31,7 +32,8 @@ from studio.ml.sampling.text import SamplingParams, sample_row
 
 RowSink = Callable[[int, str], None]
 END_BIAS = 6.0  # added to the line-end logits at the limit (0 at half of it): lines tend to end before it
-COMPACT_ROWS = 8  # finished rows are dropped from the batch once this many (or a quarter of it) have finished
+COMPACT_ROWS = 8
+ENOUGH = 3  # finished lines per slot after which its unfinished rows are abandoned  # finished rows are dropped from the batch once this many (or a quarter of it) have finished
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def _decode(lm: Any, prefix: Sequence[int], rows: list[_Row], room: int, constra
             params: SamplingParams, cancel: Callable[[], None], on_text: RowSink | None) -> list[Candidate]:
     logits, cache = _start(lm, prefix, rows, room)
     active = list(range(len(rows)))  # the rows of the batch, in cache order (finished ones wait to be dropped)
-    while any(not rows[k].done for k in active):
+    while any(not rows[k].done for k in active) and not _enough(rows):
         cancel()
         raw = torch.log_softmax(logits.float(), dim=-1)
         feed = [_choose(rows[k], logits[i], raw[i], constraints, params, on_text, k) if not rows[k].done
@@ -119,7 +121,21 @@ def _decode(lm: Any, prefix: Sequence[int], rows: list[_Row], room: int, constra
         else:
             logits, cache = lm.decode_step(feed, cache)
     return [Candidate(k, row.state.text.strip(), row.tokens, row.logprobs) for k, row in enumerate(rows)
-            if not row.overflow]
+            if row.done and not row.overflow]
+
+
+def _enough(rows: list[_Row]) -> bool:
+    """Has every slot (rows sharing a tail) ENOUGH finished lines, or no row still writing? Then the stragglers,
+    usually lines heading past the limit, are not waited for."""
+    finished: dict[tuple[int, ...], int] = {}
+    running: dict[tuple[int, ...], int] = {}
+    for row in rows:
+        key = row.job.tail
+        if row.done:
+            finished[key] = finished.get(key, 0) + (not row.overflow)
+        else:
+            running[key] = running.get(key, 0) + 1
+    return all(finished.get(key, 0) >= ENOUGH for key in running)
 
 
 def _start(lm: Any, prefix: Sequence[int], rows: list[_Row], room: int) -> tuple[torch.Tensor, Any]:

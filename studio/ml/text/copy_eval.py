@@ -1,6 +1,7 @@
 """``studio eval copy``: what a marketer would think of the copy, measured per brief and overall.
 
-For every brief and format, one ad is written the way the app writes it (same generator, same defaults), then
+For every brief and format, one ad is written the way the app writes it (same generator, same defaults; after one
+untimed warm-up ad per format, so times are those of a running app), then
 every line is checked on its text (:mod:`studio.core.copy_checks`, independent of the decoder that was supposed to
 prevent the failures) and scored by the model for fluency: the mean log-probability of the line's tokens (and
 its end) after a fixed prompt holding the brief, the same prompt for every system measured.
@@ -150,6 +151,12 @@ def evaluate(lm: Any, briefs: Sequence[Path], formats: Sequence[str] = DEFAULT_F
     """Write one ad per brief and format with the app's generator and measure everything (see module doc)."""
     sampling = sampling or SamplingParams(0.7, 0.9)
     say = progress or (lambda text: None)
+    if briefs:  # warm up (untimed): the vocabulary tables, the word list and the few-shot prompts' cache
+        warm = load_brief(briefs[0])
+        for fmt_name in formats:
+            fmt = generation_format(fmt_name)
+            write_ads(lm, CopyRequest(warm, fmt, framework, DEFAULT_COUNTS[fmt.name], 1, sampling, seed=seed + 99))
+        say("warmed up")
     total = Tally()
     per_brief = []
     for path in briefs:

@@ -58,7 +58,7 @@ from studio.ml.text.rerank import Scored, add_pmi, mmr_pick, relevance
 Ad = dict[str, list[str]]
 PartialSink = Callable[[dict[str, Any]], None]
 MIN_END_LOGPROB = math.log(0.002)  # a line the model itself would end with less than 0.2 % is dropped as cut
-SLACK = 1.3  # candidates decode with this much more room than the limit; those that end past the limit are dropped
+SLACK = 1.2  # candidates decode with this much more room than the limit; those that end past the limit are dropped
 HEADLINE_LIKE = 60  # fields up to this limit are written in title case, longer ones as sentences
 MIN_WORDS_LEFT = 1000  # a banned list that leaves fewer dictionary words than this is refused
 PMI_PER_SLOT = 2  # candidates per slot whose generic likelihood is measured (the best by relevance + fluency)
