@@ -8,12 +8,11 @@ slot. Other runtimes copy the prefix's cache to every row and feed the tails tok
 
 Rows step together; a row still being fed its tail is fed the next tail token while the others sample, and a
 row that has ended its line leaves the batch; once every slot has ENOUGH finished lines, the rows still writing
-are abandoned (they are mostly lines heading past their limit). A row may be given a looser budget than its real limit: the model
-then writes the line it means, and a row that runs past the limit stops and is dropped, so the limit chooses
-among complete lines instead of forcing a line to end on whatever word fits. Each row records the model's own
-log-probability (temperature 1,
-before any mask) of every token it chose, the end included: the fluency and relevance scores of the reranker use
-them, so scoring costs no extra pass.
+are abandoned (they are mostly lines heading past their limit). A row may be given a looser budget than its
+real limit: the model then writes the line it means, and a row that runs past the limit stops and is dropped, so
+the limit chooses among complete lines instead of forcing a line to end on whatever word fits. Each row records
+the model's own log-probability (temperature 1, before any mask) of every token it chose, the end included: the
+reranker's fluency and PMI terms use them, so scoring the brief-given likelihood costs no extra pass.
 """
 
 from __future__ import annotations
@@ -32,8 +31,8 @@ from studio.ml.sampling.text import SamplingParams, sample_row
 
 RowSink = Callable[[int, str], None]
 END_BIAS = 6.0  # added to the line-end logits at the limit (0 at half of it): lines tend to end before it
-COMPACT_ROWS = 8
-ENOUGH = 3  # finished lines per slot after which its unfinished rows are abandoned  # finished rows are dropped from the batch once this many (or a quarter of it) have finished
+COMPACT_ROWS = 8  # finished rows leave the batch once this many (or a quarter of it) have finished
+ENOUGH = 3  # finished lines per slot after which its unfinished rows are abandoned
 
 
 @dataclass(frozen=True)
