@@ -153,6 +153,21 @@ def made_up_numbers(line: str, brief: Brief) -> list[str]:
     return sorted(n for n in _numbers(line) - given if n != "1")
 
 
+#: Offer words a line may use only when the brief makes that offer ("Free Fare for Men" for a barber that never
+#: said free): an invented offer is a promise the advertiser has to keep.
+OFFER_WORDS = frozenset({"free", "discount", "discounts", "sale", "guarantee", "guaranteed", "refund", "coupon",
+                         "trial", "bonus", "cheapest", "lowest"})
+
+
+def invented_offers(line: str, brief: Brief) -> list[str]:
+    """Offer words (and "N% off") in the line that the brief does not use."""
+    given = {w for text in (brief.product, *brief.features, brief.audience, *brief.must_use) for w in words(text)}
+    found = [w for w in words(line) if w in OFFER_WORDS and w not in given]
+    if re.search(r"\d+\s*%\s*off\b", line, re.IGNORECASE) and "off" not in given:
+        found.append("% off")
+    return found
+
+
 def repeated_words(line: str, brief: Brief) -> list[str]:
     """Content words the line says twice ("Weighs only 80 grams. Weighing only 80 grams."), the product's own
     words aside ("Lumen Trail for Trail Runners" is fine)."""

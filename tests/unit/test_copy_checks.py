@@ -120,6 +120,16 @@ def test_made_up_numbers_and_repeated_words_are_caught() -> None:
     assert repeated_words("Lumen Trail for Trail Runners", brief) == []
 
 
+def test_offers_the_brief_never_made_are_caught() -> None:
+    from studio.core.copy_checks import invented_offers
+
+    barber = brief_from_dict({"product": "Fade Street Barbers", "features": ["walk-ins welcome"]})
+    assert invented_offers("Free Fare for Men in the City", barber) == ["free"]
+    assert invented_offers("Fresh Fades, 20% off Today", barber) == ["% off"]
+    shop = brief_from_dict({"product": "Spoke & Chain", "features": ["free safety check"]})
+    assert invented_offers("Free Safety Check Today", shop) == []
+
+
 def test_names_keep_their_emoji_and_long_must_use_words_get_a_note() -> None:
     from studio.core.copy_plan import must_use_notes, restore_names
 

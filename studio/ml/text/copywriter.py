@@ -32,6 +32,7 @@ from studio.core.copy_checks import (
     BriefVocabulary,
     check_line,
     contains_phrase,
+    invented_offers,
     looks_banned,
     made_up_numbers,
     must_use_missing,
@@ -227,7 +228,7 @@ class _FieldWriter:
             if not cand.text or report.hard or not report.on_brief:  # off-brief lines are never kept
                 continue
             if (looks_banned(cand.text, request.brief, self.vocabulary) or made_up_numbers(cand.text, request.brief)
-                    or repeated_words(cand.text, request.brief)):
+                    or repeated_words(cand.text, request.brief) or invented_offers(cand.text, request.brief)):
                 continue
             if any(c.text == cand.text for c in by_angle[angle]):
                 continue
