@@ -40,6 +40,7 @@ from functools import lru_cache
 import numpy as np
 
 from studio.core.copy_brief import BannedPattern, words
+from studio.core.copy_checks import normalised
 from studio.core.errors import BadInputError, StudioError
 from studio.ml.sampling.lexicon import NO_WORD, Lexicon
 
@@ -257,11 +258,6 @@ class LineState:
     @property
     def empty(self) -> bool:
         return not self.text
-
-
-def normalise_line(text: str) -> str:
-    """What counts for duplicate detection: the words, case-folded, punctuation ignored."""
-    return " ".join(words(text))
 
 
 class CopyConstraints:
@@ -496,7 +492,7 @@ class CopyConstraints:
         last_word = partial or (before[-1] if before else "")
         clean_end = (partial == "" and last in END_OK) or (partial and self.is_word(partial, before))
         clean_end = clean_end and self.lexicon.may_end(last_word)
-        fresh = relax_duplicates or normalise_line(state.text) not in seen
+        fresh = relax_duplicates or normalised(state.text) not in seen
         if (state.done_words or partial) and clean_end and fresh:
             mask[table.end_ids] = True
         return mask
@@ -599,7 +595,7 @@ class KeywordBonus:
         self._keys = [" ".join(words(k)) for k in self.keywords if words(k)]
 
     def mark_used(self, line: str) -> None:
-        text = " " + normalise_line(line) + " "
+        text = " " + normalised(line) + " "
         self.used.update(k for k in self._keys if f" {k} " in text)
 
     def ids(self, state: LineState) -> list[int]:
@@ -608,7 +604,7 @@ class KeywordBonus:
         found: list[int] = []
         folded = state.text.casefold()
         last = folded[-1:]
-        in_line = f" {normalise_line(state.text)} "
+        in_line = f" {normalised(state.text)} "
         for key in self._keys:
             if key in self.used:
                 continue
