@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -48,6 +49,16 @@ def user_models_dir() -> Path:
 def default_output_dir() -> Path:
     home = _home_override()
     return home / "outputs" if home else Path(platformdirs.user_documents_dir()) / "Studio"
+
+
+def is_bundle() -> bool:
+    """Whether Studio runs from the one-folder bundle (PyInstaller), not from a Python environment."""
+    return bool(getattr(sys, "frozen", False))
+
+
+def self_command() -> tuple[str, ...]:
+    """The command that runs Studio's own CLI in a child process: the bundle's executable, else this Python."""
+    return (sys.executable,) if is_bundle() else (sys.executable, "-m", "studio")
 
 
 def repo_root() -> Path:
