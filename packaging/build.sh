@@ -44,6 +44,11 @@ rm -rf "$DIST"
 STUDIO_BUNDLE_VARIANT=$VARIANT STUDIO_BUNDLE_MODELS=$STAGE/models \
   "$VENV/bin/python" -m PyInstaller --noconfirm --log-level WARN --distpath "$DIST" \
   --workpath "$ROOT/build/work-$VARIANT" packaging/bundle/studio.spec
+# torch's libraries carry their full symbol tables (89 MB of libtorch_cpu.so's 434 MB): drop them; the dynamic
+# symbols that loading needs stay.
+if command -v strip >/dev/null; then
+  find "$BUNDLE/_internal/torch/lib" -name 'libtorch*.so' -exec strip --strip-unneeded {} +
+fi
 
 # 4. What sits beside the executable: the desktop entry and icon with their installer, the variant, a read-me.
 cp packaging/linux/studio.desktop packaging/linux/install-desktop-entry.sh "$BUNDLE/"
