@@ -65,6 +65,13 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def reinstall_hint() -> str:
+    """What to do about a damaged file that ships with Studio."""
+    if is_bundle():
+        return "unpack the Studio archive again (its files are read-only, so something outside Studio changed them)"
+    return "restore the models folder (`git checkout -- models`) and run the set-up command again"
+
+
 def bundled_models_dir() -> Path:
     """The read-only ``models/`` folder shipped with the program."""
     override = os.environ.get("STUDIO_BUNDLED_MODELS")

@@ -83,6 +83,7 @@ class SettingsDialog(QDialog):
 
     def _machine_box(self, engine: Engine) -> QGroupBox:
         self._engine = engine
+        self.setMinimumWidth(640)
         box = QGroupBox("This machine")
         self.machine = QPlainTextEdit()
         self.machine.setReadOnly(True)
