@@ -67,7 +67,9 @@ STUDIO_HOME=$(mktemp -d) "$BUNDLE/studio" models list >/dev/null \
 mkdir -p dist
 ARCHIVE=dist/studio-$VERSION-linux-x86_64-$VARIANT.tar.zst
 log "packing $ARCHIVE"
-tar -C "$DIST" -cf - studio | zstd -q -T0 -12 -f -o "$ARCHIVE"
+LEVEL=${ZSTD_LEVEL:-12}
+[ "$VARIANT" = cuda ] && LEVEL=${ZSTD_LEVEL:-6}  # 4 GB of CUDA libraries: a faster level, nearly as small
+tar -C "$DIST" -cf - studio | zstd -q -T0 "-$LEVEL" -f -o "$ARCHIVE"
 
 log "done in $(( SECONDS - START )) s"
 log "bundle:  $BUNDLE  ($(du -sh "$BUNDLE" | cut -f1) unpacked)"
