@@ -65,6 +65,19 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def system_environment() -> dict[str, str]:
+    """The environment for running one of the machine's own programs (nvidia-smi, apt-get): the bundle's launcher
+    points LD_LIBRARY_PATH at the bundle's libraries, which are not the ones those programs were built with."""
+    env = dict(os.environ)
+    if is_bundle():
+        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
+        if original is None:
+            env.pop("LD_LIBRARY_PATH", None)
+        else:
+            env["LD_LIBRARY_PATH"] = original
+    return env
+
+
 def reinstall_hint() -> str:
     """What to do about a damaged file that ships with Studio."""
     if is_bundle():

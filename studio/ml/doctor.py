@@ -53,7 +53,7 @@ class SystemProbe:
         query = "--query-gpu=name,driver_version,memory.total,memory.free"
         try:
             done = subprocess.run(["nvidia-smi", query, "--format=csv,noheader,nounits"], capture_output=True,
-                                  text=True, timeout=15)
+                                  text=True, timeout=15, env=paths.system_environment())
         except (OSError, subprocess.SubprocessError):
             return None
         if done.returncode != 0:
