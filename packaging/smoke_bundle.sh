@@ -3,7 +3,7 @@
 # read-only folder, as a user would:
 #   - start-up: `studio --version`, `studio doctor`, and the window (offscreen) until its models can run, each timed
 #     (target: a usable CLI and window in under 10 s);
-#   - sprites, copy and music generated through the bundle's own CLI, and the files checked;
+#   - sprites, copy and music generated through the bundle's own CLI, and the files checked; an ONNX export;
 #   - faults: a damaged and a missing model file, a second window while one is open, no GPU (`studio doctor` says
 #     why the CPU);
 #   - nothing written into the install folder (it is mounted read-only), user data only under STUDIO_HOME.
@@ -75,6 +75,8 @@ C_COPY=$(check copy ad.csv)
 T_MUSIC=$(timed music.txt "$S" generate music --style chiptune-adventure --bpm 140 --bars 4 --seed 3 --out clip.wav \
   --midi clip.mid)
 C_MUSIC=$(check music clip.wav clip.mid "$(awk 'BEGIN { print 4 * 4 * 60 / 140 }')")
+T_EXPORT=$(timed export.txt "$S" export onnx sprite-gan)  # Models > Export: torch's exporter inside the bundle
+[ -f "$STUDIO_HOME/data/models/onnx/sprite-gan/fp32/export.json" ] || fail "no ONNX export of sprite-gan"
 
 log "faults"
 MODELS=$STUDIO_HOME/damaged-models  # a copy of the shipped sprite and music models, then damaged
@@ -116,6 +118,7 @@ No network (unshare -n), install folder mounted read-only, fresh user home; $(np
 | 16 sprites (GAN) | $T_SPRITES | $C_SPRITES |
 | one Google RSA ad (first run: loads and measures the language model) | $T_COPY | $C_COPY |
 | 4 bars of music | $T_MUSIC | $C_MUSIC |
+| ONNX export of the GAN | $T_EXPORT | verified by its own parity check |
 
 Faults (each a message and exit code 1, no traceback):
 - damaged model file: $M_DAMAGED
