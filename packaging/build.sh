@@ -63,6 +63,19 @@ log "checking the bundle starts"
 STUDIO_HOME=$(mktemp -d) "$BUNDLE/studio" models list >/dev/null \
   || { log "the bundle does not start; see the error above"; exit 1; }
 
+# The CUDA build: every library torch's CUDA code and onnxruntime's CUDA provider link must be in the bundle, all but
+# the driver's own libcuda.so.1 (cuDNN's parts, which are opened by name, are checked with them).
+if [ "$VARIANT" = cuda ]; then
+  INTERNAL=$BUNDLE/_internal
+  SEARCH=$(find "$INTERNAL/nvidia" -type d -name lib | tr '\n' ':')$INTERNAL/torch/lib:$INTERNAL
+  missing=$(for lib in "$INTERNAL"/torch/lib/libtorch_cuda*.so "$INTERNAL"/onnxruntime/capi/libonnxruntime_providers_cuda.so \
+              "$INTERNAL"/nvidia/cudnn/lib/libcudnn*.so.9; do
+              LD_LIBRARY_PATH=$SEARCH ldd "$lib" | awk -v lib="${lib#"$INTERNAL"/}" '/not found/ { print lib ": " $1 }'
+            done | { grep -v ': libcuda.so.1$' || true; } | sort -u)
+  [ -z "$missing" ] || { log "CUDA libraries missing from the bundle:"; echo "$missing" >&2; exit 1; }
+  log "CUDA libraries: all there (the driver's libcuda.so.1 comes from the machine)"
+fi
+
 # 6. The archive.
 mkdir -p dist
 ARCHIVE=dist/studio-$VERSION-linux-x86_64-$VARIANT.tar.zst

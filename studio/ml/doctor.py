@@ -335,8 +335,9 @@ def last_gpu_fallback() -> str:
 def _program() -> str:
     if paths.is_bundle():
         folder = Path(paths.repo_root()).parent
-        build = (folder / "VERSION").read_text(encoding="utf-8").split() if (folder / "VERSION").exists() else []
-        variant = f" ({build[1]} build)" if len(build) > 1 else ""
+        version = folder / "VERSION"  # "studio 0.1.0 cuda abc1234", written by packaging/build.sh
+        build = version.read_text(encoding="utf-8").split() if version.exists() else []
+        variant = f" ({build[2]} build, commit {build[3]})" if len(build) > 3 else ""
         return f"Studio {__version__}, bundle{variant} in {folder}"
     return f"Studio {__version__}, from the Python environment at {Path(sys.prefix)}"
 
