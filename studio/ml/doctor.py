@@ -344,7 +344,7 @@ def _program() -> str:
 
 def _folders() -> tuple[tuple[str, str], ...]:
     install = Path(paths.repo_root()).parent if paths.is_bundle() else paths.repo_root()
-    writable = "writable" if os.access(install, os.W_OK) else "read-only (fine: nothing is written there)"
+    writable = "writable" if os.access(install, os.W_OK) else "read-only; fine, Studio writes nothing there"
     return (("program", f"{install} ({writable})"), ("settings", str(paths.config_dir())),
             ("your models and data", str(paths.data_dir())), ("caches", str(paths.cache_dir())))
 
