@@ -1,4 +1,4 @@
-"""Headless entry points: ``studio info | generate | train | eval | export | bench | models | data``.
+"""Headless entry points: ``studio info | doctor | generate | train | eval | export | bench | models | data``.
 
 Each modality module adds its sub-commands through ``add_commands(groups)``; with no arguments Studio opens the app.
 """
@@ -24,8 +24,8 @@ GROUPS = {
     "data": "build training sets from offline sources",
 }
 
-COMMAND_MODULES = ("info", "app", "models", "sprite", "copy", "copy_train", "copy_lm", "music", "music_model", "onnx",
-                   "bench", "data", "eval_sprite")
+COMMAND_MODULES = ("info", "doctor", "app", "models", "sprite", "copy", "copy_train", "copy_lm", "music",
+                   "music_model", "onnx", "bench", "data", "eval_sprite")
 
 
 def build_parser() -> argparse.ArgumentParser:

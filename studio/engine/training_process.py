@@ -8,17 +8,18 @@ object per line on stdout (progress, samples, finished, error). Pause asks the c
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
+
+from studio.core.paths import self_command
 
 PAUSED_EXIT_CODE = 75  # EX_TEMPFAIL: the trainer saved a checkpoint and stopped on request
 
 
 class TrainingProcess(QObject):
     #: the command a run starts with, before its train arguments (tests put a scripted child here)
-    program: tuple[str, ...] = (sys.executable, "-m", "studio", "train")
+    program: tuple[str, ...] = (*self_command(), "train")
     event = Signal(dict)  # one parsed JSON line from the child
     log_line = Signal(str)  # anything else it printed (stderr, non-JSON output)
     ended = Signal(str, str)  # state: "finished" | "paused" | "cancelled" | "failed", message

@@ -36,6 +36,12 @@ def default_export_dir(model: str, variant: str) -> Path:
     return paths.user_models_dir() / "onnx" / model / variant
 
 
+def export_dirs(model: str, variant: str) -> tuple[Path, Path]:
+    """Where a ``variant`` export of ``model`` may be: the user's folder (made here), then the one shipped with the
+    program (the bundle's models/onnx, read-only)."""
+    return default_export_dir(model, variant), paths.bundled_models_dir() / "onnx" / model / variant
+
+
 def load_source(entry: ModelEntry) -> tuple[nn.Module, Any]:
     """The float32 torch module and config of a store entry (a GGUF language model is dequantised)."""
     if entry.meta.get("format") == "gguf":

@@ -74,19 +74,20 @@ def measured_choice(key: str, measure: Callable[[], tuple[float, float]], what: 
 
 
 def find_export(name: str, variants: Sequence[str], source_sha256: str) -> ExportRecord | None:
-    """The first of ``variants`` exported (by `studio export onnx`) from exactly these weights, verified."""
-    from studio.ml.export.pipeline import default_export_dir
+    """The first of ``variants`` exported (by `studio export onnx`, or shipped in the bundle) from exactly these
+    weights, verified."""
+    from studio.ml.export.pipeline import export_dirs
 
     for variant in variants:
-        folder = default_export_dir(name, variant)
-        if not (folder / "export.json").exists():
-            continue
-        record = read_record(folder)
-        if record.source_sha256 != source_sha256:
-            log.warning("the %s ONNX export of %s is of other weights; ignoring it", variant, name)
-            continue
-        verify_record(record)
-        return record
+        for folder in export_dirs(name, variant):
+            if not (folder / "export.json").exists():
+                continue
+            record = read_record(folder)
+            if record.source_sha256 != source_sha256:
+                log.warning("the %s ONNX export of %s in %s is of other weights; ignoring it", variant, name, folder)
+                continue
+            verify_record(record)
+            return record
     return None
 
 

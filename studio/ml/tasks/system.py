@@ -1,13 +1,16 @@
-"""System tasks: a device self-test that measures matrix throughput (also the engine's CPU-load probe)."""
+"""System tasks: a device self-test that measures matrix throughput (also the engine's CPU-load probe), and the
+machine report with each workspace's speed (``studio doctor``)."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 
 from studio.core.context import JobContext
 from studio.core.jobs import JobSpec
+from studio.core.machine_report import WORKSPACE_LABELS, MachineReport
 from studio.ml.tasks import task
 
 
@@ -33,3 +36,30 @@ def selftest(spec: JobSpec, ctx: JobContext) -> dict[str, float]:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     return {"gflops": 2 * size**3 * done / seconds / 1e9, "seconds": seconds, "steps": done, "checksum": float(a.sum())}
+
+
+@task("system.doctor")
+def doctor(spec: JobSpec, ctx: JobContext) -> MachineReport:
+    """What models run on here and why (``studio doctor``; the status bar and Settings show the same report)."""
+    from studio.ml.doctor import diagnose
+
+    return diagnose(ctx.resources)
+
+
+@task("system.speed")
+def measure_speeds(spec: JobSpec, ctx: JobContext) -> MachineReport:
+    """Time each workspace's usual job on its default model (remembered for the report), then the report."""
+    from studio.ml.doctor import SPEED_PROBES, diagnose, measure_speed
+    from studio.ml.tasks import all_tasks
+    from studio.ml.tasks.runner import run_task
+
+    tasks = all_tasks()
+
+    def run(probe: JobSpec) -> Any:
+        return run_task(tasks[probe.kind], probe, JobContext(probe, lambda event: None, ctx.cancel, ctx.device,
+                                                             ctx.resources))
+
+    for done, modality in enumerate(SPEED_PROBES):
+        ctx.progress(done / len(SPEED_PROBES), f"measuring {WORKSPACE_LABELS.get(modality, modality)}")
+        measure_speed(ctx.resources, modality, run)
+    return diagnose(ctx.resources)
