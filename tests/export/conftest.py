@@ -1,7 +1,7 @@
 """Tiny models exported once per test session (exporting is the slow part), copied into each test's own home.
 
-``exported_home``: a user-model folder holding ``tiny-lm`` (a tiny random Llama GGUF with a byte-level tokenizer)
-with its fp32 and int4 ONNX exports, and ``tiny-music`` (a tiny music Transformer) with its fp32 export.
+``exported_home``: a user-model folder holding ``tiny-lm`` (a tiny random Llama GGUF with a byte-level tokenizer,
+heads 16 wide as onnxruntime's fused attention needs) with its fp32 and int4 ONNX exports, and ``tiny-music`` (a tiny music Transformer) with its fp32 export.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def exported_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("STUDIO_HOME", str(home))
         models = paths.user_models_dir()
-        gguf = write_tiny_gguf(models / "lm" / "Tiny-LM.gguf", tiny_model(seed=3, max_seq_len=4096))
+        gguf = write_tiny_gguf(models / "lm" / "Tiny-LM.gguf", tiny_model(seed=3, max_seq_len=4096, dim=64))
         load_language_model(gguf, name=LM)  # writes the sidecar that lists it in the store
         export_model(LM, "fp32")
         export_model(LM, "int4")

@@ -88,8 +88,11 @@ def write_tiny_gguf(
     pre: str = "smollm",
     drop_tensor: str | None = None,
     chat_template: str | None = CHAT_TEMPLATE,
+    layer_type: GGMLQuantizationType | None = None,
 ) -> Path:
-    """Write ``model`` (default: ``tiny_model()``) as a GGUF; ``quantized`` stores 2-D weights as Q8_0."""
+    """Write ``model`` (default: ``tiny_model()``) as a GGUF; ``quantized`` stores 2-D weights as Q8_0;
+    ``layer_type`` stores the layers' matrices in that type and the embeddings as Q8_0 (as the default model's
+    Q4_1 file does)."""
     model = model or tiny_model()
     config = model.config
     tokens, types, merges = tiny_vocab()
@@ -122,8 +125,11 @@ def write_tiny_gguf(
     for name, array in _gguf_tensors(model).items():
         if name == drop_tensor:
             continue
-        if quantized and array.ndim == 2:
-            writer.add_tensor(name, quantize(array, GGMLQuantizationType.Q8_0), raw_dtype=GGMLQuantizationType.Q8_0)
+        kind = GGMLQuantizationType.Q8_0 if quantized or layer_type is not None else None
+        if layer_type is not None and name.startswith("blk."):
+            kind = layer_type
+        if kind is not None and array.ndim == 2:
+            writer.add_tensor(name, quantize(array, kind), raw_dtype=kind)
         else:
             writer.add_tensor(name, np.ascontiguousarray(array, dtype=np.float32))
     writer.write_header_to_file()

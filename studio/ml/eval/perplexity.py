@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from studio.core import paths
 from studio.core.errors import BadInputError
 from studio.ml.data.copy_text import read_debian_corpus
-from studio.ml.export.records import ExportRecord
 
 PASSAGES = 48
 MAX_TOKENS = 192
@@ -118,22 +117,38 @@ def perplexity(lm: Any, passages: Sequence[str], max_tokens: int = MAX_TOKENS) -
     return math.exp(total / count), count
 
 
-def export_quality(base: ExportRecord, candidate: ExportRecord, gguf: Path, corpus: Path | None = None
-                   ) -> dict[str, Any]:
-    """What a quantised language-model export costs against its fp32 export, both run on onnxruntime (CPU):
+class LanguageModelSteps:
+    """Feeds token ids to a language model (torch or onnxruntime) one sequence at a time, keeping its cache; each
+    call returns the next-token logits (V,) (how :func:`studio.ml.export.greedy.greedy_agreement` drives it)."""
+
+    def __init__(self, lm: Any, config: Any = None) -> None:
+        self.lm = lm
+        self.cache: Any = None
+
+    def __call__(self, ids: Sequence[int]) -> torch.Tensor:
+        if self.cache is None:
+            logits, self.cache = self.lm.prefill(list(ids), GREEDY_STEPS + 1)
+        elif len(ids) == 1:
+            logits, self.cache = self.lm.decode_step(list(ids), self.cache)
+        else:
+            logits, self.cache = self.lm.prefill(list(ids), GREEDY_STEPS + 1, cache=self.cache)
+        return logits[0].float()
+
+
+def export_quality(reference: Any, quantised: Any, corpus: Path | None = None) -> dict[str, Any]:
+    """What a quantised language model costs against its float32 ``reference`` (torch, or an fp32 export):
     held-out perplexity and how many greedy tokens after a chat prompt agree."""
     from studio.ml.export.greedy import greedy_agreement
-    from studio.ml.runtime.ort_lm import PERPLEXITY_TOLERANCE, DecoderSteps, load_ort_language_model
+    from studio.ml.runtime.ort_lm import PERPLEXITY_TOLERANCE
     from studio.ml.text.bench import MESSAGES
 
-    reference = load_ort_language_model(base, gguf, "cpu")
-    quantised = load_ort_language_model(candidate, gguf, "cpu")
     passages, source = held_out_text(corpus)
     ppl_ref, tokens = perplexity(reference, passages)
     ppl, _ = perplexity(quantised, passages)
+    reference.prompt_cache.clear()
+    quantised.prompt_cache.clear()
     prompt = reference.tokenizer.encode_chat(MESSAGES)
-    agree = greedy_agreement(DecoderSteps, reference.runner, quantised.runner, reference.config, prompt,
-                             GREEDY_STEPS, tie=0.0)
+    agree = greedy_agreement(LanguageModelSteps, reference, quantised, None, prompt, GREEDY_STEPS, tie=0.0)
     ratio = ppl / ppl_ref
     return {
         "text": source,

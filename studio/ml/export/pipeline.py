@@ -71,6 +71,36 @@ def _export_fp32(entry: ModelEntry, out_dir: Path) -> dict[str, dict[str, Any]]:
     return graphs
 
 
+def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None) -> ExportRecord:
+    """The int4 language model: the fused graph built straight from the GGUF's blocks (seconds, no fp32 export
+    first); its next-token logits after a chat prompt, held-out perplexity and greedy tokens are measured against
+    the torch float32 model."""
+    from studio.ml.eval.perplexity import export_quality
+    from studio.ml.export.llama_graph import FORMAT, GRAPH, build_graph
+    from studio.ml.runtime.gqa_lm import load_gqa_language_model
+    from studio.ml.text.bench import MESSAGES
+    from studio.ml.text.lm import load_language_model
+
+    with staged_folder(out_dir, f"the int4 ONNX export of {entry.name}") as staging:
+        path = staging / f"{GRAPH}.onnx"
+        build_graph(entry.weights, path)
+        record = ExportRecord(model=entry.name, arch=entry.arch, variant="int4", folder=staging, graphs={},
+                              source_sha256=sha256_file(entry.weights), opset=OPSET, extra={"format": FORMAT})
+        reference = load_language_model(entry.weights, "cpu", "fp32", name=entry.name)
+        record.graphs[GRAPH] = graph_entry(path, 0.0, 0.0)
+        fused = load_gqa_language_model(record, entry.weights)
+        prompt = reference.tokenizer.encode_chat(MESSAGES)
+        want, got = reference.prefill(prompt, 1)[0], fused.prefill(prompt, 1)[0]
+        error = float((want - got).abs().max())
+        record.graphs[GRAPH].update(max_abs_error=error, max_rel_error=error / float(want.abs().max()))
+        record.extra.update(quality=export_quality(reference, fused, heldout),
+                            note="built from the GGUF's own blocks; errors are of the next-token logits after a "
+                                 "chat prompt against torch float32")
+        write_record(record)
+        write_card(record)
+    return replace(record, folder=out_dir)
+
+
 def fp32_export(name: str, store: ModelStore) -> ExportRecord:
     """The verified fp32 export of the model's current weights, made now if there is none."""
     from studio.ml.runtime.select import find_export
@@ -94,6 +124,8 @@ def export_model(
     entry = store.find(name)
     store.verify(entry)
     out_dir = Path(out_dir) if out_dir else default_export_dir(name, variant)
+    if variant == "int4" and entry.meta.get("format") == "gguf":
+        return _export_fused(entry, out_dir, heldout)
     base = fp32_export(name, store) if variant != "fp32" else None
     # The export is one unit (graphs, record, card): built beside out_dir and swapped in when complete, so a kill
     # or a full disk leaves the previous export whole and never a 0-byte graph.
@@ -118,10 +150,12 @@ def export_model(
             opset=OPSET,
             extra=extra,
         )
-        if base is not None and entry.arch == "llama" and variant in ("int8", "int4"):
+        if base is not None and entry.arch == "llama" and variant == "int8":
             from studio.ml.eval.perplexity import export_quality
+            from studio.ml.runtime.ort_lm import load_ort_language_model
 
-            extra["quality"] = export_quality(base, record, entry.weights, heldout)
+            extra["quality"] = export_quality(load_ort_language_model(base, entry.weights),
+                                              load_ort_language_model(record, entry.weights), heldout)
         write_record(record)
         write_card(record)
     return replace(record, folder=out_dir)

@@ -73,6 +73,17 @@ def read_record(folder: Path) -> ExportRecord:
         raise ModelFileError(f"{path} is missing or damaged ({exc}); export the model again") from None
 
 
+def stale_reason(record: ExportRecord) -> str | None:
+    """Why an export cannot be used by this version of Studio (it is made again), or None. A language model's int4
+    export is the fused graph of :mod:`studio.ml.export.llama_graph`, in its current format."""
+    from studio.ml.export.llama_graph import FORMAT, GRAPH
+
+    if record.arch == "llama" and record.variant == "int4" and (
+            GRAPH not in record.graphs or record.extra.get("format") != FORMAT):
+        return f"is from an older version of Studio (not the fused graph of format {FORMAT})"
+    return None
+
+
 def verify_record(record: ExportRecord) -> None:
     """Every graph file must exist with its recorded sha256 before a session is opened on it."""
     for name, info in record.graphs.items():

@@ -22,6 +22,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from collections.abc import Sequence
@@ -33,22 +34,25 @@ import torch
 
 from studio.core.errors import BadInputError, ModelFileError, StudioError
 from studio.ml import registry
+from studio.ml.export.llama_graph import GRAPH as FUSED_GRAPH
 from studio.ml.export.records import ExportRecord
 from studio.ml.models.llama import LlamaConfig
+from studio.ml.runtime.gqa_lm import GqaLanguageModel, load_gqa_language_model, read_gguf_header
 from studio.ml.runtime.ort_session import open_session
 from studio.ml.runtime.runners import OrtGraphRunner
-from studio.ml.runtime.select import fastest, pick_export, usable_exports
-from studio.ml.text import gguf_loader
+from studio.ml.runtime.select import fastest, usable_exports
 from studio.ml.text.lm import _as_rows, app_precision, file_sha256, load_language_model
 from studio.ml.text.prompt_cache import PromptCache
 from studio.ml.text.tokenizer import GGUFTokenizer
 
 GRAPH = "decoder_with_past"
+log = logging.getLogger(__name__)
 CPU_VARIANTS = ("int4", "int8", "fp32")
 CUDA_VARIANTS = ("fp16", "fp32")
 PERPLEXITY_TOLERANCE = 0.05  # a quantised export may raise held-out perplexity by at most 5 % over fp32
 MEASURE_PROMPT = "Write a short, honest headline for a lightweight waterproof trail running shoe."
 MEASURE_STEPS = 16
+MEASURE_BATCH = 8  # candidates per prompt when measuring the copy generator's batches
 
 
 @dataclass
@@ -235,21 +239,16 @@ class DecoderSteps:
         return logits[0, -1].float().cpu()
 
 
-def read_gguf_header(path: Path) -> tuple[LlamaConfig, GGUFTokenizer, dict[str, Any]]:
-    """Config, tokenizer and source info from a GGUF's metadata (no weights are read)."""
-    reader = gguf_loader.open_gguf(path)
-    config = gguf_loader.read_config(reader, path.name)
-    tokenizer = GGUFTokenizer.from_metadata(gguf_loader.read_tokenizer_metadata(reader))
-    return config, tokenizer, gguf_loader.source_info(reader, path)
-
-
 def load_ort_language_model(
     record: ExportRecord, gguf_path: Path, device: str = "cpu", threads: int = 0, name: str | None = None
-) -> OrtLanguageModel:
-    """Open the export's ``decoder_with_past`` graph (checked against the registry's inputs) with the GGUF's
-    tokenizer. CUDA asked without the CUDA provider runs on the CPU provider (logged)."""
+) -> OrtLanguageModel | GqaLanguageModel:
+    """Open the export's graph (checked against the registry's inputs) with the GGUF's tokenizer: the fused graph
+    of an int4 export (:mod:`studio.ml.runtime.gqa_lm`), else the traced ``decoder_with_past``. CUDA asked without
+    the CUDA provider runs on the CPU provider (logged)."""
     if record.arch != "llama":
         raise ModelFileError(f"the export in {record.folder} is of a {record.arch} model, not a language model")
+    if FUSED_GRAPH in record.graphs:
+        return load_gqa_language_model(record, gguf_path, threads, name)
     graph = next(g for g in registry.get("llama").onnx if g.name == GRAPH)
     path = record.graph_path(GRAPH)
     session = open_session(path, device, threads, graph)
@@ -279,43 +278,78 @@ def decode_seconds(lm: Any, steps: int = MEASURE_STEPS) -> float:
     return statistics.median(times[1:])  # the first step pays for lazy initialisation
 
 
-def select_language_model(resources: Any, entry: Any, device: str, preference: str) -> OrtLanguageModel | None:
+def batch_seconds(lm: Any, rows: int = MEASURE_BATCH, steps: int = MEASURE_STEPS) -> float:
+    """Median seconds per greedy step of ``rows`` candidates of one prompt, as the copy generator decodes them
+    (sharing the prompt's keys and values where the runtime can), divided by the rows: seconds per token."""
+    prompt = lm.tokenizer.encode(MEASURE_PROMPT)
+    logits, cache = candidate_batch(lm, prompt, rows, steps + 1)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        logits, cache = lm.decode_step(logits.argmax(-1).tolist(), cache)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:]) / rows
+
+
+def candidate_batch(lm: Any, prompt: list[int], rows: int, max_new_tokens: int) -> tuple[torch.Tensor, Any]:
+    """(logits, cache) of ``rows`` copies of ``prompt``: the prefix shared (``prefill_shared``) where the runtime
+    has it, as :func:`studio.ml.text.candidates.sample_lines` starts its batches."""
+    if hasattr(lm, "prefill_shared"):
+        logits, cache = lm.prefill_shared(prompt[:-1], [prompt[-1:]], max_new_tokens)
+        index = torch.zeros(rows, dtype=torch.long)
+        return logits[index], cache.select(index)
+    return lm.prefill(prompt, max_new_tokens, copies=rows)
+
+
+def select_language_model(resources: Any, entry: Any, device: str, preference: str,
+                          purpose: str = "stream") -> OrtLanguageModel | GqaLanguageModel | None:
     """The onnxruntime model for store ``entry`` when ``preference`` says so, else None (torch serves it).
 
-    "onnxruntime": the first usable export (int4, int8, fp32 on the CPU), made if there is none. "auto": torch and
-    every usable export decode a few tokens once on this machine and the fastest is remembered (keyed by the
-    weights, the device and the exports there are). The chosen model stays in the worker's model cache.
+    "onnxruntime": the first usable export (int4, int8, fp32 on the CPU), made if there is none (int4 on a CPU).
+    "auto": torch and every usable export are measured once on this machine at the app's thread count, for
+    ``purpose`` "stream" (one reply, token by token) or "batch" (the copy generator's candidates, MEASURE_BATCH
+    rows of one prompt), and the fastest is remembered (keyed by the weights, device, threads and the exports
+    there are). The chosen model stays in the worker's model cache.
     """
     sha256 = file_sha256(entry.weights)
     variants = CUDA_VARIANTS if device == "cuda" else CPU_VARIANTS
     records = usable_exports(entry.name, sha256, variants, preference, quality_ok)
 
-    def load(record: ExportRecord) -> OrtLanguageModel:
+    def load(record: ExportRecord) -> OrtLanguageModel | GqaLanguageModel:
         return load_ort_language_model(record, entry.weights, device, resources.cpu_threads, entry.name)
 
-    def cached(record: ExportRecord, loaded: OrtLanguageModel | None = None) -> OrtLanguageModel:
+    def cached(record: ExportRecord, loaded: Any = None) -> OrtLanguageModel | GqaLanguageModel:
         return resources.cache.get(f"lm-ort:{entry.name}:{device}:{record.variant}", lambda: loaded or load(record))
 
     if preference == "onnxruntime":
-        return cached(records[0] if records else pick_export(resources.store, entry.name, sha256, (), preference))
+        if not records:
+            variant = "fp32" if device == "cuda" else "int4"
+            log.warning("%s has no usable %s ONNX export: exporting it now (once)", entry.name, variant)
+            from studio.ml.export.pipeline import export_model
+
+            records = [export_model(entry.name, variant, store=resources.store)]
+        return cached(records[0])
     if not records:
         return None
-    fastest_loaded: dict[str, OrtLanguageModel] = {}
+    fastest_loaded: dict[str, Any] = {}
+    measure = batch_seconds if purpose == "batch" else decode_seconds
 
     def timings() -> dict[str, float]:
         # prefill and decode_step run in inference mode themselves; loading inside it would make the weights
         # inference tensors, which have no version counter for the prompt cache's stamp.
         torch_lm = load_language_model(entry.weights, device, app_precision(device), name=entry.name)
-        seconds = {"torch": decode_seconds(torch_lm)}
+        seconds = {"torch": measure(torch_lm)}
         for record in records:  # one loaded at a time; only the fastest so far is kept
             lm = load(record)
-            seconds[f"onnxruntime:{record.variant}"] = decode_seconds(lm)
+            seconds[f"onnxruntime:{record.variant}"] = measure(lm)
             if min(seconds, key=seconds.__getitem__) == f"onnxruntime:{record.variant}":
                 fastest_loaded.clear()
                 fastest_loaded[record.variant] = lm
         return seconds
 
-    key = f"{sha256}:lm-decode:{device}:{'+'.join(r.variant for r in records)}"
-    choice = fastest(key, timings, f"{entry.name} decoding on {device}")
+    kind = f"lm-batch{MEASURE_BATCH}" if purpose == "batch" else "lm-decode"
+    exports = "+".join(f"{r.variant}{r.extra.get('format', '')}" for r in records)
+    key = f"{sha256}:{kind}:{device}:{resources.cpu_threads}t:{exports}"
+    choice = fastest(key, timings, f"{entry.name} {purpose} decoding on {device}, {resources.cpu_threads} threads")
     record = next((r for r in records if f"onnxruntime:{r.variant}" == choice), None)
     return None if record is None else cached(record, fastest_loaded.get(record.variant))

@@ -23,7 +23,7 @@ from studio.core.formats.json_file import read_json
 from studio.core.safe_write import write_atomic
 from studio.ml import registry
 from studio.ml.checkpoint import load_model, sha256_file
-from studio.ml.export.records import ExportRecord, read_record, verify_record
+from studio.ml.export.records import ExportRecord, read_record, stale_reason, verify_record
 from studio.ml.runtime.ort_session import open_session
 from studio.ml.runtime.runners import GraphRunner, OrtGraphRunner, TorchGraphRunner
 
@@ -85,6 +85,10 @@ def find_export(name: str, variants: Sequence[str], source_sha256: str) -> Expor
             record = read_record(folder)
             if record.source_sha256 != source_sha256:
                 log.warning("the %s ONNX export of %s in %s is of other weights; ignoring it", variant, name, folder)
+                continue
+            if (reason := stale_reason(record)) is not None:
+                log.warning("the %s ONNX export of %s in %s %s; ignoring it (it is made again)", variant, name,
+                            folder, reason)
                 continue
             verify_record(record)
             return record

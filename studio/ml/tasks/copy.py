@@ -46,7 +46,8 @@ def load_copy_model(resources: Any, name: str, device: str | None = None, runtim
     device = device or resources.device
     entry = resources.store.find(name or copy_defaults().model)
     if entry.arch != LORA_ARCH:
-        return get_language_model(resources, entry.name, device, runtime=runtime or copy_runtime(resources))
+        return get_language_model(resources, entry.name, device, runtime=runtime or copy_runtime(resources),
+                                  purpose="batch")
     base = entry.meta.get("base_model")
     if not base:
         raise ModelFileError(f"the adapter {entry.name!r} does not say which model it was trained on")
@@ -57,11 +58,11 @@ def load_copy_model(resources: Any, name: str, device: str | None = None, runtim
 
 
 def copy_runtime(resources: Any) -> str:
-    """The runtime that writes copy: the user's choice, and for "auto" torch, whose shared-prefix batches decode
-    every slot's candidates at once (onnxruntime's exported graph copies the prompt's cache to every row and
-    measured 3x slower at 48 rows on a 2-core CPU: ``bench/results/2026-12-04-cpu-copy-eval.md``)."""
-    choice = getattr(resources, "runtime", "auto")
-    return "torch" if choice == "auto" else choice
+    """The runtime that writes copy: the user's choice; "auto" is measured once on this machine at the app's thread
+    count on the copy generator's own work, a batch of candidates of one prompt (torch shares the prompt's keys
+    and values between rows, onnxruntime's fused graph copies them but runs each product faster): see
+    ``select_language_model(..., purpose="batch")`` and ``studio bench copy``."""
+    return getattr(resources, "runtime", "auto")
 
 
 def _number(params: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:

@@ -151,7 +151,7 @@ def stream_batch(
         if not still:
             return
         if len(still) < len(active):
-            cache = cache.select(torch.tensor(still, device=cache.k.device))
+            cache = cache.select(torch.tensor(still))  # a CPU index selects rows of a cache on any device
             active = [active[s] for s in still]
         logits, cache = lm.decode_step(chosen, cache)
 

@@ -53,6 +53,7 @@ from studio.ml.text.prompt_cache import PromptCache
 from studio.ml.text.tokenizer import GGUFTokenizer
 
 if TYPE_CHECKING:
+    from studio.ml.runtime.gqa_lm import GqaLanguageModel
     from studio.ml.runtime.ort_lm import OrtLanguageModel
 
 log = logging.getLogger(__name__)
@@ -381,12 +382,13 @@ def app_precision(device: str | torch.device) -> str | None:
 
 
 def get_language_model(
-    resources: Any, name: str, device: str | None = None, runtime: str | None = None
-) -> LanguageModel | OrtLanguageModel:
+    resources: Any, name: str, device: str | None = None, runtime: str | None = None, purpose: str = "stream"
+) -> LanguageModel | OrtLanguageModel | GqaLanguageModel:
     """The named model from the store, loaded once per device and kept in the worker's model cache.
 
     ``runtime`` ("auto" | "torch" | "onnxruntime", default: the settings') picks what runs it; "auto" takes an ONNX
-    export when one of these weights exists and decoded faster on this machine (see studio.ml.runtime.ort_lm).
+    export when one of these weights exists and decoded faster on this machine for ``purpose`` ("stream": one
+    reply; "batch": the copy generator's candidates; see studio.ml.runtime.ort_lm).
     Both kinds have the same prefill/decode_step interface; callers that need the torch module itself (``.model``:
     LoRA, training, perplexity through torch) pass ``runtime="torch"``.
     """
@@ -399,7 +401,7 @@ def get_language_model(
     if preference != "torch":
         from studio.ml.runtime.ort_lm import select_language_model
 
-        chosen = select_language_model(resources, entry, device, preference)
+        chosen = select_language_model(resources, entry, device, preference, purpose)
         if chosen is not None:
             return chosen
     return resources.cache.get(

@@ -1,0 +1,261 @@
+"""A Llama decoder for onnxruntime's CPU built node by node from a GGUF, the way onnxruntime-genai's model builder
+builds Llama graphs: fused contrib ops instead of the few hundred small ops a traced export makes.
+
+Per layer: ``SimplifiedLayerNormalization`` / ``SkipSimplifiedLayerNormalization`` (RMSNorm with the residual
+add fused), one ``MatMulNBits`` for Q, K and V together, ``GroupQueryAttention`` (rotary embedding inside, the
+keys and values written in place into a preallocated buffer that is both the past input and the present output),
+``MatMulNBits`` for the output projection, one for gate and up together, ``QuickGelu`` (alpha 1: SiLU) times up, and
+the down projection. Logits are computed only at the positions asked for (``logit_positions``): a prefill needs
+the last one.
+
+Weights keep the GGUF's own quantisation where onnxruntime can run it exactly:
+
+* Q4_1 blocks (``w = d * q + m``, 32 weights) become 4-bit ``MatMulNBits`` with the default zero point 8 and the
+  block's offset ``m + 8 d`` added back as ``(block sums of x) @ offsets``: exact, where a 4-bit zero point would
+  round ``-m / d`` and move every weight of a block the same way (+38 % held-out perplexity on SmolLM2-135M).
+  onnxruntime's float zero points would be exact too, but measured 60x slower (no int8 kernel takes them).
+* Q8_0 blocks (``w = d * q``) become 8-bit ``MatMulNBits`` with zero point 128: exact.
+* Any other type is dequantised and quantised again the Q4_1 way (4-bit layers) or the Q8_0 way (8-bit output
+  projection, as llama.cpp keeps it).
+
+``accuracy_level=4`` lets MatMulNBits quantise activations to int8 per block and use the CPU's VNNI / AVX-512 int8
+dot products (MLAS picks the kernel for the CPU it runs on and falls back to AVX2 or plain code by itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.core.errors import ModelFileError
+from studio.core.safe_write import write_atomic
+from studio.ml.models.llama import LlamaConfig, rope_table
+from studio.ml.text import gguf_loader
+
+GRAPH = "decoder_gqa"
+FORMAT = 1  # the graph's layout: exports of another format are made again
+BLOCK = 32
+HEAD_MULTIPLE = 16  # GroupQueryAttention's CPU kernel needs head widths that are multiples of 16
+INPUTS = ("input_ids", "seqlens_k", "total_sequence_length", "logit_positions")
+# GGUF types whose blocks are kept as they are (ggml type ids: Q4_1 = 3, Q8_0 = 8)
+Q4_1, Q8_0 = 3, 8
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """A matrix ``w`` (N outputs, K inputs) as ``scale * (q - 2**(bits-1)) + offset`` per block of 32 inputs:
+    ``q`` (N, K/32, 32) uint8, ``scale`` and ``offset`` (N, K/32) float32 (``offset`` None: zero)."""
+
+    q: np.ndarray
+    scale: np.ndarray
+    offset: np.ndarray | None
+    bits: int
+
+    def rows(self, order: np.ndarray) -> Blocks:
+        return Blocks(self.q[order], self.scale[order], None if self.offset is None else self.offset[order], self.bits)
+
+    def dequantised(self) -> np.ndarray:
+        w = self.scale[..., None] * (self.q.astype(np.float32) - 2 ** (self.bits - 1))
+        if self.offset is not None:
+            w = w + self.offset[..., None]
+        return w.reshape(self.q.shape[0], -1)
+
+
+def concat(parts: list[Blocks]) -> Blocks:
+    """Stack matrices of the same input width along their outputs (Q, K and V become one product)."""
+    if len({p.bits for p in parts}) != 1:
+        return concat([p if p.bits == 8 else requantise(p.dequantised(), 8) for p in parts])
+    offsets = [p.offset if p.offset is not None else np.zeros_like(p.scale) for p in parts]
+    any_offset = any(p.offset is not None for p in parts)
+    return Blocks(np.concatenate([p.q for p in parts]), np.concatenate([p.scale for p in parts]),
+                  np.concatenate(offsets) if any_offset else None, parts[0].bits)
+
+
+def requantise(weight: np.ndarray, bits: int) -> Blocks:
+    """Float weights (N, K) in 4-bit min/max blocks (as Q4_1) or 8-bit symmetric blocks (as Q8_0)."""
+    n, k = weight.shape
+    w = weight.reshape(n, k // BLOCK, BLOCK).astype(np.float32)
+    if bits == 8:
+        scale = np.abs(w).max(-1) / 127
+        scale[scale == 0] = 1.0
+        q = np.clip(np.round(w / scale[..., None]), -127, 127) + 128
+        return Blocks(q.astype(np.uint8), scale.astype(np.float32), None, 8)
+    low, high = w.min(-1), w.max(-1)
+    scale = (high - low) / 15
+    scale[scale == 0] = 1.0
+    q = np.clip(np.round((w - low[..., None]) / scale[..., None]), 0, 15)
+    return Blocks(q.astype(np.uint8), scale.astype(np.float32), (low + 8 * scale).astype(np.float32), 4)
+
+
+def _from_gguf(tensor: Any, rows: int, cols: int, bits: int) -> Blocks:
+    """A GGUF tensor as blocks: Q4_1 (4 bits asked) and Q8_0 (8 bits asked) exactly, anything else requantised."""
+    kind = int(tensor.tensor_type)
+    data = np.asarray(tensor.data)
+    if kind == Q4_1 and bits == 4:
+        raw = data.reshape(rows, cols // BLOCK, 20)
+        d = raw[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
+        m = raw[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32)
+        packed = raw[..., 4:]
+        q = np.concatenate([packed & 0x0F, packed >> 4], axis=-1)  # GGUF: low nibbles first, then high ones
+        return Blocks(q, d, (m + 8 * d).astype(np.float32), 4)
+    if kind == Q8_0 and bits == 8:
+        raw = data.reshape(rows, cols // BLOCK, 34)
+        d = raw[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
+        q = (raw[..., 2:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
+        return Blocks(q, d, None, 8)
+    from gguf.quants import dequantize
+
+    weight = np.asarray(dequantize(tensor.data, tensor.tensor_type), dtype=np.float32).reshape(rows, cols)
+    return requantise(weight, bits)
+
+
+def rope_order(rows: int, heads: int) -> np.ndarray:
+    """The row order that turns llama.cpp's interleaved Q/K rows into the rotate-half order."""
+    return gguf_loader.unpermute_rope_rows(np.arange(rows)[:, None], heads)[:, 0]
+
+
+class _Graph:
+    """Nodes and initializers being collected."""
+
+    def __init__(self, accuracy_level: int) -> None:
+        self.accuracy_level = accuracy_level
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], outputs: list[str], domain: str = "", **attrs: Any) -> list[str]:
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op, inputs, outputs, name=outputs[0] + "/" + op, domain=domain, **attrs))
+        return outputs
+
+    def matmul(self, x: str, blocks: Blocks, name: str, block_sums: dict[str, str]) -> str:
+        """``x @ w.T`` through MatMulNBits, with the blocks' offsets added back when they have any."""
+        n, kb, _ = blocks.q.shape
+        k = kb * BLOCK
+        q = blocks.q if blocks.bits == 8 else blocks.q[..., 0::2] | (blocks.q[..., 1::2] << 4)
+        out = f"{name}/out"
+        scales = self.const(f"{name}.scales", blocks.scale.reshape(-1))
+        self.node("MatMulNBits", [x, self.const(f"{name}.q", q), scales], [out if blocks.offset is None else f"{name}/raw"],
+                  "com.microsoft", K=k, N=n, bits=blocks.bits, block_size=BLOCK, accuracy_level=self.accuracy_level)
+        if blocks.offset is None:
+            return out
+        import os
+        mode = os.environ.get("OFFSETS", "reduce")
+        if mode == "none":
+            self.node("Identity", [f"{name}/raw"], [out])
+            return out
+        if x not in block_sums and mode == "matmul":
+            summing = np.kron(np.eye(kb, dtype=np.float32), np.ones((BLOCK, 1), np.float32))
+            block_sums[x] = self.node("MatMul", [x, self.const(f"{x}.summing", summing)], [f"{x}/block_sums"])[0]
+        if x not in block_sums:  # x (.., K) -> (.., K/32): the sum of each block of inputs, once per input
+            shape = self.const(f"{x}.block_shape", np.array([0, 0, kb, BLOCK], np.int64))
+            grouped = self.node("Reshape", [x, shape], [f"{x}/blocks"])[0]
+            axes = self.const(f"{x}.last_axis", np.array([-1], np.int64))
+            block_sums[x] = self.node("ReduceSum", [grouped, axes], [f"{x}/block_sums"], keepdims=0)[0]
+        fix = self.node("MatMul", [block_sums[x], self.const(f"{name}.offsets", blocks.offset.T)], [f"{name}/offset"])
+        return self.node("Add", [f"{name}/raw", fix[0]], [out])[0]
+
+
+def _layer_blocks(by_name: dict[str, Any], config: LlamaConfig, i: int) -> dict[str, Blocks]:
+    kv = config.n_kv_heads * config.head_dim
+
+    def read(short: str, rows: int, cols: int) -> Blocks:
+        return _from_gguf(by_name[f"blk.{i}.{short}.weight"], rows, cols, 4)
+
+    q = read("attn_q", config.dim, config.dim).rows(rope_order(config.dim, config.n_heads))
+    k = read("attn_k", kv, config.dim).rows(rope_order(kv, config.n_kv_heads))
+    return {
+        "qkv": concat([q, k, read("attn_v", kv, config.dim)]),
+        "o": read("attn_output", config.dim, config.dim),
+        "gate_up": concat([read("ffn_gate", config.ffn_dim, config.dim), read("ffn_up", config.ffn_dim, config.dim)]),
+        "down": read("ffn_down", config.dim, config.ffn_dim),
+    }
+
+
+def check_supported(config: LlamaConfig) -> None:
+    if config.head_dim % HEAD_MULTIPLE or config.dim % BLOCK or config.ffn_dim % BLOCK:
+        raise ModelFileError(
+            f"this model's widths (head {config.head_dim}, model {config.dim}, feed-forward {config.ffn_dim}) do not "
+            f"fit onnxruntime's fused kernels (heads a multiple of {HEAD_MULTIPLE}, widths of {BLOCK})"
+        )
+
+
+def build_graph(gguf: Path, dst: Path, accuracy_level: int = 4) -> LlamaConfig:
+    """Write the fused int4 decoder of the GGUF at ``gguf`` to ``dst``; returns its config. ``accuracy_level`` 4
+    multiplies int8-quantised activations (fast); 0 keeps them float32 (tests compare it with torch exactly)."""
+    from onnx import TensorProto, helper
+
+    reader = gguf_loader.open_gguf(gguf)
+    config = gguf_loader.read_config(reader, Path(gguf).name)
+    check_supported(config)
+    by_name = gguf_loader.check_tensors(reader, config)
+    g, sums = _Graph(accuracy_level), {}
+    eps = config.norm_eps
+    embed = by_name["token_embd.weight"]
+    from gguf.quants import dequantize
+
+    table = np.asarray(dequantize(embed.data, embed.tensor_type), np.float32).reshape(config.vocab_size, config.dim)
+    x = g.node("Gather", [g.const("embed_tokens", table), "input_ids"], ["embedded"], axis=0)[0]
+    cos, sin = rope_table(config)
+    half = config.head_dim // 2
+    g.const("cos_cache", cos[:, :half].numpy())
+    g.const("sin_cache", sin[:, :half].numpy())
+    kv_shape = ["batch", config.n_kv_heads, "capacity", config.head_dim]
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+              helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
+              helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, []),
+              helper.make_tensor_value_info("logit_positions", TensorProto.INT64, ["positions"])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "positions", config.vocab_size])]
+    residual = None
+    for i in range(config.n_layers):
+        blocks = _layer_blocks(by_name, config, i)
+        norm = g.const(f"layers.{i}.input_layernorm", _f32(by_name[f"blk.{i}.attn_norm.weight"]))
+        if residual is None:
+            h = g.node("SimplifiedLayerNormalization", [x, norm], [f"l{i}/attn_in"], axis=-1, epsilon=eps)[0]
+            residual = x
+        else:
+            h, _, _, residual = g.node("SkipSimplifiedLayerNormalization", [x, residual, norm],
+                                       [f"l{i}/attn_in", "", "", f"l{i}/residual_in"], "com.microsoft", epsilon=eps)
+        qkv = g.matmul(h, blocks["qkv"], f"layers.{i}.qkv", sums)
+        past = [f"past_key.{i}", f"past_value.{i}"]
+        present = [f"present_key.{i}", f"present_value.{i}"]
+        inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, kv_shape) for n in past]
+        outputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, kv_shape) for n in present]
+        attn = g.node("GroupQueryAttention", [qkv, "", "", *past, "seqlens_k", "total_sequence_length",
+                                              "cos_cache", "sin_cache"], [f"l{i}/attn", *present], "com.microsoft",
+                      num_heads=config.n_heads, kv_num_heads=config.n_kv_heads, do_rotary=1, rotary_interleaved=0)[0]
+        o = g.matmul(attn, blocks["o"], f"layers.{i}.o", sums)
+        post = g.const(f"layers.{i}.post_attention_layernorm", _f32(by_name[f"blk.{i}.ffn_norm.weight"]))
+        h, _, _, residual = g.node("SkipSimplifiedLayerNormalization", [o, residual, post],
+                                   [f"l{i}/mlp_in", "", "", f"l{i}/residual_mid"], "com.microsoft", epsilon=eps)
+        gate_up = g.matmul(h, blocks["gate_up"], f"layers.{i}.gate_up", sums)
+        split = g.const(f"layers.{i}.split", np.array([config.ffn_dim, config.ffn_dim], np.int64))
+        gate, up = g.node("Split", [gate_up, split], [f"l{i}/gate", f"l{i}/up"], axis=-1)
+        act = g.node("QuickGelu", [gate], [f"l{i}/silu"], "com.microsoft", alpha=1.0)[0]
+        x = g.matmul(g.node("Mul", [act, up], [f"l{i}/swiglu"])[0], blocks["down"], f"layers.{i}.down", sums)
+    final = g.const("norm", _f32(by_name["output_norm.weight"]))
+    h = g.node("SkipSimplifiedLayerNormalization", [x, residual, final], ["final_norm"], "com.microsoft",
+               epsilon=eps)[0]
+    picked = g.node("Gather", [h, "logit_positions"], ["picked"], axis=1)[0]
+    head = by_name["token_embd.weight" if config.tie_embeddings else "output.weight"]
+    g.matmul(picked, _from_gguf(head, config.vocab_size, config.dim, 8), "lm_head", sums)
+    g.nodes.append(helper.make_node("Identity", ["lm_head/out"], ["logits"], name="logits"))
+    graph = helper.make_graph(g.nodes, "llama_gqa", inputs, outputs, g.initializers)
+    opsets = [helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="studio")
+    model.ir_version = 9
+    write_atomic(dst, model.SerializeToString(), f"the ONNX graph {Path(dst).name}")
+    return config
+
+
+def _f32(tensor: Any) -> np.ndarray:
+    return np.asarray(tensor.data, dtype=np.float32).reshape(-1)

@@ -1,0 +1,291 @@
+"""The language model on onnxruntime's fused graph (:mod:`studio.ml.export.llama_graph`), behind the same
+``prefill`` / ``decode_step`` / ``prefill_shared`` interface as :class:`studio.ml.text.lm.LanguageModel`, so
+streaming, the constrained decoder and candidate batches run on it unchanged.
+
+The keys and values live in one preallocated numpy buffer per cache, ``(layers, 2, batch, kv_heads, capacity,
+head_dim)``; every layer's slice is bound (IO binding) as both the graph's past input and its present output, so
+``GroupQueryAttention`` writes each new position in place and nothing is copied per token. Rows keep their own
+lengths (``seqlens_k``): prompts of different lengths are right-padded once and then each row writes at its own
+position, so there is no padding mask at all. The kernel takes several new tokens with a past for one row at a
+time only, so several rows are extended a token at a time (one batched step per token).
+
+Usage::
+
+    lm = load_gqa_language_model(record, gguf_path, threads=2)
+    logits, cache = lm.prefill(prompt, max_new_tokens=40)
+    logits, cache = lm.decode_step([int(logits[0].argmax())], cache)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from studio.core.errors import BadInputError, ModelFileError, StudioError
+from studio.ml.export.llama_graph import FORMAT, GRAPH, INPUTS
+from studio.ml.export.records import ExportRecord
+from studio.ml.models.llama import LlamaConfig
+from studio.ml.text import gguf_loader
+from studio.ml.text.lm import _as_rows
+from studio.ml.text.prompt_cache import PromptCache
+from studio.ml.text.tokenizer import GGUFTokenizer
+
+
+@dataclass
+class GqaCache:
+    """Keys and values ``kv`` (layers, 2, batch, kv_heads, capacity, head_dim) float32 and each row's ``lengths``."""
+
+    kv: np.ndarray
+    lengths: np.ndarray  # (batch,) int64: positions filled in each row
+    _bound: dict[int, Any] = field(default_factory=dict, repr=False)  # IO bindings of this buffer, per session
+
+    @classmethod
+    def allocate(cls, config: LlamaConfig, batch: int, capacity: int) -> GqaCache:
+        shape = (config.n_layers, 2, batch, config.n_kv_heads, capacity, config.head_dim)
+        return cls(np.zeros(shape, np.float32), np.zeros(batch, np.int64))
+
+    @property
+    def batch(self) -> int:
+        return self.kv.shape[2]
+
+    @property
+    def capacity(self) -> int:
+        return self.kv.shape[4]
+
+    @property
+    def length(self) -> int:
+        """The longest row's length."""
+        return int(self.lengths.max())
+
+    @property
+    def nbytes(self) -> int:
+        return self.kv.nbytes
+
+    def reserve(self, needed: int) -> GqaCache:
+        """This cache, or a copy with room for ``needed`` positions (capacity doubles, what is stored is kept)."""
+        if needed <= self.capacity:
+            return self
+        grown = np.zeros((*self.kv.shape[:4], max(needed, 2 * self.capacity), self.kv.shape[5]), np.float32)
+        grown[:, :, :, :, : self.capacity] = self.kv
+        return GqaCache(grown, self.lengths.copy())
+
+    def select(self, rows: torch.Tensor | Sequence[int]) -> GqaCache:
+        """Keep (or repeat) ``rows`` (finished candidates leave the batch)."""
+        index = np.asarray(torch.as_tensor(rows).cpu(), dtype=np.int64)
+        return GqaCache(np.ascontiguousarray(self.kv[:, :, index]), self.lengths[index].copy())
+
+    def expand(self, batch: int) -> GqaCache:
+        """``batch`` copies of a single-row cache (one prefill, many variants)."""
+        if self.batch != 1:
+            raise ValueError("only a single-row cache can be expanded")
+        return self.select([0] * batch)
+
+    @classmethod
+    def stack(cls, caches: Sequence[GqaCache]) -> GqaCache:
+        """Single-row caches of equal capacity as the rows of one."""
+        return cls(np.concatenate([c.kv for c in caches], axis=2), np.concatenate([c.lengths for c in caches]))
+
+    def binding(self, session: Any) -> Any:
+        """An IO binding of ``session`` with every layer's keys and values bound in place (made once per session)."""
+        key = id(session)
+        if key not in self._bound:
+            import onnxruntime as ort
+
+            bound = session.io_binding()
+            for layer in range(self.kv.shape[0]):
+                for j, kind in enumerate(("key", "value")):
+                    value = ort.OrtValue.ortvalue_from_numpy(self.kv[layer, j])  # shares the numpy memory
+                    bound.bind_ortvalue_input(f"past_{kind}.{layer}", value)
+                    bound.bind_ortvalue_output(f"present_{kind}.{layer}", value)
+            self._bound[key] = bound
+        return self._bound[key]
+
+
+@dataclass
+class GqaLanguageModel:
+    """A language model whose network runs in onnxruntime's fused graph; tokenizer and sampling stay in Python."""
+
+    session: Any
+    config: LlamaConfig
+    tokenizer: GGUFTokenizer
+    name: str = ""
+    sha256: str = ""  # of the GGUF the export was made from
+    source: dict[str, Any] = field(default_factory=dict)
+    variant: str = "int4"
+    nbytes: int = 0  # size of the graph file: what the worker's model cache budgets
+    threads: int = 0
+    prompt_cache: PromptCache = field(default_factory=PromptCache, repr=False, compare=False)
+    runtime: ClassVar[str] = "onnxruntime"
+    device: ClassVar[torch.device] = torch.device("cpu")
+    dtype: ClassVar[torch.dtype] = torch.float32
+
+    @property
+    def model(self) -> Any:
+        """There is no torch module here: say so plainly to code that needs one (LoRA, training)."""
+        raise StudioError(
+            f"{self.name or 'this language model'} runs on onnxruntime; LoRA adapters, training and torch-side "
+            "evaluation need the torch model (get_language_model(..., runtime='torch'))"
+        )
+
+    def prefill(self, ids: Sequence[int] | Sequence[Sequence[int]], max_new_tokens: int = 256, copies: int = 1,
+                cache: GqaCache | None = None) -> tuple[torch.Tensor, GqaCache]:
+        """As :meth:`studio.ml.text.lm.LanguageModel.prefill`: (next-token logits (B, V) float32, cache)."""
+        rows = _as_rows(ids)
+        if cache is not None:
+            if len({len(r) for r in rows}) != 1 or len(rows) != cache.batch:
+                raise BadInputError("extending a cache needs one equally long piece per cached row")
+            self._check_room(cache.length + len(rows[0]) + 1)
+            cache = cache.reserve(self._capacity(cache.length + len(rows[0]), max_new_tokens))
+            return self._extend(np.asarray(rows, np.int64), cache)[:, -1], cache
+        longest = max(len(r) for r in rows)
+        self._check_room(longest + 1)
+        capacity = self._capacity(longest, max_new_tokens)
+        if len(rows) == 1:
+            logits, cache = self._prefill_one(rows[0], capacity)
+        else:
+            logits, cache = self._prefill_padded(rows, capacity)
+        if copies > 1:
+            if len(rows) != 1:
+                raise BadInputError("copies repeat a single prompt; pass one prompt or several, not both")
+            cache = cache.expand(copies)
+            logits = logits.expand(copies, -1).contiguous()
+        return logits, cache
+
+    def decode_step(self, token_ids: Sequence[int] | torch.Tensor, cache: GqaCache) -> tuple[torch.Tensor, GqaCache]:
+        """Feed one token per row; returns (next-token logits (B, V) float32, cache), the cache filled in place."""
+        tokens = np.asarray(torch.as_tensor(token_ids, dtype=torch.long).view(-1, 1))
+        if tokens.shape[0] != cache.batch:
+            raise BadInputError(f"decode_step got {tokens.shape[0]} tokens for a cache of {cache.batch} rows")
+        self._check_room(cache.length + 1)
+        cache = cache.reserve(cache.length + 1)
+        return self._run(tokens, cache)[:, -1], cache
+
+    def prefill_shared(self, prefix: Sequence[int], tails: Sequence[Sequence[int]],
+                       max_new_tokens: int = 64) -> tuple[torch.Tensor, GqaCache]:
+        """``prefix`` once (through the prompt cache), then each of ``tails`` after a copy of it; returns (logits
+        (len(tails), V), a cache with one row per tail). The kernel cannot share one prefix between rows, so rows
+        repeated later (``cache.select``) copy it."""
+        rows = _as_rows(tails)
+        longest = max(len(r) for r in rows)
+        self._check_room(len(prefix) + longest + 1)
+        capacity = self._capacity(len(prefix) + longest, max_new_tokens)
+        _, head = self._prefill_one(list(prefix), capacity)
+        logits, caches = [], []
+        for tail in rows:
+            cache = head.select([0])
+            logits.append(self._run(np.asarray([tail], np.int64), cache)[:, -1])
+            caches.append(cache)
+        return torch.cat(logits), GqaCache.stack(caches)
+
+    def extend_logits(self, rows: Sequence[Sequence[int]], cache: GqaCache) -> torch.Tensor:
+        """As :meth:`studio.ml.text.lm.LanguageModel.extend_logits`: logits (B, T, V) at every fed position."""
+        tokens = np.asarray([list(r) for r in rows], np.int64)
+        self._check_room(cache.length + tokens.shape[1])
+        if cache.capacity < cache.length + tokens.shape[1]:
+            raise BadInputError("the cache has no room for these tokens: prefill with a larger max_new_tokens")
+        return self._extend(tokens, cache)
+
+    def sequence_logits(self, ids: Sequence[int]) -> torch.Tensor:
+        """Logits (T, V) float32 at every position of one sequence (for perplexity)."""
+        rows = _as_rows(ids)
+        self._check_room(len(rows[0]))
+        cache = GqaCache.allocate(self.config, 1, len(rows[0]))
+        return self._run(np.asarray(rows, np.int64), cache, every_position=True)[0]
+
+    def _prefill_one(self, prompt: list[int], capacity: int) -> tuple[torch.Tensor, GqaCache]:
+        """One prompt, starting from the longest prefix of it already run (see studio.ml.text.prompt_cache)."""
+        cache = GqaCache.allocate(self.config, 1, capacity)
+        hit = self.prompt_cache.lookup(prompt, id(self.session))  # a session's weights never change
+        shared = 0
+        if hit is not None:
+            shared = hit.shared
+            cache.kv[:, 0, :, :, :shared] = hit.entry.k[:, :, :, :shared].numpy()
+            cache.kv[:, 1, :, :, :shared] = hit.entry.v[:, :, :, :shared].numpy()
+            cache.lengths[0] = shared
+        if shared == len(prompt):
+            logits = hit.entry.logits.clone()
+        else:
+            logits = self._run(np.asarray([prompt[shared:]], np.int64), cache)[:, -1]
+        keys, values = torch.from_numpy(cache.kv[:, 0]), torch.from_numpy(cache.kv[:, 1])
+        self.prompt_cache.store(prompt, keys, values, logits)
+        return logits, cache
+
+    def _prefill_padded(self, rows: list[list[int]], capacity: int) -> tuple[torch.Tensor, GqaCache]:
+        """Several prompts right-padded into one run; each row's logits are taken at its own last token."""
+        longest = max(len(r) for r in rows)
+        tokens = np.asarray([r + [self.tokenizer.pad_id] * (longest - len(r)) for r in rows], np.int64)
+        cache = GqaCache.allocate(self.config, len(rows), capacity)
+        lasts = sorted({len(r) - 1 for r in rows})
+        logits = self._run(tokens, cache, positions=lasts, lengths=np.asarray([len(r) for r in rows]))
+        return torch.stack([logits[b, lasts.index(len(r) - 1)] for b, r in enumerate(rows)]), cache
+
+    def _extend(self, tokens: np.ndarray, cache: GqaCache) -> torch.Tensor:
+        """Feed ``tokens`` (B, T) after the cache; logits (B, T, V). Several rows go a token at a time."""
+        if cache.batch == 1 or tokens.shape[1] == 1:
+            return self._run(tokens, cache, every_position=True)
+        return torch.cat([self._run(tokens[:, t:t + 1], cache) for t in range(tokens.shape[1])], dim=1)
+
+    def _run(self, tokens: np.ndarray, cache: GqaCache, every_position: bool = False,
+             positions: Sequence[int] | None = None, lengths: np.ndarray | None = None) -> torch.Tensor:
+        """Run ``tokens`` (B, T) after each row's filled positions; logits (B, P, V) at ``positions`` (default: the
+        last, or every one). ``lengths``: the real lengths of right-padded first prompts."""
+        batch, new = tokens.shape
+        total = cache.lengths + new if lengths is None else lengths
+        if positions is None:
+            positions = range(new) if every_position else [new - 1]
+        picked = np.asarray(list(positions), np.int64)
+        bound = cache.binding(self.session)
+        bound.bind_cpu_input("input_ids", np.ascontiguousarray(tokens))
+        bound.bind_cpu_input("seqlens_k", (total - 1).astype(np.int32))
+        bound.bind_cpu_input("total_sequence_length", np.array(max(int(total.max()), new), np.int32))
+        bound.bind_cpu_input("logit_positions", picked)
+        logits = np.empty((batch, len(picked), self.config.vocab_size), np.float32)
+        bound.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
+        self.session.run_with_iobinding(bound)
+        cache.lengths = cache.lengths + new if lengths is None else lengths.astype(np.int64)
+        return torch.from_numpy(logits)
+
+    def _capacity(self, needed: int, max_new_tokens: int) -> int:
+        return min(needed + max_new_tokens, self.config.max_seq_len)
+
+    def _check_room(self, needed: int) -> None:
+        if needed > self.config.max_seq_len:
+            raise BadInputError(
+                f"the text needs {needed} tokens but this model reads at most {self.config.max_seq_len}: "
+                "shorten the brief or ask for less text"
+            )
+
+
+def read_gguf_header(path: Path) -> tuple[LlamaConfig, GGUFTokenizer, dict[str, Any]]:
+    """Config, tokenizer and source info from a GGUF's metadata (no weights are read)."""
+    reader = gguf_loader.open_gguf(path)
+    config = gguf_loader.read_config(reader, path.name)
+    tokenizer = GGUFTokenizer.from_metadata(gguf_loader.read_tokenizer_metadata(reader))
+    return config, tokenizer, gguf_loader.source_info(reader, path)
+
+
+def is_current(record: ExportRecord) -> bool:
+    """Whether an export is this version's fused graph (older exports are made again)."""
+    return GRAPH in record.graphs and record.extra.get("format") == FORMAT
+
+
+def load_gqa_language_model(record: ExportRecord, gguf_path: Path, threads: int = 0,
+                            name: str | None = None) -> GqaLanguageModel:
+    """Open the export's fused graph (its inputs checked) with the GGUF's tokenizer, on the CPU."""
+    from studio.ml.runtime.ort_session import open_session
+
+    if not is_current(record):
+        raise ModelFileError(f"the export in {record.folder} is from an older version of Studio: export it again")
+    path = record.graph_path(GRAPH)
+    session = open_session(path, "cpu", threads)
+    names = [i.name for i in session.get_inputs()]
+    if names[: len(INPUTS)] != list(INPUTS):
+        raise ModelFileError(f"{path.name} has inputs {names[:4]}, not the fused decoder's: export it again")
+    config, tokenizer, source = read_gguf_header(Path(gguf_path))
+    return GqaLanguageModel(session, config, tokenizer, name or record.model, record.source_sha256, source,
+                            record.variant, path.stat().st_size, threads)
