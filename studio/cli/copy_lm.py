@@ -24,21 +24,46 @@ def _model_path(args: argparse.Namespace) -> Path:
     return entry.weights
 
 
+def thread_counts(text: str) -> list[int]:
+    """``--threads``: comma-separated counts; "app" is the app's own (Settings: all cores but one by default)."""
+    from studio.core.settings import load_settings
+
+    counts = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part == "app":
+            counts.append(load_settings().model_threads)
+            continue
+        try:
+            counts.append(int(part))
+        except ValueError:
+            raise BadInputError(f"--threads takes numbers or 'app', not {part!r}") from None
+    return list(dict.fromkeys(counts)) or [0]
+
+
 def run_bench(args: argparse.Namespace) -> int:
-    from studio.ml.bench.copy import bench_copy, markdown
+    from studio.ml.bench.copy import ORT_VARIANTS, REFERENCES, bench_copy, markdown
     from studio.ml.bench.timing import machine_description, machine_line
     from studio.ml.device import resolve_device
 
     device = resolve_device(args.device)
     dtypes = tuple(d.strip() for d in args.dtypes.split(",") if d.strip()) or ("fp32",)
-    report = bench_copy(args.model, _model_path(args), device, args.threads, args.new_tokens, args.repeats,
-                        args.variants, dtypes, references=not args.no_references)
-    machine = machine_description(device, report["threads"])
-    text = "\n".join([f"# Language model speed ({device})", "", f"Machine: {machine_line(machine)}", "",
-                      *markdown(report)]) + "\n"
+    batches = tuple(int(k) for k in args.batches.split(",") if k.strip())
+    reports, sections = [], []
+    for i, threads in enumerate(thread_counts(args.threads)):
+        # later thread counts measure what the app may run: torch at the app's precision, the exports, llama.cpp
+        first = i == 0
+        references = () if args.no_references else REFERENCES if first else ("llama.cpp",)
+        report = bench_copy(args.model, _model_path(args), device, threads, args.new_tokens, args.repeats, batches,
+                            dtypes if first else dtypes[-1:], references, quality=first,
+                            variants=ORT_VARIANTS if first else ("int4",))
+        reports.append(report)
+        machine = machine_description(device, report["threads"])
+        sections += [f"Machine: {machine_line(machine)}", "", *markdown(report), ""]
+    text = "\n".join([f"# Language model speed ({device})", "", *sections])
     print(text, end="")
     if args.json:
-        write_atomic(Path(args.json), json.dumps({"machine": machine, "copy": report}, indent=2) + "\n", "the report")
+        write_atomic(Path(args.json), json.dumps({"machine": machine_description(device), "copy": reports[0],
+                                                  "copy_by_threads": reports}, indent=2) + "\n", "the report")
     if args.md:
         write_atomic(Path(args.md), text, "the report")
     return 0
@@ -58,8 +83,11 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
                         "`studio export onnx` made)")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--variants", type=int, default=3, help="batch size for the batched-variants figure")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for every runtime (default: torch's own)")
+    parser.add_argument("--batches", default="4,8,16",
+                        help="candidates of one prompt decoded together, comma-separated (besides the single stream)")
+    parser.add_argument("--threads", default="2,app",
+                        help="CPU threads for every runtime, comma-separated; a table for each; 'app' is the app's "
+                        "own count (default: 2,app); 0 or more than the cores is clamped, and said")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--md", help="write the results as Markdown here")
     parser.set_defaults(func=run_bench)

@@ -1,7 +1,8 @@
 """Tiny models exported once per test session (exporting is the slow part), copied into each test's own home.
 
 ``exported_home``: a user-model folder holding ``tiny-lm`` (a tiny random Llama GGUF with a byte-level tokenizer,
-heads 16 wide as onnxruntime's fused attention needs) with its fp32 and int4 ONNX exports, and ``tiny-music`` (a tiny music Transformer) with its fp32 export.
+heads 16 wide as onnxruntime's fused attention needs) with its fp32 and int4 ONNX exports, and ``tiny-music`` (a
+tiny music Transformer) with its fp32 export.
 """
 
 from __future__ import annotations

@@ -18,10 +18,11 @@ from studio.ml.checkpoint import sha256_file
 from studio.ml.export.records import read_record
 from studio.ml.resources import Resources
 from studio.ml.runtime import ort_lm, ort_music, select
+from studio.ml.runtime.gqa_lm import GqaLanguageModel
 from studio.ml.runtime.ort_lm import OrtLanguageModel, load_ort_language_model, quality_ok
 from studio.ml.runtime.ort_music import OrtMusicModel, music_model
 from studio.ml.runtime.ort_session import open_session, providers_for
-from studio.ml.text.lm import LanguageModel, get_language_model
+from studio.ml.text.lm import LanguageModel, get_language_model, load_language_model
 from tests.export.conftest import LM, MUSIC
 
 
@@ -42,7 +43,7 @@ def test_forced_torch_and_forced_onnxruntime(exported_home: Path) -> None:
     assert isinstance(torch_lm, LanguageModel)
     resources = _resources("onnxruntime")
     ort = get_language_model(resources, LM)
-    assert isinstance(ort, OrtLanguageModel) and ort.sha256 == torch_lm.sha256
+    assert isinstance(ort, OrtLanguageModel | GqaLanguageModel) and ort.sha256 == torch_lm.sha256
     int4 = read_record(exported_home / "onnx" / LM / "int4")
     quality = int4.extra["quality"]
     assert {"perplexity_fp32", "perplexity", "perplexity_ratio", "greedy_agreement", "text"} <= quality.keys()
@@ -64,7 +65,8 @@ def test_auto_uses_the_remembered_choice(exported_home: Path, monkeypatch: pytes
     monkeypatch.setattr(ort_music, "decode_seconds", _no_measuring)
     resources = _resources("auto")
     lm_entry, music_entry = resources.store.find(LM), resources.store.find(MUSIC)
-    key = f"{sha256_file(lm_entry.weights)}:lm-decode:cpu:{'+'.join(_usable(exported_home))}"
+    records = [read_record(exported_home / "onnx" / LM / v) for v in _usable(exported_home)]
+    key = ort_lm.choice_key(sha256_file(lm_entry.weights), "stream", "cpu", 1, records)
     _remember(key, "onnxruntime:fp32")
     lm = get_language_model(resources, LM)
     assert isinstance(lm, OrtLanguageModel) and lm.variant == "fp32"
@@ -140,7 +142,8 @@ def test_sha256_mismatch_is_refused_when_forced_and_skipped_in_auto(
     exported_home: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     for variant in ("fp32", "int4"):
-        graph = exported_home / "onnx" / LM / variant / "decoder_with_past.onnx"
+        record = read_record(exported_home / "onnx" / LM / variant)
+        graph = record.graph_path(next(iter(record.graphs)))
         graph.write_bytes(graph.read_bytes() + b"\0")
     with pytest.raises(ModelFileError, match="does not match its recorded sha256"):
         get_language_model(_resources("onnxruntime"), LM)
@@ -203,3 +206,28 @@ def test_an_export_shipped_with_the_program_is_found_and_the_users_own_comes_fir
     (exported_home / "onnx" / LM).mkdir(parents=True)
     (bundled / "onnx" / LM / "fp32").rename(exported_home / "onnx" / LM / "fp32")
     assert select.find_export(LM, ("fp32", "int4"), sha256).folder == exported_home / "onnx" / LM / "fp32"
+
+
+def test_copy_batches_are_measured_apart_from_single_streams(exported_home: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from studio.ml.tasks.copy import load_copy_model
+
+    def fake(fastest: str):
+        return lambda lm, *_: 0.01 if getattr(lm, "variant", "torch") == fastest else 0.05
+
+    monkeypatch.setattr(ort_lm, "decode_seconds", fake("torch"))
+    monkeypatch.setattr(ort_lm, "batch_seconds", fake("int4"))
+    resources = _resources("auto")
+    assert isinstance(get_language_model(resources, LM), LanguageModel)
+    copy_lm = load_copy_model(resources, LM)
+    assert isinstance(copy_lm, GqaLanguageModel) and copy_lm.variant == "int4"
+    choices = json.loads((paths.cache_dir() / select.CHOICES_FILE).read_text())
+    assert sorted(choices.values()) == ["onnxruntime:int4", "torch"]
+    assert any(":lm-batch8:cpu:1t:" in key for key in choices) and any(":lm-decode:cpu:1t:" in key for key in choices)
+
+
+def test_the_batch_measurement_runs_on_both_runtimes(exported_home: Path) -> None:
+    gguf = exported_home / "lm" / "Tiny-LM.gguf"
+    record = read_record(exported_home / "onnx" / LM / "int4")
+    for lm in (load_ort_language_model(record, gguf, "cpu", 1), load_language_model(gguf)):
+        assert 0 < ort_lm.batch_seconds(lm, rows=3, steps=3) < 10

@@ -144,8 +144,9 @@ class _Graph:
         q = blocks.q if blocks.bits == 8 else blocks.q[..., 0::2] | (blocks.q[..., 1::2] << 4)
         out = f"{name}/out"
         scales = self.const(f"{name}.scales", blocks.scale.reshape(-1))
-        self.node("MatMulNBits", [x, self.const(f"{name}.q", q), scales], [out if blocks.offset is None else f"{name}/raw"],
-                  "com.microsoft", K=k, N=n, bits=blocks.bits, block_size=BLOCK, accuracy_level=self.accuracy_level)
+        result = out if blocks.offset is None else f"{name}/raw"
+        self.node("MatMulNBits", [x, self.const(f"{name}.q", q), scales], [result], "com.microsoft",
+                  K=k, N=n, bits=blocks.bits, block_size=BLOCK, accuracy_level=self.accuracy_level)
         if blocks.offset is None:
             return out
         import os

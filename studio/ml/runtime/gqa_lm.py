@@ -18,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ from studio.ml.text import gguf_loader
 from studio.ml.text.lm import _as_rows
 from studio.ml.text.prompt_cache import PromptCache
 from studio.ml.text.tokenizer import GGUFTokenizer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -277,11 +280,14 @@ def is_current(record: ExportRecord) -> bool:
 def load_gqa_language_model(record: ExportRecord, gguf_path: Path, threads: int = 0,
                             name: str | None = None) -> GqaLanguageModel:
     """Open the export's fused graph (its inputs checked) with the GGUF's tokenizer, on the CPU."""
+    from studio.ml.runtime.cpu import int4_kernel_note
     from studio.ml.runtime.ort_session import open_session
 
     if not is_current(record):
         raise ModelFileError(f"the export in {record.folder} is from an older version of Studio: export it again")
     path = record.graph_path(GRAPH)
+    if note := int4_kernel_note():
+        log.warning("%s", note)
     session = open_session(path, "cpu", threads)
     names = [i.name for i in session.get_inputs()]
     if names[: len(INPUTS)] != list(INPUTS):

@@ -301,6 +301,14 @@ def candidate_batch(lm: Any, prompt: list[int], rows: int, max_new_tokens: int) 
     return lm.prefill(prompt, max_new_tokens, copies=rows)
 
 
+def choice_key(sha256: str, purpose: str, device: str, threads: int, records: Sequence[ExportRecord]) -> str:
+    """Where the measured choice is remembered: per weights, purpose, device, thread count and the exports there
+    are (a new export, or one in a new format, is measured again)."""
+    kind = f"lm-batch{MEASURE_BATCH}" if purpose == "batch" else "lm-decode"
+    exports = "+".join(f"{r.variant}{r.extra.get('format', '')}" for r in records)
+    return f"{sha256}:{kind}:{device}:{threads}t:{exports}"
+
+
 def select_language_model(resources: Any, entry: Any, device: str, preference: str,
                           purpose: str = "stream") -> OrtLanguageModel | GqaLanguageModel | None:
     """The onnxruntime model for store ``entry`` when ``preference`` says so, else None (torch serves it).
@@ -347,9 +355,7 @@ def select_language_model(resources: Any, entry: Any, device: str, preference: s
                 fastest_loaded[record.variant] = lm
         return seconds
 
-    kind = f"lm-batch{MEASURE_BATCH}" if purpose == "batch" else "lm-decode"
-    exports = "+".join(f"{r.variant}{r.extra.get('format', '')}" for r in records)
-    key = f"{sha256}:{kind}:{device}:{resources.cpu_threads}t:{exports}"
+    key = choice_key(sha256, purpose, device, resources.cpu_threads, records)
     choice = fastest(key, timings, f"{entry.name} {purpose} decoding on {device}, {resources.cpu_threads} threads")
     record = next((r for r in records if f"onnxruntime:{r.variant}" == choice), None)
     return None if record is None else cached(record, fastest_loaded.get(record.variant))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from studio.core.errors import ModelFileError
 from studio.ml.registry import OnnxGraph
+from studio.ml.runtime.cpu import clamp_threads
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ def open_session(path: Path, device: str = "cpu", threads: int = 0, graph: OnnxG
     # cores the computing ones need (measured: decoding the language model 80 -> 48 ms a token on 2 busy cores).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
+        threads, said = clamp_threads(threads)
+        if said:
+            log.warning("%s", said)
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     try:

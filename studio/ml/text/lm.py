@@ -378,7 +378,10 @@ def app_precision(device: str | torch.device) -> str | None:
     ``studio bench copy``; bf16 copies where the int8 kernel is missing), on a GPU the default half precision."""
     if torch.device(device).type != "cpu":
         return None
-    return "int8" if _int8_kernel_works() else "bf16"
+    if _int8_kernel_works():
+        return "int8"
+    log.warning("this CPU or PyTorch build cannot run PyTorch's int8 kernel: decoding reads bfloat16 copies instead")
+    return "bf16"
 
 
 def get_language_model(
