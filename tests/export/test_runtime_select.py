@@ -106,8 +106,6 @@ def test_auto_without_an_export_stays_on_torch(studio_home: Path) -> None:
     from tests.ml.tiny_gguf import write_tiny_gguf
 
     write_tiny_gguf(paths.user_models_dir() / "lm" / "Plain-LM.gguf")
-    from studio.ml.text.lm import load_language_model
-
     load_language_model(paths.user_models_dir() / "lm" / "Plain-LM.gguf", name="plain-lm")
     resources = _resources("auto")
     assert isinstance(get_language_model(resources, "plain-lm"), LanguageModel)
