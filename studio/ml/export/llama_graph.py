@@ -35,6 +35,7 @@ from studio.core.safe_write import write_atomic
 from studio.ml.models.llama import LlamaConfig, rope_table
 from studio.ml.text import gguf_loader
 
+CALIB = {}
 GRAPH = "decoder_gqa"
 FORMAT = 1  # the graph's layout: exports of another format are made again
 BLOCK = 32
@@ -151,6 +152,20 @@ class _Graph:
             return out
         import os
         mode = os.environ.get("OFFSETS", "reduce")
+        if mode == "calib":
+            # integer zero point per block; the rest of the offset becomes a constant bias from mean activations
+            means = CALIB[name]  # (K,)
+            zp = np.clip(np.round(-(blocks.offset - 8 * blocks.scale) / blocks.scale), 0, 15)  # m = offset - 8d
+            rest = (blocks.offset - 8 * blocks.scale) + blocks.scale * zp  # m + d*z  (N, kb)
+            bias = (rest * means.reshape(kb, BLOCK).sum(-1)[None, :]).sum(-1).astype(np.float32) if os.environ.get("NOBIAS") is None else np.zeros(n, np.float32)
+            zpq = zp.astype(np.uint8)
+            if kb % 2:
+                zpq = np.concatenate([zpq, np.zeros((n, 1), np.uint8)], 1)
+            zpq = (zpq[:, 0::2] | (zpq[:, 1::2] << 4)).reshape(-1)
+            self.nodes.pop()
+            self.node("MatMulNBits", [x, f"{name}.q", scales, self.const(f"{name}.zp", zpq), "", self.const(f"{name}.bias", bias)],
+                      [out], "com.microsoft", K=k, N=n, bits=4, block_size=BLOCK, accuracy_level=self.accuracy_level)
+            return out
         if mode == "none":
             self.node("Identity", [f"{name}/raw"], [out])
             return out
@@ -162,6 +177,24 @@ class _Graph:
             grouped = self.node("Reshape", [x, shape], [f"{x}/blocks"])[0]
             axes = self.const(f"{x}.last_axis", np.array([-1], np.int64))
             block_sums[x] = self.node("ReduceSum", [grouped, axes], [f"{x}/block_sums"], keepdims=0)[0]
+        if mode == "r8":
+            width = -(-kb // BLOCK) * BLOCK  # block sums padded to whole blocks
+            key = x + "/padded"
+            if key not in block_sums:
+                if f"summing_{k}" not in block_sums:
+                    summing = np.zeros((k, width), np.float32)
+                    summing[np.arange(k), np.arange(k) // BLOCK] = 1.0
+                    block_sums[f"summing_{k}"] = self.const(f"summing_{k}", summing)
+                block_sums[key] = self.node("MatMul", [x, block_sums[f"summing_{k}"]],
+                                            [f"{x}/block_sums_padded"])[0]
+            offsets = np.zeros((n, width), np.float32)
+            offsets[:, :kb] = blocks.offset
+            r = requantise(offsets, 8)
+            fix = self.node("MatMulNBits", [block_sums[key], self.const(f"{name}.offsets.q", r.q),
+                                            self.const(f"{name}.offsets.scales", r.scale.reshape(-1))],
+                            [f"{name}/offset"], "com.microsoft", K=width, N=n, bits=8, block_size=BLOCK,
+                            accuracy_level=int(os.environ.get("R_ACC", "0")))
+            return self.node("Add", [f"{name}/raw", fix[0]], [out])[0]
         fix = self.node("MatMul", [block_sums[x], self.const(f"{name}.offsets", blocks.offset.T)], [f"{name}/offset"])
         return self.node("Add", [f"{name}/raw", fix[0]], [out])[0]
 
