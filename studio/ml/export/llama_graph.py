@@ -35,7 +35,6 @@ from studio.core.safe_write import write_atomic
 from studio.ml.models.llama import LlamaConfig, rope_table
 from studio.ml.text import gguf_loader
 
-CALIB = {}
 GRAPH = "decoder_gqa"
 FORMAT = 1  # the graph's layout: exports of another format are made again
 BLOCK = 32
@@ -66,9 +65,7 @@ class Blocks:
 
 
 def concat(parts: list[Blocks]) -> Blocks:
-    """Stack matrices of the same input width along their outputs (Q, K and V become one product)."""
-    if len({p.bits for p in parts}) != 1:
-        return concat([p if p.bits == 8 else requantise(p.dequantised(), 8) for p in parts])
+    """Stack matrices of the same input width and bits along their outputs (Q, K and V become one product)."""
     offsets = [p.offset if p.offset is not None else np.zeros_like(p.scale) for p in parts]
     any_offset = any(p.offset is not None for p in parts)
     return Blocks(np.concatenate([p.q for p in parts]), np.concatenate([p.scale for p in parts]),
@@ -150,51 +147,11 @@ class _Graph:
                   K=k, N=n, bits=blocks.bits, block_size=BLOCK, accuracy_level=self.accuracy_level)
         if blocks.offset is None:
             return out
-        import os
-        mode = os.environ.get("OFFSETS", "reduce")
-        if mode == "calib":
-            # integer zero point per block; the rest of the offset becomes a constant bias from mean activations
-            means = CALIB[name]  # (K,)
-            zp = np.clip(np.round(-(blocks.offset - 8 * blocks.scale) / blocks.scale), 0, 15)  # m = offset - 8d
-            rest = (blocks.offset - 8 * blocks.scale) + blocks.scale * zp  # m + d*z  (N, kb)
-            bias = (rest * means.reshape(kb, BLOCK).sum(-1)[None, :]).sum(-1).astype(np.float32) if os.environ.get("NOBIAS") is None else np.zeros(n, np.float32)
-            zpq = zp.astype(np.uint8)
-            if kb % 2:
-                zpq = np.concatenate([zpq, np.zeros((n, 1), np.uint8)], 1)
-            zpq = (zpq[:, 0::2] | (zpq[:, 1::2] << 4)).reshape(-1)
-            self.nodes.pop()
-            self.node("MatMulNBits", [x, f"{name}.q", scales, self.const(f"{name}.zp", zpq), "", self.const(f"{name}.bias", bias)],
-                      [out], "com.microsoft", K=k, N=n, bits=4, block_size=BLOCK, accuracy_level=self.accuracy_level)
-            return out
-        if mode == "none":
-            self.node("Identity", [f"{name}/raw"], [out])
-            return out
-        if x not in block_sums and mode == "matmul":
-            summing = np.kron(np.eye(kb, dtype=np.float32), np.ones((BLOCK, 1), np.float32))
-            block_sums[x] = self.node("MatMul", [x, self.const(f"{x}.summing", summing)], [f"{x}/block_sums"])[0]
         if x not in block_sums:  # x (.., K) -> (.., K/32): the sum of each block of inputs, once per input
             shape = self.const(f"{x}.block_shape", np.array([0, 0, kb, BLOCK], np.int64))
             grouped = self.node("Reshape", [x, shape], [f"{x}/blocks"])[0]
             axes = self.const(f"{x}.last_axis", np.array([-1], np.int64))
             block_sums[x] = self.node("ReduceSum", [grouped, axes], [f"{x}/block_sums"], keepdims=0)[0]
-        if mode == "r8":
-            width = -(-kb // BLOCK) * BLOCK  # block sums padded to whole blocks
-            key = x + "/padded"
-            if key not in block_sums:
-                if f"summing_{k}" not in block_sums:
-                    summing = np.zeros((k, width), np.float32)
-                    summing[np.arange(k), np.arange(k) // BLOCK] = 1.0
-                    block_sums[f"summing_{k}"] = self.const(f"summing_{k}", summing)
-                block_sums[key] = self.node("MatMul", [x, block_sums[f"summing_{k}"]],
-                                            [f"{x}/block_sums_padded"])[0]
-            offsets = np.zeros((n, width), np.float32)
-            offsets[:, :kb] = blocks.offset
-            r = requantise(offsets, 8)
-            fix = self.node("MatMulNBits", [block_sums[key], self.const(f"{name}.offsets.q", r.q),
-                                            self.const(f"{name}.offsets.scales", r.scale.reshape(-1))],
-                            [f"{name}/offset"], "com.microsoft", K=width, N=n, bits=8, block_size=BLOCK,
-                            accuracy_level=int(os.environ.get("R_ACC", "0")))
-            return self.node("Add", [f"{name}/raw", fix[0]], [out])[0]
         fix = self.node("MatMul", [block_sums[x], self.const(f"{name}.offsets", blocks.offset.T)], [f"{name}/offset"])
         return self.node("Add", [f"{name}/raw", fix[0]], [out])[0]
 
