@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class GqaCache:
-    """Keys and values ``kv`` (layers, 2, batch, kv_heads, capacity, head_dim) float32 and each row's ``lengths``."""
+    """Keys and values ``kv`` (layers, 2, rows, kv_heads, capacity, head_dim) float32 and each row's ``lengths``;
+    the first ``len(lengths)`` rows of the buffer are the batch (finished rows are squeezed out in place)."""
 
     kv: np.ndarray
     lengths: np.ndarray  # (batch,) int64: positions filled in each row
@@ -54,7 +55,7 @@ class GqaCache:
 
     @property
     def batch(self) -> int:
-        return self.kv.shape[2]
+        return len(self.lengths)
 
     @property
     def capacity(self) -> int:
@@ -73,14 +74,29 @@ class GqaCache:
         """This cache, or a copy with room for ``needed`` positions (capacity doubles, what is stored is kept)."""
         if needed <= self.capacity:
             return self
-        grown = np.zeros((*self.kv.shape[:4], max(needed, 2 * self.capacity), self.kv.shape[5]), np.float32)
-        grown[:, :, :, :, : self.capacity] = self.kv
+        grown = np.zeros((*self.kv.shape[:2], self.batch, self.kv.shape[3], max(needed, 2 * self.capacity),
+                          self.kv.shape[5]), np.float32)
+        grown[:, :, :, :, : self.capacity] = self.kv[:, :, : self.batch]
         return GqaCache(grown, self.lengths.copy())
 
     def select(self, rows: torch.Tensor | Sequence[int]) -> GqaCache:
-        """Keep (or repeat) ``rows`` (finished candidates leave the batch)."""
-        index = np.asarray(torch.as_tensor(rows).cpu(), dtype=np.int64)
-        return GqaCache(np.ascontiguousarray(self.kv[:, :, index]), self.lengths[index].copy())
+        """Keep (or repeat) ``rows`` (finished candidates leave the batch). Keeping fewer rows in their order
+        squeezes them to the front of this buffer, in place: this cache is then spent. Otherwise the filled
+        positions are copied into a new buffer (the rest of a row is written before anything reads it)."""
+        index = np.asarray(torch.as_tensor(rows).cpu(), dtype=np.int64).reshape(-1)
+        filled = self.length
+        if len(index) < self.batch and bool(np.all(np.diff(index) > 0)):
+            for row, source in enumerate(index.tolist()):
+                if row != source:  # a source is never a row already written: sources only lie further on
+                    self.kv[:, :, row, :, :filled] = self.kv[:, :, source, :, :filled]
+            return GqaCache(self.kv, self.lengths[index].copy())
+        kv = np.empty((*self.kv.shape[:2], len(index), *self.kv.shape[3:]), np.float32)
+        for row, source in enumerate(index.tolist()):
+            kv[:, :, row, :, :filled] = self.kv[:, :, source, :, :filled]
+        return GqaCache(kv, self.lengths[index].copy())
+
+    def copy(self) -> GqaCache:
+        return self.select(list(range(self.batch)))
 
     def expand(self, batch: int) -> GqaCache:
         """``batch`` copies of a single-row cache (one prefill, many variants)."""
@@ -90,8 +106,9 @@ class GqaCache:
 
     @classmethod
     def stack(cls, caches: Sequence[GqaCache]) -> GqaCache:
-        """Single-row caches of equal capacity as the rows of one."""
-        return cls(np.concatenate([c.kv for c in caches], axis=2), np.concatenate([c.lengths for c in caches]))
+        """Caches of equal capacity as the rows of one."""
+        return cls(np.concatenate([c.kv[:, :, : c.batch] for c in caches], axis=2),
+                   np.concatenate([c.lengths for c in caches]))
 
     def binding(self, session: Any) -> Any:
         """An IO binding of ``session`` with every layer's keys and values bound in place (made once per session)."""
@@ -102,7 +119,7 @@ class GqaCache:
             bound = session.io_binding()
             for layer in range(self.kv.shape[0]):
                 for j, kind in enumerate(("key", "value")):
-                    value = ort.OrtValue.ortvalue_from_numpy(self.kv[layer, j])  # shares the numpy memory
+                    value = ort.OrtValue.ortvalue_from_numpy(self.kv[layer, j, : self.batch])  # shares the memory
                     bound.bind_ortvalue_input(f"past_{kind}.{layer}", value)
                     bound.bind_ortvalue_output(f"present_{kind}.{layer}", value)
             self._bound[key] = bound
@@ -180,7 +197,7 @@ class GqaLanguageModel:
         _, head = self._prefill_one(list(prefix), capacity)
         logits, caches = [], []
         for tail in rows:
-            cache = head.select([0])
+            cache = head.copy()
             logits.append(self._run(np.asarray([tail], np.int64), cache)[:, -1])
             caches.append(cache)
         return torch.cat(logits), GqaCache.stack(caches)
@@ -214,7 +231,7 @@ class GqaLanguageModel:
             logits = hit.entry.logits.clone()
         else:
             logits = self._run(np.asarray([prompt[shared:]], np.int64), cache)[:, -1]
-        keys, values = torch.from_numpy(cache.kv[:, 0]), torch.from_numpy(cache.kv[:, 1])
+        keys, values = torch.from_numpy(cache.kv[:, 0, :1]), torch.from_numpy(cache.kv[:, 1, :1])
         self.prompt_cache.store(prompt, keys, values, logits)
         return logits, cache
 
