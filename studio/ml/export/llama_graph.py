@@ -148,10 +148,11 @@ class _Graph:
         if blocks.offset is None:
             return out
         if x not in block_sums:  # x (.., K) -> (.., K/32): the sum of each block of inputs, once per input
-            shape = self.const(f"{x}.block_shape", np.array([0, 0, kb, BLOCK], np.int64))
-            grouped = self.node("Reshape", [x, shape], [f"{x}/blocks"])[0]
-            axes = self.const(f"{x}.last_axis", np.array([-1], np.int64))
-            block_sums[x] = self.node("ReduceSum", [grouped, axes], [f"{x}/block_sums"], keepdims=0)[0]
+            summing = f"block_summing_{k}"  # (K, K/32) ones where input k is in block b; one per width
+            if summing not in block_sums:
+                ones = np.kron(np.eye(kb, dtype=np.float32), np.ones((BLOCK, 1), np.float32))
+                block_sums[summing] = self.const(summing, ones)
+            block_sums[x] = self.node("MatMul", [x, block_sums[summing]], [f"{x}/block_sums"])[0]
         fix = self.node("MatMul", [block_sums[x], self.const(f"{name}.offsets", blocks.offset.T)], [f"{name}/offset"])
         return self.node("Add", [f"{name}/raw", fix[0]], [out])[0]
 
