@@ -41,25 +41,31 @@ def thread_counts(text: str) -> list[int]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from studio.ml.bench.copy import ORT_VARIANTS, REFERENCES, bench_copy, markdown
+    from studio.ml.bench.copy import ORT_VARIANTS, REFERENCES, bench_copy, carry_quality, markdown, summary
     from studio.ml.bench.timing import machine_description, machine_line
     from studio.ml.device import resolve_device
+    from studio.ml.runtime.ort_lm import CPU_VARIANTS, CUDA_VARIANTS
+    from studio.ml.text.lm import app_precision
 
     device = resolve_device(args.device)
     dtypes = tuple(d.strip() for d in args.dtypes.split(",") if d.strip()) or ("fp32",)
     batches = tuple(int(k) for k in args.batches.split(",") if k.strip())
     reports, sections = [], []
     for i, threads in enumerate(thread_counts(args.threads)):
-        # later thread counts measure what the app may run: torch at the app's precision, the exports, llama.cpp
+        # later thread counts measure what the app may run: torch at the app's precision, the exports "auto" may
+        # choose, the given exports and llama.cpp; held-out perplexity does not depend on threads (carried over)
         first = i == 0
         references = () if args.no_references else REFERENCES if first else ("llama.cpp",)
         report = bench_copy(args.model, _model_path(args), device, threads, args.new_tokens, args.repeats, batches,
-                            dtypes if first else dtypes[-1:], references, quality=first,
-                            variants=ORT_VARIANTS if first else ("int4",))
+                            dtypes if first else (app_precision(device) or "fp32",), references, quality=first,
+                            variants=ORT_VARIANTS if first else CUDA_VARIANTS if device == "cuda" else CPU_VARIANTS,
+                            exports=[Path(e) for e in args.export])
+        if not first:
+            carry_quality(reports[0], report)
         reports.append(report)
         machine = machine_description(device, report["threads"])
         sections += [f"Machine: {machine_line(machine)}", "", *markdown(report), ""]
-    text = "\n".join([f"# Language model speed ({device})", "", *sections])
+    text = "\n".join([f"# Language model speed ({device})", "", *summary(reports), *sections])
     print(text, end="")
     if args.json:
         write_atomic(Path(args.json), json.dumps({"machine": machine_description(device), "copy": reports[0],
@@ -88,6 +94,8 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--threads", default="2,app",
                         help="CPU threads for every runtime, comma-separated; a table for each; 'app' is the app's "
                         "own count (default: 2,app); 0 or more than the cores is clamped, and said")
+    parser.add_argument("--export", action="append", default=[], metavar="FOLDER",
+                        help="an export folder to measure as it is, e.g. one an older version made (repeatable)")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--md", help="write the results as Markdown here")
     parser.set_defaults(func=run_bench)

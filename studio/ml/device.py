@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def cuda_available() -> bool:
@@ -21,7 +24,13 @@ def resolve_device(preference: str = "auto") -> str:
 
 
 def configure_cpu_threads(threads: int) -> int:
-    """Set torch's thread count (see ``Settings.model_threads``)."""
+    """Set torch's thread count (see ``Settings.model_threads``), clamped to 1..cores (a settings file from another
+    machine may ask for more cores than this one has), and said when clamped."""
+    from studio.ml.runtime.cpu import clamp_threads
+
+    threads, said = clamp_threads(threads)
+    if said:
+        log.warning("%s", said)
     torch.set_num_threads(threads)
     return threads
 

@@ -21,3 +21,19 @@ def test_if_missing_keeps_an_existing_export_and_makes_a_missing_one(exported_ho
     assert not int8.exists()
     assert main(["export", "onnx", LM, "--int8", "--if-missing"]) == 0
     assert int8.exists() and "held-out perplexity" in capsys.readouterr().out
+
+
+def test_set_up_replaces_an_older_int4_export_with_the_fused_graph(exported_home: Path, capsys, caplog) -> None:
+    import logging
+
+    from studio.ml.export.llama_graph import FORMAT, GRAPH
+    from studio.ml.export.records import read_record, write_record
+
+    folder = default_export_dir(LM, "int4")
+    current = read_record(folder)
+    write_record(current.__class__(**{**current.__dict__, "extra": {}}))  # as an older version wrote it
+    with caplog.at_level(logging.WARNING):
+        assert main(["export", "onnx", LM, "--int4", "--if-missing"]) == 0  # what packaging/setup.sh runs
+    assert "already exported" not in capsys.readouterr().out and "older version" in caplog.text
+    remade = read_record(folder)
+    assert GRAPH in remade.graphs and remade.extra["format"] == FORMAT

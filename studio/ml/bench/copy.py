@@ -28,7 +28,7 @@ from studio.ml.models.llama import batch_copies, decoding_copies_for_every_input
 from studio.ml.runtime.cpu import clamp_threads, int4_kernel_note
 from studio.ml.runtime.ort_lm import candidate_batch
 from studio.ml.text.bench import MESSAGES, OTHER_MESSAGES
-from studio.ml.text.lm import load_language_model
+from studio.ml.text.lm import app_precision, load_language_model
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ ORT_VARIANTS = ("fp32", "fp16", "int8", "int4")
 TARGET_VS_TORCH = 2.0  # issue 6: onnxruntime decoding at least 2x torch eager on the CPU
 TARGET_VS_LLAMA_CPP = 1.0  # issue 17: Studio's single stream at least as fast as llama.cpp on the same GGUF,
 TARGET_TTFT_VS_LLAMA_CPP = 1.0  # its time to first token (cold) at most llama.cpp's,
-TARGET_BATCH8 = 3.0  # and 8 candidates of one prompt at least 3x its single-stream tokens/s
+TARGET_BATCH8 = 3.0  # 8 candidates of one prompt at least 3x its single-stream tokens/s,
+TARGET_PERPLEXITY = 1.02  # held-out perplexity within 2 % of float32
 REFERENCES = ("transformers", "llama.cpp")
 BATCHES = (4, 8, 16)  # candidates decoded together, besides the single stream
 
@@ -119,27 +120,64 @@ def torch_rows(path: Path, prompt: list[int], device: str, dtypes: list[str], ne
     rows = []
     passages, _ = held_out_text()
     reference = None
+    app_dtype = app_precision(device) or "fp32"
     for dtype in dtypes:
         lm, load_s = _timed_load(lambda dtype=dtype: load_language_model(path, device, dtype))
-        quality: dict[str, Any] = {}
+        measured: dict[str, Any] = {}
         if device == "cpu" and quality:
             with decoding_copies_for_every_input():
                 ppl, _ = perplexity(lm, passages)
             reference = reference or (ppl if dtype == "fp32" else None)
             if dtype != "fp32" and reference:
-                quality = {"perplexity_ratio": round(ppl / reference, 4)}
-        rows.append(_row("torch eager", dtype, load_s=load_s, **quality,
+                measured = {"perplexity_ratio": round(ppl / reference, 4)}
+        if dtype == app_dtype:  # what the app's "auto" runtime measures torch as
+            measured.update(auto_measurement(lm))
+        rows.append(_row("torch eager", dtype, load_s=load_s, **measured,
                          **lm_speed(lm, prompt, new_tokens, repeats, batches, device)))
         del lm
     return rows
 
 
+def auto_measurement(lm: Any) -> dict[str, float]:
+    """What the app's "auto" runtime measures of a candidate before choosing (:mod:`studio.ml.runtime.ort_lm`):
+    milliseconds per token of one stream and of a batch of candidates."""
+    from studio.ml.runtime.ort_lm import batch_seconds, decode_seconds
+
+    with torch.inference_mode():
+        return {"auto_stream_ms": round(decode_seconds(lm) * 1e3, 2),
+                "auto_batch_ms": round(batch_seconds(lm) * 1e3, 2)}
+
+
+def _export_kind(record: Any) -> str:
+    from studio.ml.export.llama_graph import GRAPH as FUSED_GRAPH
+
+    return "fused graph" if FUSED_GRAPH in record.graphs else "traced graph"
+
+
+def _ort_row(record: Any, path: Path, prompt: list[int], device: str, threads: int, new_tokens: int, repeats: int,
+             batches: Sequence[int], candidate: bool, label: str = "") -> dict[str, Any]:
+    from studio.ml.runtime.ort_lm import load_ort_language_model
+
+    quality = record.extra.get("quality", {})
+    extra = {"export": label or _export_kind(record),
+             **{key: quality.get(key) for key in ("perplexity_ratio", "greedy_agreement")}}
+    try:
+        lm, load_s = _timed_load(lambda: load_ort_language_model(record, path, device, threads))
+        auto = auto_measurement(lm) if candidate else {}
+        return _row("onnxruntime", record.variant, load_s=load_s, **extra, **auto,
+                    **lm_speed(lm, prompt, new_tokens, repeats, batches, device))
+    except Exception as exc:  # e.g. fp16 kernels the CPU provider lacks: say so, keep measuring the rest
+        return _row("onnxruntime", record.variant, f"failed: {str(exc).splitlines()[0][:160]}", **extra)
+
+
 def ort_rows(name: str, path: Path, prompt: list[int], device: str, threads: int, new_tokens: int, repeats: int,
              batches: Sequence[int], variants: Sequence[str] = ORT_VARIANTS) -> list[dict[str, Any]]:
-    from studio.ml.runtime.ort_lm import load_ort_language_model
+    """One row per exported precision; those the app's "auto" runtime may choose carry its own measurement."""
+    from studio.ml.runtime.ort_lm import CPU_VARIANTS, CUDA_VARIANTS, quality_ok
     from studio.ml.runtime.select import find_export
 
     sha256 = sha256_file(path)
+    choosable = CUDA_VARIANTS if device == "cuda" else CPU_VARIANTS
     rows = []
     for variant in variants:
         try:
@@ -151,14 +189,27 @@ def ort_rows(name: str, path: Path, prompt: list[int], device: str, threads: int
             flag = "" if variant == "fp32" else f" --{variant}"
             rows.append(_row("onnxruntime", variant, f"not exported (`studio export onnx {name}{flag}`)"))
             continue
-        quality = record.extra.get("quality", {})
-        extra = {key: quality.get(key) for key in ("perplexity_ratio", "greedy_agreement")}
+        rows.append(_ort_row(record, path, prompt, device, threads, new_tokens, repeats, batches,
+                             candidate=variant in choosable and quality_ok(record)))
+    return rows
+
+
+def given_export_rows(folders: Sequence[Path], path: Path, prompt: list[int], device: str, threads: int,
+                      new_tokens: int, repeats: int, batches: Sequence[int]) -> list[dict[str, Any]]:
+    """Export folders measured as they are, e.g. one an older version of Studio made (the app would refuse it and
+    export again, so it is never the app's choice): how much faster the current export is, side by side."""
+    from studio.ml.export.records import read_record, stale_reason
+
+    rows = []
+    for folder in folders:
         try:
-            lm, load_s = _timed_load(lambda record=record: load_ort_language_model(record, path, device, threads))
-            rows.append(_row("onnxruntime", variant, load_s=load_s, **extra,
-                             **lm_speed(lm, prompt, new_tokens, repeats, batches, device)))
-        except Exception as exc:  # e.g. fp16 kernels the CPU provider lacks: say so, keep measuring the rest
-            rows.append(_row("onnxruntime", variant, f"failed: {str(exc).splitlines()[0][:160]}", **extra))
+            record = read_record(Path(folder))
+        except Exception as exc:
+            rows.append(_row("onnxruntime", "?", f"failed: {exc}", export=str(folder)))
+            continue
+        older = " from an older Studio" if stale_reason(record) else ""
+        rows.append(_ort_row(record, path, prompt, device, threads, new_tokens, repeats, batches, candidate=False,
+                             label=f"{_export_kind(record)}{older} (given)"))
     return rows
 
 
@@ -231,29 +282,53 @@ def _ratio(numerator: dict[str, Any] | None, denominator: dict[str, Any] | None,
     return {"ratio": round(a / b, 2), "target": target, "met": a / b >= target}
 
 
+def _name(row: dict[str, Any] | None) -> str | None:
+    if row is None:
+        return None
+    return " ".join(filter(None, (row["runtime"], row["precision"], row.get("export"))))
+
+
+def _picks_fastest(candidates: list[dict[str, Any]], auto_key: str, speed_key: str) -> dict[str, Any]:
+    """Whether the candidate the app's quick measurement (``auto_key``, ms a token) chose is the one this run
+    measured fastest (``speed_key``, tokens/s)."""
+    measured = [r for r in candidates if r.get(auto_key) and r.get(speed_key)]
+    if not measured:
+        return {"picked": None, "fastest": None, "met": None}
+    picked = min(measured, key=lambda r: r[auto_key])
+    fastest = max(measured, key=lambda r: r[speed_key])
+    return {"picked": _name(picked), "fastest": _name(fastest), "met": picked is fastest}
+
+
 def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Ratios against the targets. "Studio" is the fastest single-stream row of Studio's own runtimes (what the
-    app's measured "auto" choice runs), its batches the fastest row at 8 candidates; llama.cpp is the reference."""
+    """Ratios against the targets. The default runtime is what the app's "auto" choice runs copy on: the candidate
+    (torch at the app's precision, every export it may use) its own measurement of a batch of candidates found
+    fastest (the copy generator decodes candidates in batches); llama.cpp is the reference."""
     ok = [r for r in rows if r["status"] == "ok" and r.get("decode_tok_s")]
     torch_fp32 = next((r for r in ok if r["runtime"] == "torch eager" and r["precision"] == "fp32"), None)
     torch_best = max((r for r in ok if r["runtime"] == "torch eager"), key=lambda r: r["decode_tok_s"], default=None)
     ort = [r for r in ok if r["runtime"] == "onnxruntime"]
-    ort_int4 = next((r for r in ort if r["precision"] == "int4"), None)
+    fused = next((r for r in ort if r.get("export") == "fused graph"), None)
+    older = next((r for r in ort if "older" in (r.get("export") or "")), None)
     ort_best = max(ort, key=lambda r: r["decode_tok_s"], default=None)
-    ours = [r for r in ok if r["runtime"] in ("torch eager", "onnxruntime")]
-    best = max(ours, key=lambda r: r["decode_tok_s"], default=None)
-    batched = max((r for r in ours if r.get("decode_tok_s_k8")), key=lambda r: r["decode_tok_s_k8"], default=None)
+    candidates = [r for r in ok if r.get("auto_batch_ms")]
+    default = min(candidates, key=lambda r: r["auto_batch_ms"], default=None)
     llama = next((r for r in ok if r["runtime"] == "llama.cpp"), None)
-    ttft = _ratio(llama, best, TARGET_TTFT_VS_LLAMA_CPP, "ttft_ms")  # llama.cpp's TTFT over ours: >= 1 is a pass
+    ppl = default.get("perplexity_ratio") if default else None
+    if default is not None and default["precision"] == "fp32":
+        ppl = 1.0  # the reference itself
     return {
-        "studio_best_vs_llama_cpp": _ratio(best, llama, TARGET_VS_LLAMA_CPP),
-        "llama_cpp_ttft_over_studio_best": ttft,
-        "studio_8_candidates_vs_single_stream": _ratio(batched, best, TARGET_BATCH8, "decode_tok_s_k8",
-                                                       "decode_tok_s"),
-        "onnxruntime_int4_vs_torch_fp32": _ratio(ort_int4, torch_fp32, TARGET_VS_TORCH),
+        "default_vs_llama_cpp": _ratio(default, llama, TARGET_VS_LLAMA_CPP),
+        "llama_cpp_ttft_over_default": _ratio(llama, default, TARGET_TTFT_VS_LLAMA_CPP, "ttft_ms"),
+        "default_8_candidates_vs_its_single_stream": _ratio(default, default, TARGET_BATCH8, "decode_tok_s_k8",
+                                                            "decode_tok_s"),
+        "default_perplexity_vs_fp32": {"ratio": ppl, "target": TARGET_PERPLEXITY, "at_most": True,
+                                       "met": None if ppl is None else ppl <= TARGET_PERPLEXITY},
+        "auto_picks_fastest_single_stream": _picks_fastest(candidates, "auto_stream_ms", "decode_tok_s"),
+        "auto_picks_fastest_8_candidates": _picks_fastest(candidates, "auto_batch_ms", "decode_tok_s_k8"),
+        "fused_vs_older_export": _ratio(fused, older, 1.0),
+        "onnxruntime_int4_vs_torch_fp32": _ratio(fused, torch_fp32, TARGET_VS_TORCH),
         "onnxruntime_best_vs_torch_best": _ratio(ort_best, torch_best, TARGET_VS_TORCH),
-        "studio_best": None if best is None else f"{best['runtime']} {best['precision']}",
-        "studio_best_8_candidates": None if batched is None else f"{batched['runtime']} {batched['precision']}",
+        "default": _name(default),
     }
 
 
@@ -261,44 +336,76 @@ def bench_copy(
     name: str, path: Path, device: str = "cpu", threads: int = 0, new_tokens: int = 64, repeats: int = 5,
     batches: Sequence[int] = BATCHES, dtypes: tuple[str, ...] = ("fp32", "bf16", "int8"),
     references: Sequence[str] = REFERENCES, quality: bool = True, variants: Sequence[str] = ORT_VARIANTS,
+    exports: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Every row for one GGUF model at ``threads`` (0: torch's own count; clamped to 1..cores, and said);
-    ``references``: which of transformers and llama.cpp to add; ``quality``: the torch rows' held-out perplexity."""
+    ``references``: which of transformers and llama.cpp to add; ``quality``: the torch rows' held-out perplexity;
+    ``exports``: export folders measured as well, as they are (an older export, say)."""
     threads, threads_note = clamp_threads(threads or torch.get_num_threads())
     torch.set_num_threads(threads)
+    load_before = _load_average()
     tokenizer_lm = load_language_model(path, "cpu", "fp32")
     prompt = tokenizer_lm.tokenizer.encode_chat(MESSAGES)
     del tokenizer_lm
     rows = torch_rows(path, prompt, device, list(dtypes), new_tokens, repeats, batches, quality)
     rows += ort_rows(name, path, prompt, device, threads, new_tokens, repeats, batches, variants)
+    rows += given_export_rows(exports, path, prompt, device, threads, new_tokens, repeats, batches)
     if "transformers" in references:
         rows.append(transformers_row(path, prompt, new_tokens, repeats))
     if "llama.cpp" in references:
         rows.append(llama_cpp_row(path, prompt, new_tokens, repeats, threads))
     return {"model": name, "file": path.name, "prompt_tokens": len(prompt), "new_tokens": new_tokens,
             "repeats": repeats, "batches": sorted({1, *batches}), "threads": threads, "threads_note": threads_note,
-            "kernel_note": int4_kernel_note(), "rows": rows, "ratios": ratios(rows)}
+            "kernel_note": int4_kernel_note(), "load_average": {"start": load_before, "end": _load_average()},
+            "rows": rows, "ratios": ratios(rows)}
+
+
+def carry_quality(first: dict[str, Any], report: dict[str, Any]) -> None:
+    """Held-out perplexity does not depend on the thread count: rows of ``report`` take it from the same runtime's
+    row in ``first`` (measured there), and the ratios are worked out again."""
+    measured = {_name(r): r["perplexity_ratio"] for r in first["rows"] if r.get("perplexity_ratio")}
+    for row in report["rows"]:
+        if not row.get("perplexity_ratio") and _name(row) in measured:
+            row["perplexity_ratio"] = measured[_name(row)]
+    report["ratios"] = ratios(report["rows"])
+
+
+def _load_average() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def _ratio_line(key: str, value: dict[str, Any]) -> str:
+    met = "not measured" if value["met"] is None else ("yes" if value["met"] else "NO")
+    if "picked" in value:
+        return f"| {key.replace('_', ' ')} | {value['picked'] or '-'} | {value['fastest'] or '-'} | {met} |"
+    measured = "-" if value["ratio"] is None else f"{value['ratio']:.2f}x"
+    target = f"at most {value['target']:.2f}x" if value.get("at_most") else f"{value['target']:.1f}x"
+    return f"| {key.replace('_', ' ')} | {measured} | {target} | {met} |"
 
 
 def markdown(report: dict[str, Any]) -> list[str]:
     ks = [k for k in report["batches"] if k > 1]
     notes = [n for n in (report.get("threads_note"), report.get("kernel_note")) if n]
+    load = report.get("load_average") or {}
     lines = [
         f"## Copy: {report['model']} ({report['file']}), {report['threads']} threads",
         "",
         f"Prompt {report['prompt_tokens']} tokens, {report['new_tokens']} new tokens, greedy with end tokens masked; "
-        f"medians of {report['repeats']} runs after a warm-up (IQR in brackets); {report['threads']} threads.",
+        f"medians of {report['repeats']} runs after a warm-up (IQR in brackets); {report['threads']} threads; "
+        f"load average {load.get('start')} at the start of this table, {load.get('end')} at its end.",
         *([""] + [f"Note: {n}." for n in notes] if notes else []),
         "",
         "TTFT: cold = empty prompt cache; new brief = another brief ran before (the system message is reused); "
         "repeat = the same prompt again (regenerate; llama.cpp's binding has its own prompt cache). transformers is "
         "measured cold only. k candidates: k rows of the prompt decoded together as the copy generator starts them "
         "(torch shares the prompt's keys and values between rows; onnxruntime's fused graph copies them), tokens/s "
-        "of all rows together.",
+        "of all rows together. auto ms: what the app's \"auto\" runtime measures of each runtime it may choose "
+        "(ms a token: one stream / 8 candidates); it runs copy on the fastest at 8 candidates (the default).",
         "",
-        "| runtime | precision | load s | TTFT ms cold | TTFT ms new brief | TTFT ms repeat | decode tok/s | "
-        + "".join(f"k={k} tok/s | " for k in ks) + "held-out perplexity vs fp32 | greedy tokens = fp32 | status |",
-        "|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(ks) + "---:|---:|---|",
+        "| runtime | precision | export | load s | TTFT ms cold | TTFT ms new brief | TTFT ms repeat | decode tok/s | "
+        + "".join(f"k={k} tok/s | " for k in ks)
+        + "held-out perplexity vs fp32 | greedy tokens = fp32 | auto ms | status |",
+        "|---|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(ks) + "---:|---:|---:|---|",
     ]
 
     def ttft(r: dict[str, Any], key: str) -> str:
@@ -309,17 +416,28 @@ def markdown(report: dict[str, Any]) -> list[str]:
         batch = "".join((f"{r[f'decode_tok_s_k{k}']:.1f}" if r.get(f"decode_tok_s_k{k}") else "-") + " | "
                         for k in ks)
         ppl = f"x{r['perplexity_ratio']:.4f}" if r.get("perplexity_ratio") else "-"
-        lines.append(f"| {r['runtime']} | {r['precision']} | {r.get('load_s', '-')} | {ttft(r, 'ttft')} | "
-                     f"{ttft(r, 'ttft_new_brief')} | {ttft(r, 'ttft_repeat')} | {decode} | {batch}"
-                     f"{ppl} | {r.get('greedy_agreement') or '-'} | {r['status']} |")
-    lines += ["", "| ratio | measured | target | met |", "|---|---:|---:|---|"]
-    for key, value in report["ratios"].items():
-        if isinstance(value, dict):
-            measured = "-" if value["ratio"] is None else f"{value['ratio']:.2f}x"
-            met = "not measured" if value["met"] is None else ("yes" if value["met"] else "NO")
-            lines.append(f"| {key.replace('_', ' ')} | {measured} | {value['target']:.1f}x | {met} |")
-    best = report["ratios"].get("studio_best")
-    if best:
-        lines += ["", f"Studio's fastest single stream: {best}; at 8 candidates: "
-                      f"{report['ratios'].get('studio_best_8_candidates')}."]
+        auto = f"{r['auto_stream_ms']:.1f} / {r['auto_batch_ms']:.1f}" if r.get("auto_batch_ms") else "-"
+        lines.append(f"| {r['runtime']} | {r['precision']} | {r.get('export') or '-'} | {r.get('load_s', '-')} | "
+                     f"{ttft(r, 'ttft')} | {ttft(r, 'ttft_new_brief')} | {ttft(r, 'ttft_repeat')} | {decode} | "
+                     f"{batch}{ppl} | {r.get('greedy_agreement') or '-'} | {auto} | {r['status']} |")
+    lines += ["", f"Default copy runtime (auto's choice): {report['ratios'].get('default') or 'none measured'}.", "",
+              "| ratio | measured (auto's pick) | target (fastest measured) | met |", "|---|---:|---:|---|"]
+    lines += [_ratio_line(key, value) for key, value in report["ratios"].items() if isinstance(value, dict)]
     return lines
+
+
+def summary(reports: Sequence[dict[str, Any]]) -> list[str]:
+    """The targets of every thread count's table side by side."""
+    keys = [k for k, v in reports[0]["ratios"].items() if isinstance(v, dict)]
+    lines = ["## Targets", "", "| target | " + " | ".join(f"{r['threads']} threads" for r in reports) + " |",
+             "|---|" + "---|" * len(reports)]
+    for key in keys:
+        cells = []
+        for report in reports:
+            value = report["ratios"][key]
+            met = "not measured" if value["met"] is None else ("met" if value["met"] else "NOT met")
+            shown = value["picked"] if "picked" in value else (
+                None if value["ratio"] is None else f"{value['ratio']:.2f}x")
+            cells.append(f"{shown or '-'} ({met})")
+        lines.append(f"| {key.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
