@@ -23,7 +23,7 @@ from studio.core import paths  # noqa: E402
 from studio.core.defaults import copy_defaults  # noqa: E402
 from studio.core.errors import ModelFileError  # noqa: E402
 from studio.ml.export.pipeline import default_export_dir  # noqa: E402
-from studio.ml.export.records import read_record, verify_record  # noqa: E402
+from studio.ml.export.records import read_record, stale_reason, verify_record  # noqa: E402
 from studio.ml.manifest import entry_for_files, read_manifest, write_manifest  # noqa: E402
 from studio.ml.store import ModelStore  # noqa: E402
 
@@ -52,6 +52,8 @@ def stage(out: Path, variants: list[str]) -> list[str]:
         try:
             record = read_record(source)
             verify_record(record)
+            if (reason := stale_reason(record)) is not None:  # the app would refuse it and export again
+                raise ModelFileError(f"the export {reason}: run `bash packaging/setup.sh setup` again")
         except ModelFileError as exc:
             notes.append(f"no usable {variant} export of {name} ({exc}); the app makes one on first use")
             continue

@@ -61,3 +61,31 @@ def test_the_cpu_bundle_builds_and_runs_offline() -> None:
                           timeout=3600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| 16 sprites (GAN) |" in (ROOT / "artifacts" / "bundle-smoke" / "summary.md").read_text()
+
+
+def test_staging_skips_a_language_model_export_from_an_older_version(studio_home: Path, tmp_path: Path) -> None:
+    import importlib.util
+
+    from studio.core import paths
+    from studio.core.defaults import copy_defaults
+    from studio.ml.checkpoint import sha256_file
+    from studio.ml.export.pipeline import default_export_dir
+    from studio.ml.export.records import ExportRecord, graph_entry, write_record
+    from studio.ml.text.lm import load_language_model
+    from tests.ml.tiny_gguf import tiny_model, write_tiny_gguf
+
+    name = copy_defaults().model
+    gguf = write_tiny_gguf(paths.user_models_dir() / "lm" / "Tiny.gguf", tiny_model(seed=1))
+    load_language_model(gguf, name=name)  # its sidecar lists it in the store under the default's name
+    folder = default_export_dir(name, "int4")
+    folder.mkdir(parents=True)
+    (folder / "decoder_with_past.onnx").write_bytes(b"a traced graph")  # what an older version exported
+    write_record(ExportRecord(name, "llama", "int4", folder,
+                              {"decoder_with_past": graph_entry(folder / "decoder_with_past.onnx", 0.0, 0.0)},
+                              sha256_file(gguf), 18, {}))
+    spec = importlib.util.spec_from_file_location("stage_models", ROOT / "packaging" / "bundle" / "stage_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    notes = module.stage(tmp_path / "models", ["int4"])
+    assert any("no usable int4 export" in n and "older version" in n for n in notes)
+    assert not (tmp_path / "models" / "onnx" / name / "int4").exists()  # the app makes the fused one on first use
