@@ -55,6 +55,7 @@ def run_bench(args: argparse.Namespace) -> int:
         # later thread counts measure what the app may run: torch at the app's precision, the exports "auto" may
         # choose, the given exports and llama.cpp; held-out perplexity does not depend on threads (carried over)
         first = i == 0
+        machine = machine_description(device, threads)  # the load average before the table
         references = () if args.no_references else REFERENCES if first else ("llama.cpp",)
         report = bench_copy(args.model, _model_path(args), device, threads, args.new_tokens, args.repeats, batches,
                             dtypes if first else (app_precision(device) or "fp32",), references, quality=first,
@@ -63,7 +64,7 @@ def run_bench(args: argparse.Namespace) -> int:
         if not first:
             carry_quality(reports[0], report)
         reports.append(report)
-        machine = machine_description(device, report["threads"])
+        machine["threads"] = report["threads"]  # clamped
         sections += [f"Machine: {machine_line(machine)}", "", *markdown(report), ""]
     text = "\n".join([f"# Language model speed ({device})", "", *summary(reports), *sections])
     print(text, end="")
