@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio.core.defaults import copy_defaults
+from studio.core.defaults import BASE_LANGUAGE_MODEL, copy_defaults
 from studio.core.safe_write import write_atomic
 
 
@@ -82,9 +82,12 @@ def run_eval(args: argparse.Namespace) -> int:
     runtime = "torch" if args.data else args.runtime
     model = args.model or copy_defaults().model
     lm = load_copy_model(resources, model, runtime=runtime)
+    judge = load_copy_model(resources, BASE_LANGUAGE_MODEL, runtime="torch")  # the same judge for every model
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    report = evaluate(lm, briefs, formats, seed=args.seed, progress=lambda text: print(text, file=sys.stderr))
-    report.update(model=model, runtime=getattr(lm, "runtime", "torch"), briefs_from=str(args.briefs or ""))
+    report = evaluate(lm, briefs, formats, seed=args.seed, progress=lambda text: print(text, file=sys.stderr),
+                      judge=judge)
+    report.update(model=model, runtime=getattr(lm, "runtime", "torch"), briefs_from=str(args.briefs or ""),
+                  fluency_judge=BASE_LANGUAGE_MODEL)
     table = markdown_table(report)
     print("\n".join(table))
     if args.data:

@@ -18,7 +18,7 @@ import re
 import subprocess
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -150,6 +150,10 @@ class PackageBlurb:
     package: str
     synopsis: str
     blurb: str  # the first paragraph of the long description, joined into one line
+    features: tuple[str, ...] = ()  # the long description's bullet points, one line each
+
+
+BULLET = re.compile(r"^\s+[*+o-]\s+(\S.*)$")  # "  * item", "  - item", "  o item" (the description's lists)
 
 
 def parse_translations(text: Iterable[str]) -> Iterator[PackageBlurb]:
@@ -157,11 +161,12 @@ def parse_translations(text: Iterable[str]) -> Iterator[PackageBlurb]:
     description as lines starting with a space (`` .`` separates paragraphs)."""
     package = synopsis = ""
     paragraph: list[str] = []
+    bullets: list[str] = []
     in_first = True
 
     def flush() -> PackageBlurb | None:
         if package and synopsis and paragraph:
-            return PackageBlurb(package, synopsis, " ".join(paragraph))
+            return PackageBlurb(package, synopsis, " ".join(paragraph), tuple(bullets))
         return None
 
     for raw in text:
@@ -170,14 +175,20 @@ def parse_translations(text: Iterable[str]) -> Iterator[PackageBlurb]:
             record = flush()
             if record:
                 yield record
-            package, synopsis, paragraph, in_first = "", "", [], True
+            package, synopsis, paragraph, bullets, in_first = "", "", [], [], True
         elif line.startswith("Package:"):
             package = line.split(":", 1)[1].strip()
         elif line.startswith("Description-en:"):
             synopsis = line.split(":", 1)[1].strip()
         elif line.startswith(" ") and synopsis:
             body = line[1:].strip()
-            if body == ".":
+            bullet = BULLET.match(line)
+            wrapped = not bullet and bullets and line.startswith("    ") and body != "."  # a bullet's next line
+            if bullet:
+                bullets.append(bullet.group(1).strip())
+            elif wrapped:
+                bullets[-1] += " " + body
+            elif body == ".":
                 in_first = False if paragraph else in_first
             elif in_first:
                 paragraph.append(body)
@@ -221,7 +232,7 @@ def build_debian_corpus(out: Path, lists_dir: Path, fetch: bool = True) -> int:
             for record in parse_translations(io.StringIO(read_translation_file(path))):
                 if record.blurb not in seen:
                     seen.add(record.blurb)
-                    fh.write((json.dumps(record.__dict__, ensure_ascii=False) + "\n").encode("utf-8"))
+                    fh.write((json.dumps(asdict(record), ensure_ascii=False) + "\n").encode("utf-8"))
 
     write_atomic(Path(out), write, f"the corpus {Path(out).name}")
     return len(seen)
@@ -239,7 +250,10 @@ def read_debian_corpus(path: Path) -> list[PackageBlurb]:
         fields = [data.get(key) for key in ("package", "synopsis", "blurb")] if isinstance(data, dict) else []
         if len(fields) != 3 or not all(isinstance(value, str) for value in fields):
             raise BadInputError(f"{path.name}, line {number}: not a package description (package, synopsis, blurb)")
-        records.append(PackageBlurb(*fields))
+        features = data.get("features", [])  # corpora written before bullet points were kept have none
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise BadInputError(f"{path.name}, line {number}: features must be a list of texts")
+        records.append(PackageBlurb(*fields, tuple(features)))
     return records
 
 

@@ -3,8 +3,9 @@
 For every brief and format, one ad is written the way the app writes it (same generator, same defaults; after one
 untimed warm-up ad per format, so times are those of a running app), then
 every line is checked on its text (:mod:`studio.core.copy_checks`, independent of the decoder that was supposed to
-prevent the failures) and scored by the model for fluency: the mean log-probability of the line's tokens (and
-its end) after a fixed prompt holding the brief, the same prompt for every system measured.
+prevent the failures) and scored by a judge model for fluency: the mean log-probability of the line's tokens (and
+its end) after a fixed prompt holding the brief, the same prompt and the same judge (the base model) for every
+system measured.
 """
 
 from __future__ import annotations
@@ -147,9 +148,12 @@ def evaluate_ad(lm: Any, brief: Brief, fmt_name: str, ad: dict[str, list[str]], 
 
 def evaluate(lm: Any, briefs: Sequence[Path], formats: Sequence[str] = DEFAULT_FORMATS, seed: int = 1,
              framework: str = "none", sampling: SamplingParams | None = None,
-             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Write one ad per brief and format with the app's generator and measure everything (see module doc)."""
+             progress: Callable[[str], None] | None = None, judge: Any = None) -> dict[str, Any]:
+    """Write one ad per brief and format with the app's generator and measure everything (see module doc).
+    ``judge`` scores fluency (default ``lm``): give every system compared the same judge, the base model, or an
+    adapter trained on its own lines would grade itself."""
     sampling = sampling or SamplingParams(0.7, 0.9)
+    judge = judge or lm
     say = progress or (lambda text: None)
     if briefs:  # warm up (untimed): the vocabulary tables, the word list and the few-shot prompts' cache
         warm = load_brief(briefs[0])
@@ -171,7 +175,7 @@ def evaluate(lm: Any, briefs: Sequence[Path], formats: Sequence[str] = DEFAULT_F
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             fallback = sum(line.fallback for lines in written.lines.values() for line in lines)
             ad = written.texts()
-            ad_tally, rows = evaluate_ad(lm, brief, fmt.name, ad, seconds, fallback)
+            ad_tally, rows = evaluate_ad(judge, brief, fmt.name, ad, seconds, fallback)
             ad_tally.cpu_seconds = {fmt.name: [cpu]}
             tally.add(ad_tally)
             ads[fmt.name] = {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "lines": rows}

@@ -58,6 +58,9 @@ from studio.ml.text.rerank import Scored, add_pmi, mmr_pick, relevance
 
 Ad = dict[str, list[str]]
 PartialSink = Callable[[dict[str, Any]], None]
+#: Sees every slot's surviving candidates, scored and best first: (variant, field, angle, pool). Self-training
+#: (:mod:`studio.ml.train.copy_selftrain`) keeps the best of them as examples of the job done well.
+PoolSink = Callable[[int, str, Angle, list[Scored]], None]
 MIN_END_LOGPROB = math.log(0.002)  # a line the model itself would end with less than 0.2 % is dropped as cut
 SLACK = 1.2  # candidates decode with this much more room than the limit; those that end past the limit are dropped
 HEADLINE_LIKE = 60  # fields up to this limit are written in title case, longer ones as sentences
@@ -158,20 +161,26 @@ def _split_prompt(lm: Any, messages: list[dict[str, str]], request_text: str) ->
     return (lm.tokenizer.encode(text[:cut], add_bos=False), lm.tokenizer.encode(text[cut:], add_bos=False))
 
 
+def slot_prompt_ids(lm: Any, brief: Brief, fmt: AdFormat, name: str, angle: Angle,
+                    framework: str = "none") -> tuple[list[int], list[int]]:
+    """The tokens one slot's candidates are written after: (prefix shared by the field's slots, the slot's tail)."""
+    messages = copy_prompts.slot_messages(brief, fmt, name, angle, framework)
+    return _split_prompt(lm, messages, angle.instruction(brief.product))
+
+
 class _FieldWriter:
     """Writes the slots of one field of one ad: one batched decode, filters, scores, MMR, fallbacks."""
 
     def __init__(self, lm: Any, request: CopyRequest, constraints: CopyConstraints,
-                 cancel: Callable[[], None], on_partial: PartialSink) -> None:
+                 cancel: Callable[[], None], on_partial: PartialSink, on_pool: PoolSink | None = None) -> None:
         self.lm, self.request, self.constraints = lm, request, constraints
-        self.cancel, self.on_partial = cancel, on_partial
+        self.cancel, self.on_partial, self.on_pool = cancel, on_partial, on_pool
         self.vocabulary = BriefVocabulary.of(request.brief)
         self._generic: dict[str, list[int]] = {}
 
     def prompt(self, name: str, angle: Angle) -> tuple[list[int], list[int]]:
         request = self.request
-        messages = copy_prompts.slot_messages(request.brief, request.format, name, angle, request.framework)
-        return _split_prompt(self.lm, messages, angle.instruction(request.brief.product))
+        return slot_prompt_ids(self.lm, request.brief, request.format, name, angle, request.framework)
 
     def generic_prompt(self, name: str) -> list[int]:
         """The same kind of request without the brief: what the model writes for any product."""
@@ -236,8 +245,10 @@ class _FieldWriter:
                                           relevance(cand.text, self.vocabulary, angle)))
         pools = list(by_angle.values())
         add_pmi(self.lm, self.generic_prompt(name), pools, PMI_PER_SLOT)
-        for pool in pools:
+        for angle, pool in by_angle.items():
             pool.sort(key=lambda c: c.score, reverse=True)
+            if self.on_pool is not None:
+                self.on_pool(variant, name, angle, pool)
         return [by_angle[slot.angle] for slot in slots]
 
     def _tokens(self, text: str) -> tuple[int, ...]:
@@ -272,7 +283,7 @@ def _locked_lines(request: CopyRequest, name: str) -> dict[int, str]:
 
 def write_ads(lm: Any, request: CopyRequest, on_partial: PartialSink | None = None,
               cancel: Callable[[], None] | None = None, on_line: Callable[[int, int], None] | None = None,
-              variants: Sequence[int] | None = None) -> list[WrittenAd]:
+              variants: Sequence[int] | None = None, on_pool: PoolSink | None = None) -> list[WrittenAd]:
     """The ads of ``variants`` (default all), each planned, over-generated, filtered and reranked."""
     check_request(request)
     sink = on_partial or (lambda payload: None)
@@ -288,7 +299,7 @@ def write_ads(lm: Any, request: CopyRequest, on_partial: PartialSink | None = No
     for name, _ in request.plan:
         if name != "path":
             constraints.check_budget(rules_for(request.format, name))
-    writer = _FieldWriter(lm, request, constraints, stop, sink)
+    writer = _FieldWriter(lm, request, constraints, stop, sink, on_pool)
     chosen_variants = list(range(request.variants) if variants is None else variants)
     total = sum(count for _, count in request.plan) * len(chosen_variants)
     done = 0
