@@ -255,16 +255,27 @@ def check_line(line: str, field: str, brief: Brief, fmt: AdFormat, vocabulary: B
     )
 
 
+def same_word(said: str, wanted: str) -> bool:
+    """Is ``said`` the word ``wanted`` up to case, plural or possessive ("bikes", "bike's", "batteries" for
+    "battery")? Other forms are other words to an advertiser: "read" does not say "reading"."""
+    said, wanted = said.casefold().replace("’", "'"), wanted.casefold().replace("’", "'")
+    if said == wanted:
+        return True
+    short, long_ = sorted((said, wanted), key=len)
+    return long_ in (short + "s", short + "es", short + "'s", short + "s'") or (
+        short.endswith("y") and long_ == short[:-1] + "ies")
+
+
 def contains_phrase(lines: Iterable[str], phrase: str) -> bool:
-    """Does any line hold the words of ``phrase`` in order? Words are compared by their stems, so case and
-    plural do not matter ("Balance Bikes" covers "balance bike")."""
-    target = [stem(w) for w in words(phrase)]
+    """Does any line hold the words of ``phrase`` in order? Case, plural and possessive do not matter ("Balance
+    Bikes" covers "balance bike"); other forms do ("read" does not cover "reading")."""
+    target = words(phrase)
     if not target:
         return True
     for line in lines:
-        seq = [stem(w) for w in words(line)]
+        seq = words(line)
         for i in range(len(seq) - len(target) + 1):
-            if seq[i:i + len(target)] == target:
+            if all(same_word(a, b) for a, b in zip(seq[i:i + len(target)], target, strict=True)):
                 return True
     return False
 

@@ -79,6 +79,15 @@ def test_must_use_coverage_per_ad() -> None:
     assert must_use_missing({"headline": ["Lumen Trail"], "description": ["Light."]}, BRIEF) == ["headlamp"]
     assert contains_phrase(["Balance Bikes for Toddlers"], "balance bike")
     assert not contains_phrase(["Bike balance"], "balance bike")
+    assert contains_phrase(["New Batteries", "The shop's hours"], "battery")
+    assert contains_phrase(["Open Every Day"], "Open every day")
+
+
+def test_must_use_words_are_not_covered_by_other_forms() -> None:
+    """Seen in the test split: must-use "reading" counted as present in "Read together" (stems compared)."""
+    brief = brief_from_dict({"product": "ReadTogether", "must_use": ["reading"]})
+    assert must_use_missing({"subject": ["Books for every classroom. Read together."]}, brief) == ["reading"]
+    assert must_use_missing({"subject": ["Reading for every classroom"]}, brief) == []
 
 
 def test_the_plan_gives_every_feature_the_audience_and_an_offer_a_headline() -> None:
