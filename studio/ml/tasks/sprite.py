@@ -21,7 +21,7 @@ from studio.core.pixel_finish import FinishOptions, finish_sprite
 from studio.core.sprite_ops import AUTO_PALETTE, check_rgba, quantize, resolve_palette
 from studio.core.sprite_tags import MAX_PROMPT_CHARS, TagVocabulary
 from studio.ml.checkpoint import load_model, sha256_file
-from studio.ml.data.augment import POLICIES
+from studio.ml.data.augment import tile_categories
 from studio.ml.manifest import read_manifest
 from studio.ml.models.sprite_common import SPRITE_SIZE, circular_padding, images_to_tensor, tensor_to_images
 from studio.ml.sampling.ddim import ddim_sample
@@ -204,11 +204,6 @@ class _Finisher:
             item = {"index": index, "rgba": self.finish(rgba), "raw": rgba, "recipe": self.recipe(index)}
             self.results.append(item)
             self.ctx.partial(item)
-
-
-def tile_categories() -> set[str]:
-    """Categories whose sprites repeat as tiles (trained with wrap-around shifts): they can be asked to tile."""
-    return {name for name, policy in POLICIES.items() if policy.wrap}
 
 
 def _tiling(params: Mapping[str, Any], category: str) -> bool:

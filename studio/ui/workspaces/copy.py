@@ -390,6 +390,11 @@ class CopyWorkspace(Workspace):
         self.generate_button.setEnabled(has_model and not self._streaming)
         self.rewrite_button.setEnabled(has_model)
 
+    def shared_text(self) -> str:
+        """Edit > Send text to …: the selected words, else every line of the ad on screen, one a line."""
+        selected = self.editor.textCursor().selectedText().replace("\u2029", "\n")
+        return selected or "\n".join(line for lines in self.current_ad().values() for line in lines)
+
     def show_preparation(self, text: str, done: bool = False) -> None:
         """Say under the model list that the language model is being prepared (first start), and that copy can be
         written meanwhile, a little slower."""
