@@ -68,7 +68,7 @@ fi
 if [ "$MODE" = setup ]; then
   VARIANT=int4; [ "$EXTRA" = gpu ] && VARIANT=fp16
   LM=$("$VENV/bin/python" -c "from studio.core.defaults import copy_defaults; print(copy_defaults().model)")
-  if ! "$VENV/bin/python" -c "import sys; from studio.ml.runtime.select import has_export; \
+  if ! "$VENV/bin/python" -c "import sys; from studio.ml.runtime.exports import has_export; \
                               sys.exit(0 if has_export('$LM', '$VARIANT') else 1)" 2>/dev/null; then
     timed "exporting the language model $LM for onnxruntime ($VARIANT, once)" "2-3 minutes on a laptop CPU" \
       "$VENV/bin/studio" export onnx "$LM" --$VARIANT --if-missing >/dev/null \

@@ -45,7 +45,7 @@ def export_status(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     """Whether the default language model still lacks the ONNX export that makes copy faster on this machine
     (int4 on a CPU, fp16 on CUDA): the app then makes it in the background after its window opens."""
     from studio.core.errors import ModelFileError
-    from studio.ml.runtime.select import has_export
+    from studio.ml.runtime.exports import has_export
 
     name = str(spec.params.get("name") or copy_defaults().model)
     variant = "fp16" if str(ctx.device).startswith("cuda") else "int4"

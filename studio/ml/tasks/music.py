@@ -40,7 +40,7 @@ from studio.ml.audio.synth import SAMPLE_RATE
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.music.arrange import Arrangement, arrange, melody_part
 from studio.ml.music.rule_melody import rule_melody
-from studio.ml.runtime.ort_music import OrtMusicModel, music_model
+from studio.ml.runtime.ort_music import OrtMusicModel
 from studio.ml.store import ModelStore
 from studio.ml.tasks import task
 
@@ -102,7 +102,7 @@ def melody_model(spec: JobSpec, ctx: JobContext) -> MelodyModel:
     store.verify(entry)
 
     if ctx.resources is not None:  # torch or onnxruntime, as the runtime setting says (measured when "auto")
-        module = music_model(ctx.resources, entry, ctx.device)
+        module = ctx.resources.runtimes.load(entry.name, ctx.device)
     else:
         module = load_model(entry.weights, device=ctx.device)[0]
     return MelodyModel(module, entry.name, sha256_file(entry.weights), f"model {entry.name}")
