@@ -32,6 +32,7 @@ from studio.core.context import JobContext
 from studio.core.defaults import DEFAULT_MODELS
 from studio.core.errors import BadInputError, ModelFileError
 from studio.core.jobs import JobSpec, thaw
+from studio.core.music_request import MusicRequest
 from studio.core.music_styles import MELODY_FORMS, Style, find_style
 from studio.core.music_theory import Key, Meter, parse_key, parse_meter, validate_bars, validate_bpm
 from studio.ml.audio import soundfont
@@ -301,6 +302,7 @@ def _finish(spec: JobSpec, ctx: JobContext, clip: ClipSettings, melody: list[Not
 
 @task("music.generate")
 def generate(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
+    MusicRequest.from_spec(spec)  # every field checked (a recipe may come from a file)
     clip = clip_settings(spec.params)
     source = melody_model(spec, ctx)
     if source.module is None and source.source == RULES_FALLBACK:

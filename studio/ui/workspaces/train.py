@@ -35,6 +35,14 @@ from studio.core.modality import TrainChoice, Training
 from studio.core.paths import resources_dir
 from studio.core.plain_words import metric_name, quality_figures, technical_figures, without_cli_flags
 from studio.core.settings import Settings
+from studio.core.training_events import (
+    TrainingError,
+    TrainingEvent,
+    TrainingFinished,
+    TrainingInfo,
+    TrainingPaused,
+    TrainingProgress,
+)
 from studio.engine.client import Engine
 from studio.engine.training_process import TrainingProcess
 from studio.ui.jobs import run_job
@@ -76,7 +84,7 @@ class TrainWorkspace(Workspace):
         self.process.event.connect(self._on_event)
         self.process.log_line.connect(lambda line: self._log(without_cli_flags(line)))
         self.process.ended.connect(self._on_ended)
-        self.last_event: dict[str, Any] = {}
+        self.last_event: TrainingEvent | None = None
         self.finished_model: str = ""
         self.run_modality: str = ""  # the modality of the run started last (the combo may change since)
         self.run_state = "idle"  # idle | running | paused | stopped (cancelled or failed) | finished
@@ -412,26 +420,25 @@ class TrainWorkspace(Workspace):
             return
         self.process.cancel()
 
-    def _on_event(self, event: dict[str, Any]) -> None:
+    def _on_event(self, event: TrainingEvent) -> None:
         self.last_event = event
-        kind = event.get("event", "progress")
-        if kind == "progress":
-            step, total = int(event.get("step", 0)), max(1, int(event.get("total", 1)))
+        if isinstance(event, TrainingProgress):
+            step, total = event.step, max(1, event.total)
             self.progress.setMaximum(total)
             self.progress.setValue(step)
             self.activity.emit(f"Training {self.name.text().strip()}: step {step:,} of {total:,}")
-            self.eta.setText(format_eta(event.get("eta_s")))
-            if event.get("loss"):
-                self.plot.add_point(step, {metric_name(k): float(v) for k, v in event["loss"].items()
+            self.eta.setText(format_eta(event.eta_s))
+            if event.loss:
+                self.plot.add_point(step, {metric_name(k): v for k, v in event.loss.items()
                                            if k not in ("lr", "progress")})
-            if event.get("sample_path"):
-                self._show_sample(event["sample_path"])
-        elif kind == "finished":
-            self.finished_model = str(event.get("model", self.name.text().strip()))
-            metrics = event.get("metrics", {})
+            if event.sample_path:
+                self._show_sample(event.sample_path)
+        elif isinstance(event, TrainingFinished):
+            self.finished_model = event.model or self.name.text().strip()
+            metrics = dict(event.metrics)
             quality = ", ".join(text for text, _ in quality_figures(metrics))
-            card = event.get("card", "")
-            evaluation = event.get("evaluation") or {}
+            card = event.card
+            evaluation = event.evaluation
             judged = (f"\nAgainst your sprites: difference {evaluation['fid']:.2f} (lower is better), "
                       f"{evaluation['near_copy_fraction']:.1%} near copies of them.") if evaluation else ""
             self.result.setText(f"Model {self.finished_model} is ready. {quality}{judged}"
@@ -439,10 +446,10 @@ class TrainWorkspace(Workspace):
             self.result.setToolTip("\n".join(filter(None, [
                 technical_figures(metrics), f"FID {evaluation['fid']:.3f} (sprite-encoder features), near-copy "
                 f"fraction {evaluation['near_copy_fraction']:.3f}" if evaluation else ""])))
-        elif kind == "error":
-            self._say(without_cli_flags(str(event.get("message", "training failed"))))
-        elif kind in ("info", "paused"):
-            self._log(without_cli_flags(str(event.get("message", ""))))
+        elif isinstance(event, TrainingError):
+            self._say(without_cli_flags(event.message or "training failed"))
+        elif isinstance(event, TrainingInfo | TrainingPaused):
+            self._log(without_cli_flags(event.message))
 
     def _show_sample(self, path: str) -> None:
         pixmap = QPixmap(path)
