@@ -61,11 +61,14 @@ class RuntimeAdapter(Protocol):
 
     def load_torch(self, loader: RuntimeLoader, entry: ModelEntry, device: str) -> Any: ...
 
-    def load_onnx(self, loader: RuntimeLoader, entry: ModelEntry, record: ExportRecord | None, device: str) -> Any:
-        """The model on onnxruntime (``record`` is None for a model that is an ONNX graph itself)."""
+    def load_onnx(self, loader: RuntimeLoader, entry: ModelEntry, record: ExportRecord, device: str) -> Any:
+        """The model on onnxruntime from the export ``record``."""
 
     def seconds(self, model: Any) -> float:
         """Seconds of one representative step (what "auto" compares)."""
+
+    def load_native(self, loader: RuntimeLoader, entry: ModelEntry, device: str) -> Any:
+        """The model on its one runtime (adapters whose ``runtimes`` has one entry)."""
 
 
 class ExportedModels:
@@ -131,15 +134,14 @@ class RuntimeLoader:
         def torch_model() -> Any:
             return cache.get(f"{adapter.key}:{entry.name}:{device}", lambda: adapter.load_torch(self, entry, device))
 
-        def onnx_model(record: ExportRecord | None, loaded: Any = None) -> Any:
-            variant = record.variant if record is not None else "model"
-            return cache.get(f"{adapter.key}-ort:{entry.name}:{device}:{variant}",
+        def onnx_model(record: ExportRecord, loaded: Any = None) -> Any:
+            return cache.get(f"{adapter.key}-ort:{entry.name}:{device}:{record.variant}",
                              lambda: loaded or adapter.load_onnx(self, entry, record, device))
 
-        if len(adapter.runtimes) == 1:
+        if len(adapter.runtimes) == 1:  # e.g. a voice: an ONNX graph, or a program of its own
             if preference not in ("auto", adapter.runtimes[0]):
                 log.info("%s runs on %s only", entry.name, adapter.runtimes[0])
-            return torch_model() if adapter.runtimes == ("torch",) else onnx_model(None)
+            return cache.get(f"{adapter.key}:{entry.name}:{device}", lambda: adapter.load_native(self, entry, device))
         if preference == "torch":
             return torch_model()
         sha256 = self.weights_hash(entry.weights)

@@ -290,9 +290,8 @@ class LanguageModels(ExportedModels):
         # tensors, which have no version counter for the prompt cache's stamp
         return load_language_model(entry.weights, device, app_precision(device), name=entry.name)
 
-    def load_onnx(self, loader: RuntimeLoader, entry: ModelEntry, record: ExportRecord | None,
+    def load_onnx(self, loader: RuntimeLoader, entry: ModelEntry, record: ExportRecord,
                   device: str) -> OrtLanguageModel:
-        assert record is not None  # a torch model's export
         return load_ort_language_model(record, entry.weights, device, loader.resources.cpu_threads, entry.name)
 
     def seconds(self, model: Any) -> float:

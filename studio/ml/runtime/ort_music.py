@@ -112,9 +112,8 @@ class MusicModels(ExportedModels):
     def load_torch(self, loader: RuntimeLoader, entry: ModelEntry, device: str) -> nn.Module:
         return load_model(entry.weights, device=device)[0]
 
-    def load_onnx(self, loader: RuntimeLoader, entry: ModelEntry, record: ExportRecord | None,
+    def load_onnx(self, loader: RuntimeLoader, entry: ModelEntry, record: ExportRecord,
                   device: str) -> OrtMusicModel:
-        assert record is not None  # a torch model's export
         return load_ort_music_model(record, config_from_dict(MusicTransformerConfig, entry.meta["config"]), device)
 
     def seconds(self, model: nn.Module | OrtMusicModel) -> float:

@@ -117,7 +117,7 @@ class SpriteModels(ExportedModels):
         net, _, meta = load_model(entry.weights, expect_arch=entry.arch, device=device)
         return SpriteRuntime(net, meta)
 
-    def load_onnx(self, loader: RuntimeLoader, entry: ModelEntry, record: ExportRecord | None,
+    def load_onnx(self, loader: RuntimeLoader, entry: ModelEntry, record: ExportRecord,
                   device: str) -> SpriteRuntime:
         net, _, meta = loader.load_module(entry.name, device)  # latents and noise come from the torch model
         return SpriteRuntime(net, meta, loader.graph_runner(entry.name, GRAPHS[family_of(net)], device, record))
