@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from studio.core.errors import BadInputError
 from studio.core.music_request import MusicRequest
+from studio.core.spot import SpotRequest
 from studio.core.training_events import (
     TrainingError,
     TrainingFinished,
@@ -19,6 +20,7 @@ from studio.core.training_events import (
     event_from_dict,
     event_to_dict,
 )
+from studio.core.voice import VoiceRequest
 
 music_requests = st.builds(
     MusicRequest,
@@ -32,6 +34,33 @@ music_requests = st.builds(
     arrange_seed=st.none() | st.integers(0, 2**31),
     seed=st.integers(0, 2**31),
 )
+
+
+voice_requests = st.builds(
+    VoiceRequest, text=st.text(max_size=200), speed=st.floats(0.5, 2.0), pitch=st.floats(-6.0, 6.0),
+    line_pause=st.floats(0.0, 3.0), sentence_pause=st.floats(0.0, 2.0), skip_unsayable=st.booleans(),
+    seed=st.integers(0, 2**31))
+spot_requests = st.builds(
+    SpotRequest, voice=voice_requests, voice_model=st.sampled_from(["", "piper-joe", "flite-slt"]),
+    music=music_requests, music_file=st.sampled_from(["", "clip.wav"]), loop_music=st.booleans(),
+    length=st.sampled_from([15, 30]), loudness=st.sampled_from(["online", "broadcast"]),
+    duck_db=st.floats(-30.0, -6.0), lead_in=st.floats(0.0, 3.0), seed=st.integers(0, 2**31))
+
+
+@given(st.one_of(voice_requests, spot_requests))
+def test_voice_and_spot_requests_round_trip(request: VoiceRequest | SpotRequest) -> None:
+    recipe = json.loads(json.dumps(request.to_dict()))
+    assert type(request).from_dict(recipe) == request
+    assert type(request).from_spec(request.spec("x")) == request
+
+
+def test_a_spot_is_fifteen_or_thirty_seconds_and_its_parts_are_checked() -> None:
+    with pytest.raises(BadInputError, match="15 or 30 seconds"):
+        SpotRequest(length=20)
+    with pytest.raises(BadInputError, match=r"speed must be a number from 0\.5 to 2"):
+        SpotRequest.from_dict({"voice": {"text": "hi", "speed": 9}})
+    with pytest.raises(BadInputError, match="loudness must be one of online, broadcast"):
+        SpotRequest.from_dict({"loudness": "loud"})
 
 
 @given(music_requests)

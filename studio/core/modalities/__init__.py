@@ -12,6 +12,7 @@ REGISTERED = (
     "sprite",
     "copy",
     "music",
+    "voice",
 )
 
 
