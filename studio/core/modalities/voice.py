@@ -18,5 +18,6 @@ MODALITY = Modality(
     exports=("WAV/FLAC/OGG voice-overs with the recipe", "ad spots: audio, a project file, the copy as text"),
     model_files=("*.onnx", "*.flitevox"),
     runtimes={"piper-voice": Ref("studio.ml.runtime.voice:PIPER"), "flite-voice": Ref("studio.ml.runtime.voice:FLITE")},
+    describe=Ref("studio.ml.tasks.voice:describe"),
     takes_text=True,
 )

@@ -49,6 +49,11 @@ def _missing_file(store: Any, name: str) -> str:
     return ""
 
 
+def describe(meta: dict[str, Any]) -> dict[str, Any]:
+    """A voice's list fields beyond the common ones: who speaks, and whether its licence allows commercial use."""
+    return {key: str(meta.get(key) or "") for key in ("speaker", "commercial_use", "licence_note", "language")}
+
+
 @task("voice.speak")
 def speak_task(spec: JobSpec, ctx: JobContext) -> Speech:
     request = VoiceRequest.from_spec(spec)
