@@ -101,6 +101,7 @@ def test_the_status_bar_and_the_log_tell_the_truth_in_plain_words(qtbot, tmp_pat
     ws.process.program = (sys.executable, "-c", CHILD)
     ws.data_path.setText(str(tmp_path))
     ws.name.setText("my-slimes")
+    qtbot.waitUntil(lambda: window.engine.queue_length == 0, timeout=30_000)  # every workspace has its model list
     with qtbot.waitSignals([ws.process.event], check_params_cbs=[first_step], timeout=30_000):
         ws.start()
     assert window.status.activity == "Training my-slimes: step 1 of 4"
