@@ -23,7 +23,7 @@ from studio.ml.tasks import all_tasks
 from studio.ml.tasks.runner import run_task
 from studio.ml.voice.piper import SEED_INPUT, seedable
 from studio.ml.voice.speak import OUTPUT_RATE, speak
-from tests.ml.voice_fixtures import ToneVoice, install_tiny_piper, tiny_piper_graph
+from tests.ml.voice_fixtures import ToneVoice, install_fake_flite, install_tiny_piper, tiny_piper_graph
 
 HAS_PHONEMISER = importlib.util.find_spec("piper") is not None
 
@@ -167,3 +167,20 @@ def test_a_damaged_or_missing_voice_file_is_named(studio_home: Path) -> None:
     weights.unlink()
     with pytest.raises(ModelFileError, match=r"the voice file tiny-piper\.onnx of tiny-piper is missing: run set-up"):
         _run(_resources(), VoiceRequest(text="Hello."), "tiny-piper")
+
+
+def test_a_flite_voice_speaks_through_the_runtime_loader(studio_home: Path) -> None:
+    program = install_fake_flite(paths.user_models_dir() / "voice")
+    resources = _resources()
+    speech, _ = _run(resources, VoiceRequest(text="Hello there.\nBuy now!", line_pause=0.5), "fake-flite")
+    assert speech.recipe["engine"] == "flite" and [t.text for t in speech.lines] == ["Hello there.", "Buy now!"]
+    assert speech.lines[0].end - speech.lines[0].start == pytest.approx(12 * 0.05, abs=0.05)  # 12 characters
+    slower, _ = _run(resources, VoiceRequest(text="Hello there.", speed=0.5), "fake-flite")
+    assert slower.duration == pytest.approx(2 * 12 * 0.05, abs=0.05)  # the speed reaches the program
+    held = resources.cache.keys()
+    assert any(k.startswith("voice:fake-flite") for k in held)
+    with pytest.raises(BadInputError, match=r"fake-flite could not speak 'crash now.*segmentation fault"):
+        _run(resources, VoiceRequest(text="crash now"), "fake-flite")
+    program.write_text(program.read_text() + "\n# changed\n")
+    with pytest.raises(ModelFileError, match=r"flite of the voice fake-flite is damaged .* run set-up again"):
+        _run(_resources(), VoiceRequest(text="Hello."), "fake-flite")

@@ -87,3 +87,39 @@ def install_tiny_piper(folder: Path, name: str = "tiny-piper") -> Path:
                "licence_note": "a test voice", "files": {weights.name: digest}}
     (folder / f"{name}.json").write_text(json.dumps(sidecar), encoding="utf-8")
     return weights
+
+
+FAKE_FLITE = '''#!{python}
+"""Stands in for the flite program: a 300 Hz tone of 50 ms per character (times duration_stretch) at 16 kHz."""
+import sys
+
+import numpy as np
+import soundfile as sf
+
+args = sys.argv[1:]
+text, out = args[args.index("-t") + 1], args[args.index("-o") + 1]
+stretch = float(args[args.index("--setf") + 1].split("=")[1])
+if "crash" in text:
+    sys.exit("flite: segmentation fault")
+t = np.arange(round(len(text) * 0.05 * stretch * 16000)) / 16000
+sf.write(out, 0.3 * np.sin(2 * np.pi * 300 * t), 16000, subtype="PCM_16")
+'''
+
+
+def install_fake_flite(folder: Path, name: str = "fake-flite") -> Path:
+    """A Flite voice as set-up installs one (voice file, program, sidecar with both sha256), its program a stand-in
+    written in Python; returns the program."""
+    import sys
+
+    program = folder / "flite" / "bin" / "flite"
+    program.parent.mkdir(parents=True, exist_ok=True)
+    program.write_text(FAKE_FLITE.format(python=sys.executable), encoding="utf-8")
+    program.chmod(0o755)
+    voice = folder / f"{name}.flitevox"
+    voice.write_bytes(b"not a real voice: the stand-in program ignores it")
+    files = {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in (voice, program)}
+    sidecar = {"name": name, "arch": "flite-voice", "modality": "voice", "family": "classic",
+               "config": {"engine": "flite", "rate": 16000, "program": "flite/bin/flite"},
+               "licence": "test", "commercial_use": "yes", "files": files}
+    (folder / f"{name}.json").write_text(json.dumps(sidecar), encoding="utf-8")
+    return program

@@ -4,6 +4,7 @@ spot rendered, exported and reopened from its project file."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,24 @@ def monkey_rules(workspace: VoiceWorkspace) -> None:
         return replace(original(), music_model="rules")
 
     workspace.spot_request_now = with_rules
+
+
+@pytest.mark.parametrize(("script", "message"), [
+    ("Launch day 🚀 is here", r"cannot say 1 character.*line 1, column 12"),
+    ("  \n ", "the script is empty"),
+])
+def test_a_script_the_voice_cannot_speak_is_named_and_nothing_is_lost(qtbot, workspace, script: str,
+                                                                       message: str) -> None:
+    workspace.receive_text("Fresh coffee every week.")
+    with qtbot.waitSignal(workspace.status_message, timeout=20_000,
+                          check_params_cb=lambda text: "line(s)" in text):
+        workspace.generate()
+    spoken = workspace.speech
+    workspace.script.setPlainText(script)
+    with qtbot.waitSignal(workspace.status_message, timeout=20_000,
+                          check_params_cb=lambda text: text.startswith("Voice: ")) as said:
+        workspace.generate()
+    assert re.search(message, said.args[0]), said.args[0]
+    assert workspace.script.toPlainText() == script  # the script as typed, to correct it
+    assert workspace.speech is spoken and workspace.waveform.has_audio  # the last voice-over stays
+    assert workspace.speak_button.isEnabled() and workspace.active_job is None
