@@ -1,7 +1,7 @@
 """Put a trained model into the bundled models (models/): weights + sidecar copied under the bundled name, the
 sidecar's name (and, where the training machine could not read git, its commit) set, the manifest's sha256 updated.
 
-    python packaging/bundle_model.py RUN/model.safetensors sprite-gan [--commit abc1234] [--samples grid.png]
+    python packaging/bundle_model.py RUN/model.safetensors sprite-gan [--commit abc1234]
 
 The model card (models/NAME.md) is written by hand beside it and listed in the manifest when it exists.
 """
@@ -43,12 +43,9 @@ def main() -> int:
     parser.add_argument("source", type=Path, help="the trained model's .safetensors (its .json beside it)")
     parser.add_argument("name", help="the bundled name, e.g. sprite-gan")
     parser.add_argument("--commit", help="the commit the model was trained from (when its sidecar could not know)")
-    parser.add_argument("--samples", type=Path, help="a sample grid to copy as models/NAME-samples.png")
     args = parser.parse_args()
     for path in bundle(args.source, args.name, args.commit):
         print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 1e6:.1f} MB)")
-    if args.samples:
-        shutil.copyfile(args.samples, ROOT / "models" / f"{args.name}-samples.png")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Headless entry points: ``studio info | generate | train | eval | export | bench | models | data``.
+"""Headless entry points: ``studio info | doctor | generate | train | eval | export | bench | models | data``.
 
 Each modality module adds its sub-commands through ``add_commands(groups)``; with no arguments Studio opens the app.
 """
@@ -26,7 +26,7 @@ GROUPS = {
 }
 
 #: Commands of Studio as a whole; each modality adds its own (``Modality.cli``).
-COMMAND_MODULES = ("info", "app", "models", "onnx", "bench")
+COMMAND_MODULES = ("info", "doctor", "app", "models", "onnx", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,8 @@
     studio train copy --data our-lines.txt --name brand-voice --preset quick
     studio train copy --data our-lines.txt --name brand-voice --resume     # after Ctrl+C (a pause)
     studio train copy --debian debian-blurbs.jsonl --name copy-lora-debian
+    studio train copy --self-train --briefs resources/briefs/dev --debian debian-blurbs.jsonl --name copy-ads \
+        --rounds 2 --workers 14 --device cuda      # teach the model the job on its own best lines (RFT)
 
 With ``--events`` it prints one JSON event per line: the app's Train workspace runs it that way.
 """
@@ -17,7 +19,90 @@ from pathlib import Path
 from studio.core.defaults import BASE_LANGUAGE_MODEL
 
 
+def run_self_train(args: argparse.Namespace) -> int:
+    """Rejection-sampling fine-tuning: the adapter (+ card) and the lines it was trained on."""
+    import os
+    import time
+
+    from studio.cli.console import make_resources
+    from studio.cli.train_runner import run_trainer
+    from studio.core import paths
+    from studio.ml.device import describe_device
+    from studio.ml.model_import import check_name
+    from studio.ml.tasks.copy import load_copy_model
+    from studio.ml.train.copy_selftrain import (
+        PracticeSources,
+        SelfTrainConfig,
+        device_threads,
+        practice_ads,
+        practice_briefs,
+        save_kept,
+        self_train,
+        split_by_product,
+    )
+    from studio.ml.train.lora import LoRAConfig, save_adapter
+    from studio.ml.train.model_card import write_model_card
+    from studio.ml.train.music import git_commit
+
+    name = check_name(args.name or "copy-ads")
+    rank = args.rank or 8
+    config = SelfTrainConfig(rounds=args.rounds, ads_per_round=args.ads, candidates=args.candidates,
+                             workers=args.workers or max(1, device_threads() - 1), minutes=args.minutes,
+                             seed=args.seed, lora=LoRAConfig(rank=rank, alpha=2.0 * rank), epochs=args.epochs or 3,
+                             batch=args.batch, lr=args.lr or 3e-4)
+    sources = PracticeSources(Path(args.briefs) if args.briefs else None, args.variations,
+                              Path(args.debian) if args.debian else None, args.debian_briefs)
+    out = Path(args.out) if args.out else paths.user_models_dir() / f"{name}.safetensors"
+    outcome: dict = {}
+
+    def trainer(on_event, cancel) -> dict:
+        began = time.time()
+        briefs, recipe = practice_briefs(sources, args.seed)
+        train_ads, held_ads = split_by_product(practice_ads(briefs, args.seed), seed=args.seed)
+        on_event({"event": "info", "message": f"{len(briefs)} practice briefs: {len(train_ads)} ads to train on, "
+                                              f"{len(held_ads)} held out"})
+        lm = load_copy_model(make_resources(args.device), args.base, runtime="torch")
+        work = out.with_name(f"{out.stem}-rounds")
+        work.mkdir(parents=True, exist_ok=True)
+        done = self_train(lm, args.base, train_ads, held_ads, config, work, on_event)
+        result = done.result
+        kept_path = out.with_name(f"{out.stem}-lines.jsonl")
+        save_kept(kept_path, done.kept)
+        metrics = {"held_out_perplexity_before": result.perplexity_before,
+                   "held_out_perplexity_after": result.perplexity_after, "train_lines": result.train_lines,
+                   "validation_lines": result.validation_lines, "held_out_lines": result.held_out_lines,
+                   "validation_perplexity": result.validation_perplexity}
+        training = {"kind": "rejection-sampling fine-tuning on the model's own best lines",
+                    "command": shlex.join(["studio", *sys.argv[1:]]), "commit": os.environ.get("STUDIO_COMMIT")
+                    or git_commit(), "hardware": describe_device(lm.device.type), "device": str(lm.device),
+                    "seconds": round(time.time() - began), "workers": config.workers, "seed": args.seed,
+                    "rounds": done.rounds, "practice": recipe, "lr": config.lr, "epochs": config.epochs,
+                    "batch": config.batch, "candidates": config.candidates, "data": kept_path.name}
+        path = save_adapter(out, result.model, config.lora, {
+            "name": name, "base_model": lm.name, "base_sha256": lm.sha256, "rank": rank,
+            "targets": list(config.lora.targets), "metrics": metrics, "training": training})
+        card = write_model_card(path, args.licence)
+        outcome.update({"model": name, "model_path": str(path), "card": str(card), "metrics": metrics,
+                        "lines": str(kept_path)})
+        return outcome
+
+    code = run_trainer(trainer, args.events)
+    if code == 0 and not args.events:
+        metrics = outcome["metrics"]
+        print(f"held-out perplexity: {metrics['held_out_perplexity_before']:.2f} before, "
+              f"{metrics['held_out_perplexity_after']:.2f} after ({metrics['held_out_lines']} lines)")
+        print(f"saved adapter {outcome['model']!r} to {outcome['model_path']}; card {outcome['card']}; "
+              f"lines {outcome['lines']}")
+    return code
+
+
 def run_train(args: argparse.Namespace) -> int:
+    if args.self_train:
+        if args.data or not (args.briefs or args.debian):
+            raise SystemExit("studio train copy --self-train: give --briefs FOLDER and/or --debian CORPUS (not --data)")
+        return run_self_train(args)
+    if bool(args.data) == bool(args.debian) or args.briefs:
+        raise SystemExit("studio train copy: give either --data (your lines) or --debian (the blurb corpus)")
     from studio.cli.console import make_resources
     from studio.cli.train_runner import run_trainer
     from studio.ml.model_import import check_name
@@ -53,9 +138,21 @@ def run_train(args: argparse.Namespace) -> int:
 
 def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     p = groups["train"].add_parser("copy", help="LoRA brand voice from your own lines of copy (TXT or CSV)")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", help="TXT (one example per line) or CSV (one per row)")
-    source.add_argument("--debian", help="the corpus of `studio data copy` (product blurbs)")
+    p.add_argument("--data", help="TXT (one example per line) or CSV (one per row)")
+    p.add_argument("--debian", help="the corpus of `studio data copy` (product blurbs; with --self-train, packages "
+                                    "as practice briefs)")
+    p.add_argument("--briefs", help="--self-train: a folder of briefs to practise on, varied")
+    selftrain = p.add_argument_group("self-training (--self-train): the model writes ads for practice briefs, the "
+                                     "best lines that pass every check are kept, an adapter learns them; repeated")
+    selftrain.add_argument("--self-train", action="store_true", help="teach the model the copywriting job (RFT)")
+    selftrain.add_argument("--rounds", type=int, default=2, help="write-keep-train rounds")
+    selftrain.add_argument("--ads", type=int, default=400, help="practice ads written per round")
+    selftrain.add_argument("--candidates", type=int, default=6, help="candidates per slot while practising")
+    selftrain.add_argument("--workers", type=int, default=0, help="writing processes (default: the cores less one)")
+    selftrain.add_argument("--minutes", type=float, default=0.0, help="stop writing in time to finish within this")
+    selftrain.add_argument("--variations", type=int, default=600, help="variations of the --briefs briefs")
+    selftrain.add_argument("--debian-briefs", type=int, default=600, help="briefs made from Debian packages")
+    selftrain.add_argument("--batch", type=int, default=16, help="training batch")
     p.add_argument("--samples", type=int, default=2000, help="--debian: blurbs to train on")
     p.add_argument("--held-out-count", type=int, default=200, help="--debian: blurbs held out to measure")
     p.add_argument("--name", help="model name (default copy-lora-<file name>)")

@@ -134,7 +134,8 @@ def run_generate(args: argparse.Namespace) -> int:
     from studio.core.settings import load_settings
 
     params = {"category": args.category, "prompt": args.prompt, "count": args.count, "palette": args.palette,
-              "steps": args.steps, "guidance": args.guidance}
+              "steps": args.steps, "guidance": args.guidance, "tile": args.tile,
+              "finish": {"enabled": not args.raw, "outline": args.outline}}
     spec = JobSpec("sprite.generate", params, seed=args.seed, model=model_name(args.model))
     sprites = run_in_console(spec, device=args.device, quiet=args.quiet)
     out = Path(args.out)
@@ -232,7 +233,11 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
                         '"red potion", "stone wall" (unknown words are reported and left out)')
     parser.add_argument("--count", type=_positive, default=16)
     parser.add_argument("--seed", type=int, default=0, help="sprite i gets seed + i")
-    parser.add_argument("--palette", default="none", help="none, auto-N, a bundled palette or a .hex/.gpl file")
+    parser.add_argument("--palette", default="none", help="none (up to 16 colours per sprite), auto-N, a bundled "
+                        "palette or a .hex/.gpl file")
+    parser.add_argument("--tile", action="store_true", help="floor and wall: tiles that repeat without seams")
+    parser.add_argument("--outline", action="store_true", help="a 1-px outline around each sprite")
+    parser.add_argument("--raw", action="store_true", help="the model's output without the pixel-art finish")
     parser.add_argument("--steps", type=_positive, default=10, help="diffusion sampling steps")
     parser.add_argument("--guidance", type=float, default=2.0, help="diffusion classifier-free guidance")
     parser.add_argument("--out", required=True, help="output folder")

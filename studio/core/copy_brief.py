@@ -5,12 +5,21 @@ A brief is a JSON file (the copy workspace's form reads and writes the same shap
     {"product": "Brewly", "features": ["fresh beans every week"], "audience": "home baristas",
      "tone": "warm", "must_use": ["fresh"], "banned": ["cheap", "free*", "best price"]}
 
-Banned entries match whole words, case-insensitively, whatever the punctuation around them: ``free`` bans
-"free", "FREE" and "Free!" but not "freedom" or "carefree" (banning word parts would also ban innocent words,
-the "Scunthorpe problem"). A trailing ``*`` bans every word that starts with the stem (``free*`` also bans
-"freebie" and "freedom"). An entry of several words bans that phrase (``best price`` bans "Best price!" and
-"best, price", not "best" alone). The same matching is used by the decoder that keeps banned words out of
-generated copy, by the validation below and by the compliance checks, so all three agree.
+Banned entries match whole words, case-insensitively, whatever the punctuation around them, and a banned word
+also bans its forms (see :mod:`studio.core.word_forms`):
+
+* ``best`` bans "best", "BEST", "Best!", its regular inflections ("bests", "bested", "besting", "best's") and
+  closed compounds that start with it and go on with a common word of four letters or more ("bestseller",
+  "Bestsellers"). It does not ban words that merely start with the same letters ("bestow", "bestial"; ``free``
+  does not ban "freedom" or "carefree": banning word parts would ban innocent words, the "Scunthorpe problem").
+* ``free*`` bans every word that starts with the stem ("freebie", "freedom").
+* ``[free]`` (in square brackets, as an exact-match keyword in Google Ads) bans only the word itself: "frees" and
+  "freely" stay allowed.
+* An entry of several words bans that phrase, each word with its forms (``best price`` bans "Best price!",
+  "best, prices", not "best" alone; ``[best price]`` only the exact words).
+
+The same matching is used by the decoder that keeps banned words out of generated copy, by the validation below
+and by the copy checks, so all three agree.
 
 Other languages and emoji are allowed in every field and kept as written.
 """
@@ -26,6 +35,7 @@ from typing import Any
 from studio.core.errors import BadInputError
 from studio.core.formats.json_file import read_json
 from studio.core.safe_write import write_atomic
+from studio.core.word_forms import family_prefix, inflections, is_compound_of
 
 #: A word: letters and digits of any script, with apostrophes inside (``don't``, ``coffee's``).
 WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -42,9 +52,14 @@ def words(text: str) -> list[str]:
     return [w.casefold() for w in WORD_RE.findall(text)]
 
 
+EXACT = "="  # part prefix: this word only
+PREFIX = "*"  # part suffix: every word starting with the stem
+
+
 @dataclass(frozen=True)
 class BannedPattern:
-    """One banned entry as a sequence of word patterns; a pattern ending in ``*`` matches by prefix."""
+    """One banned entry as a sequence of word patterns: ``word`` (the word and its forms), ``word*`` (by prefix)
+    or ``=word`` (exactly)."""
 
     source: str
     parts: tuple[str, ...]
@@ -52,14 +67,16 @@ class BannedPattern:
     @classmethod
     def parse(cls, entry: str) -> BannedPattern:
         text = entry.strip()
+        exact = len(text) > 2 and text.startswith("[") and text.endswith("]")
         parts = []
-        for raw in text.split():
-            star = raw.endswith("*")
+        for raw in (text[1:-1] if exact else text).split():
+            star = raw.endswith("*") and not exact
             found = words(raw)
             if not found:
                 continue
-            parts.extend(found[:-1])
-            parts.append(found[-1] + ("*" if star else ""))
+            mark = EXACT if exact else ""
+            parts.extend(mark + w for w in found[:-1])
+            parts.append(mark + found[-1] + (PREFIX if star else ""))
         if not parts:
             raise BadInputError(
                 f"banned entry {entry!r} has no letters or digits: Studio bans words and phrases, not symbols"
@@ -69,9 +86,20 @@ class BannedPattern:
     @staticmethod
     def part_matches(part: str, word: str) -> bool:
         """Does one pattern part match one case-folded word?"""
-        if part.endswith("*"):
+        if part.endswith(PREFIX):
             return word.startswith(part[:-1])
-        return word == part
+        if part.startswith(EXACT):
+            return word == part[1:]
+        return word == part or word in inflections(part) or is_compound_of(word, part)
+
+    @staticmethod
+    def part_prefix(part: str) -> tuple[str, bool]:
+        """(prefix every matching word starts with, whether matches may be longer than that prefix)."""
+        if part.endswith(PREFIX):
+            return part[:-1], True
+        if part.startswith(EXACT):
+            return part[1:], False
+        return family_prefix(part), True
 
     def matches_at_end(self, seq: list[str] | tuple[str, ...]) -> bool:
         """Does the pattern match the last words of ``seq`` (case-folded words)?"""

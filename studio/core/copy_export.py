@@ -6,6 +6,10 @@ CSV: one row per ad, one column per line slot, titled as the ad tools title them
 ``Primary Text N``, ``Headline N``; email ``Subject N``; ``Tagline N``; ``Blurb N``). Written as UTF-8 with a
 byte-order mark so spreadsheet programs detect the encoding.
 
+Pinning (Google responsive search ads): a headline can be pinned to position 1, 2 or 3 and a description to 1
+or 2, so Google always shows it there. The CSV then has a ``Headline N position`` column after ``Headline N``
+(and ``Description N position``), as Google Ads Editor writes and reads them; JSON keeps ``pins`` too.
+
 An export is refused (with the reason) when a line is over its limit or a field has more lines than the ad
 platform accepts: limits are hard, and an ad tool would reject the file anyway.
 """
@@ -38,6 +42,10 @@ COLUMN_TITLES = {
     "blurb": "Blurb",
 }
 _COLUMN_RE = re.compile(r"^(?P<title>.+?) (?P<index>\d+)$")
+_PIN_RE = re.compile(r"^(?P<title>.+?) (?P<index>\d+) position$", re.IGNORECASE)
+#: Fields that can be pinned, per format, and how many positions each has.
+PIN_POSITIONS = {"google-rsa": {"headline": 3, "description": 2}}
+Pins = dict[str, dict[int, int]]  # field -> line index -> position
 _MD_META = re.compile(r"^<!-- studio (?P<json>\{.*\}) -->$")
 MAX_IMPORT_BYTES = 20 << 20
 
@@ -49,6 +57,10 @@ class AdSet:
     format: str
     ads: list[Ad]
     recipe: dict[str, Any] = field(default_factory=dict)
+    pins: list[Pins] = field(default_factory=list)  # per ad (missing = nothing pinned)
+
+    def pins_of(self, n: int) -> Pins:
+        return self.pins[n] if n < len(self.pins) else {}
 
     @property
     def spec(self) -> AdFormat:
@@ -74,20 +86,43 @@ def check_ads(adset: AdSet) -> None:
                     found.append(
                         f"ad {n}: {spec.role}{i} is {char_count(line, fmt)} characters, limit {spec.limit}"
                     )
+    found += pin_problems(adset)
     if found:
         shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
         raise BadInputError(f"cannot export: {shown}")
 
 
-def csv_columns(adset: AdSet) -> list[tuple[str, str, int]]:
-    """(column title, field name, line index) for every column of the CSV."""
+def pin_problems(adset: AdSet) -> list[str]:
+    """Pins on fields that cannot be pinned, on lines that do not exist, or to positions that do not exist."""
+    found = []
+    allowed = PIN_POSITIONS.get(adset.format, {})
+    for n, ad in enumerate(adset.ads, 1):
+        for name, pins in adset.pins_of(n - 1).items():
+            if name not in allowed:
+                found.append(f"ad {n}: {name} lines cannot be pinned in the {adset.spec.title} format")
+                continue
+            for index, position in pins.items():
+                if not 0 <= index < len(ad.get(name, [])):
+                    found.append(f"ad {n}: a pin on {name} {index + 1}, which does not exist")
+                elif not 1 <= position <= allowed[name]:
+                    found.append(f"ad {n}: {name} {index + 1} pinned to position {position}; "
+                                 f"{name}s have positions 1 to {allowed[name]}")
+    return found
+
+
+def csv_columns(adset: AdSet) -> list[tuple[str, str, int, bool]]:
+    """(column title, field name, line index, whether it is the line's pin position) for every CSV column."""
     columns = []
+    pinnable = PIN_POSITIONS.get(adset.format, {})
     for spec in adset.spec.fields:
         slots = spec.max_count
         if slots is None:
             slots = max([len(ad.get(spec.name, [])) for ad in adset.ads] + [1])
         title = COLUMN_TITLES.get(spec.name, spec.name.title())
-        columns.extend((f"{title} {i + 1}", spec.name, i) for i in range(slots))
+        for i in range(slots):
+            columns.append((f"{title} {i + 1}", spec.name, i, False))
+            if spec.name in pinnable:
+                columns.append((f"{title} {i + 1} position", spec.name, i, True))
     return columns
 
 
@@ -96,12 +131,16 @@ def to_csv(adset: AdSet) -> str:
     columns = csv_columns(adset)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([title for title, _, _ in columns])
-    for ad in adset.ads:
+    writer.writerow([title for title, _, _, _ in columns])
+    for n, ad in enumerate(adset.ads):
+        pins = adset.pins_of(n)
         row = []
-        for _, name, index in columns:
+        for _, name, index, is_pin in columns:
             lines = ad.get(name, [])
-            row.append(lines[index] if index < len(lines) else "")
+            if is_pin:
+                row.append(str(pins.get(name, {}).get(index, "")))
+            else:
+                row.append(lines[index] if index < len(lines) else "")
         writer.writerow(row)
     return out.getvalue()
 
@@ -124,24 +163,43 @@ def from_csv(text: str, format_name: str | None = None) -> AdSet:
     if not rows:
         raise BadInputError("the CSV file is empty")
     slots: list[tuple[int, str, int]] = []  # (column, title, slot number)
+    pin_columns: list[tuple[int, str, int]] = []
     for col, name in enumerate(rows[0]):
+        pin = _PIN_RE.match(name.strip())
         match = _COLUMN_RE.match(name.strip())
-        if match:
+        if pin:
+            pin_columns.append((col, pin["title"], int(pin["index"])))
+        elif match:
             slots.append((col, match["title"], int(match["index"])))
     if not slots:
         raise BadInputError("the CSV has no ad columns (expected e.g. 'Headline 1', 'Description 1')")
     fmt = generation_format(format_name) if format_name else _format_for_titles({t for _, t, _ in slots})
     by_title = {COLUMN_TITLES.get(f.name, f.name.title()): f.name for f in fmt.fields}
     ads = []
+    pins: list[Pins] = []
     for row in rows[1:]:
         if not any(cell.strip() for cell in row):
             continue
         ad: Ad = {f.name: [] for f in fmt.fields}
-        for col, title, _ in sorted(slots, key=lambda s: (s[1], s[2])):
+        slot_of: dict[tuple[str, int], int] = {}  # (title, slot number) -> index of the line in its field
+        for col, title, number in sorted(slots, key=lambda s: (s[1], s[2])):
             if title in by_title and col < len(row) and row[col]:
+                slot_of[(title, number)] = len(ad[by_title[title]])
                 ad[by_title[title]].append(row[col])
+        ad_pins: Pins = {}
+        for col, title, number in pin_columns:
+            cell = row[col].strip() if col < len(row) else ""
+            if cell and (title, number) in slot_of and title in by_title:
+                if not cell.isdigit():
+                    raise BadInputError(f"{title} {number} position must be a number, not {cell!r}")
+                ad_pins.setdefault(by_title[title], {})[slot_of[(title, number)]] = int(cell)
         ads.append(ad)
-    return AdSet(fmt.name, ads)
+        pins.append(ad_pins)
+    adset = AdSet(fmt.name, ads, pins=pins if any(pins) else [])
+    problems = pin_problems(adset)
+    if problems:
+        raise BadInputError("; ".join(problems[:3]))
+    return adset
 
 
 def to_markdown(adset: AdSet) -> str:
@@ -195,7 +253,10 @@ def from_markdown(text: str, format_name: str | None = None) -> AdSet:
 
 def to_json(adset: AdSet) -> str:
     check_ads(adset)
-    data = {"format": adset.format, "ads": adset.ads, "recipe": adset.recipe}
+    data: dict[str, Any] = {"format": adset.format, "ads": adset.ads, "recipe": adset.recipe}
+    if any(adset.pins):
+        data["pins"] = [{name: {str(i): p for i, p in pins.items()} for name, pins in ad_pins.items()}
+                        for ad_pins in adset.pins]
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -213,7 +274,12 @@ def from_json(text: str) -> AdSet:
     recipe = data.get("recipe") or {}
     if not isinstance(recipe, dict):
         raise BadInputError("the ad export's 'recipe' must be an object")
-    adset = AdSet(str(data["format"]), ads, recipe)
+    try:
+        pins = [{str(name): {int(i): int(p) for i, p in field_pins.items()} for name, field_pins in ad_pins.items()}
+                for ad_pins in data.get("pins") or []]
+    except (AttributeError, TypeError, ValueError):
+        raise BadInputError("'pins' must map each field to {line index: position}") from None
+    adset = AdSet(str(data["format"]), ads, recipe, pins)
     check_ads(adset)
     return adset
 

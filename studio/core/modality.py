@@ -112,6 +112,7 @@ class Modality:
     step_adapters: Mapping[str, Ref] = field(default_factory=dict)  # architecture -> ONNX decoding steps
     export_checks: Mapping[str, Ref] = field(default_factory=dict)  # architecture -> quality of quantised exports
     describe: Ref | None = None  # ml: model sidecar meta -> extra fields for model lists
+    speed_probe: Ref | None = None  # ml: store entry -> (its usual job, rate(result, seconds), unit) for the doctor
     training: Training | None = None
     takes_text: bool = False  # other workspaces can send it text (Edit > Send text to …)
     prepares: bool = False  # shows the first-run background preparation of its model

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -50,8 +51,38 @@ def default_output_dir() -> Path:
     return home / "outputs" if home else Path(platformdirs.user_documents_dir()) / "Studio"
 
 
+def is_bundle() -> bool:
+    """Whether Studio runs from the one-folder bundle (PyInstaller), not from a Python environment."""
+    return bool(getattr(sys, "frozen", False))
+
+
+def self_command() -> tuple[str, ...]:
+    """The command that runs Studio's own CLI in a child process: the bundle's executable, else this Python."""
+    return (sys.executable,) if is_bundle() else (sys.executable, "-m", "studio")
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
+
+
+def system_environment() -> dict[str, str]:
+    """The environment for running one of the machine's own programs (nvidia-smi, apt-get): the bundle's launcher
+    points LD_LIBRARY_PATH at the bundle's libraries, which are not the ones those programs were built with."""
+    env = dict(os.environ)
+    if is_bundle():
+        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
+        if original is None:
+            env.pop("LD_LIBRARY_PATH", None)
+        else:
+            env["LD_LIBRARY_PATH"] = original
+    return env
+
+
+def reinstall_hint() -> str:
+    """What to do about a damaged file that ships with Studio."""
+    if is_bundle():
+        return "unpack the Studio archive again (its files are read-only, so something outside Studio changed them)"
+    return "restore the models folder (`git checkout -- models`) and run the set-up command again"
 
 
 def bundled_models_dir() -> Path:

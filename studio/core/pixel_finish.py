@@ -93,28 +93,24 @@ def adaptive_palette(lab: np.ndarray, weights: np.ndarray, max_colours: int) -> 
 
 
 def _neighbour_counts(labels: np.ndarray, opaque: np.ndarray, colours: int, wrap: bool) -> np.ndarray:
-    """(H, W, K): how many opaque 8-neighbours of each pixel carry each palette index (a separable 3x3 box sum)."""
+    """(N, H, W, K): how many opaque 8-neighbours of each pixel carry each palette index (a separable 3x3 box
+    sum)."""
     onehot = np.zeros((*labels.shape, colours), dtype=np.float32)
-    rows, cols = np.nonzero(opaque)
-    onehot[rows, cols, labels[rows, cols]] = 1.0
-    padded = np.pad(onehot, ((1, 1), (1, 1), (0, 0)), mode="wrap" if wrap else "constant")
-    across = padded[:, :-2] + padded[:, 1:-1] + padded[:, 2:]
-    return across[:-2] + across[1:-1] + across[2:] - onehot
+    n, rows, cols = np.nonzero(opaque)
+    onehot[n, rows, cols, labels[n, rows, cols]] = 1.0
+    padded = np.pad(onehot, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="wrap" if wrap else "constant")
+    across = padded[:, :, :-2] + padded[:, :, 1:-1] + padded[:, :, 2:]
+    return across[:, :-2] + across[:, 1:-1] + across[:, 2:] - onehot
 
 
-def colour_error(lab: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """(H, W, K) squared OKLab distance of every pixel to every palette colour."""
-    return ((lab[:, :, None, :] - palette[None, None]) ** 2).sum(-1).astype(np.float32)
-
-
-def smooth_labels(error: np.ndarray, opaque: np.ndarray, wrap: bool, smoothing: float = SMOOTHING) -> np.ndarray:
-    """Palette index per pixel minimising colour ``error`` (H, W, K) + ``smoothing`` x disagreeing neighbours (ICM
-    from the nearest colours, at most ROUNDS rounds)."""
+def smooth_labels(error: np.ndarray, opaque: np.ndarray, wrap: bool, smoothing: np.ndarray) -> np.ndarray:
+    """Palette index per pixel minimising colour ``error`` (N, H, W, K) + ``smoothing`` (N,) x disagreeing
+    neighbours: iterated conditional modes from the nearest colours, at most ROUNDS rounds."""
     labels = error.argmin(-1)
+    weight = smoothing.astype(np.float32)[:, None, None, None]
     for _ in range(ROUNDS):
         counts = _neighbour_counts(labels, opaque, error.shape[-1], wrap)
-        cost = error + np.float32(smoothing) * (counts.sum(-1, keepdims=True) - counts)
-        updated = cost.argmin(-1)
+        updated = (error + weight * (counts.sum(-1, keepdims=True) - counts)).argmin(-1)
         if np.array_equal(updated[opaque], labels[opaque]):
             break
         labels = updated
@@ -122,68 +118,104 @@ def smooth_labels(error: np.ndarray, opaque: np.ndarray, wrap: bool, smoothing: 
 
 
 def _remove_fragments(opaque: np.ndarray, wrap: bool) -> np.ndarray:
-    """The mask without shapes under FRAGMENT_PIXELS pixels (unless nothing bigger exists)."""
-    labels = label_shapes(opaque[None], wrap)[0]
-    sizes = np.bincount(labels.ravel())
-    small = np.flatnonzero(sizes < FRAGMENT_PIXELS)
-    small = small[small > 0]
-    if len(small) == len(sizes) - 1:  # every shape is small: keep the sprite as drawn
-        return opaque
-    return opaque & ~np.isin(labels, small)
+    """The masks (N, H, W) without shapes under FRAGMENT_PIXELS pixels (a sprite made only of small shapes is kept
+    as drawn)."""
+    labels = label_shapes(opaque, wrap)
+    out = opaque.copy()
+    for i, row in enumerate(labels):
+        sizes = np.bincount(row.ravel())
+        small = np.flatnonzero(sizes < FRAGMENT_PIXELS)
+        small = small[small > 0]
+        if len(small) < len(sizes) - 1:
+            out[i] &= ~np.isin(row, small)
+    return out
 
 
-def _outline(out: np.ndarray, colour: np.ndarray, wrap: bool) -> np.ndarray:
+def _palettes(lab: np.ndarray, opaque: np.ndarray, options: FinishOptions, palette: np.ndarray | None):
+    """Per sprite the palette in OKLab and sRGB, padded to one size: (centers (N, K, 3) with NaN padding, colours
+    (N, K, 3) uint8)."""
+    if palette is not None:
+        colours = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+        if len(colours) == 0:
+            raise BadInputError("the palette is empty")
+        return (np.broadcast_to(srgb_to_oklab(colours), (len(lab), len(colours), 3)),
+                np.broadcast_to(colours, (len(lab), len(colours), 3)))
+    chosen = []
+    for pixels, mask in zip(lab, opaque, strict=True):
+        if not mask.any():
+            chosen.append(np.zeros((0, 3)))
+            continue
+        unique, counts = np.unique(pixels[mask].round(4), axis=0, return_counts=True)
+        chosen.append(adaptive_palette(unique, counts.astype(np.float64), options.max_colours))
+    size = max(1, max(len(c) for c in chosen))
+    centers = np.full((len(lab), size, 3), np.nan)
+    for i, c in enumerate(chosen):
+        centers[i, : len(c)] = c
+    colours = np.rint(oklab_to_srgb(np.nan_to_num(centers))).astype(np.uint8)
+    return centers, colours
+
+
+def _outline(out: np.ndarray, colours: np.ndarray, wrap: bool) -> np.ndarray:
+    """A 1-px ring around each sprite's silhouette (N, H, W, 4), in each sprite's given colour (N, 3)."""
     opaque = out[..., 3] == 255
     ring = np.zeros_like(opaque)
     for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        ring |= np.roll(opaque, (dy, dx), axis=(0, 1)) if wrap else _shift(opaque, dy, dx)
+        ring |= np.roll(opaque, (dy, dx), axis=(1, 2)) if wrap else _shift(opaque, dy, dx)
     ring &= ~opaque
-    out[ring] = (*colour, 255)
+    n, rows, cols = np.nonzero(ring)
+    out[n, rows, cols, :3] = colours[n]
+    out[n, rows, cols, 3] = 255
     return out
 
 
 def _shift(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
     out = np.zeros_like(mask)
-    h, w = mask.shape
-    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = mask[
-        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+    h, w = mask.shape[1:]
+    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = mask[
+        :, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+    return out
+
+
+def finish_sprites(images: np.ndarray, options: FinishOptions, palette: np.ndarray | None = None) -> np.ndarray:
+    """Finished sprites (N, H, W, 4) uint8 (see the module docstring), all at once; ``palette`` (K, 3) uint8 is
+    the user's own."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[3] != 4 or images.dtype != np.uint8:
+        raise BadInputError(f"expected RGBA sprites (N x H x W x 4 uint8), got {images.dtype} {images.shape}")
+    out = np.zeros_like(images)
+    opaque = images[..., 3] >= OPAQUE
+    if not options.enabled:
+        out[opaque] = images[opaque]
+        out[opaque, 3] = 255
+        return out
+    opaque = _remove_fragments(opaque, options.wrap)
+    lab = srgb_to_oklab(images[..., :3])
+    centers, colours = _palettes(lab, opaque, options, palette)
+    error = ((lab[:, :, :, None, :] - centers[:, None, None]) ** 2).sum(-1)
+    error = np.where(np.isnan(error), np.inf, error).astype(np.float32)  # padding is never chosen
+    smoothing = np.full(len(images), SMOOTHING)
+    active = opaque.any(axis=(1, 2))
+    index = np.arange(len(images))[:, None, None]
+    while active.any():
+        labels = smooth_labels(error[active], opaque[active], options.wrap, smoothing[active])
+        mask = opaque[active]
+        finished = out[active]
+        finished[mask, :3] = colours[active][np.broadcast_to(index[: len(labels)], labels.shape)[mask], labels[mask]]
+        finished[mask, 3] = 255
+        out[active] = finished
+        noisy = speckle(finished, options.wrap)
+        again = (noisy > HAND_DRAWN_SPECKLE) & (smoothing[active] < MAX_SMOOTHING)
+        smoothing[np.flatnonzero(active)[again]] *= 2
+        active[np.flatnonzero(active)[~again]] = False
+    if options.outline:
+        darkest = np.nanargmin(np.where(np.isnan(centers[..., 0]), np.inf, centers[..., 0]), axis=1)
+        out = _outline(out, colours[np.arange(len(images)), darkest], options.wrap)
     return out
 
 
 def finish_sprite(rgba: np.ndarray, options: FinishOptions, palette: np.ndarray | None = None) -> np.ndarray:
-    """The finished HxWx4 uint8 sprite (see the module docstring); ``palette`` (K, 3) uint8 is the user's own."""
+    """One finished HxWx4 uint8 sprite (see :func:`finish_sprites`)."""
     rgba = np.asarray(rgba)
-    if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8:
+    if rgba.ndim != 3:
         raise BadInputError(f"expected an RGBA sprite (HxWx4 uint8), got {rgba.dtype} {rgba.shape}")
-    out = np.zeros_like(rgba)
-    opaque = rgba[..., 3] >= OPAQUE
-    if not options.enabled:
-        out[opaque] = rgba[opaque]
-        out[opaque, 3] = 255
-        return out
-    opaque = _remove_fragments(opaque, options.wrap)
-    if not opaque.any():
-        return out
-    lab = srgb_to_oklab(rgba[..., :3])
-    if palette is not None:
-        colours = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
-        if len(colours) == 0:
-            raise BadInputError("the palette is empty")
-        centers = srgb_to_oklab(colours)
-    else:
-        unique, counts = np.unique(lab[opaque].round(4), axis=0, return_counts=True)
-        centers = adaptive_palette(unique, counts.astype(np.float64), options.max_colours)
-        colours = np.rint(oklab_to_srgb(centers)).astype(np.uint8)
-    error = colour_error(lab, centers)
-    smoothing = SMOOTHING
-    while True:
-        labels = smooth_labels(error, opaque, options.wrap, smoothing)
-        out[opaque, :3] = colours[labels[opaque]]
-        out[opaque, 3] = 255
-        noisy = speckle(out[None], options.wrap)[0]
-        if smoothing >= MAX_SMOOTHING or not noisy > HAND_DRAWN_SPECKLE:
-            break
-        smoothing *= 2
-    if options.outline:
-        out = _outline(out, colours[int(np.argmin(centers[:, 0]))], options.wrap)
-    return out
+    return finish_sprites(rgba[None], options, palette)[0]

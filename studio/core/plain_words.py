@@ -57,7 +57,8 @@ JOBS = {
     "Exporting to ONNX", "models.verify": "Checking a model", "models.rename": "Renaming a model",
     "models.delete": "Deleting a model", "data.inspect": "Inspecting data", "data.augment_preview":
     "Previewing augmentations", "train.estimate": "Measuring training speed",
-    "models.export_status": "Checking the language model",
+    "models.export_status": "Checking the language model", "system.doctor": "Checking this machine",
+    "system.speed": "Measuring each workspace's speed",
 }
 #: command-line options as the app's controls name them
 FLAGS = {"resume": "Resume", "init": "Start from", "scratch": "Start from: Nothing", "max-steps": "Max steps",

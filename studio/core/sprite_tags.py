@@ -113,20 +113,12 @@ class TagVocabulary:
     def index(self, tag: str) -> int:
         return self.words.index(tag)
 
-    def count(self, tag: str) -> int:
-        return sum(self.category_counts.get(tag, {}).values())
-
     def category_of(self, tags: Sequence[str]) -> str | None:
         """The category where the given tags occur most (None without tags or counts)."""
         votes: Counter[str] = Counter()
         for tag in tags:
             votes.update(self.category_counts.get(tag, {}))
         return votes.most_common(1)[0][0] if votes else None
-
-    def complete(self, prefix: str, limit: int = 12) -> list[str]:
-        """Known words starting with ``prefix`` (most frequent first)."""
-        prefix = prefix.strip().lower()
-        return [w for w in self.words if w.startswith(prefix)][:limit] if prefix else []
 
     def read(self, prompt: str) -> PromptReading:
         """The prompt's words split into known tags and unknown words (see the module docstring)."""

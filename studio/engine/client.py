@@ -18,6 +18,7 @@ class Engine(QObject):
     event = Signal(object)  # JobEvent
     queue_changed = Signal(int)  # jobs queued or running
     ready = Signal(str)  # device description, once models can run
+    machine_report = Signal(object)  # MachineReport: what runs where and why (after ready, and after a re-measure)
 
     def __init__(
         self,
@@ -28,12 +29,14 @@ class Engine(QObject):
         super().__init__(parent)
         self._pending: dict[int, JobSpec] = {}
         self.device_description = ""
+        self.report: Any = None  # the latest MachineReport
         self._thread = QThread()
         self._thread.setObjectName("studio-model-worker")
         self._worker = ModelWorker(settings or Settings(), tasks)
         self._worker.moveToThread(self._thread)
         self._worker.event.connect(self._on_event)
         self._worker.ready.connect(self._on_ready)
+        self._worker.report.connect(self.set_report)
         self._thread.started.connect(self._worker.run)
         self._thread.start()
 
@@ -68,6 +71,11 @@ class Engine(QObject):
     def _on_ready(self, description: str) -> None:
         self.device_description = description
         self.ready.emit(description)
+
+    def set_report(self, report: Any) -> None:
+        """A new machine report (from the worker at start, or from a ``system.speed`` job)."""
+        self.report = report
+        self.machine_report.emit(report)
 
     def _on_event(self, event: JobEvent) -> None:
         if event.type.is_terminal:

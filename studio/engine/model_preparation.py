@@ -7,10 +7,11 @@ and music, and a crash in the exporter cannot take the app down. Copy works mean
 
 from __future__ import annotations
 
-import sys
 import time
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+
+from studio.core.paths import self_command
 
 #: what the export took on a 2-core laptop-class CPU (measured, see the first-run note in the README); the
 #: estimate shown scales it by nothing else: it is a size of the wait, not a promise
@@ -28,7 +29,7 @@ def describe_wait(elapsed: float, typical: float = TYPICAL_SECONDS) -> str:
 
 class ModelPreparation(QObject):
     #: the program a preparation runs, before its arguments (tests put a scripted child here)
-    program: tuple[str, ...] = (sys.executable, "-m", "studio")
+    program: tuple[str, ...] = self_command()
     progress = Signal(str)  # "Preparing …: 0:42 so far, about 3 min in all", every second
     finished = Signal(bool, str)  # ok, a sentence for the user
 

@@ -8,11 +8,11 @@ object per line on stdout (progress, samples, finished, error). Pause asks the c
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
+from studio.core.paths import self_command
 from studio.core.training_events import TrainingError, event_from_dict
 
 PAUSED_EXIT_CODE = 75  # EX_TEMPFAIL: the trainer saved a checkpoint and stopped on request
@@ -20,7 +20,7 @@ PAUSED_EXIT_CODE = 75  # EX_TEMPFAIL: the trainer saved a checkpoint and stopped
 
 class TrainingProcess(QObject):
     #: the command a run starts with, before its train arguments (tests put a scripted child here)
-    program: tuple[str, ...] = (sys.executable, "-m", "studio", "train")
+    program: tuple[str, ...] = (*self_command(), "train")
     event = Signal(object)  # a TrainingEvent: one JSON line from the child, checked and typed
     log_line = Signal(str)  # anything else it printed (stderr, non-JSON output)
     ended = Signal(str, str)  # state: "finished" | "paused" | "cancelled" | "failed", message

@@ -25,10 +25,12 @@ _STOP = object()
 
 
 class ModelWorker(QObject):
-    """Lives in the worker thread. ``event`` carries JobEvents; ``ready`` carries the device description."""
+    """Lives in the worker thread. ``event`` carries JobEvents; ``ready`` carries the device description, and
+    ``report`` the machine report right after (what runs where and why; see studio.ml.doctor)."""
 
     event = Signal(object)
     ready = Signal(str)
+    report = Signal(object)  # MachineReport
 
     def __init__(self, settings: Settings, tasks: dict[str, Callable[..., Any]] | None = None) -> None:
         super().__init__()
@@ -82,6 +84,15 @@ class ModelWorker(QObject):
             self._tasks = all_tasks()
         self.resources = Resources.from_settings(self._settings)
         self.ready.emit(describe_device(self.resources.device))
+        self._report()
+
+    def _report(self) -> None:
+        from studio.ml.doctor import diagnose
+
+        try:
+            self.report.emit(diagnose(self.resources))
+        except Exception:  # the report is information; a machine it cannot describe must still run jobs
+            log.exception("could not describe this machine")
 
     def _run_job(self, spec: JobSpec) -> None:
         from studio.ml.tasks.runner import describe_error, run_task

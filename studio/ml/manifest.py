@@ -8,6 +8,7 @@ from pathlib import Path
 
 from studio.core.errors import ModelFileError
 from studio.core.formats.json_file import read_json
+from studio.core.paths import reinstall_hint
 from studio.core.safe_write import write_atomic
 from studio.ml.checkpoint import sha256_file
 
@@ -42,7 +43,7 @@ def read_manifest(folder: Path) -> dict[str, ManifestEntry]:
             for item in raw.get("models", [])
         }
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ModelFileError(f"{path} is damaged ({exc}); reinstall the bundled models") from None
+        raise ModelFileError(f"{path} is damaged ({exc}); {reinstall_hint()}") from None
 
 
 def write_manifest(folder: Path, entries: dict[str, ManifestEntry]) -> None:
@@ -74,10 +75,11 @@ def verify_entry(folder: Path, entry: ManifestEntry) -> None:
     for rel, expected in entry.files.items():
         path = folder / rel
         if not path.exists():
-            raise ModelFileError(f"bundled model {entry.name!r}: {rel} is missing; run the set-up command again")
+            raise ModelFileError(f"bundled model {entry.name!r}: {rel} is missing; {reinstall_hint()}")
         actual = sha256_file(path)
         if actual != expected:
             raise ModelFileError(
                 f"bundled model {entry.name!r}: {rel} does not match its recorded sha256 "
-                f"(expected {expected[:12]}…, found {actual[:12]}…); the file was changed or damaged"
+                f"(expected {expected[:12]}…, found {actual[:12]}…): the file was changed or damaged; "
+                f"{reinstall_hint()}"
             )

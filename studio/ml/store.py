@@ -86,6 +86,9 @@ class ModelStore:
         for entry in self.entries():
             if entry.name == name:
                 return entry
+        bundled = read_manifest(self.bundled)
+        if name in bundled:  # shipped, but a file of it is gone: say which
+            verify_entry(self.bundled, bundled[name])
         known = ", ".join(e.name for e in self.entries()) or "none installed"
         raise ModelFileError(f"no model named {name!r} (available: {known})")
 

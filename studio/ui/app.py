@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from studio.core.errors import StudioError
-from studio.core.paths import resources_dir
+from studio.core.paths import data_dir, resources_dir
 from studio.ui.icons import icon
+from studio.ui.single_instance import InstanceLock, already_open_message
 
 SCREENSHOT_WAIT_MS = 15_000  # at most this long for the engine to report its device before the screenshot
 SETTLE_MS = 400
@@ -81,6 +82,13 @@ def run(screenshot: str | None = None, quit_after_ms: int = 0) -> int:
     """Open the main window; with ``screenshot`` save the window to that PNG once it has settled, then quit."""
     _check_display(screenshot)
     app = create_application()
+    lock = InstanceLock(data_dir())
+    if not lock.acquire():
+        message = already_open_message(lock.holder())
+        print(f"studio: {message}", file=sys.stderr)
+        if QGuiApplication.platformName() != "offscreen":
+            QMessageBox.information(None, "Studio is already open", message)
+        return 1
     from studio.ui.main_window import MainWindow  # after the QApplication: widgets need one
 
     window = MainWindow(autosave=not (screenshot or quit_after_ms))  # automation must never wait on a question
@@ -102,4 +110,7 @@ def run(screenshot: str | None = None, quit_after_ms: int = 0) -> int:
         QTimer.singleShot(quit_after_ms or SCREENSHOT_WAIT_MS, take)
     elif quit_after_ms:
         QTimer.singleShot(quit_after_ms, window.close)
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        lock.release()

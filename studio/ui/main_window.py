@@ -270,7 +270,7 @@ class MainWindow(QMainWindow):
             self.current.step_result(delta)
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
+        dialog = SettingsDialog(self.settings, self, self.engine)
         if dialog.exec():
             note = " (device, runtime and threads apply after a restart)" if dialog.restart_needed else ""
             self.status.show_message(f"Settings saved{note}")

@@ -1,4 +1,6 @@
-"""Edit > Settings: device, runtime, output folder, metadata, CPU threads; saved with ``save_settings``."""
+"""Edit > Settings: device, runtime, output folder, metadata, CPU threads; saved with ``save_settings``. Below them,
+This machine: the report of ``studio doctor`` (what each workspace runs on and why) and a button that measures
+each workspace's speed."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -21,7 +25,11 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import StudioError
+from studio.core.jobs import JobSpec
+from studio.core.machine_report import MachineReport, report_lines
 from studio.core.settings import DEVICES, RUNTIMES, Settings, save_settings
+from studio.engine.client import Engine
+from studio.ui.jobs import run_job
 
 DEVICE_LABELS = {"auto": "Automatic (GPU when present)", "cuda": "NVIDIA GPU (CUDA)", "cpu": "CPU"}
 RUNTIME_LABELS = {"auto": "Automatic", "torch": "PyTorch", "onnxruntime": "ONNX Runtime"}
@@ -31,7 +39,7 @@ RESTART_FIELDS = ("device", "runtime", "cpu_threads")
 class SettingsDialog(QDialog):
     """Edits a copy; :meth:`accept` writes it into ``settings`` in place and saves it."""
 
-    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, parent: QWidget | None = None, engine: Engine | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(480)
@@ -74,8 +82,54 @@ class SettingsDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(note)
         layout.addWidget(self.error)
+        if engine is not None:
+            layout.addWidget(self._machine_box(engine))
         layout.addWidget(buttons)
         self._load(settings)
+
+    def _machine_box(self, engine: Engine) -> QGroupBox:
+        self._engine = engine
+        self.setMinimumWidth(640)
+        box = QGroupBox("This machine")
+        self.machine = QPlainTextEdit()
+        self.machine.setReadOnly(True)
+        self.machine.setMinimumHeight(220)
+        self.measure = QPushButton("Measure speed")
+        self.measure.setToolTip("Time each workspace's usual job on its default model (about a minute on a laptop "
+                                "CPU); the same as `studio doctor --measure`")
+        self.measure.clicked.connect(self._measure)
+        self.measure_note = QLabel("")
+        self.measure_note.setObjectName("hint")
+        row = QHBoxLayout()
+        row.addWidget(self.measure)
+        row.addWidget(self.measure_note, 1)
+        inner = QVBoxLayout(box)
+        inner.addWidget(self.machine)
+        inner.addLayout(row)
+        engine.machine_report.connect(self.show_report)
+        if engine.report is not None:
+            self.show_report(engine.report)
+        else:
+            self.machine.setPlainText("Checking this machine…")
+        return box
+
+    def show_report(self, report: MachineReport) -> None:
+        self.machine.setPlainText("\n".join(report_lines(report)))
+
+    def _measure(self) -> None:
+        self.measure.setEnabled(False)
+        self.measure_note.setText("Measuring each workspace… (the status bar shows progress)")
+
+        def done(report: MachineReport) -> None:
+            self._engine.set_report(report)
+            self._measured("")
+
+        run_job(self._engine, JobSpec("system.speed"), on_done=done, on_fail=self._measured,
+                on_cancel=lambda: self._measured("cancelled"))
+
+    def _measured(self, problem: str) -> None:
+        self.measure.setEnabled(True)
+        self.measure_note.setText(f"Not measured: {problem}" if problem else "Measured.")
 
     def _load(self, settings: Settings) -> None:
         self.device.setCurrentIndex(max(0, self.device.findData(settings.device)))

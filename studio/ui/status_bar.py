@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
 
 from studio.core.jobs import EventType, JobEvent
+from studio.core.machine_report import MachineReport, status_summary
 from studio.core.plain_words import job_words
 from studio.engine.client import Engine
 
@@ -60,8 +61,11 @@ class StudioStatusBar(QStatusBar):
         engine.ready.connect(self._on_ready)
         engine.queue_changed.connect(self._on_queue)
         engine.event.connect(self._on_event)
+        engine.machine_report.connect(self._on_report)
         if engine.device_description:
             self._on_ready(engine.device_description)
+        if engine.report is not None:
+            self._on_report(engine.report)
         self._on_queue(engine.queue_length)
 
     # --- messages ------------------------------------------------------------------------------------
@@ -109,6 +113,13 @@ class StudioStatusBar(QStatusBar):
     def _on_ready(self, description: str) -> None:
         self.device_label.setText(description)
         self.device_label.setToolTip(f"Models run on: {description}")
+
+    def _on_report(self, report: MachineReport) -> None:
+        """The device with a plain warning when a GPU is there but unused; the whole report in the tooltip."""
+        text, tooltip, warn = status_summary(report)
+        self.device_label.setText(text)
+        self.device_label.setToolTip(tooltip)
+        self.device_label.setStyleSheet("color: #f0b429;" if warn else "")
 
     def _on_queue(self, length: int) -> None:
         busy = length > 0

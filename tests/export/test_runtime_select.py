@@ -16,7 +16,7 @@ from studio.core.settings import Settings
 from studio.ml import registry
 from studio.ml.checkpoint import sha256_file
 from studio.ml.resources import Resources
-from studio.ml.runtime import ort_lm, ort_music, select
+from studio.ml.runtime import exports, ort_lm, ort_music, select
 from studio.ml.runtime.exports import read_record
 from studio.ml.runtime.ort_lm import OrtLanguageModel, load_ort_language_model, quality_ok
 from studio.ml.runtime.ort_music import OrtMusicModel
@@ -186,3 +186,18 @@ def test_auto_really_measures_on_a_fresh_machine(exported_home: Path, monkeypatc
     logits, cache = lm.prefill(lm.tokenizer.encode("hello there"), 4)
     logits, cache = lm.decode_step([int(logits[0].argmax())], cache)
     assert logits.shape[0] == 1
+
+
+def test_an_export_shipped_with_the_program_is_found_and_the_users_own_comes_first(
+        exported_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundle ships the language model's int4 export in its read-only models/onnx: never made again."""
+    bundled = tmp_path / "bundled"
+    (bundled / "onnx").mkdir(parents=True)
+    (exported_home / "onnx" / LM).rename(bundled / "onnx" / LM)
+    monkeypatch.setenv("STUDIO_BUNDLED_MODELS", str(bundled))
+    sha256 = sha256_file(Resources.from_settings(Settings()).store.find(LM).weights)
+    assert exports.find_export(LM, ("int4",), sha256).folder == bundled / "onnx" / LM / "int4"
+    assert exports.has_export(LM, "int4")
+    (exported_home / "onnx" / LM).mkdir(parents=True)
+    (bundled / "onnx" / LM / "fp32").rename(exported_home / "onnx" / LM / "fp32")
+    assert exports.find_export(LM, ("fp32", "int4"), sha256).folder == exported_home / "onnx" / LM / "fp32"

@@ -42,3 +42,16 @@ def test_runners_make_the_sprites_the_torch_sampler_makes(arch_name: str, tmp_pa
     ort = OrtGraphRunner(open_session(export.path, "cpu", graph=graph), graph.inputs_for(config), "cpu")
     got = sample_sprites(ort, module, labels, seeded_generators(7, 5), 3, 2.0, tags=tags)
     torch.testing.assert_close(got, want, atol=2e-3, rtol=1e-3)
+
+
+def test_a_model_with_words_runs_on_onnxruntime_without_any(tmp_path: Path) -> None:
+    arch = registry.get("sprite-gan")
+    config = arch.tiny_config()
+    module = arch.build(config).eval()
+    graph = arch.onnx[0]
+    export = export_architecture(arch, module, config, tmp_path, graphs=[graph.name])[0]
+    ort = OrtGraphRunner(open_session(export.path, "cpu", graph=graph), graph.inputs_for(config), "cpu")
+    labels = torch.arange(3) % config.num_classes
+    got = sample_sprites(ort, module, labels, seeded_generators(1, 3), 3, 2.0)  # no tags: the category alone
+    want = generate(module, labels, seeded_generators(1, 3), steps=3, guidance=2.0)
+    torch.testing.assert_close(got, want, atol=2e-3, rtol=1e-3)

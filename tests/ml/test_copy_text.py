@@ -89,14 +89,15 @@ Description-en: no long description
 
 def test_lexicon_builder(tmp_path: Path) -> None:
     wordlist = tmp_path / "words"
-    wordlist.write_text("Coffee\ncoffee's\nGI\nx\na\nRoast\n")
+    wordlist.write_text("coffee\ncoffee's\nGI\nx\na\nRoast\nFromm\n")
     out = tmp_path / "lex.txt.gz"
     count = build_lexicon(wordlist, ["the roguelike game", "a roguelike"] * 6, out, min_count=10)
     with gzip.open(out, "rt", encoding="utf-8") as fh:
         words = fh.read().split()
     assert words == sorted(words) and count == len(words)
-    assert {"coffee", "coffee's", "roast", "a", "roguelike"} <= set(words)
+    assert {"coffee", "coffee's", "a", "roguelike", "monday"} <= set(words)
     assert "gi" not in words and "x" not in words and "game" not in words  # short junk, and too rare
+    assert "fromm" not in words and "roast" not in words  # capitalised entries are names, not common words
     first = out.read_bytes()
     build_lexicon(wordlist, ["the roguelike game", "a roguelike"] * 6, out, min_count=10)
     assert out.read_bytes() == first  # reproducible bytes (no timestamp in the gzip header)

@@ -100,6 +100,17 @@ def test_bundled_model_is_verified_against_manifest(tmp_path: Path) -> None:
         tampered.verify(tampered.find("probe"))
 
 
+def test_a_bundled_model_whose_file_is_gone_says_which_file(tmp_path: Path) -> None:
+    """A deleted weights file of a shipped model is named (with what to do), not reported as an unknown model."""
+    bundled = tmp_path / "models"
+    path = write_probe(bundled / "probe.safetensors")
+    write_manifest(bundled, {"probe": entry_for_files(bundled, "probe", "test-probe", "eval",
+                                                      [path, path.with_suffix(".json")])})
+    path.unlink()
+    with pytest.raises(ModelFileError, match=r"bundled model 'probe': probe.safetensors is missing; restore"):
+        ModelStore(bundled=bundled, user=tmp_path / "user").find("probe")
+
+
 def test_unlisted_bundled_model_is_refused(tmp_path: Path) -> None:
     bundled = tmp_path / "models"
     write_probe(bundled / "probe.safetensors")

@@ -303,3 +303,12 @@ def test_tiles_are_drawn_with_wrap_around_padding_and_only_for_tile_categories(t
     with circular_padding(model):
         assert {m.padding_mode for m in padded} == {"circular"}
     assert {m.padding_mode for m in padded} == {"zeros"}
+
+
+def test_cli_finish_and_tile_flags_reach_the_recipe(resources: Resources, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["generate", "sprite", "--model", "tiny-gan", "--category", "discs", "--raw", "--count", "1",
+                 "--out", str(out), "--quiet"]) == 0
+    assert read_recipe(next(out.glob("*.png")))["params"]["finish"]["enabled"] is False
+    assert main(["generate", "sprite", "--model", "tiny-gan", "--category", "discs", "--tile", "--count", "1",
+                 "--out", str(out), "--quiet"]) == 1  # discs are no tiles: refused with a message

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,3 +226,24 @@ def test_cuda_render_matches_cpu() -> None:
     cpu = render_tonal(notes, inst, 120, 2 * RATE)
     cuda = render_tonal(notes, inst, 120, 2 * RATE, device="cuda").cpu()
     assert torch.allclose(cpu, cuda, atol=1e-3)
+
+
+@pytest.mark.parametrize("seconds", [0.5, 5.0])
+def test_loudness_matches_torchaudio_on_the_repeated_loop(seconds: float) -> None:
+    gen = torch.Generator().manual_seed(1)
+    n = round(seconds * RATE)
+    tone = torch.sin(torch.arange(n) * 2 * math.pi * 220 / RATE) * 0.2
+    x = torch.stack([tone, tone * 0.5]) + torch.randn(2, n, generator=gen) * 0.05  # peaks well under 1 (no clamping)
+    tiled = x.repeat(1, max(1, math.ceil(3.0 * RATE / n)))
+    assert effects.loudness(x, RATE) == pytest.approx(float(AF.loudness(tiled, RATE)), abs=0.02)
+    assert effects.loudness(torch.zeros(2, n), RATE) == -math.inf
+
+
+def test_loudness_needs_no_torchaudio() -> None:
+    """The CPU bundle has torchaudio without its compiled (CUDA-built) extension; its filters then crawl in Python."""
+    code = ("import sys; sys.modules['torchaudio'] = None; import torch; from studio.ml.audio import effects; "
+            "print(effects.loudness(torch.sin(torch.arange(44100) * 0.06).repeat(2, 1) * 0.1, 44100))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < -10

@@ -262,7 +262,7 @@ def test_export_csv_and_refusal_over_the_limit(qtbot, workspace, tmp_path):
     workspace.set_ad(ADS[0])
     workspace.export_to(tmp_path / "ads.csv")
     header = (tmp_path / "ads.csv").read_text(encoding="utf-8-sig").splitlines()[0]
-    assert header.startswith("Headline 1,Headline 2")
+    assert header.startswith("Headline 1,Headline 1 position,Headline 2")
     workspace.set_ad({**ADS[0], "headline": ["x" * 31, "b", "c"]})
     found = messages(workspace)
     workspace.export_to(tmp_path / "bad.csv")
@@ -334,3 +334,45 @@ def test_bare_lines_are_headlines_and_extras_beyond_fifteen_are_flagged(qtbot, w
     assert workspace.editor.gutter_text(14) == ("H15", "7/30", False)
     assert workspace.editor.gutter_text(15)[0] == "extra"
     assert workspace.editor.over_limit_lines() == list(range(15, 20))
+
+
+def fake_generate_with_angles(spec: JobSpec, ctx: JobContext) -> dict:
+    SEEN.append(spec)
+    ad = ADS[0]
+    angles = {name: [f"angle of {name} {i + 1}" for i in range(len(lines))] for name, lines in ad.items()}
+    return {"ads": [ad], "angles": [angles], "fallback": [{"headline": [2]}], "recipe": spec.recipe()}
+
+
+def test_angles_locks_and_pins_show_and_reach_the_job_and_the_csv(qtbot, tmp_path, save_screenshot):
+    SEEN.clear()
+    engine = Engine(tasks={"models.list": fake_models, "copy.generate": fake_generate_with_angles,
+                           "copy.line": fake_line})
+    ws = CopyWorkspace(engine, Settings())
+    qtbot.addWidget(ws)
+    ws.show()
+    qtbot.waitUntil(lambda: ws.model_combo.count() > 0, timeout=30_000)
+    ws.brief_form.set_data({"product": "Brewly"})
+    with qtbot.waitSignal(engine.event, check_params_cb=lambda e: e.type is EventType.FINISHED, timeout=10_000):
+        ws.generate()
+    # H3 came from the brief itself: marked in the gutter, explained in its tooltip with its angle
+    assert ws.editor.gutter_text(3)[0] == "H3 *"
+    h1 = ws.editor.line_info(1)
+    assert "Angle: angle of headline 1" in ws._line_note(h1)
+    assert "taken from your brief" in ws._line_note(ws.editor.line_info(3)).lower()
+    put_cursor_on_line(ws, 1)
+    ws.toggle_lock()
+    ws.cycle_pin()
+    assert ws.editor.gutter_text(1)[0] == "H1 L P1"
+    save_screenshot(ws, "copy_workspace_locks_pins")
+    with qtbot.waitSignal(engine.event, check_params_cb=lambda e: e.type is EventType.FINISHED, timeout=10_000):
+        ws.generate()
+    assert SEEN[-1].params["locked"] == {"headline": {"0": ADS[0]["headline"][0]}}
+    ws.export_to(tmp_path / "pinned.csv")
+    header, row = (tmp_path / "pinned.csv").read_text(encoding="utf-8-sig").splitlines()[:2]
+    columns = dict(zip(header.split(","), row.split(","), strict=False))
+    assert columns["Headline 1 position"] == "1" and columns["Headline 2 position"] == ""
+    put_cursor_on_line(ws, ws.editor.document().blockCount() - 1)  # a path cannot be pinned
+    found = messages(ws)
+    ws.cycle_pin()
+    assert "cannot be pinned" in found[-1]
+    assert engine.shutdown()

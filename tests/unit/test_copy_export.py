@@ -14,7 +14,8 @@ from studio.core.copy_formats import GENERATION_FORMATS
 from studio.core.errors import BadInputError
 
 RSA_COLUMNS = (
-    [f"Headline {i}" for i in range(1, 16)] + [f"Description {i}" for i in range(1, 5)] + ["Path 1", "Path 2"]
+    [c for i in range(1, 16) for c in (f"Headline {i}", f"Headline {i} position")]
+    + [c for i in range(1, 5) for c in (f"Description {i}", f"Description {i} position")] + ["Path 1", "Path 2"]
 )
 RECIPE = {"model": "smollm2-135m-instruct", "model_sha256": "ab" * 32, "kind": "copy.generate", "seed": 7,
           "params": {"brief": {"product": "Brewly"}, "format": "google-rsa", "variants": 2}}
@@ -44,6 +45,30 @@ def test_other_formats_name_their_columns() -> None:
     assert [c[0] for c in csv_columns(meta)][:2] == ["Primary Text 1", "Primary Text 2"]
     email = AdSet("email", [{"subject": ["a", "b", "c"]}, {"subject": ["d"]}])
     assert [c[0] for c in csv_columns(email)] == ["Subject 1", "Subject 2", "Subject 3"]
+
+
+def test_pins_go_into_the_google_ads_position_columns_and_read_back(tmp_path: Path) -> None:
+    pins = [{"headline": {0: 1, 4: 2}, "description": {1: 2}}, {}]
+    adset = AdSet("google-rsa", [rsa_ad(1), rsa_ad(2)], RECIPE, pins)
+    path = export_ads(tmp_path / "pinned.csv", adset)
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["Headline 1 position"] == "1" and rows[0]["Headline 5 position"] == "2"
+    assert rows[0]["Headline 2 position"] == "" and rows[0]["Description 2 position"] == "2"
+    assert all(v == "" for k, v in rows[1].items() if k.endswith("position"))
+    back = import_ads(path)
+    assert back.ads == adset.ads and back.pins == [pins[0], {}]
+    assert import_ads(export_ads(tmp_path / "pinned.json", adset)).pins == pins
+
+
+@pytest.mark.parametrize(
+    ("pins", "message"),
+    [([{"headline": {0: 4}}], "positions 1 to 3"), ([{"description": {0: 3}}], "positions 1 to 2"),
+     ([{"path": {0: 1}}], "cannot be pinned"), ([{"headline": {20: 1}}], "does not exist")],
+)
+def test_impossible_pins_are_refused(tmp_path: Path, pins: list, message: str) -> None:
+    with pytest.raises(BadInputError, match=message):
+        export_ads(tmp_path / "bad.csv", AdSet("google-rsa", [rsa_ad(1)], RECIPE, pins))
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".md", ".json"])

@@ -23,11 +23,10 @@ def _vocabulary() -> TagVocabulary:
 def test_vocabulary_keeps_frequent_words_most_frequent_first():
     vocabulary = _vocabulary()
     assert vocabulary.words == ("red", "skeleton", "undead", "potion", "brick", "wall")
-    assert vocabulary.count("red") == 17 and "rare" not in vocabulary.words
+    assert sum(vocabulary.category_counts["red"].values()) == 17 and "rare" not in vocabulary.words
     assert vocabulary.category_of(["red"]) == "items" and vocabulary.category_of(["red", "brick"]) == "wall"
     assert vocabulary.category_of([]) is None
     assert TagVocabulary.from_dict(vocabulary.to_dict()) == vocabulary
-    assert vocabulary.complete("s") == ["skeleton"] and vocabulary.complete("  ") == []
 
 
 def test_prompts_are_read_in_the_vocabulary_and_unknown_words_explained():

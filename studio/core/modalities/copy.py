@@ -21,6 +21,7 @@ MODALITY = Modality(
     tasks=(Ref("studio.ml.tasks.copy"),),
     cli=(Ref("studio.cli.copy"), Ref("studio.cli.copy_train"), Ref("studio.cli.copy_lm")),
     default_model=BASE_LANGUAGE_MODEL,
+    speed_probe=Ref("studio.ml.tasks.copy:speed_probe"),
     opens=(".txt", ".md", ".csv", ".json"),
     exports=("CSV for ad tools", "plain text and Markdown", "JSON with the recipe"),
     model_files=("*.gguf", "*.safetensors"),

@@ -19,6 +19,7 @@ MODALITY = Modality(
     tasks=(Ref("studio.ml.tasks.music"),),
     cli=(Ref("studio.cli.music"), Ref("studio.cli.music_model")),
     default_model="music-transformer",
+    speed_probe=Ref("studio.ml.tasks.music:speed_probe"),
     opens=(".wav", ".flac", ".ogg"),
     exports=("WAV/FLAC/OGG at -14 LUFS with the recipe", "type-1 MIDI"),
     runtimes={"music-transformer": Ref("studio.ml.runtime.ort_music:ADAPTER")},

@@ -25,6 +25,7 @@ MODALITY = Modality(
     tasks=(Ref("studio.ml.tasks.sprite"),),
     cli=(Ref("studio.cli.sprite"), Ref("studio.cli.eval_sprite"), Ref("studio.cli.data")),
     default_model="sprite-gan",
+    speed_probe=Ref("studio.ml.tasks.sprite:speed_probe"),
     opens=(".png",),
     exports=("PNG with the recipe", "Aseprite json-hash sprite sheets"),
     runtimes={"sprite-gan": RUNTIME, "sprite-vae": RUNTIME, "sprite-diffusion": RUNTIME},

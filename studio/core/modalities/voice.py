@@ -14,6 +14,7 @@ MODALITY = Modality(
     tasks=(Ref("studio.ml.tasks.voice"), Ref("studio.ml.tasks.spot")),
     cli=(Ref("studio.cli.voice"),),
     default_model="piper-joe",
+    speed_probe=Ref("studio.ml.tasks.voice:speed_probe"),
     opens=(".spot",),
     exports=("WAV/FLAC/OGG voice-overs with the recipe", "ad spots: audio, a project file, the copy as text"),
     model_files=("*.onnx", "*.flitevox"),

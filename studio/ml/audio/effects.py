@@ -12,7 +12,10 @@ product of responses applied with one FFT pair: exact (no truncated tails, no wa
 * The echo is a feedback delay with a one-pole low-pass in its loop: z^-D L / (1 - g L z^-D).
 * The reverb is Schroeder's: six parallel combs with low-pass feedback (Freeverb's delays, gains from the RT60)
   into four series allpasses; the right channel's delays are spread by 23 samples for width.
-* Loudness is ITU-R BS.1770 integrated loudness from ``torchaudio.functional.loudness`` on the repeated loop.
+* Loudness is ITU-R BS.1770 integrated loudness: the K-weighting (the shelf and high-pass coefficients of
+  ``torchaudio.functional.loudness``) is a response on the loop like every filter here, then 400 ms blocks are
+  gated as the standard says, over at least 3 s of repetition. (torchaudio's own runs its filters sample by
+  sample in Python when its compiled extension is missing, as beside the CPU build of torch: 100x slower.)
 * The limiter estimates true peak on a 4x band-limited (FFT) upsampling, computes the gain each sample needs to
   stay under the ceiling, and smooths it with a windowed minimum followed by a moving average over the same
   window (circular), which never exceeds the needed gain, so the result does not clip.
@@ -25,7 +28,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-import torchaudio.functional as AF
 
 COMB_DELAYS = (1116, 1188, 1277, 1356, 1422, 1491)  # Freeverb's, at 44.1 kHz
 ALLPASS_DELAYS = (556, 441, 341, 225)
@@ -127,13 +129,37 @@ def apply_response(x: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft(torch.fft.rfft(x, n=n) * response, n=n)
 
 
+def high_shelf_response(n: int, rate: int, cutoff_hz: float, gain_db: float, q: float,
+                        device: str = "cpu") -> torch.Tensor:
+    """The RBJ high shelf (torchaudio's ``treble_biquad`` coefficients)."""
+    cos_w0, alpha = _rbj(rate, cutoff_hz, q)
+    a = 10 ** (gain_db / 40)
+    t1, t2, t3 = 2 * math.sqrt(a) * alpha, (a - 1) * cos_w0, (a + 1) * cos_w0
+    b = (a * ((a + 1) + t2 + t1), -2 * a * ((a - 1) + t3), a * ((a + 1) + t2 - t1))
+    return biquad_response(n, b, ((a + 1) - t2 + t1, 2 * ((a - 1) - t3), (a + 1) - t2 - t1), device)
+
+
+def k_weighting_response(n: int, rate: int, device: str = "cpu") -> torch.Tensor:
+    """BS.1770's K-weighting: a +4 dB shelf above 1.5 kHz, then a 38 Hz high-pass."""
+    return (high_shelf_response(n, rate, 1500.0, 4.0, 1 / math.sqrt(2), device)
+            * highpass_response(n, rate, 38.0, 0.5, device))
+
+
 def loudness(x: torch.Tensor, rate: int) -> float:
-    """Integrated loudness (LUFS, BS.1770) of a stereo loop (2, n), measured over at least 3 s of repetition."""
+    """Integrated loudness (LUFS, BS.1770) of a loop (channels, n), measured over at least 3 s of repetition."""
     n = x.shape[-1]
+    weighted = apply_response(x.float(), k_weighting_response(n, rate, str(x.device)))
     reps = max(1, math.ceil(3.0 * rate / n))
-    tiled = x.repeat(1, reps) if reps > 1 else x
-    value = float(AF.loudness(tiled.float(), rate))
-    return value if math.isfinite(value) else -math.inf
+    tiled = weighted.repeat(1, reps) if reps > 1 else weighted
+    block = round(0.4 * rate)
+    energy = tiled.double().square().unfold(-1, block, round(block * 0.25)).mean(-1)  # (channels, blocks)
+    block_loudness = -0.691 + 10 * torch.log10(energy.sum(0))
+    gated = block_loudness > -70.0
+    if not bool(gated.any()):
+        return -math.inf
+    relative_gate = -0.691 + 10 * math.log10(float(energy[:, gated].mean(-1).sum())) - 10
+    gated &= block_loudness > relative_gate
+    return -0.691 + 10 * math.log10(float(energy[:, gated].mean(-1).sum()))
 
 
 def true_peak_per_sample(x: torch.Tensor, oversample: int = 4) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from studio.core.errors import ModelFileError
-from studio.core.pixel_finish import FinishOptions, finish_sprite
+from studio.core.pixel_finish import FinishOptions, finish_sprites
 from studio.ml import registry
 from studio.ml.bench.timing import cuda_sync, measure
 from studio.ml.checkpoint import load_model
@@ -79,7 +79,7 @@ FINISH = FinishOptions()
 def _sprites(runner: Any, module: nn.Module, count: int, steps: int, guidance: float) -> list:
     labels = (torch.arange(count) % module.config.num_classes).to(runner.device)
     images = sample_sprites(runner, module, labels, seeded_generators(0, count), steps, guidance)
-    return [finish_sprite(rgba, FINISH) for rgba in tensor_to_images(images)]  # the app's default output
+    return list(finish_sprites(tensor_to_images(images), FINISH))  # the app's default output
 
 
 def _measure_runner(runner: Any, module: nn.Module, device: str, repeats: int, warmup: int, steps: int,

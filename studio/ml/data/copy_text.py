@@ -18,7 +18,7 @@ import re
 import subprocess
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -150,6 +150,10 @@ class PackageBlurb:
     package: str
     synopsis: str
     blurb: str  # the first paragraph of the long description, joined into one line
+    features: tuple[str, ...] = ()  # the long description's bullet points, one line each
+
+
+BULLET = re.compile(r"^\s+[*+o-]\s+(\S.*)$")  # "  * item", "  - item", "  o item" (the description's lists)
 
 
 def parse_translations(text: Iterable[str]) -> Iterator[PackageBlurb]:
@@ -157,11 +161,12 @@ def parse_translations(text: Iterable[str]) -> Iterator[PackageBlurb]:
     description as lines starting with a space (`` .`` separates paragraphs)."""
     package = synopsis = ""
     paragraph: list[str] = []
+    bullets: list[str] = []
     in_first = True
 
     def flush() -> PackageBlurb | None:
         if package and synopsis and paragraph:
-            return PackageBlurb(package, synopsis, " ".join(paragraph))
+            return PackageBlurb(package, synopsis, " ".join(paragraph), tuple(bullets))
         return None
 
     for raw in text:
@@ -170,14 +175,20 @@ def parse_translations(text: Iterable[str]) -> Iterator[PackageBlurb]:
             record = flush()
             if record:
                 yield record
-            package, synopsis, paragraph, in_first = "", "", [], True
+            package, synopsis, paragraph, bullets, in_first = "", "", [], [], True
         elif line.startswith("Package:"):
             package = line.split(":", 1)[1].strip()
         elif line.startswith("Description-en:"):
             synopsis = line.split(":", 1)[1].strip()
         elif line.startswith(" ") and synopsis:
             body = line[1:].strip()
-            if body == ".":
+            bullet = BULLET.match(line)
+            wrapped = not bullet and bullets and line.startswith("    ") and body != "."  # a bullet's next line
+            if bullet:
+                bullets.append(bullet.group(1).strip())
+            elif wrapped:
+                bullets[-1] += " " + body
+            elif body == ".":
                 in_first = False if paragraph else in_first
             elif in_first:
                 paragraph.append(body)
@@ -221,7 +232,7 @@ def build_debian_corpus(out: Path, lists_dir: Path, fetch: bool = True) -> int:
             for record in parse_translations(io.StringIO(read_translation_file(path))):
                 if record.blurb not in seen:
                     seen.add(record.blurb)
-                    fh.write((json.dumps(record.__dict__, ensure_ascii=False) + "\n").encode("utf-8"))
+                    fh.write((json.dumps(asdict(record), ensure_ascii=False) + "\n").encode("utf-8"))
 
     write_atomic(Path(out), write, f"the corpus {Path(out).name}")
     return len(seen)
@@ -239,7 +250,10 @@ def read_debian_corpus(path: Path) -> list[PackageBlurb]:
         fields = [data.get(key) for key in ("package", "synopsis", "blurb")] if isinstance(data, dict) else []
         if len(fields) != 3 or not all(isinstance(value, str) for value in fields):
             raise BadInputError(f"{path.name}, line {number}: not a package description (package, synopsis, blurb)")
-        records.append(PackageBlurb(*fields))
+        features = data.get("features", [])  # corpora written before bullet points were kept have none
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise BadInputError(f"{path.name}, line {number}: features must be a list of texts")
+        records.append(PackageBlurb(*fields, tuple(features)))
     return records
 
 
@@ -269,27 +283,56 @@ def debian_items(records: list[PackageBlurb], samples: int, held_out: int, seed:
 # --- word list for whole-word line endings ------------------------------------------------------------------------
 
 _CORPUS_WORD = re.compile(r"^[a-z0-9]*[a-z][a-z0-9]*$")
-#: Short words kept; other one- and two-letter entries of spelling lists are mostly abbreviations ("gi", "ni")
-#: that would let a line end on what is really the start of a longer word.
+#: Short words kept; other one- and two-letter entries of spelling lists are mostly abbreviations ("gi", "ni", "pc")
+#: that would let a line end on what is really the start of a longer word ("Rise to the Pc").
 SHORT_WORDS = frozenset({
-    "a", "i", "ad", "ai", "am", "an", "as", "at", "be", "by", "do", "eu", "ex", "go", "he", "hi", "id",
-    "if", "in", "is", "it", "me", "my", "no", "of", "oh", "ok", "on", "or", "ox", "pc", "so", "to", "tv",
-    "uk", "up", "us", "ui", "ux", "vr", "we", "3d"
+    "a", "i", "ad", "am", "an", "as", "at", "be", "by", "do", "ex", "go", "he", "hi", "if", "in", "is", "it",
+    "me", "my", "no", "of", "oh", "ok", "on", "or", "ox", "so", "to", "tv", "up", "us", "we", "3d",
+})
+#: Proper names a spelling list capitalises that ad copy uses like common words.
+CALENDAR_WORDS = frozenset({
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february", "march",
+    "april", "may", "june", "july", "august", "september", "october", "november", "december", "christmas",
+    "easter", "halloween", "thanksgiving", "english", "spanish", "french", "german", "italian", "american",
+    "british", "european", "internet",
+})
+#: Modern words the 2020 spelling list lacks.
+MODERN_WORDS = frozenset({
+    "ebook", "ebooks", "wifi", "skincare", "eco", "signup", "bluetooth", "cybersecurity", "onboarding", "app",
+    "apps", "emails", "podcasts", "livestream", "roguelike", "roguelikes", "coop", "esports",
 })
 
 
 def build_lexicon(wordlist: Path, corpus: Iterable[str], out: Path, min_count: int = 10) -> int:
-    """Case-folded words of a spelling list (e.g. Debian's SCOWL ``american-english``) plus the words of three
-    letters or more that a corpus uses at least ``min_count`` times (brand and tech words the list lacks).
+    """Case-folded words of a spelling list (e.g. Debian's SCOWL ``american-english``) that the list writes in lower
+    case (its capitalised entries are proper names: "Fromm", "Aorta"), plus :data:`CALENDAR_WORDS`,
+    :data:`MODERN_WORDS` and the words of three letters or more that ``corpus`` uses at least ``min_count`` times.
     Words of one or two letters are kept only from :data:`SHORT_WORDS`. Written gzip, one word a line."""
-    found: set[str] = set()
+    found: set[str] = set(CALENDAR_WORDS | MODERN_WORDS)
     for line in _decoded_lines(Path(wordlist)):
-        found.update(w.casefold() for w in WORD_RE.findall(line))
+        found.update(w for w in WORD_RE.findall(line) if w == w.casefold())
     counts: Counter[str] = Counter()
     for text in corpus:
         counts.update(w.casefold() for w in WORD_RE.findall(text))
     found.update(w for w, n in counts.items() if n >= min_count and 3 <= len(w) <= 20 and _CORPUS_WORD.match(w))
     found = {w for w in found if len(w) > 2 or w in SHORT_WORDS}
+    return _write_words(found, Path(out))
+
+
+def build_names(wordlist: Path, out: Path) -> int:
+    """The capitalised entries of a spelling list (proper names: "Spain", "Fromm"), possessives folded into the
+    name. The copy checks accept them as words when a line writes them capitalised; the decoder never spells
+    them (only the brief's own names)."""
+    found: set[str] = set()
+    for line in _decoded_lines(Path(wordlist)):
+        for w in WORD_RE.findall(line):
+            if w != w.casefold() and w[0].isupper():
+                found.add(w[:-2] if w.endswith("'s") else w)
+    return _write_words(found, Path(out))
+
+
+def _write_words(found: set[str], out: Path) -> int:
+    out.parent.mkdir(parents=True, exist_ok=True)
     data = ("\n".join(sorted(found)) + "\n").encode("utf-8")
     # mtime 0: the same input gives the same bytes
     write_atomic(Path(out), gzip.compress(data, compresslevel=9, mtime=0), f"the word list {Path(out).name}")

@@ -79,18 +79,25 @@ def default_export_dir(model: str, variant: str) -> Path:
     return paths.user_models_dir() / "onnx" / model / variant
 
 
+def export_dirs(model: str, variant: str) -> tuple[Path, Path]:
+    """Where a ``variant`` export of ``model`` may be: the user's folder (made here), then the one shipped with the
+    program (the bundle's models/onnx, read-only)."""
+    return default_export_dir(model, variant), paths.bundled_models_dir() / "onnx" / model / variant
+
+
 def find_export(name: str, variants: Sequence[str], source_sha256: str) -> ExportRecord | None:
-    """The first of ``variants`` exported (by `studio export onnx`) from exactly these weights, verified."""
+    """The first of ``variants`` exported (by `studio export onnx`, or shipped in the bundle) from exactly these
+    weights, verified."""
     for variant in variants:
-        folder = default_export_dir(name, variant)
-        if not (folder / RECORD_NAME).exists():
-            continue
-        record = read_record(folder)
-        if record.source_sha256 != source_sha256:
-            log.warning("the %s ONNX export of %s is of other weights; ignoring it", variant, name)
-            continue
-        verify_record(record)
-        return record
+        for folder in export_dirs(name, variant):
+            if not (folder / RECORD_NAME).exists():
+                continue
+            record = read_record(folder)
+            if record.source_sha256 != source_sha256:
+                log.warning("the %s ONNX export of %s in %s is of other weights; ignoring it", variant, name, folder)
+                continue
+            verify_record(record)
+            return record
     return None
 
 

@@ -189,6 +189,13 @@ class OrtLanguageModel:
         self._check_room(cache.length + 1)
         return self._forward(tokens, cache)
 
+    def extend_logits(self, rows: Sequence[Sequence[int]], cache: OrtKVCache) -> torch.Tensor:
+        """As :meth:`studio.ml.text.lm.LanguageModel.extend_logits`: logits (B, T, V) at every fed position."""
+        tokens = torch.tensor([list(r) for r in rows], dtype=torch.long)
+        self._check_room(cache.length + tokens.shape[1])
+        logits, _, _ = self._run(tokens, cache)
+        return logits.float().cpu()
+
     def sequence_logits(self, ids: Sequence[int]) -> torch.Tensor:
         """Logits (T, V) float32 at every position of one sequence (for perplexity)."""
         rows = _as_rows(ids)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import logging
 from pathlib import Path
 
@@ -19,6 +22,30 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+@functools.cache
+def prepare_cuda_libraries() -> None:
+    """Let onnxruntime's CUDA provider find the CUDA and cuDNN libraries torch brings (onnxruntime-gpu is built for
+    the same CUDA major): torch loads them when it starts CUDA, and ``onnxruntime.preload_dlls()`` loads the rest
+    from the nvidia packages beside onnxruntime (in the bundle too). PyInstaller does not see libraries that are
+    loaded by name at run time, so without this a frozen app quietly runs onnxruntime on the CPU."""
+    import onnxruntime as ort
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.init()
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # it prints what it could not load; that belongs in the log
+        try:
+            preload()
+        except Exception as exc:  # a missing folder, an unexpected layout: the provider check says what is missing
+            log.warning("onnxruntime.preload_dlls() failed: %s", exc)
+    for line in printed.getvalue().splitlines():
+        log.info("onnxruntime: %s", line)
+
+
 def providers_for(device: str) -> tuple[list[str], str]:
     """(providers, note): CUDA asked but not installed falls back to CPU with a note saying so."""
     have = available_providers()
@@ -26,6 +53,7 @@ def providers_for(device: str) -> tuple[list[str], str]:
         raise ModelFileError("onnxruntime is not installed: run the set-up command (it installs the [cpu] extra)")
     if device == "cuda":
         if "CUDAExecutionProvider" in have:
+            prepare_cuda_libraries()
             return ["CUDAExecutionProvider", "CPUExecutionProvider"], ""
         return ["CPUExecutionProvider"], "onnxruntime has no CUDA provider here (install the [gpu] extra): using CPU"
     return ["CPUExecutionProvider"], ""

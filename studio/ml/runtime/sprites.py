@@ -64,6 +64,9 @@ def sample_sprites(
     GAN generator, VAE decoder or guided diffusion step graph) does the network work. ``tags`` (N, T) goes to
     models with a vocabulary (the graphs' last input)."""
     family = family_of(module)
+    words = int(getattr(module.config, "num_tags", 0))
+    if tags is None and words:  # a graph with a tag input always takes one: no words is all zeros
+        tags = torch.zeros(len(labels), words, device=runner.device)
     if family == "diffusion":
         noise = module.sample_noise(generators).to(runner.device)
         return ddim_sample(GuidedStep(runner, guidance), module.schedule(), noise, labels, steps=steps, guidance=1.0,

@@ -12,10 +12,11 @@ other token is masked before sampling. A token is allowed only if
   letter case (lower, Title, UPPER, or the brief's own casing such as "PixelQuest"). A line ends (newline or
   end-of-turn token) only when the model picks that token, and that token is allowed only after a finished
   word that may end a line, or after closing punctuation. So no line is ever cut mid-word or mid-phrase.
-* **banned words**: no word matching a banned entry can be finished (entries match whole words,
-  case-insensitively, see :mod:`studio.core.copy_brief`): single words are removed from the lexicon, so they
-  cannot even be started unless another word shares the prefix (``free`` bans "FREE" and "Free!" but lets
-  "freedom" through; ``free*`` bans both). A phrase is banned at its last word: that word cannot be finished
+* **banned words**: no word matching a banned entry can be finished (entries match whole words and their
+  forms, case-insensitively, see :mod:`studio.core.copy_brief`): single words are removed from the lexicon with
+  their inflections and compounds, so they cannot even be started unless another word shares the prefix
+  (``best`` bans "Bests", "bested" and "Bestseller" but lets "bestow" through; ``best*`` bans all four).
+  A phrase is banned at its last word: that word cannot be finished
   after the phrase's other words, and a partial word whose only completions are banned there is not started.
   Because the check runs on the line's text, not on tokens, phrases split across tokens are caught.
 * **format**: no list markers, markup, emoji or control characters; no space before punctuation, a space
@@ -39,6 +40,7 @@ from functools import lru_cache
 import numpy as np
 
 from studio.core.copy_brief import BannedPattern, words
+from studio.core.copy_checks import normalised
 from studio.core.errors import BadInputError, StudioError
 from studio.ml.sampling.lexicon import NO_WORD, Lexicon
 
@@ -258,11 +260,6 @@ class LineState:
         return not self.text
 
 
-def normalise_line(text: str) -> str:
-    """What counts for duplicate detection: the words, case-folded, punctuation ignored."""
-    return " ".join(words(text))
-
-
 class CopyConstraints:
     """Masks for one generation job: one vocabulary, lexicon, banned list and width rule, any number of lines."""
 
@@ -377,9 +374,8 @@ class CopyConstraints:
     def _touches(partial: str, avoid: tuple[BannedPattern, ...]) -> bool:
         """Could a completion of ``partial`` match one of the single-word patterns in ``avoid``?"""
         for p in avoid:
-            part = p.parts[0]
-            stem = part[:-1] if part.endswith("*") else part
-            if stem.startswith(partial) or (part.endswith("*") and partial.startswith(stem)):
+            stem, open_ended = BannedPattern.part_prefix(p.parts[0])
+            if stem.startswith(partial) or (open_ended and partial.startswith(stem)):
                 return True
         return False
 
@@ -496,7 +492,7 @@ class CopyConstraints:
         last_word = partial or (before[-1] if before else "")
         clean_end = (partial == "" and last in END_OK) or (partial and self.is_word(partial, before))
         clean_end = clean_end and self.lexicon.may_end(last_word)
-        fresh = relax_duplicates or normalise_line(state.text) not in seen
+        fresh = relax_duplicates or normalised(state.text) not in seen
         if (state.done_words or partial) and clean_end and fresh:
             mask[table.end_ids] = True
         return mask
@@ -522,11 +518,10 @@ class CopyConstraints:
         table = self.table
         touched: set[int] = set()
         for p in avoid:
-            part = p.parts[0]
-            stem = part.rstrip("*")
+            stem, open_ended = BannedPattern.part_prefix(p.parts[0])
             for k in range(1, len(stem) + 1):
                 touched.update(int(i) for i in table.tail_groups.get(stem[:k], ()))
-            if part.endswith("*"):
+            if open_ended:
                 start = bisect.bisect_left(table.sorted_tails, stem)
                 for tail in table.sorted_tails[start:]:
                     if not tail.startswith(stem):
@@ -568,6 +563,24 @@ class CopyConstraints:
         return piece
 
 
+_BY_TEXT: dict[int, tuple[TokenTable, dict[str, list[int]]]] = {}
+
+
+def _tokens_by_text(table: TokenTable) -> dict[str, list[int]]:
+    """Case-folded token text -> ids, built once per vocabulary (every keyword bonus looks tokens up by text;
+    keyed by identity: a table holds arrays and cannot be hashed)."""
+    cached = _BY_TEXT.get(id(table))
+    if cached is None or cached[0] is not table:
+        found: dict[str, list[int]] = {}
+        for i, shape in enumerate(table.shapes):
+            if shape is not None:
+                found.setdefault(shape.text.casefold(), []).append(i)
+        if len(_BY_TEXT) >= 4:
+            _BY_TEXT.clear()
+        cached = _BY_TEXT[id(table)] = (table, found)
+    return cached[1]
+
+
 @dataclass
 class KeywordBonus:
     """Adds ``bonus`` to the logits of tokens that start or continue a required keyword, until it is used."""
@@ -578,14 +591,11 @@ class KeywordBonus:
     used: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self._by_text: dict[str, list[int]] = {}
-        for i, shape in enumerate(self.table.shapes):
-            if shape is not None:
-                self._by_text.setdefault(shape.text.casefold(), []).append(i)
+        self._by_text = _tokens_by_text(self.table)
         self._keys = [" ".join(words(k)) for k in self.keywords if words(k)]
 
     def mark_used(self, line: str) -> None:
-        text = " " + normalise_line(line) + " "
+        text = " " + normalised(line) + " "
         self.used.update(k for k in self._keys if f" {k} " in text)
 
     def ids(self, state: LineState) -> list[int]:
@@ -594,7 +604,7 @@ class KeywordBonus:
         found: list[int] = []
         folded = state.text.casefold()
         last = folded[-1:]
-        in_line = f" {normalise_line(state.text)} "
+        in_line = f" {normalised(state.text)} "
         for key in self._keys:
             if key in self.used:
                 continue

@@ -4,8 +4,8 @@ become a word?" and "how many more characters does the line need at least before
 Words are kept case-folded and sorted, so all words with a given prefix form one contiguous range; sparse tables
 give the shortest word length of any range in O(1). A line may not end on a function word ("with", "the",
 "your": :data:`NO_END_WORDS`), so a second table holds only the words a line may end on. The bundled list
-(``resources/lexicon``) is SCOWL's American English list plus frequent words of the Debian descriptions corpus;
-see :func:`studio.ml.data.copy_text.build_lexicon`.
+(``resources/lexicon``) is SCOWL's American English list without proper names, plus a few modern words; see
+:func:`studio.ml.data.copy_text.build_lexicon`.
 """
 
 from __future__ import annotations
@@ -18,30 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.core import paths
 from studio.core.copy_brief import BannedPattern
 from studio.core.errors import ModelFileError
+from studio.core.word_forms import NO_END_WORDS, default_lexicon_path
 
 NO_WORD = 10_000  # "no completion": larger than any budget
 _TOP = "\U0010ffff"
 
-#: Words a line of copy may not end on (it would read as cut off: "Roasted fresh for your").
-NO_END_WORDS = frozenset({
-    "a", "an", "the", "and", "or", "but", "nor", "of", "to", "in", "on", "at", "by", "for", "with", "from",
-    "into", "onto", "over", "under", "about", "as", "than", "that", "which", "who", "whom", "whose", "your",
-    "our", "their", "my", "his", "her", "its", "this", "these", "those", "is", "are", "was", "were", "be",
-    "been", "am", "will", "would", "can", "could", "should", "shall", "may", "might", "must", "do", "does",
-    "did", "has", "have", "had", "not", "no", "so", "if", "then", "when", "while", "where", "via", "per",
-    "vs", "every", "each", "some", "any", "another", "such", "very", "own", "both", "either", "neither", "whether",
-    "because", "though", "although", "unless", "until", "upon", "within", "without", "between", "through", "i",
-    # pronouns and contractions that open a clause ("… and we", "Don't let", "this is what it's")
-    "we", "they", "let", "let's", "it's", "that's", "what's", "we're", "you're", "they're", "don't", "doesn't",
-    "won't", "isn't", "aren't", "how", "why", "also",
-})
-
-
-def default_lexicon_path() -> Path:
-    return paths.resources_dir() / "lexicon" / "words-en.txt.gz"
 
 
 def _sparse_table(lengths: np.ndarray) -> list[np.ndarray]:
@@ -60,7 +43,7 @@ class Lexicon:
         self.word_set = frozenset(self.words)
         self._array = np.array(self.words or [""])
         lengths = np.char.str_len(self._array).astype(np.int32) if self.words else np.array([NO_WORD])
-        ending = np.array([w not in NO_END_WORDS for w in self.words] or [False])
+        ending = np.array([self.may_end(w) for w in self.words] or [False])
         self._tables = (_sparse_table(lengths), _sparse_table(np.where(ending, lengths, NO_WORD).astype(np.int32)))
         self.shortest = int(self._tables[0][0].min())
         self.shortest_ending = int(self._tables[1][0].min())
@@ -73,7 +56,8 @@ class Lexicon:
 
     @staticmethod
     def may_end(word: str) -> bool:
-        return word not in NO_END_WORDS
+        """Function words and lone letters cannot end a line ("… about c"); digits can ("… in 2")."""
+        return word not in NO_END_WORDS and (len(word) > 1 or word.isdigit())
 
     def span(self, prefix: str) -> tuple[int, int]:
         """Index range of the words that start with ``prefix``."""
@@ -134,15 +118,19 @@ class Lexicon:
         return best
 
     def edited(self, add: Iterable[str] = (), remove: Iterable[BannedPattern] = ()) -> Lexicon:
-        """A copy with ``add`` words added and every word matching a single-word pattern of ``remove`` removed."""
-        singles = [p.parts[0] for p in remove if len(p.parts) == 1]
-        exact = {p for p in singles if not p.endswith("*")}
-        stems = tuple(p[:-1] for p in singles if p.endswith("*"))
+        """A copy with ``add`` words added and every word matching a single-word pattern of ``remove`` removed
+        (with its forms: see :meth:`BannedPattern.part_matches`)."""
+        parts = [p.parts[0] for p in remove if len(p.parts) == 1]
         extra = {w.casefold() for w in add} - self.word_set
-        if not (exact or stems or extra):
+        candidates = set(extra)
+        for part in parts:
+            lo, hi = self.span(BannedPattern.part_prefix(part)[0])
+            candidates.update(self.words[lo:hi])
+        dropped = {w for w in candidates if any(BannedPattern.part_matches(part, w) for part in parts)}
+        if not (dropped or extra):
             return self
-        kept = [w for w in self.words if w not in exact and not (stems and w.startswith(stems))]
-        extra = {w for w in extra if w not in exact and not (stems and w.startswith(stems))}
+        kept = [w for w in self.words if w not in dropped]
+        extra -= dropped
         if extra:
             kept = sorted([*kept, *extra])
         return Lexicon(kept, presorted=True)

@@ -54,6 +54,22 @@ def apply_repetition_penalty(logits: torch.Tensor, history: Sequence[int], penal
     return logits
 
 
+NUCLEUS_GUESS = 256  # tokens ranked first; the full sort runs only when they hold less than top_p of the mass
+
+
+def _ranked(scaled: torch.Tensor, params: SamplingParams, total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The candidate tokens' scores in descending order and their ids: all tokens (or the top k), or, with
+    top-p, the few highest when they already hold top_p of the probability (the same tokens a full sort keeps).
+    ``total`` is the log-sum-exp of ``scaled``."""
+    if params.top_k:
+        return scaled.topk(min(params.top_k, scaled.numel()))
+    if params.top_p < 1.0 and scaled.numel() > NUCLEUS_GUESS:
+        values, order = scaled.topk(NUCLEUS_GUESS)
+        if float(torch.exp(values - total).sum()) >= params.top_p:
+            return values, order
+    return scaled.sort(descending=True)
+
+
 def sample_row(
     logits: torch.Tensor, params: SamplingParams, generator: torch.Generator, history: Sequence[int] = ()
 ) -> int:
@@ -64,11 +80,10 @@ def sample_row(
     if params.greedy:
         return int(logits.argmax())
     scaled = logits / params.temperature
-    if params.top_k:
-        values, order = scaled.topk(min(params.top_k, scaled.numel()))
-    else:
-        values, order = scaled.sort(descending=True)
-    probs = torch.softmax(values, dim=0)
+    total = torch.logsumexp(scaled, dim=0)
+    values, order = _ranked(scaled, params, total)
+    # top-k renormalises over its k tokens; otherwise the ranked tokens' share of the whole distribution
+    probs = torch.softmax(values, dim=0) if params.top_k else torch.exp(values - total)
     if params.top_p < 1.0:
         before = probs.cumsum(0) - probs  # probability mass ranked above each token
         probs = torch.where(before < params.top_p, probs, torch.zeros_like(probs))

@@ -1,20 +1,25 @@
 """Ad-copy tasks: ``copy.generate`` (whole ads, streamed line by line) and ``copy.line`` (one new line).
 
 Params (see the payload contract): ``brief`` (dict), ``format``, ``framework``, ``variants``, ``temperature``,
-``top_p``; optional ``counts`` ({field: lines}). The model is a language model of the store or a LoRA adapter
+``top_p``; optional ``counts`` ({field: lines}), ``candidates`` (lines sampled per slot) and ``locked`` ({field:
+{slot index: line}}, lines kept as they are). Results carry each line's ``angle`` and the slots that fell back to
+an extractive line from the brief. The model is a language model of the store or a LoRA adapter
 (``arch: "llama-lora"``), applied to its base model on load; both stay in the worker's model cache.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from studio.core import paths
 from studio.core.context import JobContext
 from studio.core.copy_brief import brief_from_dict
 from studio.core.copy_formats import check_framework, field_counts, generation_format
+from studio.core.copy_plan import must_use_notes
 from studio.core.defaults import copy_defaults
 from studio.core.errors import BadInputError, ModelFileError
 from studio.core.jobs import JobSpec, thaw
@@ -22,14 +27,16 @@ from studio.ml.sampling.text import SamplingParams
 from studio.ml.tasks import task
 from studio.ml.text.copywriter import (
     CopyRequest,
-    RepeatedLineError,
+    WrittenAd,
+    check_request,
     foreign_brief_note,
-    generate_ads,
     regenerate_line,
+    write_ads,
 )
 from studio.ml.text.lm import LanguageModel, get_language_model
 
 MAX_VARIANTS = 10
+MAX_CANDIDATES = 16
 
 
 def load_copy_model(resources: Any, name: str, device: str | None = None, runtime: str | None = None) -> Any:
@@ -41,7 +48,7 @@ def load_copy_model(resources: Any, name: str, device: str | None = None, runtim
     device = device or resources.device
     entry = resources.store.find(name or copy_defaults().model)
     if entry.arch != LORA_ARCH:
-        return get_language_model(resources, entry.name, device, runtime=runtime)
+        return get_language_model(resources, entry.name, device, runtime=runtime or copy_runtime(resources))
     base = entry.meta.get("base_model")
     if not base:
         raise ModelFileError(f"the adapter {entry.name!r} does not say which model it was trained on")
@@ -49,6 +56,14 @@ def load_copy_model(resources: Any, name: str, device: str | None = None, runtim
     base_lm = get_language_model(resources, base, device, runtime="torch")
     return resources.cache.get(f"lm-lora:{entry.name}:{device}",
                                lambda: apply_adapter(base_lm, Path(entry.weights), entry.name))
+
+
+def copy_runtime(resources: Any) -> str:
+    """The runtime that writes copy: the user's choice, and for "auto" torch, whose shared-prefix batches decode
+    every slot's candidates at once (onnxruntime's exported graph copies the prompt's cache to every row and
+    measured 3x slower at 48 rows on a 2-core CPU: ``bench/results/2026-12-04-cpu-copy-eval.md``)."""
+    choice = getattr(resources, "runtime", "auto")
+    return "torch" if choice == "auto" else choice
 
 
 def _number(params: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
@@ -61,6 +76,19 @@ def _number(params: Mapping[str, Any], key: str, default: float, low: float, hig
     return value
 
 
+def _locked(params: Mapping[str, Any]) -> dict[str, dict[int, str]]:
+    """``locked``: {field: {slot index: line}}: lines the user keeps while the rest is written again."""
+    raw = params.get("locked") or {}
+    if not isinstance(raw, Mapping):
+        raise BadInputError("locked must map a field to {slot index: line}")
+    found: dict[str, dict[int, str]] = {}
+    for name, slots in raw.items():
+        if not isinstance(slots, Mapping) or not all(isinstance(t, str) for t in slots.values()):
+            raise BadInputError("locked must map a field to {slot index: line}")
+        found[str(name)] = {int(i): t for i, t in slots.items()}
+    return found
+
+
 def request_from_spec(spec: JobSpec) -> CopyRequest:
     params = thaw(spec.params)
     brief = brief_from_dict(params.get("brief"))
@@ -69,8 +97,13 @@ def request_from_spec(spec: JobSpec) -> CopyRequest:
     variants = int(_number(params, "variants", 1, 1, MAX_VARIANTS))
     sampling = SamplingParams(temperature=_number(params, "temperature", 0.7, 0.0, 2.0),
                               top_p=_number(params, "top_p", 0.9, 0.01, 1.0))
-    return CopyRequest(brief, fmt, framework, field_counts(fmt, params.get("counts")), variants, sampling,
-                       seed=int(spec.seed))
+    candidates = int(_number(params, "candidates", CopyRequest.candidates, 1, MAX_CANDIDATES))
+    request = CopyRequest(brief, fmt, framework, field_counts(fmt, params.get("counts")), variants, sampling,
+                          seed=int(spec.seed), candidates=candidates, locked=_locked(params))
+    for name in request.locked:
+        fmt.field(name)  # a clear error for a field the format does not have
+    check_request(request)
+    return request
 
 
 def recipe(spec: JobSpec, lm: LanguageModel) -> dict[str, Any]:
@@ -84,13 +117,22 @@ def generate_copy(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     note = foreign_brief_note(request.brief)
     ctx.progress(0.0, "loading the language model")
     lm = load_copy_model(ctx.resources, spec.model, ctx.device)
-    if note:
-        ctx.note(note)
-    batch = max(1, int(request.variants * ctx.batch_scale))
-    ads = generate_ads(lm, request, on_partial=ctx.partial, cancel=ctx.check_cancel,
-                       on_line=lambda done, total: ctx.progress(done / total, f"line {done} of {total}"),
-                       batch=batch)
-    return {"ads": ads, "recipe": recipe(spec, lm)}
+    for text in [note, *must_use_notes(request.brief, request.format, request.counts)]:
+        if text:
+            ctx.note(text)
+    ads = write_ads(lm, request, on_partial=ctx.partial, cancel=ctx.check_cancel,
+                    on_line=lambda done, total: ctx.progress(done / total, f"line {done} of {total}"))
+    return {"ads": [ad.texts() for ad in ads], "angles": [_angles(ad) for ad in ads],
+            "fallback": [_fallbacks(ad) for ad in ads], "recipe": recipe(spec, lm)}
+
+
+def _angles(ad: WrittenAd) -> dict[str, list[str]]:
+    return {name: [line.angle for line in lines] for name, lines in ad.lines.items()}
+
+
+def _fallbacks(ad: WrittenAd) -> dict[str, list[int]]:
+    """Per field, the slots filled with an extractive line from the brief (no written candidate passed)."""
+    return {name: [i for i, line in enumerate(lines) if line.fallback] for name, lines in ad.lines.items()}
 
 
 @task("copy.line")
@@ -106,12 +148,18 @@ def regenerate_copy_line(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     lm = load_copy_model(ctx.resources, spec.model, ctx.device)
 
     def stream(payload: dict[str, Any]) -> None:
-        ctx.partial({**payload, "index": index})
+        if payload["index"] == index:  # the other lines are kept as they are
+            ctx.partial(payload)
 
-    try:
-        text = regenerate_line(lm, request, field_name, index, existing, on_partial=stream,
-                               cancel=ctx.check_cancel, strict=True)
-    except RepeatedLineError:
-        limit = request.format.field(field_name).limit
-        raise BadInputError(f"no new line of at most {limit} characters differs from the existing ones") from None
-    return {"text": text, "field": field_name, "index": index, "recipe": recipe(spec, lm)}
+    line = regenerate_line(lm, request, field_name, index, existing, on_partial=stream, cancel=ctx.check_cancel)
+    return {"text": line.text, "field": field_name, "index": index, "angle": line.angle, "fallback": line.fallback,
+            "recipe": recipe(spec, lm)}
+
+
+def speed_probe(entry: Any) -> tuple[JobSpec, Callable[[Any, float], float], str]:
+    """The doctor's measure of this workspace: three headlines for the example brief, in lines per minute."""
+    brief = json.loads((paths.resources_dir() / "briefs" / "examples" / "coffee-subscription.json").read_text())
+    spec = JobSpec("copy.generate", {"brief": brief, "format": "google-rsa", "counts": {"headline": 3}},
+                   seed=1, model=entry.name)
+    return spec, lambda result, seconds: 60 * sum(len(v) for ad in result["ads"] for v in ad.values()) / seconds, \
+        "lines/min"

@@ -22,7 +22,7 @@ FINISHED payload: ``{"rate", "mix": (n, 2) float32, "stems": {part: (n, 2)}, "no
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -339,3 +339,9 @@ def vary_clip(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     ctx.progress(0.05, f"varying bars {bars_from}-{bars_to}")
     melody = varied_melody(clip, melody, bars_from, bars_to, source, spec.seed, spec.params, ctx)
     return _finish(spec, ctx, clip, melody, source, {"bars_from": bars_from, "bars_to": bars_to})
+
+
+def speed_probe(entry: Any) -> tuple[JobSpec, Callable[[Any, float], float], str]:
+    """The doctor's measure of this workspace: a 4-bar clip, in seconds of music per second."""
+    spec = JobSpec("music.generate", {"style": "chiptune-adventure", "bars": 4}, seed=1, model=entry.name)
+    return spec, lambda result, seconds: len(result["mix"]) / SAMPLE_RATE / seconds, "x real time"

@@ -10,6 +10,7 @@ from studio.core.context import JobContext
 from studio.core.errors import StudioError
 from studio.core.jobs import JobSpec
 from studio.ml.device import is_out_of_memory
+from studio.ml.doctor import remember_gpu_fallback
 from studio.ml.tasks import Task
 
 
@@ -31,6 +32,7 @@ def run_task(fn: Task, spec: JobSpec, ctx: JobContext) -> Any:
     torch.cuda.empty_cache()
     ctx.device = "cpu"
     ctx.note("The GPU ran out of memory again: running this job on the CPU (slower).")
+    remember_gpu_fallback(spec.kind, "the GPU ran out of memory, even with smaller batches")
     return fn(spec, ctx)
 
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +17,7 @@ from torch import nn
 from studio.core.context import JobContext
 from studio.core.errors import BadInputError
 from studio.core.jobs import JobSpec, thaw
-from studio.core.pixel_finish import FinishOptions, finish_sprite
+from studio.core.pixel_finish import FinishOptions, finish_sprites
 from studio.core.sprite_ops import AUTO_PALETTE, check_rgba, quantize, resolve_palette
 from studio.core.sprite_tags import MAX_PROMPT_CHARS, TagVocabulary
 from studio.ml.data.augment import tile_categories
@@ -183,10 +183,11 @@ class _Finisher:
         self.params = {**params, "finish": self.options.to_dict()}
         self.results: list[dict[str, Any]] = []
 
-    def finish(self, rgba: np.ndarray) -> np.ndarray:
+    def finish(self, images: np.ndarray) -> np.ndarray:
+        """The finished sprites of a batch (N, 32, 32, 4), all at once."""
         if not self.options.enabled and self.palette is not None:
-            return quantize(rgba, self.palette)
-        return finish_sprite(rgba, self.options, self.palette)
+            return np.stack([quantize(rgba, self.palette) for rgba in images])
+        return finish_sprites(images, self.options, self.palette)
 
     def recipe(self, index: int) -> dict[str, Any]:
         return {
@@ -199,9 +200,9 @@ class _Finisher:
         }
 
     def add(self, images: np.ndarray) -> None:
-        for rgba in images:
+        for rgba, finished in zip(images, self.finish(images), strict=True):
             index = len(self.results)
-            item = {"index": index, "rgba": self.finish(rgba), "raw": rgba, "recipe": self.recipe(index)}
+            item = {"index": index, "rgba": finished, "raw": rgba, "recipe": self.recipe(index)}
             self.results.append(item)
             self.ctx.partial(item)
 
@@ -333,6 +334,13 @@ def sprite_inpaint(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
             known=images_to_tensor(rgba).to(device), redraw=redraw,
             on_step=lambda done, total: ctx.progress(done / total, f"step {done}/{total}"),
         )
-    drawn = finisher.finish(tensor_to_images(out)[0])
+    drawn = finisher.finish(tensor_to_images(out))[0]
     result = np.where(mask[..., None], drawn, rgba).astype(np.uint8)
     return {"rgba": result, "recipe": finisher.recipe(0)}
+
+
+def speed_probe(entry: ModelEntry) -> tuple[JobSpec, Callable[[Any, float], float], str]:
+    """The doctor's measure of this workspace: a 32-sprite batch, in sprites per second."""
+    category = (entry.meta.get("categories") or ["items"])[0]
+    return (JobSpec("sprite.generate", {"category": category, "count": 32}, seed=1, model=entry.name),
+            lambda result, seconds: len(result) / seconds, "sprites/s")

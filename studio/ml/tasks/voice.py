@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +62,9 @@ def speak_task(spec: JobSpec, ctx: JobContext) -> Speech:
     engine = load_voice(ctx, spec.model)
     return speak(engine, request, ctx.progress, ctx.check_cancel, workers=ctx.resources.cpu_threads or 2,
                  note=ctx.note)
+
+
+def speed_probe(entry: Any) -> tuple[JobSpec, Callable[[Any, float], float], str]:
+    """The doctor's measure of this workspace: two lines of copy spoken, in seconds of speech per second."""
+    request = VoiceRequest(text="Fresh coffee, delivered to your door every week.\nTry Brewly today.")
+    return request.spec(entry.name), lambda speech, seconds: speech.duration / seconds, "x real time"

@@ -1,106 +1,225 @@
-"""Measuring generated copy: limit compliance, banned words, cut words and duplicates (checked on the text,
-independently of the decoder that was supposed to prevent them), and the wall time of a full Google RSA.
+"""``studio eval copy``: what a marketer would think of the copy, measured per brief and overall.
 
-``studio eval copy`` and ``studio bench copy`` call these.
+For every brief and format, one ad is written the way the app writes it (same generator, same defaults; after one
+untimed warm-up ad per format, so times are those of a running app), then
+every line is checked on its text (:mod:`studio.core.copy_checks`, independent of the decoder that was supposed to
+prevent the failures) and scored by a judge model for fluency: the mean log-probability of the line's tokens (and
+its end) after a fixed prompt holding the brief, the same prompt and the same judge (the base model) for every
+system measured.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from studio.core.ad_formats import AdFormat, char_count
-from studio.core.copy_brief import Brief, find_banned, words
+from studio.core.ad_formats import char_count
+from studio.core.copy_brief import Brief, load_brief
+from studio.core.copy_checks import BriefVocabulary, check_line, must_use_missing, normalised
 from studio.core.copy_formats import DEFAULT_COUNTS, generation_format
-from studio.ml.sampling.constrained import normalise_line
-from studio.ml.sampling.lexicon import NO_END_WORDS
+from studio.core.errors import BadInputError
 from studio.ml.sampling.text import SamplingParams
-from studio.ml.text.copywriter import CopyRequest, constraints_for, generate_ads
-from studio.ml.text.lm import LanguageModel
+from studio.ml.text.copywriter import CopyRequest, write_ads
+from studio.ml.text.scoring import continuation_logprobs, mean_logprob
+
+DEFAULT_FORMATS = ("google-rsa", "meta", "email")
+SCORING_SYSTEM = "You are an expert advertising copywriter."
+#: Fields whose lines should speak about the brief (paths are keywords, counted apart).
+PROSE_FIELDS = frozenset({"headline", "description", "primary", "subject", "tagline", "blurb"})
 
 
-def line_problems(line: str, limit: int, fmt: AdFormat, brief: Brief, known: Callable[[str], bool]) -> list[str]:
-    """Why a generated line breaks a rule (empty when it is clean)."""
-    found = []
-    if char_count(line, fmt) > limit:
-        found.append("over limit")
-    if find_banned(line, brief.banned_patterns):
-        found.append("banned word")
-    line_words = words(line)
-    if not line_words:
-        found.append("no words")
-    elif any(not (w.isdigit() or known(w)) for w in line_words):
-        found.append("unknown or cut word")
-    elif line_words[-1] in NO_END_WORDS:
-        found.append("ends on a function word")
-    if line != line.strip():
-        found.append("stray whitespace")
-    return found
+def brief_files(path: Path) -> list[Path]:
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("*.json"))
+        if not found:
+            raise BadInputError(f"{path} holds no brief (.json) files")
+        return found
+    if not path.exists():
+        raise BadInputError(f"{path}: no such brief file or folder")
+    return [path]
 
 
-def compliance(lm: LanguageModel, brief: Brief, format_name: str, lines_per_field: int = 200,
-               framework: str = "none", seed: int = 0, variants: int = 8,
-               cancel: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Generate until every field of the format has ``lines_per_field`` lines; report rule violations."""
-    fmt = generation_format(format_name)
-    constraints = constraints_for(lm, brief, fmt)
-    known = constraints.lexicon.__contains__
-    per_ad = DEFAULT_COUNTS[fmt.name]
-    fields: dict[str, dict[str, Any]] = {
-        name: {"lines": 0, "violations": 0, "over_limit": 0, "banned": 0, "cut_or_unknown": 0, "duplicates": 0,
-               "max_chars": 0, "limit": fmt.field(name).limit, "examples": []}
-        for name in per_ad
-    }
-    seen: dict[str, set[str]] = {name: set() for name in per_ad}
-    started = time.perf_counter()
-    round_ = 0
-    for name, count in per_ad.items():  # field by field, so a field with few lines per ad is not slow to fill
-        stats = fields[name]
-        while stats["lines"] < lines_per_field:
-            needed = -(-(lines_per_field - stats["lines"]) // count)  # ads still needed, rounded up
-            request = CopyRequest(brief, fmt, framework, {name: count}, min(variants, needed),
-                                  SamplingParams(0.8, 0.95), seed=seed + round_ * variants)
-            round_ += 1
-            for ad in generate_ads(lm, request, cancel=cancel):
-                for line in ad[name][: lines_per_field - stats["lines"]]:
-                    stats["lines"] += 1
-                    stats["max_chars"] = max(stats["max_chars"], char_count(line, fmt))
-                    problems = line_problems(line, stats["limit"], fmt, brief, known)
-                    stats["violations"] += bool(problems)
-                    stats["over_limit"] += "over limit" in problems
-                    stats["banned"] += "banned word" in problems
-                    stats["cut_or_unknown"] += "unknown or cut word" in problems
-                    key = normalise_line(line)
-                    stats["duplicates"] += key in seen[name]
-                    seen[name].add(key)
-                    if len(stats["examples"]) < 5:
-                        stats["examples"].append(line)
-    for stats in fields.values():
-        stats["compliance"] = 1.0 - stats["violations"] / max(1, stats["lines"])
-    return {"format": fmt.name, "seconds": time.perf_counter() - started, "fields": fields}
+def scoring_prompt(lm: Any, brief: Brief) -> list[int]:
+    lines = [f"Product: {brief.product}"]
+    if brief.features:
+        lines.append("Features: " + "; ".join(brief.features))
+    if brief.audience:
+        lines.append(f"Audience: {brief.audience}")
+    if brief.tone:
+        lines.append(f"Tone: {brief.tone}")
+    messages = [{"role": "system", "content": SCORING_SYSTEM},
+                {"role": "user", "content": "\n".join(lines) + "\nWrite one line of ad copy."}]
+    return lm.tokenizer.encode(lm.tokenizer.apply_chat_template(messages, add_generation_prompt=True), add_bos=False)
 
 
-def rsa_timing(lm: LanguageModel, brief: Brief, seeds: Iterable[int] = (0, 1, 2),
-               framework: str = "aida") -> dict[str, Any]:
-    """Wall time of one full Google RSA (15 headlines, 4 descriptions, 2 paths) per seed, after a warm-up run
-    that builds the constraint tables (cached per brief)."""
-    fmt = generation_format("google-rsa")
-    counts = DEFAULT_COUNTS["google-rsa"]
-    started = time.perf_counter()
-    constraints_for(lm, brief, fmt)
-    setup = time.perf_counter() - started
-    runs = []
-    for seed in seeds:
-        tokens = [0]
+def fluency(lm: Any, brief: Brief, lines: Sequence[str]) -> list[float]:
+    """Mean log-probability per token of each line (and its end-of-turn token) after :func:`scoring_prompt`."""
+    end = lm.tokenizer.eos_id
+    tokens = [[*lm.tokenizer.encode(line, add_bos=False), end] for line in lines]
+    return [mean_logprob(v) for v in continuation_logprobs(lm, scoring_prompt(lm, brief), tokens)]
 
-        def count(payload: dict[str, Any], tokens: list[int] = tokens) -> None:
-            tokens[0] += not payload["done"]
 
-        request = CopyRequest(brief, fmt, framework, counts, 1, SamplingParams(0.7, 0.9), seed=seed)
-        started = time.perf_counter()
-        ad = generate_ads(lm, request, on_partial=count)[0]
-        runs.append({"seed": seed, "seconds": time.perf_counter() - started, "tokens": tokens[0],
-                     "lines": sum(len(v) for v in ad.values()), "ad": ad})
-    seconds = sorted(r["seconds"] for r in runs)
-    return {"setup_seconds": setup, "median_seconds": seconds[len(seconds) // 2], "runs": runs}
+@dataclass
+class Tally:
+    """Counts over a set of lines and ads (one brief, or all of them)."""
+
+    lines: int = 0
+    prose: int = 0
+    over_limit: int = 0
+    banned: int = 0
+    dangling: int = 0
+    instruction: int = 0
+    non_word: int = 0
+    on_brief: int = 0
+    duplicates: int = 0
+    ads: int = 0
+    ads_with_must_use: int = 0
+    fallback: int = 0
+    fluency: list[float] = field(default_factory=list)
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    cpu_seconds: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, other: Tally) -> None:
+        for name in ("lines", "prose", "over_limit", "banned", "dangling", "instruction", "non_word", "on_brief",
+                     "duplicates", "ads", "ads_with_must_use", "fallback"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.fluency += other.fluency
+        for mine, theirs in ((self.seconds, other.seconds), (self.cpu_seconds, other.cpu_seconds)):
+            for fmt, values in theirs.items():
+                mine.setdefault(fmt, []).extend(values)
+
+    def summary(self) -> dict[str, Any]:
+        n = max(1, self.lines)
+        return {
+            "lines": self.lines,
+            "limits_ok": 1 - self.over_limit / n,
+            "banned": self.banned,
+            "dangling": self.dangling / n,
+            "instruction_talk": self.instruction / n,
+            "non_words": self.non_word / n,
+            "on_brief": self.on_brief / max(1, self.prose),
+            "must_use_ads": self.ads_with_must_use / max(1, self.ads),
+            "distinct": 1 - self.duplicates / n,
+            "fluency": sum(self.fluency) / len(self.fluency) if self.fluency else float("nan"),
+            "fallback_lines": self.fallback,
+            "seconds_per_ad": {fmt: sum(v) / len(v) for fmt, v in self.seconds.items() if v},
+            "cpu_seconds_per_ad": {fmt: sum(v) / len(v) for fmt, v in self.cpu_seconds.items() if v},
+            "max_seconds_per_ad": {fmt: max(v) for fmt, v in self.seconds.items() if v},
+        }
+
+
+def evaluate_ad(lm: Any, brief: Brief, fmt_name: str, ad: dict[str, list[str]], seconds: float,
+                fallback: int = 0) -> tuple[Tally, list[dict[str, Any]]]:
+    """The tally of one ad and one row per line (text, checks, fluency)."""
+    fmt = generation_format(fmt_name)
+    vocabulary = BriefVocabulary.of(brief)
+    tally = Tally(ads=1, seconds={fmt_name: [seconds]}, fallback=fallback)
+    tally.ads_with_must_use = int(not must_use_missing(ad, brief))
+    flat = [(name, line) for name, lines in ad.items() for line in lines]
+    scores = fluency(lm, brief, [line for _, line in flat]) if flat else []
+    seen: set[tuple[bool, str]] = set()
+    rows = []
+    for (name, line), score in zip(flat, scores, strict=True):
+        report = check_line(line, name, brief, fmt, vocabulary)
+        key = (name == "path", normalised(line))  # a path may repeat a headline's keyword; lines may not repeat
+        duplicate = key in seen
+        seen.add(key)
+        tally.lines += 1
+        tally.over_limit += report.over_limit
+        tally.banned += len(report.banned)
+        tally.dangling += report.dangling
+        tally.instruction += bool(report.instruction_talk)
+        tally.non_word += bool(report.non_words)
+        tally.duplicates += duplicate
+        if name in PROSE_FIELDS:
+            tally.prose += 1
+            tally.on_brief += bool(report.on_brief)
+        tally.fluency.append(score)
+        rows.append({"field": name, "text": line, "chars": char_count(line, fmt), "fluency": round(score, 3),
+                     "problems": report.hard + (["duplicate"] if duplicate else []),
+                     "on_brief": list(report.on_brief), "non_words": list(report.non_words),
+                     "instruction_talk": list(report.instruction_talk), "banned": list(report.banned)})
+    return tally, rows
+
+
+def evaluate(lm: Any, briefs: Sequence[Path], formats: Sequence[str] = DEFAULT_FORMATS, seed: int = 1,
+             framework: str = "none", sampling: SamplingParams | None = None,
+             progress: Callable[[str], None] | None = None, judge: Any = None) -> dict[str, Any]:
+    """Write one ad per brief and format with the app's generator and measure everything (see module doc).
+    ``judge`` scores fluency (default ``lm``): give every system compared the same judge, the base model, or an
+    adapter trained on its own lines would grade itself."""
+    sampling = sampling or SamplingParams(0.7, 0.9)
+    judge = judge or lm
+    say = progress or (lambda text: None)
+    if briefs:  # warm up (untimed): the vocabulary tables, the word list and the few-shot prompts' cache
+        warm = load_brief(briefs[0])
+        for fmt_name in formats:
+            fmt = generation_format(fmt_name)
+            write_ads(lm, CopyRequest(warm, fmt, framework, DEFAULT_COUNTS[fmt.name], 1, sampling, seed=seed + 99))
+        say("warmed up")
+    total = Tally()
+    per_brief = []
+    for path in briefs:
+        brief = load_brief(path)
+        tally = Tally()
+        ads = {}
+        for fmt_name in formats:
+            fmt = generation_format(fmt_name)
+            request = CopyRequest(brief, fmt, framework, DEFAULT_COUNTS[fmt.name], 1, sampling, seed=seed)
+            started, cpu = time.perf_counter(), time.process_time()
+            written = write_ads(lm, request)[0]
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            fallback = sum(line.fallback for lines in written.lines.values() for line in lines)
+            ad = written.texts()
+            ad_tally, rows = evaluate_ad(judge, brief, fmt.name, ad, seconds, fallback)
+            ad_tally.cpu_seconds = {fmt.name: [cpu]}
+            tally.add(ad_tally)
+            ads[fmt.name] = {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "lines": rows}
+            say(f"{path.stem:<24} {fmt.name:<11} {seconds:6.1f} s ({cpu:.1f} s CPU)")
+        total.add(tally)
+        per_brief.append({"brief": path.stem, "summary": tally.summary(), "ads": ads})
+    return {"formats": list(formats), "seed": seed, "briefs": per_brief, "overall": total.summary()}
+
+
+def _seconds(summary: dict[str, Any], fmt: str) -> str:
+    wall = summary["seconds_per_ad"].get(fmt, float("nan"))
+    return f"{wall:.1f} ({summary.get('cpu_seconds_per_ad', {}).get(fmt, float('nan')):.1f})"
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.0f}%"
+
+
+def markdown_table(report: dict[str, Any]) -> list[str]:
+    """Per brief and overall, one row each."""
+    fmts = report["formats"]
+    head = ["brief", "lines", "limits", "banned", "dangling", "instr. talk", "non-words", "on-brief",
+            "must-use ads", "distinct", "fluency", "fallback", *[f"s/{f} (CPU s)" for f in fmts]]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
+
+    def row(name: str, s: dict[str, Any]) -> str:
+        cells = [name, str(s["lines"]), _pct(s["limits_ok"]), str(s["banned"]), _pct(s["dangling"]),
+                 _pct(s["instruction_talk"]), _pct(s["non_words"]), _pct(s["on_brief"]), _pct(s["must_use_ads"]),
+                 _pct(s["distinct"]), f"{s['fluency']:.2f}", str(s["fallback_lines"]),
+                 *[_seconds(s, f) for f in fmts]]
+        return "| " + " | ".join(cells) + " |"
+
+    out += [row(b["brief"], b["summary"]) for b in report["briefs"]]
+    out.append(row("**overall**", report["overall"]))
+    return out
+
+
+def markdown_ads(report: dict[str, Any], limit: int = 3) -> list[str]:
+    """The first ``limit`` briefs' ads in full, each line with its problems (for reading, not only counting)."""
+    out = []
+    for entry in report["briefs"][:limit]:
+        for fmt_name, ad in entry["ads"].items():
+            out += ["", f"### {entry['brief']}: {fmt_name} ({ad['seconds']} s)", ""]
+            for row in ad["lines"]:
+                flag = f" ({', '.join(row['problems'])})" if row["problems"] else ""
+                out.append(f"- {row['field']} ({row['chars']}): {row['text']}{flag}")
+    return out

@@ -1,46 +1,71 @@
-"""Ad copy from a brief: prompts from the editable templates, lines written under hard constraints, variants
-in one batch, every token streamed.
+"""Ad copy from a brief: plan the ad, over-generate candidates for every slot, filter, rerank, choose.
 
-The model answers in a chat: the first user message holds the brief, the format, the framework and the request
-for the first field; each further field is a new user turn in the same conversation (so descriptions see the
-headlines). Every line the assistant writes starts with a ``-`` marker that Studio feeds itself (the model never
-numbers its lines) and ends when the model picks a newline or its end-of-turn token, which the constraints allow
-only where the line may end (see :mod:`studio.ml.sampling.constrained`). Studio then feeds the next marker, or
-the turn change to the next field. Forced tokens are fed in chunks when every row has some.
+1. **Plan** (:mod:`studio.core.copy_plan`): every line slot gets an angle from the brief (product name, a
+   feature as a benefit, the audience, a must-use word, an offer, the tone).
+2. **Over-generate** (:mod:`studio.ml.text.candidates`): ``request.candidates`` lines per slot, all slots of a
+   field in one batched decode after one shared prompt (the few-shot examples of ``resources/prompts/slots`` and
+   the brief), each row then fed its slot's request. Limits, banned words and whole words are enforced while
+   decoding (:mod:`studio.ml.sampling.constrained`): the character budget chooses among complete lines, it never
+   cuts one.
+3. **Filter and rerank** (:mod:`studio.ml.text.rerank`): the hard checks of :mod:`studio.core.copy_checks` drop
+   broken candidates; the rest are scored on relevance, fluency and pointwise mutual information and picked with
+   maximal marginal relevance. The ad must hold every must-use entry.
+4. **Fall back**: a slot with no surviving candidate gets a grounded extractive line from the brief's own words,
+   marked as such (``fallback``) so the editor can say so.
+
+Lines stream while they are written: the first candidate of each slot is sent as it grows (``done`` False), and
+the chosen line when the field is decided (``done`` True, with its ``angle`` and ``fallback`` flag).
 """
 
 from __future__ import annotations
 
-from collections import deque
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
-import torch
-
 from studio.core import copy_prompts
 from studio.core.ad_formats import AdFormat, char_count
 from studio.core.copy_brief import Brief, words
-from studio.core.errors import StudioError
-from studio.ml.models.llama import KVCache
-from studio.ml.sampling.constrained import (
-    CopyConstraints,
-    KeywordBonus,
-    LineRules,
-    LineState,
-    normalise_line,
-    token_table_for,
+from studio.core.copy_checks import (
+    BriefVocabulary,
+    check_line,
+    contains_phrase,
+    invented_offers,
+    looks_banned,
+    made_up_numbers,
+    must_use_missing,
+    normalised,
+    repeated_words,
 )
+from studio.core.copy_plan import (
+    Angle,
+    Slot,
+    extractive_lines,
+    line_opening,
+    must_use_too_long,
+    path_lines,
+    plan_ad,
+    restore_names,
+)
+from studio.core.errors import BadInputError, StudioError
+from studio.ml.sampling.constrained import CopyConstraints, LineRules, token_table_for
 from studio.ml.sampling.lexicon import Lexicon, load_lexicon
-from studio.ml.sampling.text import SamplingParams, sample_row
-from studio.ml.text.lm import LanguageModel
+from studio.ml.sampling.text import SamplingParams
+from studio.ml.text.candidates import RowJob, sample_lines
+from studio.ml.text.rerank import Scored, add_pmi, mmr_pick, relevance
 
 Ad = dict[str, list[str]]
 PartialSink = Callable[[dict[str, Any]], None]
-MARKER = "-"
-_SENTINEL = "\x1fSTUDIO\x1f"
+#: Sees every slot's surviving candidates, scored and best first: (variant, field, angle, pool). Self-training
+#: (:mod:`studio.ml.train.copy_selftrain`) keeps the best of them as examples of the job done well.
+PoolSink = Callable[[int, str, Angle, list[Scored]], None]
+MIN_END_LOGPROB = math.log(0.002)  # a line the model itself would end with less than 0.2 % is dropped as cut
+SLACK = 1.2  # candidates decode with this much more room than the limit; those that end past the limit are dropped
+HEADLINE_LIKE = 60  # fields up to this limit are written in title case, longer ones as sentences
+MIN_WORDS_LEFT = 1000  # a banned list that leaves fewer dictionary words than this is refused
+PMI_PER_SLOT = 2  # candidates per slot whose generic likelihood is measured (the best by relevance + fluency)
 
 
 @dataclass(frozen=True)
@@ -52,14 +77,33 @@ class CopyRequest:
     variants: int = 1
     sampling: SamplingParams = field(default_factory=lambda: SamplingParams(temperature=0.7, top_p=0.9))
     seed: int = 0
-    keyword_bonus: float = 3.0
-    repetition_penalty: float = 1.15  # over the tokens of the field so far (not the prompt)
-    same_start_penalty: float = 3.0  # subtracted from tokens that would start a line like an earlier one
-    end_bias: float = 4.0  # added to the line-end logit as the line nears its limit (0 at half the limit)
+    candidates: int = 4  # lines sampled per slot (two more per extra slot of the same angle), the best kept
+    locked: Mapping[str, Mapping[int, str]] = field(default_factory=dict)  # field -> slot index -> kept line
+    avoid: tuple[str, ...] = ()  # lines the new ones must differ from (the line being rewritten)
+    keyword_bonus: float = 2.0  # added to tokens that spell a must-use entry, in that entry's slots
 
     @property
     def plan(self) -> list[tuple[str, int]]:
         return [(f.name, self.counts.get(f.name, 0)) for f in self.format.fields if self.counts.get(f.name, 0)]
+
+
+@dataclass(frozen=True)
+class WrittenLine:
+    text: str
+    angle: str = ""  # what the slot was about, e.g. "feature as a benefit: USB-C charging"
+    fallback: bool = False  # an extractive line from the brief: no written candidate passed the checks
+    locked: bool = False
+
+
+@dataclass
+class WrittenAd:
+    lines: dict[str, list[WrittenLine]]
+
+    def texts(self) -> Ad:
+        return {name: [line.text for line in lines] for name, lines in self.lines.items()}
+
+    def all_texts(self) -> list[str]:
+        return [line.text for lines in self.lines.values() for line in lines]
 
 
 def rules_for(fmt: AdFormat, field_name: str) -> LineRules:
@@ -74,7 +118,7 @@ def _constraints(tokenizer: Any, names: tuple[str, ...], banned: tuple, fmt: AdF
                            names=[w for n in names for w in n.split()])
 
 
-def constraints_for(lm: LanguageModel, brief: Brief, fmt: AdFormat) -> CopyConstraints:
+def constraints_for(lm: Any, brief: Brief, fmt: AdFormat) -> CopyConstraints:
     """The constraints of one brief and format (cached: the same brief again costs nothing)."""
     names = (brief.product, *brief.features, *brief.must_use, brief.audience)
     return _constraints(lm.tokenizer, names, brief.banned_patterns, fmt)
@@ -93,275 +137,306 @@ def foreign_brief_note(brief: Brief) -> str:
             "English, using your brief's own words where it can.")
 
 
-def transition_text(lm: LanguageModel, system: str, first: str, request: str) -> str:
-    """What the chat template puts between the end of an assistant reply and the next assistant reply."""
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": first},
-                {"role": "assistant", "content": _SENTINEL}, {"role": "user", "content": request}]
-    rendered = lm.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-    if _SENTINEL not in rendered:
-        raise StudioError("this model's chat template drops the assistant's reply; it cannot write ad copy")
-    return rendered.split(_SENTINEL, 1)[1]
+def check_request(request: CopyRequest) -> None:
+    """Refuse, with the reason, a request no ad can satisfy (before the model loads or runs)."""
+    if not request.plan:
+        raise BadInputError("nothing to write: every field has 0 lines")
+    for entry, limit in must_use_too_long(request.brief, request.format, request.counts):
+        raise BadInputError(
+            f"the must-use words {entry!r} are {len(entry)} characters, longer than any line of this format "
+            f"(at most {limit}): shorten them or choose a format with longer lines; your brief is kept"
+        )
 
 
-@dataclass
-class _Row:
-    variant: int
-    generator: torch.Generator
-    plan: list[tuple[str, int]]
-    bonus: KeywordBonus
-    ad: Ad
-    field_pos: int = 0
-    line_index: int = 0
-    state: LineState = field(default_factory=LineState)
-    forced: deque[int] = field(default_factory=deque)
-    history: list[int] = field(default_factory=list)
-    starts: set[str] = field(default_factory=set)  # first words of this field's lines so far
-    banned_first: set[int] = field(default_factory=set)  # first tokens whose lines led nowhere (strict mode)
-    finished: bool = False
-
-    @property
-    def field(self) -> str:
-        return self.plan[self.field_pos][0]
+def _chat_ids(lm: Any, messages: list[dict[str, str]]) -> list[int]:
+    text = lm.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+    return lm.tokenizer.encode(text, add_bos=False)
 
 
-def _rewind(cache: Any, length: int) -> Any:
-    """The cache as it was at ``length`` positions: a preallocated torch cache is cut back in place; an
-    onnxruntime cache is immutable (each step makes a new one), so the saved object is still that state."""
-    if isinstance(cache, KVCache):
-        cache.length = length
-    return cache
+def _split_prompt(lm: Any, messages: list[dict[str, str]], request_text: str) -> tuple[list[int], list[int]]:
+    """(shared prefix, this slot's tail): the chat cut where the slot's own words (its angle) start, so the
+    request's wording is part of the prefix every slot shares and each tail is only the angle and the turn end."""
+    text = lm.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+    cut = text.rindex(request_text)
+    return (lm.tokenizer.encode(text[:cut], add_bos=False), lm.tokenizer.encode(text[cut:], add_bos=False))
 
 
-class RepeatedLineError(StudioError):
-    """A line could only end as a copy of an earlier one (raised when duplicates are not tolerated)."""
+def slot_prompt_ids(lm: Any, brief: Brief, fmt: AdFormat, name: str, angle: Angle,
+                    framework: str = "none") -> tuple[list[int], list[int]]:
+    """The tokens one slot's candidates are written after: (prefix shared by the field's slots, the slot's tail)."""
+    messages = copy_prompts.slot_messages(brief, fmt, name, angle, framework)
+    return _split_prompt(lm, messages, angle.instruction(brief.product))
 
 
-class Copywriter:
-    """Writes the lines of one request; ``on_partial`` receives the streaming payloads, ``cancel`` is called
-    before every step (pass ``ctx.check_cancel``).
+class _FieldWriter:
+    """Writes the slots of one field of one ad: one batched decode, filters, scores, MMR, fallbacks."""
 
-    A line that equals an earlier line (of any field and variant, or of ``seen``) cannot end while anything else
-    fits its limit; when nothing else fits, a batch keeps it and lists it in ``repeated`` (``generate_ads`` then
-    writes it again alone), and a single-row writer made with ``strict=True`` backtracks: it starts the line
-    again with another first token, and raises :class:`RepeatedLineError` when every start is exhausted.
-    """
+    def __init__(self, lm: Any, request: CopyRequest, constraints: CopyConstraints,
+                 cancel: Callable[[], None], on_partial: PartialSink, on_pool: PoolSink | None = None) -> None:
+        self.lm, self.request, self.constraints = lm, request, constraints
+        self.cancel, self.on_partial, self.on_pool = cancel, on_partial, on_pool
+        self.vocabulary = BriefVocabulary.of(request.brief)
+        self._generic: dict[str, list[int]] = {}
 
-    def __init__(self, lm: LanguageModel, request: CopyRequest, on_partial: PartialSink | None = None,
-                 cancel: Callable[[], None] | None = None, on_line: Callable[[int, int], None] | None = None,
-                 seen: Mapping[str, Sequence[str]] | None = None, asked: int | None = None,
-                 strict: bool = False) -> None:
-        self.lm = lm
-        self.request = request
-        self.on_partial = on_partial or (lambda payload: None)
-        self.cancel = cancel or (lambda: None)
-        self.on_line = on_line or (lambda done, total: None)
-        self.constraints = constraints_for(lm, request.brief, request.format)
-        # one set for all fields: a description that repeats a headline is as useless as a repeated headline
-        self.seen: set[str] = {normalise_line(x) for lines in (seen or {}).values() for x in lines}
-        tok = lm.tokenizer
-        self.marker = tok.encode(MARKER, add_bos=False)
-        self.newline = self.constraints.table.newline_id
-        brief, fmt, fw = request.brief, request.format, request.framework
-        self.system = copy_prompts.system_message(brief, fmt, fw)
-        plan = request.plan
-        if not plan:
-            raise StudioError("nothing to write: every field has 0 lines")
-        for name, _ in plan:
-            self.constraints.check_budget(rules_for(fmt, name))
-        self.first = copy_prompts.first_request(brief, fmt, fw, plan[0][0], asked or plan[0][1])
-        self.transitions = [
-            tok.encode(transition_text(lm, self.system, self.first,
-                                       copy_prompts.field_request(brief, fmt, fw, name, count)), add_bos=False)
-            for name, count in plan[1:]
-        ]
-        self.total_lines = sum(count for _, count in plan) * request.variants
-        self.lines_done = 0
-        self.strict = strict
-        self._start_cache: dict[frozenset[str], np.ndarray] = {}
-        self._pieces: dict[str, list[int]] = {}  # first word piece of a line -> tokens
-        self.repeated: list[tuple[int, str, int]] = []  # (variant, field, index) kept although repeated
-
-    def prompt_ids(self, reply_so_far: str = "") -> list[int]:
-        messages = [{"role": "system", "content": self.system}, {"role": "user", "content": self.first}]
-        text = self.lm.tokenizer.apply_chat_template(messages, add_generation_prompt=True) + reply_so_far
-        return self.lm.tokenizer.encode(text, add_bos=False) + self.marker
-
-    def _room(self) -> int:
-        fmt = self.request.format
-        lines = sum(count * (fmt.field(name).limit // 2 + 4) for name, count in self.request.plan)
-        return lines + sum(len(t) for t in self.transitions) + 16
-
-    def run(self, prompt: list[int] | None = None, variants: Sequence[int] | None = None) -> list[Ad]:
-        """The ads of ``variants`` (default all), written as one batch; variant v samples with seed + v."""
+    def prompt(self, name: str, angle: Angle) -> tuple[list[int], list[int]]:
         request = self.request
-        prompt = prompt or self.prompt_ids()
-        rows = [
-            _Row(v, torch.Generator().manual_seed(request.seed + v), request.plan,
-                 KeywordBonus(self.constraints.table, request.brief.must_use, request.keyword_bonus),
-                 {name: [] for name, _ in request.plan})
-            for v in (range(request.variants) if variants is None else variants)
-        ]
-        logits, cache = self.lm.prefill(prompt, max_new_tokens=self._room(), copies=len(rows))
-        active = list(rows)
-        line_start: tuple[Any, int, torch.Tensor, int] | None = None  # strict: cache, its length, logits, history
-        while active:
-            self.cancel()
-            if self.strict:
-                row = active[0]
-                if row.state.empty and not row.forced and (line_start is None or line_start[1] != cache.length):
-                    line_start = (cache, cache.length, logits.clone(), len(row.history))
-                try:
-                    feed = [self._step(row, logits[0])]
-                except RepeatedLineError:
-                    saved_cache, length, saved, written = line_start
-                    if len(row.history) <= written:
-                        raise
-                    row.banned_first.add(row.history[written])  # start the line again, differently
-                    del row.history[written:]
-                    row.state = LineState()
-                    cache, logits = _rewind(saved_cache, length), saved.clone()
-                    continue
-            else:
-                feed = [self._step(row, logits[k]) for k, row in enumerate(active)]
-            keep = [k for k, row in enumerate(active) if not row.finished]
-            if not keep:
-                break
-            if len(keep) < len(active):
-                cache = cache.select(torch.tensor(keep, device=cache.k.device))
-                active = [active[k] for k in keep]
-                feed = [feed[k] for k in keep]
-            extra = min(len(row.forced) for row in active)
-            if extra:
-                chunk = [[token, *(row.forced.popleft() for _ in range(extra))] for token, row in zip(feed, active,
-                                                                                                       strict=True)]
-                logits, cache = self.lm.prefill(chunk, max_new_tokens=self._room(), cache=cache)
-            else:
-                logits, cache = self.lm.decode_step(feed, cache)
-        return [row.ad for row in rows]
+        return slot_prompt_ids(self.lm, request.brief, request.format, name, angle, request.framework)
 
-    def _step(self, row: _Row, logits: torch.Tensor) -> int:
-        """Choose the row's next token (forced or sampled under the constraints); returns the token to feed."""
-        if row.forced:
-            return row.forced.popleft()
+    def generic_prompt(self, name: str) -> list[int]:
+        """The same kind of request without the brief: what the model writes for any product."""
+        if name not in self._generic:
+            limit = self.request.format.field(name).limit
+            messages = [{"role": "system", "content": copy_prompts.render("slots/system.txt", {})},
+                        {"role": "user", "content": f"Write one line of ad copy of at most {limit} characters."}]
+            self._generic[name] = _chat_ids(self.lm, messages)
+        return self._generic[name]
+
+    def candidates(self, variant: int, name: str, slots: Sequence[Slot]) -> list[list[Scored]]:
+        """Surviving candidates of every slot, scored (relevance, fluency, PMI), best first. Slots with the same
+        angle share one pool (sampled once, one more candidate per extra slot); MMR then keeps their picks
+        apart."""
         request = self.request
-        rules = rules_for(request.format, row.field)
-        if self.strict:
-            mask = self.constraints.allowed(row.state, rules, self.seen)
-            if row.state.empty and row.banned_first:
-                mask[list(row.banned_first)] = False
-            if not mask.any():
-                raise RepeatedLineError(f"{row.state.text!r} repeats an earlier line and nothing else fits")
-        else:
-            mask = self.constraints.mask_or_raise(row.state, rules, self.seen)
-        scores = logits.numpy().copy()
-        row.bonus.apply(scores, row.state)
-        if row.state.empty and row.starts:  # vary how lines begin ("Pillar 1: …", "Pillar 2: …")
-            scores[self._start_ids(frozenset(row.starts))] -= request.same_start_penalty
-        fill = row.state.length / rules.budget
-        if fill > 0.5:  # a soft nudge to finish near the limit; the limit itself is the mask's job
-            scores[self.constraints.table.end_ids] += request.end_bias * (fill - 0.5) / 0.5
-        scores[~mask] = -np.inf
-        params = SamplingParams(request.sampling.temperature, request.sampling.top_p, request.sampling.top_k,
-                                request.repetition_penalty)
-        token = sample_row(torch.from_numpy(scores), params, row.generator, row.history)
-        row.history.append(token)
-        if not self.constraints.is_end(token):
-            self.constraints.advance(row.state, token)
-            self._emit(row, done=False)
-            return token
-        return self._end_line(row)
+        limit = int(request.format.field(name).limit)
+        rules = replace(rules_for(request.format, name), budget=int(limit * SLACK))
+        headline_like = limit <= HEADLINE_LIKE
+        groups: dict[Angle, list[int]] = {}
+        for pos, slot in enumerate(slots):
+            groups.setdefault(slot.angle, []).append(pos)
+        prefix: list[int] = []
+        jobs: list[RowJob] = []
+        owner: list[Angle] = []
+        first_row: dict[int, int] = {}  # row -> slot position it previews
+        for angle, positions in groups.items():
+            prefix, tail = self.prompt(name, angle)
+            keywords = (angle.text,) if angle.kind == "must-use" else ()
+            openings = _openings(request.brief, angle, headline_like)
+            count = request.candidates + len(positions) - 1
+            base = request.seed * 7919 + variant * 1009 + slots[positions[0]].index * 31
+            for c in range(count):
+                if c < len(positions):
+                    first_row[len(jobs)] = positions[c]
+                jobs.append(RowJob(tuple(tail), rules, base + c, keywords,
+                                   self._tokens(openings[c]) if c < len(openings) else (), limit))
+                owner.append(angle)
 
-    def _end_line(self, row: _Row) -> int:
-        line = row.state.text.strip()
-        row.ad[row.field].append(line)
-        if normalise_line(line) in self.seen:
-            self.repeated.append((row.variant, row.field, row.line_index))
-        self.seen.add(normalise_line(line))
-        row.bonus.mark_used(line)
-        row.banned_first.clear()
-        first = words(line)
-        if first:
-            row.starts.add(first[0])
-        self._emit(row, done=True)
-        self.lines_done += 1
-        self.on_line(self.lines_done, self.total_lines)
-        row.state = LineState()
-        row.line_index += 1
-        if row.line_index < row.plan[row.field_pos][1]:
-            row.forced.extend(self.marker)
-            return self.newline
-        row.field_pos += 1
-        row.line_index = 0
-        row.history = []
-        row.starts = set()
-        if row.field_pos >= len(row.plan):
-            row.finished = True
-            return self.newline
-        row.forced.extend([*self.transitions[row.field_pos - 1][1:], *self.marker])
-        return self.transitions[row.field_pos - 1][0]
+        def preview(row: int, text: str) -> None:
+            if row in first_row:
+                slot = slots[first_row[row]]
+                self.on_partial({"variant": variant, "field": name, "index": slot.index, "text": text,
+                                 "done": False})
 
-    def _start_ids(self, starts: frozenset[str]) -> np.ndarray:
-        """Tokens that begin a line with one of ``starts`` (the whole word, or its first three letters or more)."""
-        cached = self._start_cache.get(starts)
-        if cached is None:
-            if not self._pieces:
-                for i, shape in enumerate(self.constraints.table.shapes):
-                    if shape is not None:
-                        piece = shape.tail if shape.has_break and not shape.head else shape.head
-                        self._pieces.setdefault(piece, []).append(i)
-            found = {i for w in starts for k in [*range(3, len(w)), len(w)] for i in self._pieces.get(w[:k], ())}
-            cached = np.array(sorted(found), dtype=np.int64)
-            self._start_cache[starts] = cached
-        return cached
-
-    def _emit(self, row: _Row, done: bool) -> None:
-        text = row.state.text.strip() if done else row.state.text
-        self.on_partial({"variant": row.variant, "field": row.field, "index": row.line_index, "text": text,
-                         "done": done})
-
-
-RETRIES = 4
-
-
-def generate_ads(lm: LanguageModel, request: CopyRequest, on_partial: PartialSink | None = None,
-                 cancel: Callable[[], None] | None = None, on_line: Callable[[int, int], None] | None = None,
-                 batch: int = 0) -> list[Ad]:
-    """``request.variants`` ads, each with ``request.counts`` lines per field, ``batch`` variants at a time
-    (0 = all at once). A line that could only repeat another line of its field is written again on its own,
-    backtracking until it differs; only when no different line fits the limit at all does the repeat stay."""
-    writer = Copywriter(lm, request, on_partial, cancel, on_line)
-    batch = batch or request.variants
-    ads: list[Ad] = []
-    for start in range(0, request.variants, batch):
-        ads += writer.run(variants=range(start, min(request.variants, start + batch)))
-    for variant, name, index in writer.repeated:
-        lines = ads[variant][name]
-        everywhere = [line for ad in ads for field_lines in ad.values() for line in field_lines]
-        for attempt in range(1, RETRIES + 1):
-            retry = replace(request, seed=request.seed + 7919 * attempt + variant)  # a fresh start each time
-
-            def stream(payload: dict[str, Any], variant: int = variant, index: int = index) -> None:
-                if on_partial:
-                    on_partial({**payload, "variant": variant, "index": index})
-
-            try:
-                lines[index] = regenerate_line(lm, retry, name, index, lines, stream, cancel, avoid=everywhere,
-                                               strict=True)
-                break
-            except RepeatedLineError:
+        found = sample_lines(self.lm, prefix, jobs, self.constraints, request.sampling, self.cancel, preview,
+                             request.keyword_bonus)
+        by_angle: dict[Angle, list[Scored]] = {angle: [] for angle in groups}
+        for cand in found:
+            angle = owner[cand.row]
+            cand.text = restore_names(cand.text, request.brief, limit, request.format)
+            if cand.end_logprob < MIN_END_LOGPROB:  # the budget, not the model, ended it: a cut line
                 continue
+            report = check_line(cand.text, name, request.brief, request.format, self.vocabulary)
+            if not cand.text or report.hard or not report.on_brief:  # off-brief lines are never kept
+                continue
+            if (looks_banned(cand.text, request.brief, self.vocabulary) or made_up_numbers(cand.text, request.brief)
+                    or repeated_words(cand.text, request.brief) or invented_offers(cand.text, request.brief)):
+                continue
+            if any(c.text == cand.text for c in by_angle[angle]):
+                continue
+            by_angle[angle].append(Scored(cand.text, cand.tokens, cand.fluency,
+                                          relevance(cand.text, self.vocabulary, angle)))
+        pools = list(by_angle.values())
+        add_pmi(self.lm, self.generic_prompt(name), pools, PMI_PER_SLOT)
+        for angle, pool in by_angle.items():
+            pool.sort(key=lambda c: c.score, reverse=True)
+            if self.on_pool is not None:
+                self.on_pool(variant, name, angle, pool)
+        return [by_angle[slot.angle] for slot in slots]
+
+    def _tokens(self, text: str) -> tuple[int, ...]:
+        return tuple(self.lm.tokenizer.encode(text, add_bos=False)) if text else ()
+
+    def fallback(self, name: str, slot: Slot, used: set[str]) -> WrittenLine | None:
+        """An extractive line for the slot's angle, or failing that for any angle of the brief."""
+        request = self.request
+        limit = request.format.field(name).limit
+        angles = [slot.angle, *(s.angle for s in plan_ad(request.brief, request.format, {name: 1}))]
+        angles += [Angle(kind, text) for kind, text in (("offer", ""), ("audience", request.brief.audience))
+                   if text or kind == "offer"]
+        angles += [Angle("feature", f) for f in request.brief.features]
+        for angle in angles:
+            for line in extractive_lines(request.brief, angle, name, limit, request.format):
+                if normalised(line) not in used:
+                    return WrittenLine(line, slot.angle.label, fallback=True)
+        return None
+
+
+def _openings(brief: Brief, angle: Angle, headline_like: bool) -> list[str]:
+    """How the first candidates of a slot start (the rest start as the model likes): the angle's own words, the
+    product's name, the angle's first word."""
+    first = line_opening(brief, angle, headline_like)
+    found = [first, brief.product, first.split()[0] if first else ""]
+    return [text if text not in found[:i] else "" for i, text in enumerate(found)]
+
+
+def _locked_lines(request: CopyRequest, name: str) -> dict[int, str]:
+    return {int(i): str(t) for i, t in (request.locked.get(name) or {}).items()}
+
+
+def write_ads(lm: Any, request: CopyRequest, on_partial: PartialSink | None = None,
+              cancel: Callable[[], None] | None = None, on_line: Callable[[int, int], None] | None = None,
+              variants: Sequence[int] | None = None, on_pool: PoolSink | None = None) -> list[WrittenAd]:
+    """The ads of ``variants`` (default all), each planned, over-generated, filtered and reranked."""
+    check_request(request)
+    sink = on_partial or (lambda payload: None)
+    stop = cancel or (lambda: None)
+    progress = on_line or (lambda done, total: None)
+    constraints = constraints_for(lm, request.brief, request.format)
+    if len(constraints.lexicon) < MIN_WORDS_LEFT:
+        raise BadInputError(
+            f"the banned words ({', '.join(request.brief.banned)}) rule out all but {len(constraints.lexicon)} words "
+            "of the dictionary, too few to write with: ban fewer or more specific words (a word* pattern bans every "
+            "word it starts); your brief is kept"
+        )
+    for name, _ in request.plan:
+        if name != "path":
+            constraints.check_budget(rules_for(request.format, name))
+    writer = _FieldWriter(lm, request, constraints, stop, sink, on_pool)
+    chosen_variants = list(range(request.variants) if variants is None else variants)
+    total = sum(count for _, count in request.plan) * len(chosen_variants)
+    done = 0
+    ads = []
+    for variant in chosen_variants:
+        slots = plan_ad(request.brief, request.format, request.counts, variant)
+        ad = WrittenAd({name: [] for name, _ in request.plan})
+        pools_by_field: dict[str, tuple[list[Slot], list[list[Scored]]]] = {}
+        for name, _ in request.plan:
+            stop()
+            field_slots = [s for s in slots if s.field == name]
+            lines = _write_field(writer, variant, name, field_slots, ad, pools_by_field)
+            ad.lines[name] = lines
+            for index, line in enumerate(lines):
+                sink({"variant": variant, "field": name, "index": index, "text": line.text, "done": True,
+                      "angle": line.angle, "fallback": line.fallback})
+            done += len(lines)
+            progress(done, total)
+        _cover_must_use(writer, ad, pools_by_field, variant, sink)
+        ads.append(ad)
     return ads
 
 
-def regenerate_line(lm: LanguageModel, request: CopyRequest, field_name: str, index: int,
-                    existing: Sequence[str], on_partial: PartialSink | None = None,
-                    cancel: Callable[[], None] | None = None, avoid: Sequence[str] = (),
-                    strict: bool = False) -> str:
-    """A new line for slot ``index`` of ``field_name``, different from every line in ``existing`` and
-    ``avoid``; the other existing lines are shown to the model as the lines written so far."""
-    single = replace(request, counts={field_name: 1}, variants=1)
-    writer = Copywriter(lm, single, on_partial, cancel, seen={field_name: [*existing, *avoid]},
-                        asked=max(1, len(existing)), strict=strict)
-    others = [line for i, line in enumerate(existing) if i != index and line.strip()]
-    so_far = "".join(f"{MARKER} {line}\n" for line in others)
-    return writer.run(writer.prompt_ids(so_far))[0][field_name][0]
+def _write_field(writer: _FieldWriter, variant: int, name: str, slots: list[Slot], ad: WrittenAd,
+                 pools_by_field: dict[str, tuple[list[Slot], list[list[Scored]]]]) -> list[WrittenLine]:
+    request = writer.request
+    locked = _locked_lines(request, name)
+    others = [*ad.all_texts(), *request.avoid]
+    if name == "path":
+        keywords = path_lines(request.brief, len(slots), request.format.field(name).limit)
+        free = iter(k for k in keywords if k not in locked.values())
+        return [WrittenLine(locked[s.index], s.angle.label, locked=True) if s.index in locked
+                else WrittenLine(next(free, request.brief.product.split()[0][:15]), s.angle.label) for s in slots]
+    open_slots = [s for s in slots if s.index not in locked]
+    pools = writer.candidates(variant, name, open_slots) if open_slots else []
+    pools_by_field[name] = (open_slots, pools)
+    picks = mmr_pick(pools, taken=list(locked.values()), blocked=others)
+    leftovers = [c for pool in pools for c in pool if c not in picks]
+    lines: list[WrittenLine] = []
+    used = {normalised(t) for t in (*others, *locked.values(), *(p.text for p in picks if p is not None))}
+    pick_of = dict(zip((s.index for s in open_slots), picks, strict=True))
+    for slot in slots:
+        if slot.index in locked:
+            lines.append(WrittenLine(locked[slot.index], slot.angle.label, locked=True))
+            continue
+        pick = pick_of[slot.index]
+        if pick is None and leftovers:  # another slot's spare candidate, if it still adds something
+            taken = [line.text for line in lines] + list(locked.values())
+            pick = mmr_pick([leftovers], taken=taken, blocked=[*others, *(p.text for p in picks if p)])[0]
+            if pick is not None:
+                leftovers.remove(pick)
+        line = WrittenLine(pick.text, slot.angle.label) if pick is not None else writer.fallback(name, slot, used)
+        if line is None:  # nothing written passed and nothing from the brief fits: the slot stays empty
+            continue
+        used.add(normalised(line.text))
+        lines.append(line)
+    if not lines:
+        limit = request.format.field(name).limit
+        banned = ", ".join(request.brief.banned) or "none"
+        raise BadInputError(
+            f"no {name} of at most {limit} characters passes the checks for this brief (banned words: {banned}): "
+            "remove some banned words or give the product more words to work with; your brief is kept"
+        )
+    return lines
+
+
+def _cover_must_use(writer: _FieldWriter, ad: WrittenAd, pools_by_field: dict[str, tuple[list[Slot],
+                    list[list[Scored]]]], variant: int, sink: PartialSink) -> None:
+    """Put every must-use entry into the ad: swap in the best candidate that holds it, or an extractive line."""
+    request = writer.request
+    for entry in must_use_missing(ad.texts(), request.brief):
+        best: tuple[float, str, int, Scored] | None = None
+        for name, (slots, pools) in pools_by_field.items():
+            lines = ad.lines[name]
+            used = {normalised(t) for t in ad.all_texts()}
+            for slot, pool in zip(slots, pools, strict=True):
+                if slot.index >= len(lines) or not _replaceable(lines[slot.index], request.brief):
+                    continue
+                for cand in pool:
+                    fits = normalised(cand.text) not in used and contains_phrase([cand.text], entry)
+                    if fits and (best is None or cand.score > best[0]):
+                        best = (cand.score, name, slot.index, cand)
+        if best is not None:
+            _, name, index, cand = best
+            replacement = WrittenLine(cand.text, Angle("must-use", entry).label)
+        else:
+            name, index, replacement = _extractive_must_use(writer, ad, entry)
+            if replacement is None:
+                continue
+        ad.lines[name][index] = replacement
+        sink({"variant": variant, "field": name, "index": index, "text": replacement.text, "done": True,
+              "angle": replacement.angle, "fallback": replacement.fallback})
+
+
+def _replaceable(line: WrittenLine, brief: Brief) -> bool:
+    """May this line give its slot to a must-use line? Not if the user locked it or it carries a must-use entry."""
+    return not line.locked and not any(contains_phrase([line.text], m) for m in brief.must_use)
+
+
+def _extractive_must_use(writer: _FieldWriter, ad: WrittenAd, entry: str) -> tuple[str, int, WrittenLine | None]:
+    request = writer.request
+    angle = Angle("must-use", entry)
+    for name, lines in sorted(ad.lines.items(), key=lambda item: -len(item[1])):  # the field with most lines
+        if name == "path" or not lines:
+            continue
+        spec = request.format.field(name)
+        unlocked = [i for i, line in enumerate(lines) if _replaceable(line, request.brief)]
+        if not unlocked:
+            continue
+        used = {normalised(t) for t in ad.all_texts()}
+        for text in extractive_lines(request.brief, angle, name, spec.limit, request.format):
+            if normalised(text) not in used and contains_phrase([text], entry):
+                return name, unlocked[-1], WrittenLine(text, angle.label, fallback=True)
+    return "", 0, None
+
+
+def generate_ads(lm: Any, request: CopyRequest, on_partial: PartialSink | None = None,
+                 cancel: Callable[[], None] | None = None, on_line: Callable[[int, int], None] | None = None,
+                 batch: int = 0) -> list[Ad]:
+    """The texts of :func:`write_ads` (``batch`` is accepted for callers that size batches; every field of every
+    variant is one batched decode already)."""
+    del batch
+    return [ad.texts() for ad in write_ads(lm, request, on_partial, cancel, on_line)]
+
+
+def regenerate_line(lm: Any, request: CopyRequest, field_name: str, index: int, existing: Sequence[str],
+                    on_partial: PartialSink | None = None, cancel: Callable[[], None] | None = None,
+                    variant: int = 0) -> WrittenLine:
+    """A new line for slot ``index`` of ``field_name`` (its planned angle), different from every line in
+    ``existing``; the other existing lines are kept (locked) and count for diversity."""
+    counts = {field_name: max(len(existing), index + 1)}
+    locked = {field_name: {i: line for i, line in enumerate(existing) if i != index and line.strip()}}
+    single = replace(request, counts=counts, variants=1, locked=locked, avoid=tuple(existing),
+                     seed=request.seed + 104729 * (1 + sum(map(len, existing))))
+    written = write_ads(lm, single, on_partial, cancel, variants=[variant])[0]
+    line = written.lines[field_name][index]
+    if normalised(line.text) in {normalised(t) for t in existing}:
+        raise StudioError(f"no new line of at most {request.format.field(field_name).limit} characters differs "
+                          "from the existing ones")
+    return line

@@ -51,7 +51,7 @@ class PromptCache:
     empties the cache, so a stale prefix is never reused.
     """
 
-    def __init__(self, capacity: int = 4) -> None:
+    def __init__(self, capacity: int = 8) -> None:
         self.capacity = capacity
         self._entries: OrderedDict[tuple[int, ...], CachedPrompt] = OrderedDict()
         self._stamp: Hashable = None

@@ -56,11 +56,11 @@ class LoRALinear(nn.Module):
         super().__init__()
         self.base = base
         self.scale = alpha / rank
-        self.lora_A = nn.Parameter(torch.empty(rank, base.in_features, dtype=base.weight.dtype,
-                                               device=base.weight.device))
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, dtype=base.weight.dtype,
-                                               device=base.weight.device))
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5), generator=generator)
+        weight = base.weight
+        a = torch.empty(rank, base.in_features, dtype=weight.dtype)  # drawn on the CPU: the seeded generator is
+        nn.init.kaiming_uniform_(a, a=math.sqrt(5), generator=generator)  # a CPU one, whatever the device
+        self.lora_A = nn.Parameter(a.to(weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, dtype=weight.dtype, device=weight.device))
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -268,16 +268,30 @@ def train_lora(
 def _train(lm: LanguageModel, train_items: Sequence[Item], held_items: Sequence[Item], settings: TrainSettings,
            system: str, progress: Callable[[float, str], None], cancel: Callable[[], None], on_step: StepFn,
            run: RunFolder | None) -> TrainResult:
-    """Epochs until the validation perplexity stops improving (patience 1); the best adapter is kept. The
-    held-out items are only measured, before and after, never used to decide anything."""
-    device = lm.device
-    pad = lm.tokenizer.pad_id
-
     def examples(items: Sequence[Item]) -> list[Example]:
         return [make_example(lm, system, request, lines, settings.max_tokens) for request, lines in items]
 
     train_part, val_items = split_validation(train_items, settings)
-    train, val, held = examples(train_part), examples(val_items), examples(held_items)
+    recipe = recipe_of([list(train_items), list(held_items), system], settings, lm.sha256)
+    result = fit_adapter(lm, examples(train_part), examples(val_items), examples(held_items), settings, recipe,
+                         progress, cancel, on_step, run)
+    result.train_lines = sum(len(lines) for _, lines in train_items) - len(val_items)
+    result.held_out_lines = sum(len(lines) for _, lines in held_items)
+    return result
+
+
+def fit_adapter(lm: LanguageModel, train: Sequence[Example], val: Sequence[Example], held: Sequence[Example],
+                settings: TrainSettings, recipe: str, progress: Callable[[float, str], None] | None = None,
+                cancel: Callable[[], None] | None = None, on_step: StepFn | None = None,
+                run: RunFolder | None = None) -> TrainResult:
+    """Epochs over ``train`` until the perplexity of ``val`` stops improving (patience 1); the best adapter is
+    kept. ``held`` is only measured, before and after, never used to decide anything. ``recipe`` fingerprints
+    the data and settings, so a resume never continues a different run."""
+    progress = progress or (lambda fraction, message: None)
+    cancel = cancel or (lambda: None)
+    on_step = on_step or (lambda step, total, losses: None)
+    device = lm.device
+    pad = lm.tokenizer.pad_id
     model = with_lora(lm.model, settings.lora, settings.seed)
     params = lora_parameters(model)
     optimiser = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
@@ -294,7 +308,6 @@ def _train(lm: LanguageModel, train_items: Sequence[Item], held_items: Sequence[
                 if key in state:
                     value.copy_(state[key].to(value.device, value.dtype))
 
-    recipe = recipe_of([list(train_items), list(held_items), system], settings, lm.sha256)
     saved = load_state(run.checkpoints, recipe) if run is not None and run.resume else None
     if saved is not None:
         loop, checkpoint = saved
@@ -328,7 +341,8 @@ def _train(lm: LanguageModel, train_items: Sequence[Item], held_items: Sequence[
                 raise
             model.train()
             batch = batch_order[index * settings.batch:(index + 1) * settings.batch]
-            loss, n = example_loss(model, batch, pad, device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):  # GPU: bf16 products
+                loss, n = example_loss(model, batch, pad, device)
             mean = loss / max(1, n)
             optimiser.zero_grad(set_to_none=True)
             mean.backward()
@@ -354,8 +368,7 @@ def _train(lm: LanguageModel, train_items: Sequence[Item], held_items: Sequence[
     after = perplexity(model, held, pad, device)
     model.eval()
     return TrainResult(model, loop.before, after, loop.losses, loop.step, time.monotonic() - started,
-                       sum(len(lines) for _, lines in train_items) - len(val_items), len(val_items),
-                       sum(len(lines) for _, lines in held_items), best[0] if val else None)
+                       len(train), len(val), len(held), best[0] if val else None)
 
 
 # --- files ------------------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ The document layout and the limits come from :mod:`studio.core.ad_formats`; this
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QEvent, QMimeData, QRect, QSize, Qt, Signal
 from PySide6.QtGui import (
     QAction,
@@ -22,7 +24,7 @@ from PySide6.QtGui import (
     QTextDocument,
     QTextFormat,
 )
-from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
+from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QToolTip, QWidget
 
 from studio.core.ad_formats import FORMATS, AdFormat, LineInfo, analyse, fit_prefix, is_heading
 
@@ -72,6 +74,9 @@ class LimitEditor(QPlainTextEdit):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # optional hooks for marks beside a line's role ("L" locked, "P1" pinned, "*" from the brief) and its tooltip
+        self.line_marks: Callable[[LineInfo], str] | None = None
+        self.line_note: Callable[[LineInfo], str] | None = None
         self.setObjectName("limitEditor")
         self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.setTabChangesFocus(True)
@@ -121,6 +126,15 @@ class LimitEditor(QPlainTextEdit):
         ):
             event.ignore()
             return False
+        if event.type() == QEvent.Type.ToolTip and self.line_note is not None:
+            block = self.cursorForPosition(self.viewport().mapFrom(self, event.pos())).blockNumber()
+            info = self.line_info(block)
+            note = self.line_note(info) if info is not None and info.kind == "item" else ""
+            if note:
+                QToolTip.showText(event.globalPos(), note, self)
+            else:
+                QToolTip.hideText()
+            return True
         return super().event(event)
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
@@ -176,7 +190,11 @@ class LimitEditor(QPlainTextEdit):
 
     # --- gutter ------------------------------------------------------------------------------------
     def gutter_width(self) -> int:
-        return self.fontMetrics().horizontalAdvance("H15 125/125") + 22
+        return self.fontMetrics().horizontalAdvance("H15 L P3 125/125") + 22
+
+    def update_gutter(self) -> None:
+        """Repaint the gutter (after the marks a ``line_marks`` hook draws have changed)."""
+        self._gutter.update()
 
     def _update_gutter_width(self, _count: int = 0) -> None:
         self.setViewportMargins(self.gutter_width(), 0, 0, 0)
@@ -233,5 +251,7 @@ class LimitEditor(QPlainTextEdit):
         if info is None or info.kind != "item":
             return "", "", False
         role = "extra" if info.excess else info.role
+        if self.line_marks is not None and not info.excess:
+            role = (role + " " + self.line_marks(info)).strip()
         count = f"{info.length}/{info.limit}" if info.limit is not None else str(info.length)
         return role, count, info.over

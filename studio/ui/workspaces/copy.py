@@ -32,9 +32,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.ad_formats import FORMATS, AdFormat, format_ad, parse_ad, problems
+from studio.core.ad_formats import FORMATS, AdFormat, LineInfo, format_ad, parse_ad, problems
 from studio.core.copy_brief import brief_from_dict, load_brief, save_brief
-from studio.core.copy_export import AdSet, export_ads, import_ads
+from studio.core.copy_export import PIN_POSITIONS, AdSet, export_ads, import_ads
 from studio.core.copy_formats import FRAMEWORKS, GENERATION_FORMATS
 from studio.core.defaults import copy_defaults
 from studio.core.errors import StudioError
@@ -152,6 +152,11 @@ class CopyWorkspace(Workspace):
         self._unfinished: set[tuple[int, str, int]] = set()  # (variant, field, index) of lines still being written
         self._line_job: tuple[int, str, int, str] | None = None  # (job id, field, index, the line before)
         self._line_streaming = False
+        # per variant: each line's angle, the slots filled from the brief itself, and Google pins
+        self._angles: list[dict[str, dict[int, str]]] = []
+        self._fallback: list[dict[str, set[int]]] = []
+        self._pins: list[dict[str, dict[int, int]]] = []
+        self._locks: dict[str, set[int]] = {}  # slots of the shown ad kept as they are when generating again
 
         self.editor = LimitEditor()
         self.editor.analysis_changed.connect(self._update_summary)
@@ -169,7 +174,13 @@ class CopyWorkspace(Workspace):
         self.next_button = self._tool_button("next", "Next variant (Right)", lambda: self.step_result(1))
         rewrite = QAction("Rewrite this line with the model", self)
         rewrite.triggered.connect(self.rewrite_current_line)
-        self.editor.context_actions = [rewrite]
+        lock = QAction("Lock this line (kept when you generate again)", self)
+        lock.triggered.connect(self.toggle_lock)
+        pin = QAction("Pin this line to the next position (Google ads)", self)
+        pin.triggered.connect(self.cycle_pin)
+        self.editor.context_actions = [rewrite, lock, pin]
+        self.editor.line_marks = self._line_marks
+        self.editor.line_note = self._line_note
 
         header = QFrame()
         header.setObjectName("toolbarRow")
@@ -365,6 +376,84 @@ class CopyWorkspace(Workspace):
             widget.setVisible(several)
         self.variant_label.setText(f"Variant {self._shown + 1}/{len(self._variants)}")
 
+    # --- angles, locks and pins -----------------------------------------------------------------------
+    def _shown_marks(self, store: list) -> Any:
+        return store[self._shown] if self._shown < len(store) else {}
+
+    def _line_marks(self, info: LineInfo) -> str:
+        """Beside the role: "L" locked, "P1".."P3" pinned, "*" a line taken from the brief (no candidate passed)."""
+        if info.field is None:
+            return ""
+        marks = []
+        if info.index in self._locks.get(info.field, set()):
+            marks.append("L")
+        pin = self._shown_marks(self._pins).get(info.field, {}).get(info.index)
+        if pin:
+            marks.append(f"P{pin}")
+        if info.index in self._shown_marks(self._fallback).get(info.field, set()):
+            marks.append("*")
+        return " ".join(marks)
+
+    def _line_note(self, info: LineInfo) -> str:
+        if info.field is None:
+            return ""
+        notes = []
+        angle = self._shown_marks(self._angles).get(info.field, {}).get(info.index)
+        if angle:
+            notes.append(f"Angle: {angle}")
+        if info.index in self._shown_marks(self._fallback).get(info.field, set()):
+            notes.append("Taken from your brief: no written line for this slot passed the checks")
+        if info.index in self._locks.get(info.field, set()):
+            notes.append("Locked: kept when you generate again")
+        pin = self._shown_marks(self._pins).get(info.field, {}).get(info.index)
+        if pin:
+            notes.append(f"Pinned to position {pin}")
+        return "\n".join(notes)
+
+    def _current_slot(self) -> LineInfo | None:
+        info = self.editor.line_info(self.editor.textCursor().blockNumber())
+        if info is None or info.kind != "item" or info.field is None:
+            self.status_message.emit("Put the cursor on a line of copy first")
+            return None
+        return info
+
+    def toggle_lock(self) -> None:
+        """Lock or unlock the line under the cursor: a locked line is kept as it is when you generate again."""
+        info = self._current_slot()
+        if info is None:
+            return
+        locked = self._locks.setdefault(info.field, set())
+        locked.symmetric_difference_update({info.index})
+        state = "locked: it stays when you generate again" if info.index in locked else "unlocked"
+        self.status_message.emit(f"{info.role} {state}")
+        self.editor.update_gutter()
+
+    def cycle_pin(self) -> None:
+        """Pin the line under the cursor to the next position (headlines 1-3, descriptions 1-2), then unpin."""
+        info = self._current_slot()
+        if info is None:
+            return
+        positions = PIN_POSITIONS.get(self.ad_format.name, {}).get(info.field)
+        if not positions:
+            self.status_message.emit(f"{self.ad_format.title} lines of this kind cannot be pinned")
+            return
+        while len(self._pins) <= self._shown:
+            self._pins.append({})
+        pins = self._pins[self._shown].setdefault(info.field, {})
+        position = pins.get(info.index, 0) + 1
+        if position > positions:
+            pins.pop(info.index, None)
+            self.status_message.emit(f"{info.role} unpinned")
+        else:
+            pins[info.index] = position
+            self.status_message.emit(f"{info.role} pinned to position {position}")
+        self.editor.update_gutter()
+
+    def _locked_params(self) -> dict[str, dict[str, str]]:
+        ad = self.current_ad()
+        return {name: {str(i): ad[name][i] for i in sorted(slots) if i < len(ad.get(name, []))}
+                for name, slots in self._locks.items() if slots}
+
     # --- generation -----------------------------------------------------------------------------------
     def request_models(self) -> None:
         self._models_job = self.engine.submit(JobSpec("models.list", {"modality": "copy"}))
@@ -428,6 +517,9 @@ class CopyWorkspace(Workspace):
             return
         if self._variants:
             self._variants[self._shown] = self.current_ad()
+        locked = self._locked_params()
+        if locked:
+            params["locked"] = locked
         spec = JobSpec("copy.generate", params, self.seed_spin.next_seed(), self.model_combo.currentData())
         self.active_job = self.engine.submit(spec)
         self._streaming = False
@@ -482,6 +574,7 @@ class CopyWorkspace(Workspace):
         if not self._streaming:  # first token of this job: start a fresh result set and one undo step
             self._variants = []
             self._shown = 0
+            self._angles, self._fallback = [], []
         while len(self._variants) <= variant:
             self._variants.append({spec.name: [] for spec in self.ad_format.fields})
         lines = self._variants[variant].setdefault(name, [])
@@ -489,6 +582,8 @@ class CopyWorkspace(Workspace):
             lines.append("")
         lines[index] = str(payload["text"])
         (self._unfinished.discard if payload.get("done", True) else self._unfinished.add)((variant, name, index))
+        if payload.get("done") and "angle" in payload:
+            self._note_angle(variant, name, index, payload)
         if variant == self._shown:
             self._replace_text(format_ad(self._variants[variant], self.ad_format), join_previous=self._streaming)
             self._streaming = True
@@ -499,11 +594,18 @@ class CopyWorkspace(Workspace):
         if event.type is EventType.FINISHED:
             ads = [{str(k): [str(s) for s in v] for k, v in ad.items()} for ad in event.payload["ads"]]
             self._recipe = dict(event.payload.get("recipe", {}))
+            self._angles = [{name: dict(enumerate(lines)) for name, lines in ad.items()}
+                            for ad in event.payload.get("angles", [])]
+            self._fallback = [{name: set(slots) for name, slots in ad.items()}
+                              for ad in event.payload.get("fallback", [])]
             if ads:
                 self._variants = ads
                 self._shown = min(self._shown, len(ads) - 1)
                 self._replace_text(format_ad(ads[self._shown], self.ad_format), join_previous=self._streaming)
-            self.status_message.emit(f"{len(ads)} variant(s) generated; Left/Right to compare")
+            from_brief = sum(len(slots) for ad in self._fallback for slots in ad.values())
+            note = (f"; {from_brief} line(s) marked * are taken from your brief (no written line passed the checks)"
+                    if from_brief else "")
+            self.status_message.emit(f"{len(ads)} variant(s) generated; Left/Right to compare{note}")
         elif self._unfinished:
             self._drop_unfinished_lines(event.type is EventType.CANCELLED)
         self._unfinished.clear()
@@ -521,6 +623,15 @@ class CopyWorkspace(Workspace):
             self._replace_text(format_ad(ad, self.ad_format), join_previous=self._line_streaming)
             self._line_streaming = True
 
+    def _note_angle(self, variant: int, name: str, index: int, payload: dict[str, Any]) -> None:
+        """Remember a finished line's angle and whether it was taken from the brief (the marks in the gutter)."""
+        while len(self._angles) <= variant:
+            self._angles.append({})
+            self._fallback.append({})
+        self._angles[variant].setdefault(name, {})[index] = str(payload.get("angle", ""))
+        fallback = self._fallback[variant].setdefault(name, set())
+        (fallback.add if payload.get("fallback") else fallback.discard)(index)
+
     def _drop_unfinished_lines(self, cancelled: bool) -> None:
         """A stopped generation leaves half-written lines ("EDUCAT"): they go, and the header then says what
         the ad still lacks."""
@@ -535,7 +646,11 @@ class CopyWorkspace(Workspace):
                                  f"line{'s' if count != 1 else ''} removed; the ads are incomplete")
 
     def _finish_line(self, event: JobEvent) -> None:
-        self._set_line(str(event.payload["text"]) if event.type is EventType.FINISHED else self._line_job[3])
+        finished = event.type is EventType.FINISHED
+        self._set_line(str(event.payload["text"]) if finished else self._line_job[3])
+        if finished:
+            _, name, index, _ = self._line_job
+            self._note_angle(self._shown, name, index, event.payload)
         self._line_job = None
         self._line_streaming = False
         self.active_job = None
@@ -609,7 +724,9 @@ class CopyWorkspace(Workspace):
             self.status_message.emit("Export cancelled: " + incomplete[0])
             return
         try:
-            written = export_ads(Path(path), AdSet(self.ad_format.name, ads, self._recipe))
+            pins = [self._pins[n] if n < len(self._pins) else {} for n in range(len(ads))]
+            written = export_ads(Path(path), AdSet(self.ad_format.name, ads, self._recipe,
+                                                   pins if any(pins) else []))
         except (StudioError, OSError) as exc:
             self.status_message.emit(str(exc))
             return

@@ -1,0 +1,317 @@
+"""Teach the language model the copywriting job by rejection-sampling fine-tuning (RFT).
+
+Each round, the current model (the base, then base + the adapter of the round before) writes ads for many
+practice briefs (:mod:`studio.ml.data.training_briefs`) exactly as the app writes them: planned slots, many
+candidates per slot, the hard checks (limits, banned words, dangling endings, talk about the instructions,
+non-words, off-brief lines) and the reranker. Of every slot's surviving candidates only the best is kept, and only
+when the model itself found it fluent; a LoRA adapter is then trained from the base model on every line kept so
+far, each as the answer to the very prompt it was written for. The model so learns to write at once what the
+filters would have chosen: fewer candidates die, fewer slots fall back to extractive lines.
+
+Writing is the slow part and runs in ``workers`` processes of one thread each (a CPU core each); training runs on
+the device given (a GPU when there is one). Practice briefs are split by product into training and held-out ones:
+the held-out lines are only measured (perplexity before and after), never trained on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import multiprocessing
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from studio.core.copy_brief import Brief, brief_from_dict
+from studio.core.copy_formats import field_counts, generation_format
+from studio.core.copy_plan import Angle
+from studio.core.errors import BadInputError, StudioError
+from studio.ml.sampling.text import SamplingParams
+from studio.ml.text.copywriter import CopyRequest, slot_prompt_ids, write_ads
+from studio.ml.text.rerank import Scored
+from studio.ml.train.lora import (
+    Example,
+    LoRAConfig,
+    TrainResult,
+    TrainSettings,
+    apply_adapter,
+    fit_adapter,
+    save_adapter,
+)
+from studio.ml.train.lora_state import recipe_of
+
+EventCallback = Callable[[dict[str, Any]], None]
+#: Formats practised, and how many ads of each per brief (an RSA has the most slots).
+FORMATS = ("google-rsa", "meta", "email")
+FRAMEWORKS = ("none", "none", "none", "aida", "pas", "bab", "fab", "4p")
+#: Mean log-probability per token below which even a slot's best survivor is not kept: read side by side, lines
+#: under it were mostly odd ("Families thinking of a pet can take your show off a creative shelf", -2.7), lines
+#: over it mostly sound ("Cinnamon Buns on Saturdays", -0.7; "Sourdough Baked Every Morning", -1.1).
+MIN_FLUENCY = -2.2
+HELD_OUT_SHARE = 0.1  # of the practice products: their lines are only measured
+
+
+@dataclass(frozen=True)
+class PracticeAd:
+    """One ad to write: its brief (as the brief file's dict), format, framework and seed."""
+
+    brief: dict[str, Any]
+    format: str
+    framework: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class KeptLine:
+    """A line that passed every check and ranked best for its slot, with what asked for it."""
+
+    brief: dict[str, Any]
+    format: str
+    framework: str
+    field: str
+    kind: str  # the slot's angle
+    angle: str
+    text: str
+    score: float
+    fluency: float
+    round: int
+
+
+def practice_ads(briefs: Sequence[Brief], seed: int = 0) -> list[PracticeAd]:
+    """One ad per brief, formats and frameworks taken in turn (shuffled, so any prefix of the list is a mix)."""
+    rng = random.Random(seed)
+    ads = [PracticeAd(brief.to_dict(), FORMATS[n % len(FORMATS)], rng.choice(FRAMEWORKS), seed * 100003 + n)
+           for n, brief in enumerate(briefs)]
+    rng.shuffle(ads)
+    return ads
+
+
+def split_by_product(ads: Sequence[PracticeAd], share: float = HELD_OUT_SHARE, seed: int = 0
+                     ) -> tuple[list[PracticeAd], list[PracticeAd]]:
+    """(training ads, held-out ads): whole products are held out, so no held-out product is ever trained on."""
+    products = sorted({ad.brief["product"] for ad in ads})
+    random.Random(seed).shuffle(products)
+    held = set(products[:max(1, round(len(products) * share))])
+    return [a for a in ads if a.brief["product"] not in held], [a for a in ads if a.brief["product"] in held]
+
+
+def keep_best(lm: Any, ad: PracticeAd, candidates: int, round_: int = 0) -> list[KeptLine]:
+    """Write ``ad`` as the app would (``candidates`` lines per slot) and keep each slot's best survivor."""
+    brief = brief_from_dict(ad.brief)
+    fmt = generation_format(ad.format)
+    kept: list[KeptLine] = []
+
+    def on_pool(variant: int, name: str, angle: Angle, pool: list[Scored]) -> None:
+        bare_name = pool and angle.kind != "product" and pool[0].text.casefold() == brief.product.casefold()
+        if pool and pool[0].fluency >= MIN_FLUENCY and not bare_name:  # the bare name teaches nothing new
+            best = pool[0]
+            kept.append(KeptLine(ad.brief, ad.format, ad.framework, name, angle.kind, angle.text, best.text,
+                                 best.score, best.fluency, round_))
+
+    request = CopyRequest(brief, fmt, ad.framework, field_counts(fmt), seed=ad.seed, candidates=candidates,
+                          sampling=SamplingParams(temperature=0.8, top_p=0.95))
+    write_ads(lm, request, on_pool=on_pool)
+    return kept
+
+
+def example_of(lm: Any, line: KeptLine, max_tokens: int = 1024) -> Example:
+    """The slot's prompt exactly as generation feeds it, answered by the kept line and the end of the turn."""
+    brief = brief_from_dict(line.brief)
+    prefix, tail = slot_prompt_ids(lm, brief, generation_format(line.format), line.field,
+                                   Angle(line.kind, line.angle), line.framework)
+    prompt = [*prefix, *tail]
+    ids = [*prompt, *lm.tokenizer.encode(line.text, add_bos=False), lm.tokenizer.eos_id]
+    if len(ids) > max_tokens:
+        raise StudioError(f"a practice prompt of {len(ids)} tokens is longer than {max_tokens}")
+    return Example(ids, len(prompt))
+
+
+# --- writing in worker processes ------------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(base: str, adapter: str | None) -> None:
+    """Each worker process: one torch thread, the language model loaded once on the CPU."""
+    torch.set_num_threads(1)
+    from studio.core.settings import load_settings
+    from studio.ml.resources import Resources
+    from studio.ml.tasks.copy import load_copy_model
+
+    settings = load_settings()
+    settings.device = "cpu"
+    lm = load_copy_model(Resources.from_settings(settings), base, runtime="torch")
+    _WORKER["lm"] = apply_adapter(lm, Path(adapter)) if adapter else lm
+
+
+def _write_one(ad: PracticeAd, candidates: int, round_: int, deadline: float) -> list[KeptLine]:
+    if time.time() > deadline:
+        return []
+    try:
+        return keep_best(_WORKER["lm"], ad, candidates, round_)
+    except StudioError:  # a practice brief no ad can satisfy (every word banned, say): skip it
+        return []
+
+
+def collect(base: str, adapter: Path | None, ads: Sequence[PracticeAd], workers: int, candidates: int,
+            round_: int, deadline: float, on_event: EventCallback) -> list[KeptLine]:
+    """Every kept line of ``ads``, written by ``workers`` processes until ``deadline`` (time.time())."""
+    context = multiprocessing.get_context("spawn")
+    kept: list[KeptLine] = []
+    done = 0
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                                initargs=(base, str(adapter) if adapter else None)) as pool:
+        futures = [pool.submit(_write_one, ad, candidates, round_, deadline) for ad in ads]
+        for future in concurrent.futures.as_completed(futures):
+            kept += future.result()
+            done += 1
+            if done % 25 == 0 or done == len(ads):
+                on_event({"event": "info", "message": f"round {round_}: {done}/{len(ads)} ads written, "
+                                                      f"{len(kept)} lines kept"})
+    return kept
+
+
+# --- the rounds -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SelfTrainConfig:
+    rounds: int = 2
+    ads_per_round: int = 400
+    candidates: int = 6
+    workers: int = 1
+    minutes: float = 0.0  # 0: no time limit; else writing stops in time to train within it
+    train_share: float = 0.5  # of the remaining time, kept for training each round
+    seed: int = 0
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    epochs: int = 3
+    batch: int = 16
+    lr: float = 3e-4
+
+
+@dataclass
+class SelfTrainOutcome:
+    result: TrainResult
+    kept: list[KeptLine]
+    rounds: list[dict[str, Any]]
+
+
+def self_train(lm: Any, base: str, train_ads: Sequence[PracticeAd], held_ads: Sequence[PracticeAd],
+               config: SelfTrainConfig, workdir: Path, on_event: EventCallback) -> SelfTrainOutcome:
+    """``config.rounds`` rounds of write, keep the best, train (``lm``: the base model on the training device).
+    Each round's adapter and lines are left in ``workdir`` (``round-N.safetensors``, ``round-N-lines.jsonl``)."""
+    if not train_ads or not held_ads:
+        raise BadInputError("self-training needs practice briefs to train on and others held out")
+    began = time.time()
+    stop_at = began + config.minutes * 60 if config.minutes else math.inf
+    kept: list[KeptLine] = []
+    held: list[KeptLine] = []
+    rounds: list[dict[str, Any]] = []
+    adapter: Path | None = None
+    result: TrainResult | None = None
+    per_round = config.ads_per_round
+    held_per_round = max(1, len(held_ads) // config.rounds)
+    for round_ in range(config.rounds):
+        ads = list(train_ads[round_ * per_round:(round_ + 1) * per_round])
+        ads += held_ads[round_ * held_per_round:(round_ + 1) * held_per_round]
+        random.Random(config.seed + round_).shuffle(ads)  # held-out ads spread out: the deadline cuts both alike
+        left = stop_at - time.time()
+        deadline = time.time() + (left * (1 - config.train_share) / (config.rounds - round_)
+                                  if math.isfinite(left) else 1e9)
+        started = time.time()
+        found = collect(base, adapter, ads, config.workers, config.candidates, round_, deadline, on_event)
+        held_products = {ad.brief["product"] for ad in held_ads}
+        new_held = [k for k in found if k.brief["product"] in held_products]
+        new_train = [k for k in found if k.brief["product"] not in held_products]
+        kept += new_train
+        held += new_held
+        save_kept(workdir / f"round-{round_}-lines.jsonl", found)
+        written = sum(1 for ad in ads if any(k.brief == ad.brief and k.format == ad.format for k in found))
+        summary = {"round": round_, "ads": len(ads), "ads_written": written, "lines_kept": len(found),
+                   "lines_per_ad": round(len(found) / max(1, written), 2), "write_s": round(time.time() - started),
+                   "generator": "base" if adapter is None else f"base + round {round_ - 1} adapter"}
+        on_event({"event": "info", "message": f"round {round_}: {summary}"})
+        if not kept or not held:
+            raise StudioError(f"round {round_} kept no lines to train on or to measure")
+        result = train_on(lm, kept, held, config)
+        summary.update({"train_lines": len(kept), "held_out_lines": len(held),
+                        "held_out_perplexity_before": round(result.perplexity_before, 3),
+                        "held_out_perplexity_after": round(result.perplexity_after, 3),
+                        "train_s": round(result.seconds)})
+        rounds.append(summary)
+        on_event({"event": "info", "message": f"round {round_} trained: {summary}"})
+        adapter = workdir / f"round-{round_}.safetensors"  # the next round's writer; training starts afresh
+        save_adapter(adapter, result.model, config.lora, {"name": adapter.stem, "base_model": base,
+                                                          "base_sha256": lm.sha256})
+    assert result is not None
+    return SelfTrainOutcome(result, kept, rounds)
+
+
+def train_on(lm: Any, kept: Sequence[KeptLine], held: Sequence[KeptLine], config: SelfTrainConfig) -> TrainResult:
+    """A fresh adapter on ``kept`` (a tenth kept aside to decide when to stop), measured on ``held``."""
+    order = list(kept)
+    random.Random(config.seed).shuffle(order)
+    n_val = max(1, len(order) // 10)
+    settings = TrainSettings(epochs=config.epochs, batch=config.batch, lr=config.lr, seed=config.seed,
+                             max_tokens=1024, lora=config.lora)
+    torch.backends.cuda.matmul.allow_tf32 = True  # on a GPU: TF32 matrix products, ample for a LoRA's updates
+    examples = [example_of(lm, k) for k in order]
+    recipe = recipe_of([k.text for k in order], replace(settings), lm.sha256)
+    return fit_adapter(lm, examples[n_val:], examples[:n_val], [example_of(lm, k) for k in held], settings, recipe)
+
+
+def device_threads() -> int:
+    """CPU cores this process may use (the workers' count when none is given)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# --- the whole run: practice briefs in, the adapter and its record out ------------------------------------------
+
+
+@dataclass(frozen=True)
+class PracticeSources:
+    briefs: Path | None = None  # a folder of brief files to vary (the development split)
+    variations: int = 600  # variations of those briefs
+    debian: Path | None = None  # the corpus of `studio data copy`
+    debian_briefs: int = 600
+
+
+def practice_briefs(sources: PracticeSources, seed: int = 0) -> tuple[list[Brief], dict[str, Any]]:
+    """The practice briefs, mixed, and a description of them for the adapter's record."""
+    from studio.core.copy_brief import load_brief
+    from studio.ml.data.copy_text import read_debian_corpus
+    from studio.ml.data.training_briefs import debian_briefs, varied_briefs
+
+    found: list[Brief] = []
+    recipe: dict[str, Any] = {}
+    if sources.briefs is not None:
+        files = sorted(Path(sources.briefs).glob("*.json"))
+        if not files:
+            raise BadInputError(f"{sources.briefs} holds no brief (.json) files")
+        varied = varied_briefs([load_brief(f) for f in files], sources.variations, seed)
+        found += varied
+        recipe["variations"] = {"of": str(sources.briefs), "briefs": len(files), "made": len(varied)}
+    if sources.debian is not None:
+        packages = debian_briefs(read_debian_corpus(sources.debian), sources.debian_briefs, seed)
+        found += packages
+        recipe["debian"] = {"corpus": Path(sources.debian).name, "made": len(packages)}
+    if not found:
+        raise BadInputError("give practice briefs: --briefs FOLDER (varied) and/or --debian CORPUS")
+    random.Random(seed).shuffle(found)
+    return found, recipe
+
+
+def save_kept(path: Path, kept: Sequence[KeptLine]) -> None:
+    """The kept lines as JSON lines: the data the adapter was trained on, for its card and for inspection."""
+    import json
+
+    from studio.core.safe_write import write_atomic
+
+    write_atomic(path, "".join(json.dumps(asdict(k), ensure_ascii=False) + "\n" for k in kept),
+                 f"the kept lines {path.name}")
