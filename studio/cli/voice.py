@@ -1,27 +1,16 @@
 """``studio generate voice`` (a script to a voice-over), ``studio generate spot`` (a finished ad spot: audio, project
-file and the copy as text) and ``studio bench voice`` (real-time factor of each installed voice)."""
+file and the copy as text) and ``studio bench voice`` (:mod:`studio.ml.bench.voice`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
 import time
 from pathlib import Path
-from typing import Any
 
 from studio.core.errors import BadInputError
 from studio.core.safe_write import write_atomic
-from studio.core.voice import VOICES_MISSING, VoiceRequest
-
-BENCH_SCRIPT = (
-    "Fresh coffee, delivered to your door every week.\n"
-    "Roasted this morning, in your cup by Friday, and never a bag you did not choose.\n"
-    "Pause or skip a delivery whenever you like: no fees, no questions.\n"
-    "Try Brewly today, and your first bag is on us."
-)
+from studio.core.voice import VoiceRequest
 
 
 def _script(args: argparse.Namespace) -> str:
@@ -91,51 +80,15 @@ def run_spot(args: argparse.Namespace) -> int:
     return 0
 
 
-def bench_voice(voices: list[str], repeats: int, device: str | None) -> dict[str, Any]:
-    """Median seconds to speak :data:`BENCH_SCRIPT` per voice (after a warm-up), as a real-time factor."""
-    from studio.cli.console import make_resources, run_in_console
-
-    resources = make_resources(device)
-    installed = [e.name for e in resources.store.entries() if e.modality == "voice"]
-    if not installed:
-        raise BadInputError(VOICES_MISSING)
-    rows = []
-    for name in voices or installed:
-        spec = VoiceRequest(text=BENCH_SCRIPT, seed=0).spec(name)
-        run_in_console(spec, quiet=True, resources=resources)  # loads the voice, starts the phonemiser
-        wall, cpu, audio_s = [], [], 0.0
-        for _ in range(repeats):
-            start, cpu_start = time.perf_counter(), time.process_time()
-            speech = run_in_console(spec, quiet=True, resources=resources)
-            wall.append(time.perf_counter() - start)
-            cpu.append(time.process_time() - cpu_start)
-            audio_s = speech.duration
-        median = statistics.median(wall)
-        rows.append({"voice": name, "engine": speech.recipe["engine"], "audio_s": round(audio_s, 2),
-                     "wall_s_median": round(median, 3), "realtime_factor": round(audio_s / median, 1),
-                     "cpu_s_median": round(statistics.median(cpu), 3), "target_10x_met": audio_s / median >= 10})
-    return {"benchmark": "voice", "script_chars": len(BENCH_SCRIPT), "repeats": repeats,
-            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "device": resources.device,
-                        "load_average_1m": round(os.getloadavg()[0], 2)},
-            "results": rows}
-
-
-def bench_markdown(report: dict[str, Any]) -> str:
-    machine = report["machine"]
-    lines = [f"# Voice benchmark: a {report['script_chars']}-character script, median of {report['repeats']}", "",
-             f"{machine['device']} on {machine['platform']}, {machine['cpu_count']} cores, load average "
-             f"{machine['load_average_1m']} (other programs share these cores)", "",
-             "| voice | engine | audio | wall (median) | real-time factor | target >= 10x |",
-             "|---|---|---|---|---|---|"]
-    for row in report["results"]:
-        lines.append(f"| {row['voice']} | {row['engine']} | {row['audio_s']:.2f} s | {row['wall_s_median']:.3f} s | "
-                     f"{row['realtime_factor']:.1f}x | {'met' if row['target_10x_met'] else 'missed'} |")
-    return "\n".join(lines) + "\n"
-
-
 def run_bench(args: argparse.Namespace) -> int:
-    report = bench_voice(args.voice, args.repeats, args.device)
-    text = bench_markdown(report)
+    from studio.cli.console import make_resources, run_in_console
+    from studio.ml.bench.voice import bench_voice, markdown
+
+    resources = make_resources(args.device)
+    installed = [e.name for e in resources.store.entries() if e.modality == "voice"]
+    report = bench_voice(lambda spec: run_in_console(spec, quiet=True, resources=resources), installed, args.voice,
+                         args.repeats, resources.device, resources.cpu_threads, args.spot_voice)
+    text = markdown(report)
     print(text)
     if args.json:
         write_atomic(Path(args.json), json.dumps(report, indent=2) + "\n", "the benchmark")
@@ -187,9 +140,11 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     spot.add_argument("--loop-music", action="store_true", help="repeat a clip shorter than the spot")
     spot.set_defaults(func=run_spot)
 
-    bench = groups["bench"].add_parser("voice", help="real-time factor of each installed voice")
+    bench = groups["bench"].add_parser("voice", help="real-time factor of each installed voice; a 30 s spot's "
+                                       "render time, loudness and voice-over-music margin")
     bench.add_argument("--voice", action="append", default=[], help="a voice to time (repeatable; default: all)")
-    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--spot-voice", default="", help="the voice of the timed spots (default: the first timed)")
+    bench.add_argument("--repeats", type=int, default=3, help="timed runs of each job (0: voices once, no spots)")
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
     bench.add_argument("--json", default=None)
     bench.add_argument("--md", default=None)

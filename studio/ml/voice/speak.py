@@ -19,6 +19,7 @@ import torch
 import torchaudio.functional as AF
 
 from studio.core.voice import LineTiming, Piece, Speech, VoiceRequest, check_script, script_lines, script_pieces
+from studio.ml.audio import effects
 
 OUTPUT_RATE = 44100
 RATE_STEP = 50  # pitched rates are rounded to a multiple of this, so resampling kernels stay small
@@ -68,8 +69,7 @@ def level(audio: np.ndarray) -> np.ndarray:
     """Spoken-word loudness (-16 LUFS), then peaks kept under -1 dBFS."""
     if len(audio) < OUTPUT_RATE // 2 or not np.any(audio):
         return audio
-    tiled = torch.from_numpy(np.tile(audio, math.ceil(3 * OUTPUT_RATE / len(audio))))[None]
-    measured = float(AF.loudness(tiled, OUTPUT_RATE))
+    measured = effects.loudness(torch.from_numpy(audio)[None], OUTPUT_RATE)
     if math.isfinite(measured):
         audio = audio * 10 ** ((VOICE_LUFS - measured) / 20)
     peak = float(np.abs(audio).max())
