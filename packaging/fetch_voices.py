@@ -13,7 +13,6 @@ this leaves in the user's model folder (``voice/``) and says what is missing whe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -26,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# this folder is on the path when the script runs
+from fetch_models import sha256
 
 from studio.core import paths
 
@@ -52,14 +54,6 @@ JOE_LICENCE_NOTE = ("Commercial use uncertain: the voice is packaged as MIT with
                     "publish, use a Flite voice (clear licence) unless you have checked this yourself.")
 FLITE_LICENCE = ("CMU Flite licence: free to use, copy, modify, merge, publish, distribute, sublicense and sell, "
                  "keeping the copyright notice (Carnegie Mellon University); voice data CMU ARCTIC (same terms)")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _checked(path: Path, expected: str, what: str) -> Path:
