@@ -68,7 +68,9 @@ def workspace(qtbot):
 
 
 def test_voices_show_their_licence_and_the_uncertain_one_warns(workspace) -> None:
-    assert workspace.voice_combo.itemText(0).endswith("⚠ commercial use uncertain")
+    label = workspace.voice_combo.itemText(0)
+    assert label.startswith("⚠ piper-joe") and label.endswith("commercial use uncertain")
+    assert workspace.voice_combo.itemText(1) == "flite-slt (slt (female))"
     assert "Commercial use uncertain" in workspace.licence.text() and "⚠" in workspace.licence.text()
     workspace.voice_combo.setCurrentIndex(1)
     assert workspace.licence.text() == "Licence: CMU Flite licence."

@@ -56,9 +56,9 @@ LOUDNESS_LABELS = {"online": "Online (-16 LUFS)", "broadcast": "Broadcast (-23 L
 
 
 def voice_label(model: dict[str, Any]) -> str:
-    use = model.get("commercial_use", "")
-    return f"{model['name']} ({model.get('speaker') or model.get('family', '')})" + (
-        "  ⚠ commercial use uncertain" if use == "uncertain" else "")
+    """The warning comes first: a narrow list cuts the end of a long label off."""
+    label = f"{model['name']} ({model.get('speaker') or model.get('family', '')})"
+    return f"⚠ {label}, commercial use uncertain" if model.get("commercial_use") == "uncertain" else label
 
 
 class VoiceWorkspace(Workspace):
