@@ -1,4 +1,5 @@
-"""What the worker owns and hands to every task: device, model store, model cache, runtime preference."""
+"""What the worker owns and hands to every task: device, model store, model cache, runtime preference and the runtime
+loader. This is where the layers of ``studio.ml`` are put together: the loader gets the export pipeline from here."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ from pathlib import Path
 from studio.core.settings import Settings
 from studio.ml.cache import ModelCache
 from studio.ml.device import configure_cpu_threads, resolve_device
-from studio.ml.runtime.select import RuntimeSelector
+from studio.ml.export.pipeline import export_model
+from studio.ml.runtime.exports import ExportRecord
+from studio.ml.runtime.loader import RuntimeLoader
 from studio.ml.store import ModelStore
+
+
+def export_fp32(name: str, store: ModelStore) -> ExportRecord:
+    """The fp32 ONNX export of a model, made now (what forcing onnxruntime on a model without one does)."""
+    return export_model(name, "fp32", store=store)
 
 
 @dataclass
@@ -23,9 +31,9 @@ class Resources:
     settings: Settings = field(default_factory=Settings)
 
     @cached_property
-    def runtimes(self) -> RuntimeSelector:
-        """Loads models and picks torch or onnxruntime for each graph (see studio.ml.runtime.select)."""
-        return RuntimeSelector(self)
+    def runtimes(self) -> RuntimeLoader:
+        """Loads every model on torch or onnxruntime (see studio.ml.runtime.loader)."""
+        return RuntimeLoader(self, exporter=export_fp32)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Resources:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.cli import main
-from studio.ml.export.pipeline import default_export_dir
+from studio.ml.runtime.exports import default_export_dir
 from tests.export.conftest import LM
 
 

@@ -123,8 +123,8 @@ def torch_rows(path: Path, prompt: list[int], device: str, dtypes: list[str], ne
 
 def ort_rows(name: str, path: Path, prompt: list[int], device: str, threads: int, new_tokens: int, repeats: int,
              variants: int) -> list[dict[str, Any]]:
+    from studio.ml.runtime.exports import find_export
     from studio.ml.runtime.ort_lm import load_ort_language_model
-    from studio.ml.runtime.select import find_export
 
     sha256 = sha256_file(path)
     rows = []

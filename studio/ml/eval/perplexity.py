@@ -22,7 +22,10 @@ import torch.nn.functional as F
 from studio.core import paths
 from studio.core.errors import BadInputError
 from studio.ml.data.copy_text import read_debian_corpus
-from studio.ml.export.records import ExportRecord
+from studio.ml.export.greedy import greedy_agreement
+from studio.ml.runtime.exports import ExportRecord
+from studio.ml.runtime.ort_lm import PERPLEXITY_TOLERANCE, DecoderSteps, load_ort_language_model
+from studio.ml.text.bench import MESSAGES
 
 PASSAGES = 48
 MAX_TOKENS = 192
@@ -122,10 +125,6 @@ def export_quality(base: ExportRecord, candidate: ExportRecord, gguf: Path, corp
                    ) -> dict[str, Any]:
     """What a quantised language-model export costs against its fp32 export, both run on onnxruntime (CPU):
     held-out perplexity and how many greedy tokens after a chat prompt agree."""
-    from studio.ml.export.greedy import greedy_agreement
-    from studio.ml.runtime.ort_lm import PERPLEXITY_TOLERANCE, DecoderSteps, load_ort_language_model
-    from studio.ml.text.bench import MESSAGES
-
     reference = load_ort_language_model(base, gguf, "cpu")
     quantised = load_ort_language_model(candidate, gguf, "cpu")
     passages, source = held_out_text(corpus)

@@ -7,11 +7,11 @@ keeps those tensors together with each row's left padding, from which every call
 ``position_ids`` are made exactly as the torch model makes them from its own cache, so both runtimes see the same
 positions and masks.
 
-Which runtime serves a language model is decided by :func:`select_language_model` (called by
-:func:`studio.ml.text.lm.get_language_model`): "torch", "onnxruntime" (exported on first use if needed) or "auto":
-whichever of torch and the verified exports of these exact GGUF weights decoded fastest on this machine, measured
-once and remembered. A quantised export (int4, int8) is used only if its held-out perplexity, measured when it was
-made, is within :data:`PERPLEXITY_TOLERANCE` of fp32.
+Which runtime serves a language model is decided by the runtime loader (:mod:`studio.ml.runtime.loader`) through
+:data:`ADAPTER`: "torch", "onnxruntime" (exported on first use if needed) or "auto": whichever of torch and the
+verified exports of these exact GGUF weights decoded fastest on this machine, measured once and remembered. A
+quantised export (int4, int8) is used only if its held-out perplexity, measured when it was made, is within
+:data:`PERPLEXITY_TOLERANCE` of fp32.
 
 Usage::
 
@@ -33,13 +33,14 @@ import torch
 
 from studio.core.errors import BadInputError, ModelFileError, StudioError
 from studio.ml import registry
-from studio.ml.export.records import ExportRecord
 from studio.ml.models.llama import LlamaConfig
+from studio.ml.runtime.exports import ExportRecord
+from studio.ml.runtime.loader import ExportedModels, RuntimeLoader
 from studio.ml.runtime.ort_session import open_session
 from studio.ml.runtime.runners import OrtGraphRunner
-from studio.ml.runtime.select import fastest, pick_export, usable_exports
+from studio.ml.store import ModelEntry
 from studio.ml.text import gguf_loader
-from studio.ml.text.lm import _as_rows, app_precision, file_sha256, load_language_model
+from studio.ml.text.lm import LanguageModel, _as_rows, app_precision, load_language_model
 from studio.ml.text.prompt_cache import PromptCache
 from studio.ml.text.tokenizer import GGUFTokenizer
 
@@ -279,43 +280,29 @@ def decode_seconds(lm: Any, steps: int = MEASURE_STEPS) -> float:
     return statistics.median(times[1:])  # the first step pays for lazy initialisation
 
 
-def select_language_model(resources: Any, entry: Any, device: str, preference: str) -> OrtLanguageModel | None:
-    """The onnxruntime model for store ``entry`` when ``preference`` says so, else None (torch serves it).
+class LanguageModels(ExportedModels):
+    """Language models (GGUF) on the runtime loader: on the CPU the int4, int8 and fp32 exports whose quality is
+    within tolerance, on CUDA fp16 and fp32; "auto" compares the time of one decoding step."""
 
-    "onnxruntime": the first usable export (int4, int8, fp32 on the CPU), made if there is none. "auto": torch and
-    every usable export decode a few tokens once on this machine and the fastest is remembered (keyed by the
-    weights, the device and the exports there are). The chosen model stays in the worker's model cache.
-    """
-    sha256 = file_sha256(entry.weights)
-    variants = CUDA_VARIANTS if device == "cuda" else CPU_VARIANTS
-    records = usable_exports(entry.name, sha256, variants, preference, quality_ok)
+    key = "lm"
 
-    def load(record: ExportRecord) -> OrtLanguageModel:
-        return load_ort_language_model(record, entry.weights, device, resources.cpu_threads, entry.name)
+    def variants(self, device: str) -> tuple[str, ...]:
+        return CUDA_VARIANTS if device == "cuda" else CPU_VARIANTS
 
-    def cached(record: ExportRecord, loaded: OrtLanguageModel | None = None) -> OrtLanguageModel:
-        return resources.cache.get(f"lm-ort:{entry.name}:{device}:{record.variant}", lambda: loaded or load(record))
+    def accept(self, record: ExportRecord) -> bool:
+        return quality_ok(record)
 
-    if preference == "onnxruntime":
-        return cached(records[0] if records else pick_export(resources.store, entry.name, sha256, (), preference))
-    if not records:
-        return None
-    fastest_loaded: dict[str, OrtLanguageModel] = {}
+    def load_torch(self, loader: RuntimeLoader, entry: ModelEntry, device: str) -> LanguageModel:
+        # decoding steps run in inference mode themselves; loading inside it would make the weights inference
+        # tensors, which have no version counter for the prompt cache's stamp
+        return load_language_model(entry.weights, device, app_precision(device), name=entry.name)
 
-    def timings() -> dict[str, float]:
-        # prefill and decode_step run in inference mode themselves; loading inside it would make the weights
-        # inference tensors, which have no version counter for the prompt cache's stamp.
-        torch_lm = load_language_model(entry.weights, device, app_precision(device), name=entry.name)
-        seconds = {"torch": decode_seconds(torch_lm)}
-        for record in records:  # one loaded at a time; only the fastest so far is kept
-            lm = load(record)
-            seconds[f"onnxruntime:{record.variant}"] = decode_seconds(lm)
-            if min(seconds, key=seconds.__getitem__) == f"onnxruntime:{record.variant}":
-                fastest_loaded.clear()
-                fastest_loaded[record.variant] = lm
-        return seconds
+    def load_onnx(self, loader: RuntimeLoader, entry: ModelEntry, record: ExportRecord,
+                  device: str) -> OrtLanguageModel:
+        return load_ort_language_model(record, entry.weights, device, loader.resources.cpu_threads, entry.name)
 
-    key = f"{sha256}:lm-decode:{device}:{'+'.join(r.variant for r in records)}"
-    choice = fastest(key, timings, f"{entry.name} decoding on {device}")
-    record = next((r for r in records if f"onnxruntime:{r.variant}" == choice), None)
-    return None if record is None else cached(record, fastest_loaded.get(record.variant))
+    def seconds(self, model: Any) -> float:
+        return decode_seconds(model)
+
+
+ADAPTER = LanguageModels()
