@@ -55,7 +55,8 @@ _INSTRUCTION_PHRASES = re.compile(
     r"\b(?:ad copy|here (?:is|are)|as an ai|word count|bold text|in bold|subject line|word limit|character limit|"
     r"\d+ (?:words|characters|chars|letters)|primary text|"
     r"display path|call to action|product name|target audience|the brief|this ad|your ad|an ad|ad line|"
-    r"sure[,!]|certainly[,!]|i'm sorry|i can't|i cannot|in an? [\w-]+ (?:tone|voice))\b|^(?:product|features?|audience|tone|angle|words to use)"
+    r"sure[,!]|certainly[,!]|i'm sorry|i can't|i cannot|in an? [\w-]+ (?:tone|voice))\b|"
+    r"^(?:product|features?|audience|tone|angle|words to use)"
     r"\s*:",
     re.IGNORECASE,
 )
