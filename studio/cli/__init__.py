@@ -13,9 +13,10 @@ import sys
 from studio import __version__
 from studio.core.errors import StudioError
 from studio.core.housekeeping import tidy_after_crashes
+from studio.core.modalities import all_modalities
 
 GROUPS = {
-    "generate": "generate sprites, copy or music from a model",
+    "generate": "generate " + ", ".join(m.label.lower() for m in all_modalities()) + " from a model",
     "train": "train a model on your data",
     "eval": "evaluate a model (realism, diversity, memorisation, likelihood)",
     "export": "export models (ONNX)",
@@ -24,8 +25,8 @@ GROUPS = {
     "data": "build training sets from offline sources",
 }
 
-COMMAND_MODULES = ("info", "doctor", "app", "models", "sprite", "copy", "copy_train", "copy_lm", "music",
-                   "music_model", "onnx", "bench", "data", "eval_sprite")
+#: Commands of Studio as a whole; each modality adds its own (``Modality.cli``).
+COMMAND_MODULES = ("info", "doctor", "app", "models", "onnx", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,14 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in GROUPS.items():
         group = top.add_parser(name, help=help_text, description=help_text)
         groups[name] = group.add_subparsers(dest="subcommand", metavar="WHAT", required=True)
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"studio.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"studio.cli.{module_name}":
-                raise
-            continue
-        module.add_commands(groups)
+    modules = [f"studio.cli.{name}" for name in COMMAND_MODULES]
+    modules += [ref.module for modality in all_modalities() for ref in modality.cli]
+    for module_name in modules:
+        importlib.import_module(module_name).add_commands(groups)
     return parser
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def run_export(args: argparse.Namespace) -> int:
     from studio.ml.export.pipeline import export_model
-    from studio.ml.runtime.select import has_export
+    from studio.ml.runtime.exports import has_export
 
     variant = "fp16" if args.fp16 else "int8" if args.int8 else "int4" if args.int4 else "fp32"
     names = args.models

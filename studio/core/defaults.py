@@ -1,8 +1,8 @@
 """Defaults the app and the command line share: the model each list opens on, the order of model lists, and the
 copy model and sampling settings. Change a default here and both follow.
 
-The copy default is a function of the format so that a model better at one format (a brand-voice adapter made
-for headlines, say) can become that format's default in one line.
+The copy sampling default is a function of the format so that a format that wants other settings can have them in
+one line.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: The language model set-up installs: brand-voice adapters are trained on it.
-BASE_LANGUAGE_MODEL = "smollm2-135m-instruct"
-#: The model a generation workspace opens on (and the CLI uses) per modality, other than copy.
-DEFAULT_MODELS = {"sprite": "sprite-gan", "music": "music-transformer"}
+from studio.core.modalities import all_modalities
+from studio.core.modalities.copy import BASE_LANGUAGE_MODEL
+
+#: The model a generation workspace opens on (and the CLI uses) per modality (each modality names its own).
+DEFAULT_MODELS = {m.name: m.default_model for m in all_modalities() if m.default_model}
 SOURCE_ORDER = {"bundled": 0, "shared": 1, "user": 2}
 
 
@@ -32,8 +33,8 @@ def copy_defaults(format_name: str = "google-rsa") -> CopyDefaults:
     return CopyDefaults(BASE_LANGUAGE_MODEL, temperature=0.7, top_p=0.9)
 
 
-def default_model(modality: str, format_name: str = "google-rsa") -> str:
-    return copy_defaults(format_name).model if modality == "copy" else DEFAULT_MODELS.get(modality, "")
+def default_model(modality: str) -> str:
+    return DEFAULT_MODELS.get(modality, "")
 
 
 def model_order(entry: Mapping[str, Any]) -> tuple:

@@ -13,5 +13,9 @@ class ModelFileError(StudioError):
     """A model file is missing, tampered with, or of the wrong architecture."""
 
 
+class ExportDriftError(StudioError):
+    """An exported graph does not reproduce torch's outputs within tolerance (the export is refused)."""
+
+
 class DiskWriteError(StudioError):
     """A file could not be written (disk full, no permission); whatever was there before is left intact."""

@@ -8,30 +8,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-WORKSPACE_LABELS = {"sprite": "Sprites", "copy": "Copy", "music": "Music"}
+from studio.core.modalities import get as get_modality
+
+RUNTIME_NAMES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "flite": "the Flite synthesiser"}
+
 
 
 @dataclass(frozen=True)
 class WorkspaceRuntime:
     """What one workspace's default model runs on."""
 
-    modality: str  # "sprite" | "copy" | "music"
+    modality: str  # a registered modality's name
     model: str
     device: str  # "cpu" | "cuda"
-    runtime: str  # "torch" | "onnxruntime" | "onnxruntime:int4" | "" (no model installed)
+    runtime: str  # "torch" | "onnxruntime" | "onnxruntime:int4" | another runtime's name ("flite") | "" (none)
     provider: str = ""  # the onnxruntime execution provider in use ("" on torch)
     how: str = ""  # why this runtime: "measured faster here", "chosen in Settings", "not compared yet: ..."
     speed: str = ""  # "38 sprites/s (measured 2026-12-04)" or ""
 
     @property
     def label(self) -> str:
-        return WORKSPACE_LABELS.get(self.modality, self.modality.title())
+        try:
+            return get_modality(self.modality).title
+        except KeyError:
+            return self.modality.title()
 
     def runtime_words(self) -> str:
         if not self.runtime:
             return "no model installed"
-        engine = "PyTorch" if self.runtime == "torch" else "ONNX Runtime" + (
-            f" ({self.runtime.split(':', 1)[1]})" if ":" in self.runtime else "")
+        kind, _, variant = self.runtime.partition(":")
+        engine = RUNTIME_NAMES.get(kind, kind) + (f" ({variant})" if variant else "")
         where = "GPU" if self.device == "cuda" else "CPU"
         provider = f", {self.provider}" if self.provider else ""
         return f"{engine} on the {where}{provider}"

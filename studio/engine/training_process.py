@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
 from studio.core.paths import self_command
+from studio.core.training_events import TrainingError, event_from_dict
 
 PAUSED_EXIT_CODE = 75  # EX_TEMPFAIL: the trainer saved a checkpoint and stopped on request
 
@@ -20,7 +21,7 @@ PAUSED_EXIT_CODE = 75  # EX_TEMPFAIL: the trainer saved a checkpoint and stopped
 class TrainingProcess(QObject):
     #: the command a run starts with, before its train arguments (tests put a scripted child here)
     program: tuple[str, ...] = (*self_command(), "train")
-    event = Signal(dict)  # one parsed JSON line from the child
+    event = Signal(object)  # a TrainingEvent: one JSON line from the child, checked and typed
     log_line = Signal(str)  # anything else it printed (stderr, non-JSON output)
     ended = Signal(str, str)  # state: "finished" | "paused" | "cancelled" | "failed", message
 
@@ -88,9 +89,10 @@ class TrainingProcess(QObject):
                 self.log_line.emit(text)
                 continue
             if isinstance(event, dict):
-                if event.get("event") == "error":
-                    self._last_error = str(event.get("message", ""))
-                self.event.emit(event)
+                typed = event_from_dict(event)
+                if isinstance(typed, TrainingError):
+                    self._last_error = typed.message
+                self.event.emit(typed)
 
     def _read_stderr(self) -> None:
         for line in bytes(self._process.readAllStandardError()).decode("utf-8", "replace").splitlines():

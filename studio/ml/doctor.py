@@ -27,7 +27,9 @@ from studio.core import paths
 from studio.core.defaults import default_model
 from studio.core.errors import ModelFileError
 from studio.core.jobs import JobSpec
-from studio.core.machine_report import WORKSPACE_LABELS, MachineReport, WorkspaceRuntime
+from studio.core.machine_report import MachineReport, WorkspaceRuntime
+from studio.core.modalities import all_modalities, runtime_adapter
+from studio.core.modalities import get as get_modality
 from studio.ml.device import describe_device
 
 log = logging.getLogger(__name__)
@@ -215,13 +217,20 @@ def remembered_runtime(sha256: str, device: str, choices: dict[str, str] | None 
 
 def _has_export(name: str, sha256: str) -> bool:
     from studio.ml.export.pipeline import VARIANTS
-    from studio.ml.runtime.select import find_export
+    from studio.ml.runtime.exports import find_export
 
     for variant in VARIANTS:
         with contextlib.suppress(ModelFileError):
             if find_export(name, (variant,), sha256) is not None:
                 return True
     return False
+
+
+def _only_runtime(arch: str) -> str:
+    """The runtime of a model that runs one way only (a voice), "" when Studio chooses between several."""
+    ref = runtime_adapter(arch)
+    runtimes = tuple(getattr(ref.load(), "runtimes", ())) if ref else ()
+    return runtimes[0] if len(runtimes) == 1 else ""
 
 
 def workspace_runtime(resources: Any, modality: str, ort_provider: str, speeds: dict[str, Any]) -> WorkspaceRuntime:
@@ -235,6 +244,10 @@ def workspace_runtime(resources: Any, modality: str, ort_provider: str, speeds: 
     except ModelFileError:
         return WorkspaceRuntime(modality, name, device, "", how="not installed: this workspace cannot generate",
                                 speed=speed)
+    only = _only_runtime(entry.arch)
+    if only:
+        provider = ort_provider if only == "onnxruntime" else ""
+        return WorkspaceRuntime(modality, name, device, only, provider, "the only runtime this model has", speed)
     sha256 = sha256_file(entry.weights)
     preference = resources.runtime
     if preference in ("torch", "onnxruntime"):
@@ -272,39 +285,17 @@ def remember_speed(modality: str, device: str, value: float, unit: str, runtime_
     (paths.cache_dir() / SPEEDS_FILE).write_text(json.dumps(speeds, indent=2), encoding="utf-8")
 
 
-def _sprite_probe(entry: Any) -> tuple[JobSpec, Callable[[Any, float], float], str]:
-    category = (entry.meta.get("categories") or ["items"])[0]
-    return (JobSpec("sprite.generate", {"category": category, "count": 32}, seed=1, model=entry.name),
-            lambda result, seconds: len(result) / seconds, "sprites/s")
-
-
-def _copy_probe(entry: Any) -> tuple[JobSpec, Callable[[Any, float], float], str]:
-    brief = json.loads((paths.resources_dir() / "briefs" / "examples" / "coffee-subscription.json").read_text())
-    spec = JobSpec("copy.generate", {"brief": brief, "format": "google-rsa", "counts": {"headline": 3}},
-                   seed=1, model=entry.name)
-    return spec, lambda result, seconds: 60 * sum(len(v) for ad in result["ads"] for v in ad.values()) / seconds, \
-        "lines/min"
-
-
-def _music_probe(entry: Any) -> tuple[JobSpec, Callable[[Any, float], float], str]:
-    from studio.ml.audio.synth import SAMPLE_RATE
-
-    spec = JobSpec("music.generate", {"style": "chiptune-adventure", "bars": 4}, seed=1, model=entry.name)
-    return spec, lambda result, seconds: len(result["mix"]) / SAMPLE_RATE / seconds, "x real time"
-
-
-#: per workspace: the job a user runs most, small (what the speed is of), and how its result counts
-SPEED_PROBES = {"sprite": _sprite_probe, "copy": _copy_probe, "music": _music_probe}
-
-
 def measure_speed(resources: Any, modality: str, run: Callable[[JobSpec], Any]) -> None:
     """Time the workspace's usual job on its default model (run once to load and choose the runtime, then timed)
     and remember the speed; ``run`` runs a job spec through the task table."""
+    probe = get_modality(modality).speed_probe
     try:
         entry = resources.store.find(default_model(modality))
     except ModelFileError:
         return
-    spec, rate, unit = SPEED_PROBES[modality](entry)
+    if probe is None:
+        return
+    spec, rate, unit = probe.load()(entry)
     run(spec)
     start = time.perf_counter()
     result = run(spec)
@@ -363,7 +354,8 @@ def diagnose(resources: Any, probe: SystemProbe | None = None) -> MachineReport:
     ort_problem = provider_problem(device, providers, probe)
     ort_provider = "CUDAExecutionProvider" if device == "cuda" and not ort_problem else "CPUExecutionProvider"
     speeds = read_speeds()
-    workspaces = tuple(workspace_runtime(resources, modality, ort_provider, speeds) for modality in WORKSPACE_LABELS)
+    workspaces = tuple(workspace_runtime(resources, modality.name, ort_provider, speeds)
+                       for modality in all_modalities())
     notes = tuple(note for note in (last_gpu_fallback(),) if note)
     return MachineReport(
         studio=_program(),

@@ -1,4 +1,5 @@
-"""What the worker owns and hands to every task: device, model store, model cache, runtime preference."""
+"""What the worker owns and hands to every task: device, model store, model cache, runtime preference and the runtime
+loader. This is where the layers of ``studio.ml`` are put together: the loader gets the export pipeline from here."""
 
 from __future__ import annotations
 
@@ -9,8 +10,18 @@ from pathlib import Path
 from studio.core.settings import Settings
 from studio.ml.cache import ModelCache
 from studio.ml.device import configure_cpu_threads, resolve_device
-from studio.ml.runtime.select import RuntimeSelector
+from studio.ml.export.pipeline import export_model
+from studio.ml.runtime.exports import ExportRecord
+from studio.ml.runtime.loader import RuntimeLoader
 from studio.ml.store import ModelStore
+
+
+def export_now(name: str, store: ModelStore, device: str) -> ExportRecord:
+    """The ONNX export forcing onnxruntime on a model without one makes now: a GGUF language model's fused int4
+    graph on a CPU, else fp32."""
+    entry = store.find(name)
+    gguf = entry.arch == "llama" and entry.meta.get("format") == "gguf"
+    return export_model(name, "int4" if gguf and device == "cpu" else "fp32", store=store)
 
 
 @dataclass
@@ -23,9 +34,9 @@ class Resources:
     settings: Settings = field(default_factory=Settings)
 
     @cached_property
-    def runtimes(self) -> RuntimeSelector:
-        """Loads models and picks torch or onnxruntime for each graph (see studio.ml.runtime.select)."""
-        return RuntimeSelector(self)
+    def runtimes(self) -> RuntimeLoader:
+        """Loads every model on torch or onnxruntime (see studio.ml.runtime.loader)."""
+        return RuntimeLoader(self, exporter=lambda name, store: export_now(name, store, self.device))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Resources:

@@ -12,6 +12,7 @@ from typing import Any
 
 from studio.core import paths
 from studio.core.errors import ModelFileError
+from studio.core.modalities import model_file_patterns
 from studio.core.settings import load_settings
 from studio.ml.checkpoint import read_sidecar
 from studio.ml.manifest import read_manifest, verify_entry
@@ -61,8 +62,10 @@ class ModelStore:
         if folder is None or not folder.is_dir():
             return []
         found = []
-        # Language models imported as GGUF are listed once their sidecar exists (see studio.ml.text.lm).
-        for weights in sorted([*folder.glob("**/*.safetensors"), *folder.glob("**/*.gguf")]):
+        # Each modality says which files its models are (language models: GGUF, voices: ONNX); a file is listed once
+        # its JSON sidecar exists (see studio.ml.text.lm for GGUF files).
+        files = {path for pattern in model_file_patterns() for path in folder.glob(f"**/{pattern}")}
+        for weights in sorted(files):
             meta = _read_meta(weights)
             if meta is None:
                 continue

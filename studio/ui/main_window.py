@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from studio import __version__
 from studio.core.jobs import JobSpec
+from studio.core.modalities import all_modalities
 from studio.core.paths import config_dir
 from studio.core.settings import Settings, load_settings
 from studio.engine.client import Engine
@@ -35,18 +36,11 @@ from studio.ui.status_bar import StudioStatusBar
 from studio.ui.welcome import HelpDialog, WelcomeBanner
 from studio.ui.widgets.player import warm_up as warm_up_audio
 from studio.ui.workspaces.base import Workspace
-from studio.ui.workspaces.copy import CopyWorkspace
 from studio.ui.workspaces.models import ModelManagerWorkspace
-from studio.ui.workspaces.music import MusicWorkspace
-from studio.ui.workspaces.sprites import SpriteWorkspace
 from studio.ui.workspaces.train import TrainWorkspace
 
 #: File extension -> title of the workspace that opens it (drag-and-drop and File > Open).
-ROUTES = {
-    ".png": "Sprites",
-    ".txt": "Copy", ".md": "Copy", ".csv": "Copy", ".json": "Copy",
-    ".wav": "Music", ".flac": "Music", ".ogg": "Music",
-}
+ROUTES = {suffix: modality.title for modality in all_modalities() for suffix in modality.opens}
 SHORTCUTS = (
     ("F1", "What is in Studio (this page)"),
     ("Ctrl+Enter", "Generate in the current workspace"),
@@ -106,9 +100,13 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
 
         self._build_menus()
-        self.add_workspace(SpriteWorkspace(self.engine, self.settings), "sprites")
-        self.add_workspace(CopyWorkspace(self.engine, self.settings), "copy")
-        self.add_workspace(MusicWorkspace(self.engine, self.settings), "music")
+        self.modality_workspaces: dict[str, Workspace] = {}  # modality name -> its workspace
+        for modality in all_modalities():
+            workspace = modality.workspace.load()(self.engine, self.settings)
+            self.modality_workspaces[modality.name] = workspace
+            self.add_workspace(workspace, modality.icon)
+            if modality.takes_text:
+                self._add_send_action(modality.title, workspace)
         train = TrainWorkspace(self.engine, self.settings)
         manager = ModelManagerWorkspace(self.engine, self.settings)
         self.add_workspace(train, "train")
@@ -132,9 +130,9 @@ class MainWindow(QMainWindow):
             self.engine.ready.connect(self._check_first_run)
             if self.engine.device_description:  # the engine was quicker than this window
                 self._check_first_run()
-        copy = self.workspace("Copy")
         self.preparation.progress.connect(lambda text: self.status.set_background("preparation", text))
-        self.preparation.progress.connect(copy.show_preparation)
+        for workspace in self._preparing():
+            self.preparation.progress.connect(workspace.show_preparation)
         self.preparation.finished.connect(self._on_prepared)
 
     # --- workspaces ---------------------------------------------------------------------------------
@@ -178,13 +176,27 @@ class MainWindow(QMainWindow):
 
     def use_model(self, modality: str, name: str) -> None:
         """Switch to the generation workspace of ``modality`` with model ``name`` selected."""
-        title = {"sprite": "Sprites", "copy": "Copy", "music": "Music"}.get(modality)
-        workspace = self.workspace(title) if title else None
+        workspace = self.modality_workspaces.get(modality)
         if workspace is None:
             self.status.show_message(f"No workspace generates {modality} models")
             return
         workspace.use_model(name)
         self.show_workspace(workspace)
+
+    def _add_send_action(self, title: str, target: Workspace) -> None:
+        """Edit > Send text to TITLE: the current workspace's text (its selection, or what it holds) goes there."""
+        action = QAction(f"Send text to {title}", self)
+        action.triggered.connect(lambda: self.send_text(target))
+        self.edit_menu.addAction(action)
+
+    def send_text(self, target: Workspace) -> None:
+        text = self.current.shared_text() if self.current is not None else ""
+        if not text.strip():
+            self.status.show_message(f"{self.current.title if self.current else 'This workspace'} has no text to "
+                                     f"send to {target.title}", error=True)
+            return
+        self.show_workspace(target)
+        target.receive_text(text)
 
     def show_workspace(self, workspace: Workspace) -> None:
         self.sidebar.setCurrentRow(self.workspaces.index(workspace))
@@ -225,7 +237,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, "Ctrl+Q")  # StandardKey.Quit is empty on some platforms
 
-        edit_menu = bar.addMenu("&Edit")
+        edit_menu = self.edit_menu = bar.addMenu("&Edit")
         self.undo_action = self._undo_group.createUndoAction(self, "&Undo")
         self.undo_action.setShortcuts([QKeySequence("Ctrl+Z")])
         self.redo_action = self._undo_group.createRedoAction(self, "&Redo")
@@ -234,6 +246,7 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.redo_action)
         edit_menu.addSeparator()
         self._action(edit_menu, "Se&ttings…", self.open_settings, "Ctrl+,", icon_name="settings")
+        edit_menu.addSeparator()
 
         generate_menu = bar.addMenu("&Generate")
         self.generate_action = self._action(generate_menu, "&Generate", self._on_current("generate"),
@@ -278,8 +291,9 @@ class MainWindow(QMainWindow):
         QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
 
     def _show_about(self) -> None:
-        QMessageBox.about(self, "About Studio", f"<b>Studio {__version__}</b><br>Offline generative studio for "
-                          "game sprites, ad copy and music clips. Nothing leaves this computer.")
+        makes = ", ".join(m.label.lower() for m in all_modalities())
+        QMessageBox.about(self, "About Studio", f"<b>Studio {__version__}</b><br>Offline generative studio: "
+                          f"{makes}. Nothing leaves this computer.")
 
     # --- files -----------------------------------------------------------------------------------
     def route(self, path: Path) -> Workspace | None:
@@ -291,8 +305,9 @@ class MainWindow(QMainWindow):
         for path in paths:
             workspace = self.route(path)
             if workspace is None:
+                kinds = "/".join(suffix.lstrip(".").upper() for suffix in ROUTES)
                 self.status.show_message(f"Studio does not open {Path(path).suffix or 'files without extension'}"
-                                         " files: drop PNG, TXT/MD/CSV/JSON or WAV/FLAC/OGG", error=True)
+                                         f" files: drop {kinds}", error=True)
                 continue
             self.show_workspace(workspace)
             workspace.open_path(Path(path))
@@ -337,10 +352,15 @@ class MainWindow(QMainWindow):
                 on_done=lambda status: self.preparation.start_export(status["name"], status["variant"])
                 if status.get("needed") else None)
 
+    def _preparing(self) -> list[Workspace]:
+        """The workspaces that show the first-run preparation of their model (the language model's export)."""
+        return [self.modality_workspaces[m.name] for m in all_modalities() if m.prepares]
+
     def _on_prepared(self, ok: bool, message: str) -> None:
         self.status.set_background("preparation", "")
         self.status.show_message(message, error=not ok)
-        self.workspace("Copy").show_preparation(message, done=True)
+        for workspace in self._preparing():
+            workspace.show_preparation(message, done=True)
 
     # --- unsaved work ----------------------------------------------------------------------------
     def keep_unsaved_work(self, workspaces: list[Workspace], question: str) -> bool:

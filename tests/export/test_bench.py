@@ -12,7 +12,7 @@ import pytest
 from studio.core.errors import BadInputError
 from studio.ml.bench import copy as copy_bench
 from studio.ml.bench.timing import machine_description, machine_line, measure, summarise
-from studio.ml.export.records import read_record
+from studio.ml.runtime.exports import read_record
 from studio.ml.runtime.ort_lm import load_ort_language_model
 from studio.ml.text.lm import load_language_model
 from tests.export.conftest import LM

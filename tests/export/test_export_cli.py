@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.cli import main
-from studio.ml.export.pipeline import default_export_dir
+from studio.ml.runtime.exports import default_export_dir
 from tests.export.conftest import LM
 
 
@@ -27,7 +27,8 @@ def test_set_up_replaces_an_older_int4_export_with_the_fused_graph(exported_home
     import logging
 
     from studio.ml.export.llama_graph import FORMAT, GRAPH
-    from studio.ml.export.records import read_record, write_record
+    from studio.ml.export.records import write_record
+    from studio.ml.runtime.exports import read_record
 
     folder = default_export_dir(LM, "int4")
     current = read_record(folder)

@@ -18,10 +18,10 @@ from studio.core.copy_brief import brief_from_dict
 from studio.core.copy_formats import generation_format
 from studio.core.errors import BadInputError, ModelFileError
 from studio.ml.export.llama_graph import GRAPH, _from_gguf, build_graph
-from studio.ml.export.records import read_record, write_record
+from studio.ml.export.records import write_record
+from studio.ml.runtime.exports import find_export, has_export, read_record
 from studio.ml.runtime.gqa_lm import GqaLanguageModel, read_gguf_header
 from studio.ml.runtime.ort_session import open_session
-from studio.ml.runtime.select import find_export, has_export
 from studio.ml.sampling.constrained import LineRules
 from studio.ml.sampling.text import SamplingParams
 from studio.ml.text import gguf_loader

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from studio.core.errors import ExportDriftError
 from studio.ml import registry
 from studio.ml.export.greedy import STEPS, greedy_agreement
-from studio.ml.export.onnx_export import ExportDriftError, compare_outputs, export_architecture
+from studio.ml.export.onnx_export import compare_outputs, export_architecture
 
 EXPORTABLE = [a.name for a in registry.all_architectures() if a.onnx]
 

@@ -11,7 +11,7 @@ import torch
 from studio.core.copy_brief import brief_from_dict
 from studio.core.copy_formats import generation_format
 from studio.core.errors import BadInputError, StudioError
-from studio.ml.export.records import read_record
+from studio.ml.runtime.exports import read_record
 from studio.ml.runtime.ort_lm import OrtLanguageModel, load_ort_language_model
 from studio.ml.sampling.constrained import LineRules
 from studio.ml.sampling.text import SamplingParams

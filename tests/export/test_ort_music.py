@@ -12,9 +12,9 @@ from studio.cli.console import run_in_console
 from studio.core.jobs import JobSpec
 from studio.core.settings import Settings, save_settings
 from studio.ml.checkpoint import load_model
-from studio.ml.export.records import read_record
 from studio.ml.models.music_transformer import MusicTransformerConfig
 from studio.ml.music.sample import continue_notes, generate_melody
+from studio.ml.runtime.exports import read_record
 from studio.ml.runtime.ort_music import OrtMusicModel, load_ort_music_model
 from tests.export.conftest import MUSIC
 

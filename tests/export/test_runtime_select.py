@@ -15,12 +15,13 @@ from studio.core.errors import ModelFileError
 from studio.core.settings import Settings
 from studio.ml import registry
 from studio.ml.checkpoint import sha256_file
-from studio.ml.export.records import read_record
 from studio.ml.resources import Resources
-from studio.ml.runtime import ort_lm, ort_music, select
+from studio.ml.runtime import exports, ort_lm, ort_music, select
+from studio.ml.runtime.exports import read_record
 from studio.ml.runtime.gqa_lm import GqaLanguageModel
+from studio.ml.runtime.loader import choice_key
 from studio.ml.runtime.ort_lm import OrtLanguageModel, load_ort_language_model, quality_ok
-from studio.ml.runtime.ort_music import OrtMusicModel, music_model
+from studio.ml.runtime.ort_music import OrtMusicModel
 from studio.ml.runtime.ort_session import open_session, providers_for
 from studio.ml.text.lm import LanguageModel, get_language_model, load_language_model
 from tests.export.conftest import LM, MUSIC
@@ -50,8 +51,8 @@ def test_forced_torch_and_forced_onnxruntime(exported_home: Path) -> None:
     assert ort.variant == ("int4" if quality_ok(int4) else "fp32")  # a quantised export only within tolerance
     assert get_language_model(resources, LM) is ort  # kept in the worker's cache
     assert isinstance(get_language_model(resources, LM, runtime="torch"), LanguageModel)  # callers may insist
-    assert isinstance(music_model(_resources("torch"), resources.store.find(MUSIC), "cpu"), nn.Module)
-    assert isinstance(music_model(resources, resources.store.find(MUSIC), "cpu"), OrtMusicModel)
+    assert isinstance(_resources("torch").runtimes.load(MUSIC, "cpu"), nn.Module)
+    assert isinstance(resources.runtimes.load(MUSIC, "cpu"), OrtMusicModel)
 
 
 def _usable(models: Path) -> list[str]:
@@ -66,7 +67,7 @@ def test_auto_uses_the_remembered_choice(exported_home: Path, monkeypatch: pytes
     resources = _resources("auto")
     lm_entry, music_entry = resources.store.find(LM), resources.store.find(MUSIC)
     records = [read_record(exported_home / "onnx" / LM / v) for v in _usable(exported_home)]
-    key = ort_lm.choice_key(sha256_file(lm_entry.weights), "stream", "cpu", 1, records)
+    key = choice_key(sha256_file(lm_entry.weights), "llama", "cpu", 1, records, "stream")
     _remember(key, "onnxruntime:fp32")
     lm = get_language_model(resources, LM)
     assert isinstance(lm, OrtLanguageModel) and lm.variant == "fp32"
@@ -75,8 +76,10 @@ def test_auto_uses_the_remembered_choice(exported_home: Path, monkeypatch: pytes
     assert isinstance(get_language_model(resources, LM), LanguageModel)
     held = resources.cache.keys()
     assert not any(key.startswith("lm-ort") for key in held)  # the runtime not chosen is not held
-    _remember(f"{sha256_file(music_entry.weights)}:music-decode:cpu", "onnxruntime")
-    assert isinstance(music_model(resources, music_entry, "cpu"), OrtMusicModel)
+    music_records = [read_record(exported_home / "onnx" / MUSIC / "fp32")]
+    _remember(choice_key(sha256_file(music_entry.weights), "music-transformer", "cpu", 1, music_records, "stream"),
+              "onnxruntime:fp32")
+    assert isinstance(resources.runtimes.load(MUSIC, "cpu"), OrtMusicModel)
 
 
 def test_auto_measures_every_runtime_once_and_keeps_the_fastest(
@@ -150,22 +153,20 @@ def test_sha256_mismatch_is_refused_when_forced_and_skipped_in_auto(
     assert "does not match its recorded sha256" in caplog.text
 
 
-def test_graph_runners_follow_the_setting(exported_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_graph_runners_of_both_runtimes_agree(exported_home: Path) -> None:
     import torch
 
-    monkeypatch.setattr(select, "_median_seconds", _no_measuring)
-    graph = registry.get("music-transformer").onnx[0]
-    runners = {runtime: _resources(runtime).runtimes.runner(MUSIC, graph.name, "cpu") for runtime in ("torch",
-                                                                                                     "onnxruntime")}
-    assert {r.runtime for r in runners.values()} == {"torch", "onnxruntime"}
     resources = _resources("auto")
+    graph = registry.get("music-transformer").onnx[0]
+    record = read_record(exported_home / "onnx" / MUSIC / "fp32")
+    runners = {"torch": resources.runtimes.graph_runner(MUSIC, graph.name, "cpu", None),
+               "onnxruntime": resources.runtimes.graph_runner(MUSIC, graph.name, "cpu", record)}
+    assert {k: r.runtime for k, r in runners.items()} == {"torch": "torch", "onnxruntime": "onnxruntime"}
     _, config, _ = resources.runtimes.load_module(MUSIC, "cpu")
     inputs = graph.example_inputs(config, 2)
     want, got = runners["torch"](*inputs), runners["onnxruntime"](*inputs)
     for a, b in zip(want, got, strict=True):
         torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-3)
-    _remember(f"{sha256_file(resources.store.find(MUSIC).weights)}:{graph.name}:cpu", "onnxruntime")
-    assert resources.runtimes.runner(MUSIC, graph.name, "cpu").runtime == "onnxruntime"
 
 
 def test_auto_really_measures_on_a_fresh_machine(exported_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,11 +200,11 @@ def test_an_export_shipped_with_the_program_is_found_and_the_users_own_comes_fir
     (exported_home / "onnx" / LM).rename(bundled / "onnx" / LM)
     monkeypatch.setenv("STUDIO_BUNDLED_MODELS", str(bundled))
     sha256 = sha256_file(Resources.from_settings(Settings()).store.find(LM).weights)
-    assert select.find_export(LM, ("int4",), sha256).folder == bundled / "onnx" / LM / "int4"
-    assert select.has_export(LM, "int4")
+    assert exports.find_export(LM, ("int4",), sha256).folder == bundled / "onnx" / LM / "int4"
+    assert exports.has_export(LM, "int4")
     (exported_home / "onnx" / LM).mkdir(parents=True)
     (bundled / "onnx" / LM / "fp32").rename(exported_home / "onnx" / LM / "fp32")
-    assert select.find_export(LM, ("fp32", "int4"), sha256).folder == exported_home / "onnx" / LM / "fp32"
+    assert exports.find_export(LM, ("fp32", "int4"), sha256).folder == exported_home / "onnx" / LM / "fp32"
 
 
 def test_copy_batches_are_measured_apart_from_single_streams(exported_home: Path,
@@ -221,7 +222,8 @@ def test_copy_batches_are_measured_apart_from_single_streams(exported_home: Path
     assert isinstance(copy_lm, GqaLanguageModel) and copy_lm.variant == "int4"
     choices = json.loads((paths.cache_dir() / select.CHOICES_FILE).read_text())
     assert sorted(choices.values()) == ["onnxruntime:int4", "torch"]
-    assert any(":lm-batch8:cpu:1t:" in key for key in choices) and any(":lm-decode:cpu:1t:" in key for key in choices)
+    assert any(":llama:cpu:batch:1t:" in key for key in choices)
+    assert any(":llama:cpu:stream:1t:" in key for key in choices)
 
 
 def test_the_batch_measurement_runs_on_both_runtimes(exported_home: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from studio.core import paths
 from studio.core.jobs import JobSpec
 from studio.core.machine_report import report_lines, status_summary
+from studio.core.modalities import all_modalities
 from studio.core.settings import Settings
 from studio.ml import doctor
 from studio.ml.cache import ModelCache
@@ -22,6 +23,7 @@ from studio.ml.checkpoint import sha256_file
 from studio.ml.doctor import NO_DRIVER, Gpu, SystemProbe, diagnose
 from studio.ml.resources import Resources
 from studio.ml.store import ModelStore
+from tests.ml.voice_fixtures import install_tiny_piper
 
 ROOT = Path(__file__).resolve().parents[2]
 H200 = Gpu("NVIDIA H200", "580.65.06", 143771.0, 142000.0)
@@ -63,7 +65,7 @@ def test_this_machine_runs_on_the_cpu_because_it_has_no_driver() -> None:
     assert not report.provider_problem
     text, _, warn = status_summary(report)
     assert text.startswith("CPU") and not warn  # a laptop without an NVIDIA GPU is not a problem
-    assert [ws.modality for ws in report.workspaces] == ["sprite", "copy", "music"]
+    assert [ws.modality for ws in report.workspaces] == [m.name for m in all_modalities()]
     assert report.workspaces[0].model == "sprite-gan" and report.workspaces[0].runtime == "torch"
     lines = report_lines(report)
     assert f"Running on the CPU because {NO_DRIVER}" in lines
@@ -168,12 +170,30 @@ def test_measure_speed_times_the_workspace_job() -> None:
     assert doctor.read_speeds()["sprite"]["unit"] == "sprites/s" and doctor.read_speeds()["sprite"]["value"] > 0
 
 
+def test_a_voice_runs_one_way_and_its_speed_is_measured_like_any_workspace(studio_home: Path) -> None:
+    install_tiny_piper(paths.user_models_dir() / "voice", name="piper-joe")
+    voice = next(ws for ws in diagnose(_resources("cpu", runtime="torch"), Machine()).workspaces
+                 if ws.modality == "voice")
+    assert (voice.label, voice.model, voice.runtime) == ("Voice", "piper-joe", "onnxruntime")  # not the setting's
+    assert voice.how == "the only runtime this model has"
+    assert voice.runtime_words() == "ONNX Runtime on the CPU, CPUExecutionProvider"
+    runs: list[JobSpec] = []
+
+    def run(spec: JobSpec) -> object:
+        runs.append(spec)
+        return type("Speech", (), {"duration": 3.0})()
+
+    doctor.measure_speed(_resources("cpu"), "voice", run)
+    assert [s.kind for s in runs] == ["voice.speak"] * 2
+    assert doctor.read_speeds()["voice"]["unit"] == "x real time" and doctor.read_speeds()["voice"]["value"] > 0
+
+
 def test_studio_doctor_prints_the_report(studio_home: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "studio", "doctor", "--json"], capture_output=True, text=True,
                           timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["device"] in ("cpu", "cuda") and len(report["workspaces"]) == 3
+    assert report["device"] in ("cpu", "cuda") and len(report["workspaces"]) == len(all_modalities())
     assert report["folders"][1] == ["settings", str(studio_home / "config")]
     plain = subprocess.run([sys.executable, "-m", "studio", "doctor"], capture_output=True, text=True, timeout=300,
                            cwd=ROOT)

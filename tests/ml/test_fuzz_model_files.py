@@ -21,9 +21,9 @@ from studio.ml.data import music as music_data
 from studio.ml.data.copy_text import read_debian_corpus
 from studio.ml.data.music_corpus import RecordCache
 from studio.ml.data.sprites import load_sprite_dataset
-from studio.ml.export.records import read_record
 from studio.ml.manifest import read_manifest
 from studio.ml.runtime import select
+from studio.ml.runtime.exports import read_record
 from studio.ml.store import ModelStore
 from studio.ml.train import sprite as sprite_training
 from studio.ml.train.checkpoints import load_checkpoint

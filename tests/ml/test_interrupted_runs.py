@@ -20,8 +20,8 @@ from studio.core.jobs import JobSpec
 from studio.core.settings import Settings, save_settings
 from studio.ml.checkpoint import sha256_file
 from studio.ml.export.pipeline import export_model
+from studio.ml.runtime.exports import find_export
 from studio.ml.runtime.ort_session import open_session
-from studio.ml.runtime.select import find_export
 from studio.ml.store import ModelStore
 from studio.ml.tasks.data import inspect_data
 from studio.ml.train.sprite import SpriteTrainConfig, train_sprite

@@ -70,7 +70,8 @@ def test_staging_skips_a_language_model_export_from_an_older_version(studio_home
     from studio.core.defaults import copy_defaults
     from studio.ml.checkpoint import sha256_file
     from studio.ml.export.pipeline import default_export_dir
-    from studio.ml.export.records import ExportRecord, graph_entry, write_record
+    from studio.ml.export.records import graph_entry, write_record
+    from studio.ml.runtime.exports import ExportRecord
     from studio.ml.text.lm import load_language_model
     from tests.ml.tiny_gguf import tiny_model, write_tiny_gguf
 

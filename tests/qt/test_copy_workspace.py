@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 
 from studio.core.context import JobContext
+from studio.core.errors import BadInputError
 from studio.core.jobs import EventType, JobSpec
 from studio.core.settings import Settings
 from studio.engine.client import Engine
@@ -200,6 +201,25 @@ def test_rewrite_line_replaces_only_that_line(qtbot, workspace):
     assert SEEN[-1].params["existing"] == tuple(ADS[0]["headline"])
     qtbot.waitUntil(lambda: workspace.current_ad()["headline"][1] == "New take on headline 2")
     assert workspace.current_ad()["headline"][0] == ADS[0]["headline"][0]
+
+
+def test_a_rewrite_that_fails_halfway_puts_the_old_line_back(qtbot):
+    def failing_line(spec: JobSpec, ctx: JobContext) -> dict:
+        ctx.partial({"variant": 0, "field": "headline", "index": 1, "text": "Half a", "done": False})
+        raise BadInputError("the model stopped")
+
+    engine = Engine(tasks={"models.list": fake_models, "copy.line": failing_line})
+    ws = CopyWorkspace(engine, Settings())
+    qtbot.addWidget(ws)
+    qtbot.waitUntil(lambda: ws.model_combo.count() > 0, timeout=30_000)
+    ws.set_ad(ADS[0])
+    ws.brief_form.set_data({"product": "Brewly"})
+    put_cursor_on_line(ws, 2)  # H2
+    with qtbot.waitSignal(engine.event, check_params_cb=lambda e: e.type is EventType.FAILED, timeout=10_000):
+        ws.rewrite_current_line()
+    qtbot.waitUntil(lambda: ws.active_job is None, timeout=10_000)
+    assert ws.current_ad()["headline"] == ADS[0]["headline"]  # "Half a" is gone, the old line is back
+    assert engine.shutdown()
 
 
 META_ADS = [{"primary": [f"Primary text of ad {n}"], "headline": [f"Ad {n} first", f"Ad {n} second", f"Ad {n} third"]}

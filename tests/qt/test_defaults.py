@@ -137,7 +137,8 @@ def test_the_copy_workspace_selects_the_default_even_when_it_is_not_listed_first
     copy.model_combo.setCurrentIndex(0)
     copy.model_combo.activated.emit(0)  # the user picks the adapter: it stays picked
     copy.set_format("meta")
-    copy.refresh_models()
-    qtbot.waitUntil(lambda: not copy._models_job, timeout=30_000)
+    with qtbot.waitSignal(engine.event, timeout=30_000,  # the workspace's own call hears it first
+                          check_params_cb=lambda event: event.kind == "models.list" and event.type.is_terminal):
+        copy.refresh_models()
     assert copy.model_combo.currentData() == "copy-lora-debian"
     assert engine.shutdown()

@@ -186,7 +186,7 @@ def test_first_hour_in_train(session, monkeypatch, tmp_path):
     train.base.addItem("tiny-lm", "tiny-lm")
     train.base.setCurrentIndex(train.base.count() - 1)
     with session.qtbot.waitSignals([train.process.event], timeout=30_000,
-                                   check_params_cbs=[lambda e: e.get("step") == 1]):
+                                   check_params_cbs=[lambda e: getattr(e, "step", None) == 1]):
         train.start_button.click()
     assert "Training brewly-voice" in session.window.status.activity
     with session.qtbot.waitSignals([train.run_ended], timeout=30_000,

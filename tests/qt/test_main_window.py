@@ -18,6 +18,7 @@ from PySide6.QtGui import QDropEvent, QImage, QTextCursor
 from studio.core.context import JobContext
 from studio.core.errors import BadInputError
 from studio.core.jobs import EventType, JobSpec
+from studio.core.modalities import all_modalities
 from studio.core.settings import Settings, load_settings
 from studio.ui.app import apply_theme
 from studio.ui.main_window import MainWindow
@@ -93,14 +94,14 @@ def window(qtbot):
 
 def test_workspaces_and_titles(qtbot, window):
     titles = [w.title for w in window.workspaces]
-    expected = ["Sprites", "Copy", "Music", "Train", "Models"]
+    expected = [*(m.title for m in all_modalities()), "Train", "Models"]  # every registered modality, in order
     assert titles == expected
     assert window.sidebar.count() == len(expected)
     window.show_workspace(window.workspace("Music"))
     assert window.current.title == "Music" and window.windowTitle() == "Studio — Music"
 
 
-@pytest.mark.parametrize("title", ["Sprites", "Copy", "Music", "Train", "Models"])
+@pytest.mark.parametrize("title", [*(m.title for m in all_modalities()), "Train", "Models"])
 def test_screenshot_of_each_workspace(qtbot, window, title, save_screenshot):
     workspace = window.workspace(title)
     if workspace is None:

@@ -32,6 +32,10 @@ while True:
 """
 
 
+def first_step(event: object) -> bool:
+    return getattr(event, "step", None) == 1
+
+
 def no_models(spec: JobSpec, ctx: JobContext) -> list:
     return []
 
@@ -63,7 +67,7 @@ def test_buttons_follow_the_run_running_paused_finished(qtbot, workspace):
     """Issue 13, bug 3: Resume stayed enabled after a finished run (it ran the evaluation again and hid Export and
     Use); while paused, Cancel was disabled and Start enabled."""
     ws = workspace
-    with qtbot.waitSignals([ws.process.event], check_params_cbs=[lambda e: e.get("step") == 1], timeout=30_000):
+    with qtbot.waitSignals([ws.process.event], check_params_cbs=[first_step], timeout=30_000):
         ws.start()
     assert enabled(ws) == {"pause", "cancel"}
     with qtbot.waitSignals([ws.run_ended], check_params_cbs=[lambda state, _m: state == "paused"], timeout=30_000):
@@ -78,7 +82,7 @@ def test_buttons_follow_the_run_running_paused_finished(qtbot, workspace):
 
 def test_cancelling_a_paused_run_closes_it(qtbot, workspace):
     ws = workspace
-    with qtbot.waitSignals([ws.process.event], check_params_cbs=[lambda e: e.get("step") == 1], timeout=30_000):
+    with qtbot.waitSignals([ws.process.event], check_params_cbs=[first_step], timeout=30_000):
         ws.start()
     with qtbot.waitSignals([ws.run_ended], check_params_cbs=[lambda state, _m: state == "paused"], timeout=30_000):
         ws.pause()
@@ -97,7 +101,8 @@ def test_the_status_bar_and_the_log_tell_the_truth_in_plain_words(qtbot, tmp_pat
     ws.process.program = (sys.executable, "-c", CHILD)
     ws.data_path.setText(str(tmp_path))
     ws.name.setText("my-slimes")
-    with qtbot.waitSignals([ws.process.event], check_params_cbs=[lambda e: e.get("step") == 1], timeout=30_000):
+    qtbot.waitUntil(lambda: window.engine.queue_length == 0, timeout=30_000)  # every workspace has its model list
+    with qtbot.waitSignals([ws.process.event], check_params_cbs=[first_step], timeout=30_000):
         ws.start()
     assert window.status.activity == "Training my-slimes: step 1 of 4"
     with qtbot.waitSignals([ws.run_ended], check_params_cbs=[lambda state, _m: state == "paused"], timeout=30_000):

@@ -16,6 +16,7 @@ from studio.core import paths
 from studio.core.jobs import EventType, JobSpec
 from studio.core.plain_words import metric_name
 from studio.core.settings import Settings
+from studio.core.training_events import TrainingProgress
 from studio.engine.client import Engine
 from studio.ui.workspaces.train import TrainWorkspace
 
@@ -54,7 +55,7 @@ def workspace(qtbot, sprite_folder):
 
 def progressed(ws, at_least: int):
     return dict(signal=ws.process.event, timeout=TRAIN_TIMEOUT_MS,
-                check_params_cb=lambda e: e.get("event") == "progress" and e.get("step", 0) >= at_least)
+                check_params_cb=lambda e: isinstance(e, TrainingProgress) and e.step >= at_least)
 
 
 def ended(ws, state: str):
@@ -96,7 +97,7 @@ def test_pause_resume_finish_and_use_the_model(qtbot, workspace, save_screenshot
     assert 2 <= paused_at < 6
 
     first_resumed = []
-    workspace.process.event.connect(lambda e: first_resumed.append(e["step"]) if e.get("step") else None)
+    workspace.process.event.connect(lambda e: first_resumed.append(e.step) if getattr(e, "step", 0) else None)
     with qtbot.waitSignal(**ended(workspace, "finished")):
         workspace.resume()
     assert first_resumed[0] == paused_at + 1, "resume continues after the checkpoint, not from scratch"

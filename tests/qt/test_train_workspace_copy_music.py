@@ -13,6 +13,7 @@ from studio.core import paths
 from studio.core.jobs import EventType, JobSpec
 from studio.core.plain_words import metric_name
 from studio.core.settings import Settings
+from studio.core.training_events import TrainingEvent, TrainingInfo, TrainingProgress
 from studio.engine.client import Engine
 from studio.ml.checkpoint import sha256_file
 from studio.ml.text.lm import load_language_model
@@ -89,8 +90,8 @@ def inspect_and_estimate(qtbot, ws: TrainWorkspace) -> None:
     assert estimated.args[0].type is EventType.FINISHED, estimated.args[0].message
 
 
-def train_to_the_end(qtbot, ws: TrainWorkspace) -> list[dict]:
-    events: list[dict] = []
+def train_to_the_end(qtbot, ws: TrainWorkspace) -> list[TrainingEvent]:
+    events: list[TrainingEvent] = []
     ws.process.event.connect(events.append)
     with qtbot.waitSignal(ws.run_ended, timeout=TRAIN_TIMEOUT_MS) as ended:
         ws.start()
@@ -123,8 +124,8 @@ def test_copy_lora_run_from_the_workspace_registers_an_adapter_that_writes_copy(
     assert "--base" in ws.train_args() and tiny_base_lm in ws.train_args()
 
     events = train_to_the_end(qtbot, ws)
-    progress = [e for e in events if e.get("event") == "progress"]
-    assert progress and progress[-1]["step"] == progress[-1]["total"] >= 1
+    progress = [e for e in events if isinstance(e, TrainingProgress)]
+    assert progress and progress[-1].step == progress[-1].total >= 1
     assert ws.plot.series(metric_name("train"))[0] and ws.plot.series(metric_name("validation"))[0], \
         "loss curves of both kinds are drawn"
     save_screenshot(ws, "train_workspace_copy_finished")
@@ -164,8 +165,8 @@ def test_music_fine_tune_from_the_workspace_registers_a_model_that_writes_melodi
     assert "(3 steps of" in ws.estimate_label.text() and "fine-tuning music-transformer" in ws.estimate_label.text()
 
     events = train_to_the_end(qtbot, ws)
-    assert any("fine-tuning" in e.get("message", "") for e in events if e.get("event") == "info")
-    assert [e["step"] for e in events if e.get("event") == "progress"] == [1, 2, 3]
+    assert any("fine-tuning" in e.message for e in events if isinstance(e, TrainingInfo))
+    assert [e.step for e in events if isinstance(e, TrainingProgress)] == [1, 2, 3]
     assert ws.progress.value() == 3 and ws.plot.series(metric_name("validation"))[0]
     save_screenshot(ws, "train_workspace_music_finished")
 

@@ -149,7 +149,7 @@ def auto_measurement(lm: Any) -> dict[str, float]:
 
 
 def _export_kind(record: Any) -> str:
-    from studio.ml.export.llama_graph import GRAPH as FUSED_GRAPH
+    from studio.ml.runtime.exports import FUSED_GRAPH
 
     return "fused graph" if FUSED_GRAPH in record.graphs else "traced graph"
 
@@ -173,8 +173,8 @@ def _ort_row(record: Any, path: Path, prompt: list[int], device: str, threads: i
 def ort_rows(name: str, path: Path, prompt: list[int], device: str, threads: int, new_tokens: int, repeats: int,
              batches: Sequence[int], variants: Sequence[str] = ORT_VARIANTS) -> list[dict[str, Any]]:
     """One row per exported precision; those the app's "auto" runtime may choose carry its own measurement."""
+    from studio.ml.runtime.exports import find_export
     from studio.ml.runtime.ort_lm import CPU_VARIANTS, CUDA_VARIANTS, quality_ok
-    from studio.ml.runtime.select import find_export
 
     sha256 = sha256_file(path)
     choosable = CUDA_VARIANTS if device == "cuda" else CPU_VARIANTS
@@ -198,7 +198,7 @@ def given_export_rows(folders: Sequence[Path], path: Path, prompt: list[int], de
                       new_tokens: int, repeats: int, batches: Sequence[int]) -> list[dict[str, Any]]:
     """Export folders measured as they are, e.g. one an older version of Studio made (the app would refuse it and
     export again, so it is never the app's choice): how much faster the current export is, side by side."""
-    from studio.ml.export.records import read_record, stale_reason
+    from studio.ml.runtime.exports import read_record, stale_reason
 
     rows = []
     for folder in folders:

@@ -115,7 +115,7 @@ def report(name: str, result: dict[str, Any], kv: int, rows: int = 14) -> list[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    from studio.ml.export.records import read_record
+    from studio.ml.runtime.exports import read_record
     from studio.ml.runtime.ort_lm import load_ort_language_model
     from studio.ml.store import ModelStore
     from studio.ml.text.lm import app_precision, load_language_model

@@ -48,6 +48,11 @@ POLICIES: dict[str, AugmentPolicy] = {
 DEFAULT_POLICY = AugmentPolicy()  # for the user's own categories: nothing that could make a sprite implausible
 
 
+def tile_categories() -> set[str]:
+    """Categories whose sprites repeat as tiles (trained with wrap-around shifts): they can be asked to tile."""
+    return {name for name, policy in POLICIES.items() if policy.wrap}
+
+
 def policy_for(category: str, policies: Mapping[str, AugmentPolicy] | None = None) -> AugmentPolicy:
     return (policies or POLICIES).get(category, DEFAULT_POLICY)
 

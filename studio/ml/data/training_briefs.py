@@ -17,6 +17,7 @@ import random
 from collections.abc import Sequence
 
 from studio.core.copy_brief import Brief, brief_from_dict, words
+from studio.core.errors import BadInputError
 from studio.ml.data.copy_text import PackageBlurb
 from studio.ml.sampling.lexicon import load_lexicon
 
@@ -48,6 +49,15 @@ AUDIENCES = (
     ({"network", "server", "monitoring", "security", "firewall", "vpn"}, "small IT teams"),
     ({"map", "maps", "gps", "astronomy", "weather", "science"}, "curious minds"),
 )
+
+
+def _brief(fields: dict) -> Brief:
+    """The brief, or, when its random banned words cover the product's own name ("free" in "Freeradius"), the
+    brief without them."""
+    try:
+        return brief_from_dict(fields)
+    except BadInputError:
+        return brief_from_dict({**fields, "banned": []})
 
 
 def _product_name(package: str) -> str:
@@ -119,7 +129,7 @@ def debian_briefs(records: Sequence[PackageBlurb], count: int, seed: int = 0) ->
         features = rng.sample(features, min(len(features), rng.choice((2, 3, 3, 4))))
         product = _product_name(record.package)
         banned = _banned(rng, " ".join((product, *features)))
-        briefs.append(brief_from_dict({
+        briefs.append(_brief({
             "product": product, "features": features, "audience": _audience(record.synopsis),
             "tone": rng.choice(TONES), "must_use": _must_use(rng, features, lexicon, banned), "banned": banned,
         }))
@@ -139,7 +149,7 @@ def varied_briefs(briefs: Sequence[Brief], count: int, seed: int = 0) -> list[Br
         features = rng.sample(list(brief.features), max(1, len(brief.features) - rng.choice((0, 0, 1))))
         banned = _banned(rng, " ".join((brief.product, *features, *brief.must_use)))
         must_use = list(brief.must_use) if rng.random() < 0.5 else _must_use(rng, features, lexicon, banned)
-        found.append(brief_from_dict({
+        found.append(_brief({
             "product": brief.product, "features": features, "audience": brief.audience, "tone": rng.choice(TONES),
             "must_use": must_use, "banned": banned,
         }))

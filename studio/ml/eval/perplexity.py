@@ -22,6 +22,10 @@ import torch.nn.functional as F
 from studio.core import paths
 from studio.core.errors import BadInputError
 from studio.ml.data.copy_text import read_debian_corpus
+from studio.ml.export.greedy import greedy_agreement
+from studio.ml.runtime.exports import ExportRecord
+from studio.ml.runtime.ort_lm import PERPLEXITY_TOLERANCE, load_ort_language_model
+from studio.ml.text.bench import MESSAGES
 
 PASSAGES = 48
 MAX_TOKENS = 192
@@ -135,13 +139,15 @@ class LanguageModelSteps:
         return logits[0].float()
 
 
-def export_quality(reference: Any, quantised: Any, corpus: Path | None = None) -> dict[str, Any]:
-    """What a quantised language model costs against its float32 ``reference`` (torch, or an fp32 export):
-    held-out perplexity and how many greedy tokens after a chat prompt agree."""
-    from studio.ml.export.greedy import greedy_agreement
-    from studio.ml.runtime.ort_lm import PERPLEXITY_TOLERANCE
-    from studio.ml.text.bench import MESSAGES
-
+def export_quality(reference: ExportRecord | Any, quantised: ExportRecord | Any, gguf: Path,
+                   corpus: Path | None = None) -> dict[str, Any]:
+    """What a quantised language model costs against its float32 ``reference``: held-out perplexity and how many
+    greedy tokens after a chat prompt agree. Either is an export record (run on onnxruntime on the CPU) or a
+    language model already loaded (torch float32; the fused int4 graph)."""
+    if isinstance(reference, ExportRecord):
+        reference = load_ort_language_model(reference, gguf, "cpu")
+    if isinstance(quantised, ExportRecord):
+        quantised = load_ort_language_model(quantised, gguf, "cpu")
     passages, source = held_out_text(corpus)
     ppl_ref, tokens = perplexity(reference, passages)
     ppl, _ = perplexity(quantised, passages)

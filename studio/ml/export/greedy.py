@@ -14,7 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from studio.core.errors import ExportDriftError
+from studio.core.modalities import step_adapter
 from studio.ml.registry import Architecture, OnnxGraph
+from studio.ml.runtime.ort_session import open_session
+from studio.ml.runtime.runners import OrtGraphRunner, TorchGraphRunner
 
 STEPS = 16
 PROMPT_LENGTH = 8
@@ -23,16 +27,10 @@ Steps = Callable[[list[int]], torch.Tensor]
 
 
 def step_feeder(arch_name: str) -> Callable[[Any, Any], Steps] | None:
-    """How to feed a runner of ``arch_name``'s ``decoder_with_past`` graph one sequence; None if it has none."""
-    if arch_name == "llama":
-        from studio.ml.runtime.ort_lm import DecoderSteps
-
-        return DecoderSteps
-    if arch_name == "music-transformer":
-        from studio.ml.runtime.ort_music import MusicSteps
-
-        return MusicSteps
-    return None
+    """How to feed a runner of ``arch_name``'s ``decoder_with_past`` graph one sequence (its modality's step
+    adapter); None if it has none."""
+    ref = step_adapter(arch_name)
+    return None if ref is None else ref.load()
 
 
 def greedy_agreement(
@@ -57,14 +55,10 @@ def probe_prompt(config: Any) -> list[int]:
 
 def check_greedy(arch: Architecture, module: nn.Module, config: Any, graph: OnnxGraph, path: Path) -> int | None:
     """Greedy steps checked equal for a Transformer's decoding graph (None for other graphs); raises
-    :class:`~studio.ml.export.onnx_export.ExportDriftError` when the graph picks other tokens."""
+    :class:`~studio.core.errors.ExportDriftError` when the graph picks other tokens."""
     make_steps = step_feeder(arch.name)
     if make_steps is None or graph.name != "decoder_with_past":
         return None
-    from studio.ml.export.onnx_export import ExportDriftError
-    from studio.ml.runtime.ort_session import open_session
-    from studio.ml.runtime.runners import OrtGraphRunner, TorchGraphRunner
-
     candidate = OrtGraphRunner(open_session(path, "cpu", graph=graph), graph.input_names, "cpu")
     agree = greedy_agreement(make_steps, TorchGraphRunner(module, graph, "cpu"), candidate, config,
                              probe_prompt(config), STEPS, graph.atol)

@@ -33,13 +33,14 @@ import numpy as np
 from studio.core.errors import ModelFileError
 from studio.core.safe_write import write_atomic
 from studio.ml.models.llama import LlamaConfig, rope_table
+from studio.ml.runtime.exports import FUSED_FORMAT, FUSED_GRAPH, FUSED_INPUTS
 from studio.ml.text import gguf_loader
 
-GRAPH = "decoder_gqa"
-FORMAT = 1  # the graph's layout: exports of another format are made again
+GRAPH = FUSED_GRAPH
+FORMAT = FUSED_FORMAT  # the graph's layout: exports of another format are made again
 BLOCK = 32
 HEAD_MULTIPLE = 16  # GroupQueryAttention's CPU kernel needs head widths that are multiples of 16
-INPUTS = ("input_ids", "seqlens_k", "total_sequence_length", "logit_positions")
+INPUTS = FUSED_INPUTS
 # GGUF types whose blocks are kept as they are (ggml type ids: Q4_1 = 3, Q8_0 = 8)
 Q4_1, Q8_0 = 3, 8
 

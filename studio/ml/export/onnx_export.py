@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from studio.core.errors import StudioError
+from studio.core.errors import ExportDriftError, StudioError
 from studio.core.safe_write import write_atomic
 from studio.ml.export.greedy import check_greedy
 from studio.ml.registry import Architecture, OnnxGraph
@@ -27,10 +27,6 @@ log = logging.getLogger(__name__)
 OPSET = 18
 EXPORT_BATCH = 2
 VALIDATE_BATCH = 3
-
-
-class ExportDriftError(StudioError):
-    """The exported graph does not reproduce torch's outputs within tolerance."""
 
 
 @dataclass(frozen=True)

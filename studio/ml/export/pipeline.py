@@ -3,7 +3,7 @@
 fp16, int8 and int4 variants are converted from the model's fp32 export (made first when there is none of these
 weights), so the slow step, exporting from torch, happens once per model. A GGUF language model is dequantised to
 float32 and exported like any other model; its quantised variants record their quality cost (held-out perplexity
-against fp32 and greedy-token agreement, see :mod:`studio.ml.eval.perplexity`).
+against fp32 and greedy-token agreement: the modality's export check, :mod:`studio.ml.eval.perplexity` for copy).
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ from typing import Any
 
 from torch import nn
 
-from studio.core import paths
+from studio.core.modalities import export_check
 from studio.core.safe_write import staged_folder
 from studio.ml import registry
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.export import optimise
 from studio.ml.export.greedy import check_greedy
 from studio.ml.export.onnx_export import OPSET, export_architecture, validate_graph
-from studio.ml.export.records import ExportRecord, graph_entry, write_card, write_record
+from studio.ml.export.records import graph_entry, write_card, write_record
+from studio.ml.runtime.exports import ExportRecord, default_export_dir, find_export
 from studio.ml.store import ModelEntry, ModelStore
+from studio.ml.text.lm import load_language_model
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +34,9 @@ VARIANTS = ("fp32", "fp16", "int8", "int4")
 CONVERT = {"fp16": optimise.to_fp16, "int8": optimise.quantise_int8, "int4": optimise.quantise_int4}
 
 
-def default_export_dir(model: str, variant: str) -> Path:
-    return paths.user_models_dir() / "onnx" / model / variant
-
-
-def export_dirs(model: str, variant: str) -> tuple[Path, Path]:
-    """Where a ``variant`` export of ``model`` may be: the user's folder (made here), then the one shipped with the
-    program (the bundle's models/onnx, read-only)."""
-    return default_export_dir(model, variant), paths.bundled_models_dir() / "onnx" / model / variant
-
-
 def load_source(entry: ModelEntry) -> tuple[nn.Module, Any]:
     """The float32 torch module and config of a store entry (a GGUF language model is dequantised)."""
     if entry.meta.get("format") == "gguf":
-        from studio.ml.text.lm import load_language_model
-
         lm = load_language_model(entry.weights, "cpu", "fp32", name=entry.name)
         return lm.model, lm.config
     module, config, _ = load_model(entry.weights, expect_arch=entry.arch)
@@ -75,7 +65,6 @@ def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None) -> Exp
     """The int4 language model: the fused graph built straight from the GGUF's blocks (seconds, no fp32 export
     first); its next-token logits after a chat prompt, held-out perplexity and greedy tokens are measured against
     the torch float32 model."""
-    from studio.ml.eval.perplexity import export_quality
     from studio.ml.export.llama_graph import FORMAT, GRAPH, build_graph
     from studio.ml.runtime.gqa_lm import load_gqa_language_model
     from studio.ml.text.bench import MESSAGES
@@ -93,7 +82,7 @@ def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None) -> Exp
         want, got = reference.prefill(prompt, 1)[0], fused.prefill(prompt, 1)[0]
         error = float((want - got).abs().max())
         record.graphs[GRAPH].update(max_abs_error=error, max_rel_error=error / float(want.abs().max()))
-        record.extra.update(quality=export_quality(reference, fused, heldout),
+        record.extra.update(quality=export_check(entry.arch).load()(reference, fused, entry.weights, heldout),
                             note="built from the GGUF's own blocks; errors are of the next-token logits after a "
                                  "chat prompt against torch float32")
         write_record(record)
@@ -103,8 +92,6 @@ def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None) -> Exp
 
 def fp32_export(name: str, store: ModelStore) -> ExportRecord:
     """The verified fp32 export of the model's current weights, made now if there is none."""
-    from studio.ml.runtime.select import find_export
-
     entry = store.find(name)
     record = find_export(name, ("fp32",), sha256_file(entry.weights))
     return record if record is not None else export_model(name, "fp32", store=store)
@@ -150,12 +137,9 @@ def export_model(
             opset=OPSET,
             extra=extra,
         )
-        if base is not None and entry.arch == "llama" and variant == "int8":
-            from studio.ml.eval.perplexity import export_quality
-            from studio.ml.runtime.ort_lm import load_ort_language_model
-
-            extra["quality"] = export_quality(load_ort_language_model(base, entry.weights),
-                                              load_ort_language_model(record, entry.weights), heldout)
+        check = export_check(entry.arch)
+        if base is not None and check is not None and variant in ("int8", "int4"):
+            extra["quality"] = check.load()(base, record, entry.weights, heldout)
         write_record(record)
         write_card(record)
     return replace(record, folder=out_dir)

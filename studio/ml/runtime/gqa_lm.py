@@ -28,9 +28,11 @@ import numpy as np
 import torch
 
 from studio.core.errors import BadInputError, ModelFileError, StudioError
-from studio.ml.export.llama_graph import FORMAT, GRAPH, INPUTS
-from studio.ml.export.records import ExportRecord
 from studio.ml.models.llama import LlamaConfig
+from studio.ml.runtime.exports import FUSED_FORMAT as FORMAT
+from studio.ml.runtime.exports import FUSED_GRAPH as GRAPH
+from studio.ml.runtime.exports import FUSED_INPUTS as INPUTS
+from studio.ml.runtime.exports import ExportRecord
 from studio.ml.text import gguf_loader
 from studio.ml.text.lm import _as_rows
 from studio.ml.text.prompt_cache import PromptCache

@@ -7,11 +7,11 @@ keeps those tensors together with each row's left padding, from which every call
 ``position_ids`` are made exactly as the torch model makes them from its own cache, so both runtimes see the same
 positions and masks.
 
-Which runtime serves a language model is decided by :func:`select_language_model` (called by
-:func:`studio.ml.text.lm.get_language_model`): "torch", "onnxruntime" (exported on first use if needed) or "auto":
-whichever of torch and the verified exports of these exact GGUF weights decoded fastest on this machine, measured
-once and remembered. A quantised export (int4, int8) is used only if its held-out perplexity, measured when it was
-made, is within :data:`PERPLEXITY_TOLERANCE` of fp32.
+Which runtime serves a language model is decided by the runtime loader (:mod:`studio.ml.runtime.loader`) through
+:data:`ADAPTER`: "torch", "onnxruntime" (exported on first use if needed) or "auto": whichever of torch and the
+verified exports of these exact GGUF weights decoded fastest on this machine, measured once and remembered. A
+quantised export (int4, int8) is used only if its held-out perplexity, measured when it was made, is within
+:data:`PERPLEXITY_TOLERANCE` of fp32.
 
 Usage::
 
@@ -34,14 +34,14 @@ import torch
 
 from studio.core.errors import BadInputError, ModelFileError, StudioError
 from studio.ml import registry
-from studio.ml.export.llama_graph import GRAPH as FUSED_GRAPH
-from studio.ml.export.records import ExportRecord
 from studio.ml.models.llama import LlamaConfig
+from studio.ml.runtime.exports import FUSED_GRAPH, ExportRecord
 from studio.ml.runtime.gqa_lm import GqaLanguageModel, load_gqa_language_model, read_gguf_header
+from studio.ml.runtime.loader import ExportedModels, RuntimeLoader
 from studio.ml.runtime.ort_session import open_session
 from studio.ml.runtime.runners import OrtGraphRunner
-from studio.ml.runtime.select import fastest, usable_exports
-from studio.ml.text.lm import _as_rows, app_precision, file_sha256, load_language_model
+from studio.ml.store import ModelEntry
+from studio.ml.text.lm import LanguageModel, _as_rows, app_precision, load_language_model
 from studio.ml.text.prompt_cache import PromptCache
 from studio.ml.text.tokenizer import GGUFTokenizer
 
@@ -301,61 +301,34 @@ def candidate_batch(lm: Any, prompt: list[int], rows: int, max_new_tokens: int) 
     return lm.prefill(prompt, max_new_tokens, copies=rows)
 
 
-def choice_key(sha256: str, purpose: str, device: str, threads: int, records: Sequence[ExportRecord]) -> str:
-    """Where the measured choice is remembered: per weights, purpose, device, thread count and the exports there
-    are (a new export, or one in a new format, is measured again)."""
-    kind = f"lm-batch{MEASURE_BATCH}" if purpose == "batch" else "lm-decode"
-    exports = "+".join(f"{r.variant}{r.extra.get('format', '')}" for r in records)
-    return f"{sha256}:{kind}:{device}:{threads}t:{exports}"
+class LanguageModels(ExportedModels):
+    """Language models (GGUF) on the runtime loader: on the CPU the int4, int8 and fp32 exports whose quality is
+    within tolerance, on CUDA fp16 and fp32; "auto" compares the time of one decoding step."""
+
+    key = "lm"
+
+    def variants(self, device: str) -> tuple[str, ...]:
+        return CUDA_VARIANTS if device == "cuda" else CPU_VARIANTS
+
+    def accept(self, record: ExportRecord) -> bool:
+        return quality_ok(record)
+
+    def load_torch(self, loader: RuntimeLoader, entry: ModelEntry, device: str) -> LanguageModel:
+        # decoding steps run in inference mode themselves; loading inside it would make the weights inference
+        # tensors, which have no version counter for the prompt cache's stamp
+        return load_language_model(entry.weights, device, app_precision(device), name=entry.name)
+
+    def load_onnx(self, loader: RuntimeLoader, entry: ModelEntry, record: ExportRecord,
+                  device: str) -> OrtLanguageModel | GqaLanguageModel:
+        return load_ort_language_model(record, entry.weights, device, loader.resources.cpu_threads, entry.name)
+
+    def seconds(self, model: Any) -> float:
+        return decode_seconds(model)
+
+    def batch_seconds(self, model: Any) -> float:
+        """Seconds a token of the copy generator's work, MEASURE_BATCH candidates of one prompt (what "auto"
+        compares for copy: torch shares the prompt's keys and values, the fused graph runs each product faster)."""
+        return batch_seconds(model)
 
 
-def select_language_model(resources: Any, entry: Any, device: str, preference: str,
-                          purpose: str = "stream") -> OrtLanguageModel | GqaLanguageModel | None:
-    """The onnxruntime model for store ``entry`` when ``preference`` says so, else None (torch serves it).
-
-    "onnxruntime": the first usable export (int4, int8, fp32 on the CPU), made if there is none (int4 on a CPU).
-    "auto": torch and every usable export are measured once on this machine at the app's thread count, for
-    ``purpose`` "stream" (one reply, token by token) or "batch" (the copy generator's candidates, MEASURE_BATCH
-    rows of one prompt), and the fastest is remembered (keyed by the weights, device, threads and the exports
-    there are). The chosen model stays in the worker's model cache.
-    """
-    sha256 = file_sha256(entry.weights)
-    variants = CUDA_VARIANTS if device == "cuda" else CPU_VARIANTS
-    records = usable_exports(entry.name, sha256, variants, preference, quality_ok)
-
-    def load(record: ExportRecord) -> OrtLanguageModel | GqaLanguageModel:
-        return load_ort_language_model(record, entry.weights, device, resources.cpu_threads, entry.name)
-
-    def cached(record: ExportRecord, loaded: Any = None) -> OrtLanguageModel | GqaLanguageModel:
-        return resources.cache.get(f"lm-ort:{entry.name}:{device}:{record.variant}", lambda: loaded or load(record))
-
-    if preference == "onnxruntime":
-        if not records:
-            variant = "fp32" if device == "cuda" else "int4"
-            log.warning("%s has no usable %s ONNX export: exporting it now (once)", entry.name, variant)
-            from studio.ml.export.pipeline import export_model
-
-            records = [export_model(entry.name, variant, store=resources.store)]
-        return cached(records[0])
-    if not records:
-        return None
-    fastest_loaded: dict[str, Any] = {}
-    measure = batch_seconds if purpose == "batch" else decode_seconds
-
-    def timings() -> dict[str, float]:
-        # prefill and decode_step run in inference mode themselves; loading inside it would make the weights
-        # inference tensors, which have no version counter for the prompt cache's stamp.
-        torch_lm = load_language_model(entry.weights, device, app_precision(device), name=entry.name)
-        seconds = {"torch": measure(torch_lm)}
-        for record in records:  # one loaded at a time; only the fastest so far is kept
-            lm = load(record)
-            seconds[f"onnxruntime:{record.variant}"] = measure(lm)
-            if min(seconds, key=seconds.__getitem__) == f"onnxruntime:{record.variant}":
-                fastest_loaded.clear()
-                fastest_loaded[record.variant] = lm
-        return seconds
-
-    key = choice_key(sha256, purpose, device, resources.cpu_threads, records)
-    choice = fastest(key, timings, f"{entry.name} {purpose} decoding on {device}, {resources.cpu_threads} threads")
-    record = next((r for r in records if f"onnxruntime:{r.variant}" == choice), None)
-    return None if record is None else cached(record, fastest_loaded.get(record.variant))
+ADAPTER = LanguageModels()

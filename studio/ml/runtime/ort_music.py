@@ -2,10 +2,8 @@
 in :mod:`studio.ml.music.sample` calls the torch model (``model(ids, past) -> (logits, present)``, with
 ``config``, ``parameters()``, ``eval()`` and ``train()``), so melodies are sampled unchanged on either runtime.
 
-:func:`music_model` picks the runtime for a job: "torch", "onnxruntime" (exported on first use if needed) or
-"auto": a verified export of these exact weights when its decoding was faster than torch's on this machine
-(measured once, remembered). Decoding one token at a time is latency-bound, so the session runs on one CPU thread,
-as the torch sampler does.
+The runtime loader (:mod:`studio.ml.runtime.loader`) picks torch or this for a job through :data:`ADAPTER`.
+Decoding one token at a time is latency-bound, so the session runs on one CPU thread, as the torch sampler does.
 """
 
 from __future__ import annotations
@@ -19,13 +17,14 @@ import torch
 from torch import nn
 
 from studio.ml import registry
-from studio.ml.checkpoint import config_from_dict, load_model, sha256_file
-from studio.ml.export.records import ExportRecord
+from studio.ml.checkpoint import config_from_dict, load_model
 from studio.ml.models.music_transformer import MusicTransformerConfig
 from studio.ml.music import tokens
+from studio.ml.runtime.exports import ExportRecord
+from studio.ml.runtime.loader import ExportedModels, RuntimeLoader
 from studio.ml.runtime.ort_session import open_session
 from studio.ml.runtime.runners import OrtGraphRunner
-from studio.ml.runtime.select import measured_choice, pick_export
+from studio.ml.store import ModelEntry
 
 GRAPH = "decoder_with_past"
 MEASURE_STEPS = 24
@@ -105,34 +104,20 @@ def decode_seconds(model: Any, steps: int = MEASURE_STEPS) -> float:
     return statistics.median(times[1:])
 
 
-def music_model(resources: Any, entry: Any, device: str) -> nn.Module | OrtMusicModel:
-    """The model that samples melodies for store ``entry``: torch or onnxruntime, as the settings say."""
-    torch_key = f"music:{entry.name}:{device}"
+class MusicModels(ExportedModels):
+    """The music Transformer on the runtime loader; "auto" compares the time of one decoding step."""
 
-    def load_torch() -> nn.Module:
+    key = "music"
+
+    def load_torch(self, loader: RuntimeLoader, entry: ModelEntry, device: str) -> nn.Module:
         return load_model(entry.weights, device=device)[0]
 
-    preference = resources.runtime
-    if preference == "torch":
-        return resources.cache.get(torch_key, load_torch)
-    sha256 = sha256_file(entry.weights)
-    variants = ("fp16", "fp32") if device == "cuda" else ("fp32",)
-    record = pick_export(resources.store, entry.name, sha256, variants, preference)
-    if record is None:
-        return resources.cache.get(torch_key, load_torch)
-    ort_key = f"music-ort:{entry.name}:{device}:{record.variant}"
-    config = config_from_dict(MusicTransformerConfig, entry.meta["config"])
+    def load_onnx(self, loader: RuntimeLoader, entry: ModelEntry, record: ExportRecord,
+                  device: str) -> OrtMusicModel:
+        return load_ort_music_model(record, config_from_dict(MusicTransformerConfig, entry.meta["config"]), device)
 
-    def load_ort() -> OrtMusicModel:
-        return load_ort_music_model(record, config, device)
+    def seconds(self, model: nn.Module | OrtMusicModel) -> float:
+        return decode_seconds(model.eval())
 
-    if preference == "onnxruntime":
-        return resources.cache.get(ort_key, load_ort)
 
-    def measure() -> tuple[float, float]:
-        return decode_seconds(load_torch().eval()), decode_seconds(load_ort())
-
-    choice = measured_choice(f"{sha256}:music-decode:{device}", measure, f"{entry.name} decoding on {device}")
-    if choice == "onnxruntime":
-        return resources.cache.get(ort_key, load_ort)
-    return resources.cache.get(torch_key, load_torch)
+ADAPTER = MusicModels()

@@ -9,11 +9,13 @@ an extractive line from the brief. The model is a language model of the store or
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from studio.core import paths
 from studio.core.context import JobContext
 from studio.core.copy_brief import brief_from_dict
 from studio.core.copy_formats import check_framework, field_counts, generation_format
@@ -153,3 +155,12 @@ def regenerate_copy_line(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     line = regenerate_line(lm, request, field_name, index, existing, on_partial=stream, cancel=ctx.check_cancel)
     return {"text": line.text, "field": field_name, "index": index, "angle": line.angle, "fallback": line.fallback,
             "recipe": recipe(spec, lm)}
+
+
+def speed_probe(entry: Any) -> tuple[JobSpec, Callable[[Any, float], float], str]:
+    """The doctor's measure of this workspace: three headlines for the example brief, in lines per minute."""
+    brief = json.loads((paths.resources_dir() / "briefs" / "examples" / "coffee-subscription.json").read_text())
+    spec = JobSpec("copy.generate", {"brief": brief, "format": "google-rsa", "counts": {"headline": 3}},
+                   seed=1, model=entry.name)
+    return spec, lambda result, seconds: 60 * sum(len(v) for ad in result["ads"] for v in ad.values()) / seconds, \
+        "lines/min"

@@ -7,13 +7,15 @@ from typing import Any
 from studio.core.context import JobContext
 from studio.core.defaults import copy_defaults, model_order
 from studio.core.jobs import JobSpec
+from studio.core.modalities import all_modalities
 from studio.ml.tasks import task
-from studio.ml.tasks.sprite import tile_categories
 
 
 def describe_entry(entry: Any) -> dict[str, Any]:
+    """A model as model lists show it: the common fields, then those its modality adds (``Modality.describe``)."""
     meta = entry.meta
     card = entry.weights.with_suffix(".md")
+    extra = next((m.describe.load()(meta) for m in all_modalities() if m.name == entry.modality and m.describe), {})
     return {
         "name": entry.name,
         "arch": entry.arch,
@@ -23,11 +25,11 @@ def describe_entry(entry: Any) -> dict[str, Any]:
         "size_bytes": entry.size_bytes,
         "categories": list(meta.get("categories", [])),
         "tags": meta.get("tags") or {},
-        "tile_categories": sorted(tile_categories() & set(meta.get("categories", []))),
         "metrics": dict(meta.get("metrics", {})),
         "licence": meta.get("licence", ""),
         "card_path": str(card) if card.exists() else "",
         "path": str(entry.weights),
+        **extra,
     }
 
 
@@ -43,7 +45,7 @@ def export_status(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     """Whether the default language model still lacks the ONNX export that makes copy faster on this machine
     (int4 on a CPU, fp16 on CUDA): the app then makes it in the background after its window opens."""
     from studio.core.errors import ModelFileError
-    from studio.ml.runtime.select import has_export
+    from studio.ml.runtime.exports import has_export
 
     name = str(spec.params.get("name") or copy_defaults().model)
     variant = "fp16" if str(ctx.device).startswith("cuda") else "int4"

@@ -22,7 +22,7 @@ FINISHED payload: ``{"rate", "mix": (n, 2) float32, "stems": {part: (n, 2)}, "no
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from studio.core.context import JobContext
 from studio.core.defaults import DEFAULT_MODELS
 from studio.core.errors import BadInputError, ModelFileError
 from studio.core.jobs import JobSpec, thaw
+from studio.core.music_request import MusicRequest
 from studio.core.music_styles import MELODY_FORMS, Style, find_style
 from studio.core.music_theory import Key, Meter, parse_key, parse_meter, validate_bars, validate_bpm
 from studio.ml.audio import soundfont
@@ -40,7 +41,7 @@ from studio.ml.audio.synth import SAMPLE_RATE
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.music.arrange import Arrangement, arrange, melody_part
 from studio.ml.music.rule_melody import rule_melody
-from studio.ml.runtime.ort_music import OrtMusicModel, music_model
+from studio.ml.runtime.ort_music import OrtMusicModel
 from studio.ml.store import ModelStore
 from studio.ml.tasks import task
 
@@ -102,7 +103,7 @@ def melody_model(spec: JobSpec, ctx: JobContext) -> MelodyModel:
     store.verify(entry)
 
     if ctx.resources is not None:  # torch or onnxruntime, as the runtime setting says (measured when "auto")
-        module = music_model(ctx.resources, entry, ctx.device)
+        module = ctx.resources.runtimes.load(entry.name, ctx.device)
     else:
         module = load_model(entry.weights, device=ctx.device)[0]
     return MelodyModel(module, entry.name, sha256_file(entry.weights), f"model {entry.name}")
@@ -301,6 +302,7 @@ def _finish(spec: JobSpec, ctx: JobContext, clip: ClipSettings, melody: list[Not
 
 @task("music.generate")
 def generate(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
+    MusicRequest.from_spec(spec)  # every field checked (a recipe may come from a file)
     clip = clip_settings(spec.params)
     source = melody_model(spec, ctx)
     if source.module is None and source.source == RULES_FALLBACK:
@@ -337,3 +339,9 @@ def vary_clip(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     ctx.progress(0.05, f"varying bars {bars_from}-{bars_to}")
     melody = varied_melody(clip, melody, bars_from, bars_to, source, spec.seed, spec.params, ctx)
     return _finish(spec, ctx, clip, melody, source, {"bars_from": bars_from, "bars_to": bars_to})
+
+
+def speed_probe(entry: Any) -> tuple[JobSpec, Callable[[Any, float], float], str]:
+    """The doctor's measure of this workspace: a 4-bar clip, in seconds of music per second."""
+    spec = JobSpec("music.generate", {"style": "chiptune-adventure", "bars": 4}, seed=1, model=entry.name)
+    return spec, lambda result, seconds: len(result["mix"]) / SAMPLE_RATE / seconds, "x real time"

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -20,13 +20,13 @@ from studio.core.jobs import JobSpec, thaw
 from studio.core.pixel_finish import FinishOptions, finish_sprites
 from studio.core.sprite_ops import AUTO_PALETTE, check_rgba, quantize, resolve_palette
 from studio.core.sprite_tags import MAX_PROMPT_CHARS, TagVocabulary
-from studio.ml.checkpoint import load_model, sha256_file
-from studio.ml.data.augment import POLICIES
+from studio.ml.data.augment import tile_categories
 from studio.ml.manifest import read_manifest
 from studio.ml.models.sprite_common import SPRITE_SIZE, circular_padding, images_to_tensor, tensor_to_images
+from studio.ml.runtime.sprites import SpriteRuntime
 from studio.ml.sampling.ddim import ddim_sample
-from studio.ml.sampling.sprites import generate, seeded_generators
-from studio.ml.store import ModelEntry, ModelStore
+from studio.ml.sampling.sprites import seeded_generators
+from studio.ml.store import ModelEntry
 from studio.ml.tasks import task
 
 MAX_COUNT = 1024
@@ -36,13 +36,16 @@ SPRITE_ARCHS = ("sprite-gan", "sprite-vae", "sprite-diffusion")
 
 
 class LoadedSpriteModel(nn.Module):
-    """A sprite network plus what jobs need to know about its file (cached as one module by the worker)."""
+    """A sprite network plus what jobs need to know about its file; the network and its runtime come from the
+    worker's runtime loader (and stay in its model cache)."""
 
     def __init__(
-        self, net: nn.Module, name: str, categories: list[str], sha256: str, vocabulary: TagVocabulary
+        self, net: nn.Module, name: str, categories: list[str], sha256: str, vocabulary: TagVocabulary,
+        sampler: SpriteRuntime | None = None,
     ) -> None:
         super().__init__()
         self.net = net
+        self.sampler = sampler or SpriteRuntime(net, {})  # what generates: torch or onnxruntime
         self.name = name
         self.categories = categories
         self.sha256 = sha256
@@ -91,36 +94,33 @@ class LoadedSpriteModel(nn.Module):
         return row.expand(count, -1).clone()
 
 
-def _load(ctx: JobContext, name: str) -> LoadedSpriteModel:
+def _load(ctx: JobContext, name: str, runtime: str | None = None) -> LoadedSpriteModel:
+    """Model ``name`` from the runtime loader (torch or onnxruntime, as ``runtime`` or the settings say)."""
     store = ctx.resources.store
     entry = store.find(name)
     if entry.arch not in SPRITE_ARCHS:
         raise BadInputError(f"{name!r} is a {entry.arch} model, not a sprite generator: pick a sprite model")
-
-    def load() -> LoadedSpriteModel:
-        store.verify(entry)
-        net, _, meta = load_model(entry.weights, expect_arch=entry.arch, device=ctx.device)
-        categories = list(meta.get("categories") or [])
-        if len(categories) != net.config.num_classes:
-            categories = [str(i) for i in range(net.config.num_classes)]
-        vocabulary = TagVocabulary.from_dict(meta.get("tags"))
-        if len(vocabulary) != getattr(net.config, "num_tags", 0):
-            raise BadInputError(f"{name}: its sidecar lists {len(vocabulary)} words but the network has "
-                                f"{getattr(net.config, 'num_tags', 0)} tag inputs; the model files do not belong "
-                                "together")
-        return LoadedSpriteModel(net, name, categories, _sha256(store, entry), vocabulary)
-
-    return ctx.resources.cache.get(f"sprite:{entry.source}:{entry.weights}:{ctx.device}", load)
+    sampler = ctx.resources.runtimes.load(entry.name, ctx.device, runtime)  # kept in the worker's model cache
+    net, meta = sampler.net, sampler.meta
+    categories = list(meta.get("categories") or [])
+    if len(categories) != net.config.num_classes:
+        categories = [str(i) for i in range(net.config.num_classes)]
+    vocabulary = TagVocabulary.from_dict(meta.get("tags"))
+    if len(vocabulary) != getattr(net.config, "num_tags", 0):
+        raise BadInputError(f"{name}: its sidecar lists {len(vocabulary)} words but the network has "
+                            f"{getattr(net.config, 'num_tags', 0)} tag inputs; the model files do not belong "
+                            "together")
+    return LoadedSpriteModel(net, name, categories, _sha256(ctx.resources, entry), vocabulary, sampler)
 
 
-def _sha256(store: ModelStore, entry: ModelEntry) -> str:
-    """A bundled model's hash is in the manifest (already checked); others are hashed once when loaded."""
+def _sha256(resources: Any, entry: ModelEntry) -> str:
+    """A bundled model's hash is in the manifest (already checked); others are hashed once by the runtime loader."""
     if entry.source == "bundled":
-        listed = read_manifest(store.bundled).get(entry.name)
-        relative = entry.weights.relative_to(store.bundled).as_posix()
+        listed = read_manifest(resources.store.bundled).get(entry.name)
+        relative = entry.weights.relative_to(resources.store.bundled).as_posix()
         if listed and relative in listed.files:
             return listed.files[relative]
-    return sha256_file(entry.weights)
+    return resources.runtimes.weights_hash(entry.weights)
 
 
 def _require(model: LoadedSpriteModel, family: str, what: str) -> None:
@@ -207,11 +207,6 @@ class _Finisher:
             self.ctx.partial(item)
 
 
-def tile_categories() -> set[str]:
-    """Categories whose sprites repeat as tiles (trained with wrap-around shifts): they can be asked to tile."""
-    return {name for name, policy in POLICIES.items() if policy.wrap}
-
-
 def _tiling(params: Mapping[str, Any], category: str) -> bool:
     tile = params.get("tile", False)
     if not isinstance(tile, bool):
@@ -240,6 +235,9 @@ def generate_sprites(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
     guidance = _float(params, "guidance", 2.0, 0.0, 20.0)
     prompt = str(params.get("prompt") or "")[:MAX_PROMPT_CHARS]
     tile = _tiling(params, category)
+    if tile and model.sampler.runtime != "torch":
+        ctx.note("Seamless tiles are drawn with PyTorch: an ONNX graph cannot switch its padding to wrap around.")
+        model = _load(ctx, spec.model, runtime="torch")
     clean = {"category": category, "prompt": prompt, "tags": list(tags), "count": count,
              "palette": str(params.get("palette", "none")), "steps": steps, "guidance": guidance, "tile": tile,
              "finish": params.get("finish")}
@@ -247,8 +245,8 @@ def generate_sprites(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
     chunks = _chunks(count, model.family, ctx)
     with circular_padding(model.net, tile):
         for number, (start, stop) in enumerate(chunks):
-            images = generate(
-                model.net, torch.full((stop - start,), label), seeded_generators(spec.seed + start, stop - start),
+            images = model.sampler.generate(
+                torch.full((stop - start,), label), seeded_generators(spec.seed + start, stop - start),
                 steps=steps, guidance=guidance, on_step=_chunk_progress(ctx, number, len(chunks), start, stop, count),
                 tags=model.tag_tensor(tags, stop - start),
             )
@@ -273,7 +271,7 @@ def _encode(model: LoadedSpriteModel, rgba: np.ndarray, label: int) -> torch.Ten
 @torch.no_grad()
 def sprite_variations(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
     """Sprites near a picked one: its latent code mixed with fresh noise, ``strength`` 0 (same) to 1 (any)."""
-    model = _load(ctx, spec.model)
+    model = _load(ctx, spec.model, runtime="torch")  # the graphs cover generation, not the encoder
     _require(model, "vae", "variations")
     params = spec.params
     rgba = _sprite(params, "rgba")
@@ -296,7 +294,7 @@ def sprite_variations(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
 @torch.no_grad()
 def sprite_blend(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
     """``frames`` sprites morphing from ``a`` to ``b`` along the straight path between their latent codes."""
-    model = _load(ctx, spec.model)
+    model = _load(ctx, spec.model, runtime="torch")
     _require(model, "vae", "blending")
     params = spec.params
     a, b = _sprite(params, "a"), _sprite(params, "b")
@@ -315,7 +313,7 @@ def sprite_blend(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
 @task("sprite.inpaint")
 def sprite_inpaint(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     """Redraw the masked pixels of a sprite with the diffusion model; the other pixels stay exactly as they were."""
-    model = _load(ctx, spec.model)
+    model = _load(ctx, spec.model, runtime="torch")  # keeps known pixels between steps: the torch model's sampler
     _require(model, "diffusion", "inpainting")
     params = spec.params
     rgba = _sprite(params, "rgba")
@@ -339,3 +337,10 @@ def sprite_inpaint(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     drawn = finisher.finish(tensor_to_images(out))[0]
     result = np.where(mask[..., None], drawn, rgba).astype(np.uint8)
     return {"rgba": result, "recipe": finisher.recipe(0)}
+
+
+def speed_probe(entry: ModelEntry) -> tuple[JobSpec, Callable[[Any, float], float], str]:
+    """The doctor's measure of this workspace: a 32-sprite batch, in sprites per second."""
+    category = (entry.meta.get("categories") or ["items"])[0]
+    return (JobSpec("sprite.generate", {"category": category, "count": 32}, seed=1, model=entry.name),
+            lambda result, seconds: len(result) / seconds, "sprites/s")

@@ -10,7 +10,8 @@ import torch
 
 from studio.core.context import JobContext
 from studio.core.jobs import JobSpec
-from studio.core.machine_report import WORKSPACE_LABELS, MachineReport
+from studio.core.machine_report import MachineReport
+from studio.core.modalities import all_modalities
 from studio.ml.tasks import task
 
 
@@ -49,7 +50,7 @@ def doctor(spec: JobSpec, ctx: JobContext) -> MachineReport:
 @task("system.speed")
 def measure_speeds(spec: JobSpec, ctx: JobContext) -> MachineReport:
     """Time each workspace's usual job on its default model (remembered for the report), then the report."""
-    from studio.ml.doctor import SPEED_PROBES, diagnose, measure_speed
+    from studio.ml.doctor import diagnose, measure_speed
     from studio.ml.tasks import all_tasks
     from studio.ml.tasks.runner import run_task
 
@@ -59,7 +60,8 @@ def measure_speeds(spec: JobSpec, ctx: JobContext) -> MachineReport:
         return run_task(tasks[probe.kind], probe, JobContext(probe, lambda event: None, ctx.cancel, ctx.device,
                                                              ctx.resources))
 
-    for done, modality in enumerate(SPEED_PROBES):
-        ctx.progress(done / len(SPEED_PROBES), f"measuring {WORKSPACE_LABELS.get(modality, modality)}")
-        measure_speed(ctx.resources, modality, run)
+    probed = [modality for modality in all_modalities() if modality.speed_probe is not None]
+    for done, modality in enumerate(probed):
+        ctx.progress(done / len(probed), f"measuring {modality.title}")
+        measure_speed(ctx.resources, modality.name, run)
     return diagnose(ctx.resources)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -51,10 +51,6 @@ from studio.ml.models.llama import (
 from studio.ml.text import gguf_loader
 from studio.ml.text.prompt_cache import PromptCache
 from studio.ml.text.tokenizer import GGUFTokenizer
-
-if TYPE_CHECKING:
-    from studio.ml.runtime.gqa_lm import GqaLanguageModel
-    from studio.ml.runtime.ort_lm import OrtLanguageModel
 
 log = logging.getLogger(__name__)
 
@@ -386,27 +382,16 @@ def app_precision(device: str | torch.device) -> str | None:
 
 def get_language_model(
     resources: Any, name: str, device: str | None = None, runtime: str | None = None, purpose: str = "stream"
-) -> LanguageModel | OrtLanguageModel | GqaLanguageModel:
-    """The named model from the store, loaded once per device and kept in the worker's model cache.
+) -> Any:
+    """The named language model from the store, through the worker's runtime loader (``resources.runtimes``, see
+    :mod:`studio.ml.runtime.loader`), loaded once per device and kept in its model cache.
 
-    ``runtime`` ("auto" | "torch" | "onnxruntime", default: the settings') picks what runs it; "auto" takes an ONNX
-    export when one of these weights exists and decoded faster on this machine for ``purpose`` ("stream": one
-    reply; "batch": the copy generator's candidates; see studio.ml.runtime.ort_lm).
-    Both kinds have the same prefill/decode_step interface; callers that need the torch module itself (``.model``:
-    LoRA, training, perplexity through torch) pass ``runtime="torch"``.
+    ``runtime`` ("auto" | "torch" | "onnxruntime", default: the settings') picks what runs it; "auto" measures for
+    ``purpose``: "stream" (one reply, token by token) or "batch" (the copy generator's candidates). Both kinds have the
+    same prefill/decode_step interface; callers that need the torch module itself (``.model``: LoRA, training,
+    perplexity through torch) pass ``runtime="torch"``.
     """
-    device = device or resources.device
     entry = resources.store.find(name)
     if entry.arch != "llama" or entry.meta.get("format") != "gguf":
         raise ModelFileError(f"{name!r} is a {entry.arch} model, not a language model")
-    resources.store.verify(entry)
-    preference = runtime or resources.runtime
-    if preference != "torch":
-        from studio.ml.runtime.ort_lm import select_language_model
-
-        chosen = select_language_model(resources, entry, device, preference, purpose)
-        if chosen is not None:
-            return chosen
-    return resources.cache.get(
-        f"lm:{name}:{device}", lambda: load_language_model(entry.weights, device, app_precision(device), name=name)
-    )
+    return resources.runtimes.load(name, device, runtime, purpose=purpose)

@@ -150,13 +150,16 @@ def _start_worker(base: str, adapter: str | None) -> None:
     _WORKER["lm"] = apply_adapter(lm, Path(adapter)) if adapter else lm
 
 
-def _write_one(ad: PracticeAd, candidates: int, round_: int, deadline: float) -> list[KeptLine]:
+def _write_one(ad: PracticeAd, candidates: int, round_: int, deadline: float) -> tuple[list[KeptLine], float]:
+    """(kept lines, seconds the ad took; 0 when the deadline had passed and it was not written)."""
     if time.time() > deadline:
-        return []
+        return [], 0.0
+    started = time.perf_counter()
     try:
-        return keep_best(_WORKER["lm"], ad, candidates, round_)
+        kept = keep_best(_WORKER["lm"], ad, candidates, round_)
     except StudioError:  # a practice brief no ad can satisfy (every word banned, say): skip it
-        return []
+        kept = []
+    return kept, time.perf_counter() - started
 
 
 def collect(base: str, adapter: Path | None, ads: Sequence[PracticeAd], workers: int, candidates: int,
@@ -164,16 +167,18 @@ def collect(base: str, adapter: Path | None, ads: Sequence[PracticeAd], workers:
     """Every kept line of ``ads``, written by ``workers`` processes until ``deadline`` (time.time())."""
     context = multiprocessing.get_context("spawn")
     kept: list[KeptLine] = []
-    done = 0
+    seconds: list[float] = []
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                                 initargs=(base, str(adapter) if adapter else None)) as pool:
         futures = [pool.submit(_write_one, ad, candidates, round_, deadline) for ad in ads]
         for future in concurrent.futures.as_completed(futures):
-            kept += future.result()
-            done += 1
-            if done % 25 == 0 or done == len(ads):
-                on_event({"event": "info", "message": f"round {round_}: {done}/{len(ads)} ads written, "
-                                                      f"{len(kept)} lines kept"})
+            lines, took = future.result()
+            kept += lines
+            if took:
+                seconds.append(took)
+                if len(seconds) in (1, workers) or len(seconds) % 25 == 0:  # the first tells if a worker is slow
+                    on_event({"event": "info", "message": f"round {round_}: {len(seconds)} ads written "
+                              f"({sum(seconds) / len(seconds):.1f} s an ad in a worker), {len(kept)} lines kept"})
     return kept
 
 

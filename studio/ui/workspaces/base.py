@@ -88,6 +88,17 @@ class Workspace(QWidget):
     def step_result(self, delta: int) -> None:
         """Left/right arrows: step through results."""
 
+    def shared_text(self) -> str:
+        """The text Edit > Send text to … hands to another workspace (its selection, or what it holds)."""
+        return ""
+
+    def receive_text(self, text: str) -> None:
+        """Text sent from another workspace (Edit > Send text to …)."""
+        self.status_message.emit(f"{self.title} takes no text")
+
+    def show_preparation(self, text: str, done: bool = False) -> None:
+        """The first-run background preparation of this workspace's model (its modality says it has one)."""
+
     # --- unsaved work -------------------------------------------------------------------------------
     def unsaved_work(self) -> str:
         """What would be lost if the window closed now, in a few words ("" when nothing)."""

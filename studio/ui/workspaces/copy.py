@@ -39,13 +39,14 @@ from studio.core.copy_formats import FRAMEWORKS, GENERATION_FORMATS
 from studio.core.defaults import copy_defaults
 from studio.core.errors import StudioError
 from studio.core.formats.text import read_text
-from studio.core.jobs import EventType, JobEvent, JobSpec
+from studio.core.jobs import EventType, JobSpec
 from studio.core.paths import resources_dir
 from studio.core.safe_write import write_atomic
 from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.ui import dialogs
 from studio.ui.icons import icon
+from studio.ui.jobs import run_job
 from studio.ui.widgets.limit_editor import LimitEditor
 from studio.ui.widgets.seed_box import SeedBox
 from studio.ui.workspaces.base import SidePanel, Workspace
@@ -148,7 +149,6 @@ class CopyWorkspace(Workspace):
         self._shown = 0
         self._recipe: dict[str, Any] = {}
         self._streaming = False
-        self._models_job: int | None = None
         self._unfinished: set[tuple[int, str, int]] = set()  # (variant, field, index) of lines still being written
         self._line_job: tuple[int, str, int, str] | None = None  # (job id, field, index, the line before)
         self._line_streaming = False
@@ -209,7 +209,6 @@ class CopyWorkspace(Workspace):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
 
-        engine.event.connect(self._on_event)
         self._on_format_changed()
         document.clearUndoRedoStacks()  # the empty skeleton is where history starts
         document.setModified(False)
@@ -456,7 +455,8 @@ class CopyWorkspace(Workspace):
 
     # --- generation -----------------------------------------------------------------------------------
     def request_models(self) -> None:
-        self._models_job = self.engine.submit(JobSpec("models.list", {"modality": "copy"}))
+        run_job(self.engine, JobSpec("models.list", {"modality": "copy"}), on_done=self._set_models,
+                on_fail=lambda _message: self._set_models([]))
 
     def refresh_models(self) -> None:
         self.request_models()
@@ -478,6 +478,11 @@ class CopyWorkspace(Workspace):
         self.model_warning.setVisible(not has_model)
         self.generate_button.setEnabled(has_model and not self._streaming)
         self.rewrite_button.setEnabled(has_model)
+
+    def shared_text(self) -> str:
+        """Edit > Send text to …: the selected words, else every line of the ad on screen, one a line."""
+        selected = self.editor.textCursor().selectedText().replace("\u2029", "\n")
+        return selected or "\n".join(line for lines in self.current_ad().values() for line in lines)
 
     def show_preparation(self, text: str, done: bool = False) -> None:
         """Say under the model list that the language model is being prepared (first start), and that copy can be
@@ -516,7 +521,11 @@ class CopyWorkspace(Workspace):
         if locked:
             params["locked"] = locked
         spec = JobSpec("copy.generate", params, self.seed_spin.next_seed(), self.model_combo.currentData())
-        self.active_job = self.engine.submit(spec)
+        call = run_job(self.engine, spec, on_partial=self._stream,
+                       on_done=lambda payload: self._finish_generation(EventType.FINISHED, payload),
+                       on_fail=lambda _message: self._finish_generation(EventType.FAILED),
+                       on_cancel=lambda: self._finish_generation(EventType.CANCELLED))
+        self.active_job = call.job_id
         self._streaming = False
         self.generate_button.setEnabled(False)
         self.format_combo.setEnabled(False)  # streamed lines are laid out in the job's format
@@ -544,25 +553,12 @@ class CopyWorkspace(Workspace):
         spec = JobSpec("copy.line", params, self.seed_spin.next_seed(), self.model_combo.currentData())
         lines = self.current_ad()[info.field]
         before = lines[info.index] if info.index < len(lines) else ""
-        self._line_job = (spec.job_id, info.field, info.index, before)  # before submit: QUEUED comes at once
+        self._line_job = (spec.job_id, info.field, info.index, before)
         self._line_streaming = False
-        self.active_job = spec.job_id
-        self.engine.submit(spec)
-
-    def _on_event(self, event: JobEvent) -> None:
-        if event.job_id == self._models_job and event.type.is_terminal:
-            self._models_job = None
-            self._set_models(event.payload if event.type is EventType.FINISHED else [])
-        elif self._line_job and event.job_id == self._line_job[0]:
-            if event.type is EventType.PARTIAL:  # the new line as it is written, in place of the old one
-                self._set_line(str(event.payload["text"]))
-            elif event.type.is_terminal:
-                self._finish_line(event)
-        elif event.job_id == self.active_job:
-            if event.type is EventType.PARTIAL:
-                self._stream(event.payload)
-            elif event.type.is_terminal:
-                self._finish_generation(event)
+        call = run_job(self.engine, spec, on_partial=lambda payload: self._set_line(str(payload["text"])),
+                       on_done=self._finish_line, on_fail=lambda _message: self._finish_line(None),
+                       on_cancel=lambda: self._finish_line(None))  # partials: the new line as it is written
+        self.active_job = call.job_id
 
     def _stream(self, payload: dict[str, Any]) -> None:
         variant, name, index = int(payload["variant"]), str(payload["field"]), int(payload["index"])
@@ -584,15 +580,16 @@ class CopyWorkspace(Workspace):
             self._streaming = True
         self._update_variant_nav()
 
-    def _finish_generation(self, event: JobEvent) -> None:
+    def _finish_generation(self, state: EventType, payload: Any = None) -> None:
+        """The generation ended (``state`` FINISHED with its ``payload``, FAILED or CANCELLED)."""
         self.active_job = None
-        if event.type is EventType.FINISHED:
-            ads = [{str(k): [str(s) for s in v] for k, v in ad.items()} for ad in event.payload["ads"]]
-            self._recipe = dict(event.payload.get("recipe", {}))
+        if state is EventType.FINISHED:
+            ads = [{str(k): [str(s) for s in v] for k, v in ad.items()} for ad in payload["ads"]]
+            self._recipe = dict(payload.get("recipe", {}))
             self._angles = [{name: dict(enumerate(lines)) for name, lines in ad.items()}
-                            for ad in event.payload.get("angles", [])]
+                            for ad in payload.get("angles", [])]
             self._fallback = [{name: set(slots) for name, slots in ad.items()}
-                              for ad in event.payload.get("fallback", [])]
+                              for ad in payload.get("fallback", [])]
             if ads:
                 self._variants = ads
                 self._shown = min(self._shown, len(ads) - 1)
@@ -602,7 +599,7 @@ class CopyWorkspace(Workspace):
                     if from_brief else "")
             self.status_message.emit(f"{len(ads)} variant(s) generated; Left/Right to compare{note}")
         elif self._unfinished:
-            self._drop_unfinished_lines(event.type is EventType.CANCELLED)
+            self._drop_unfinished_lines(state is EventType.CANCELLED)
         self._unfinished.clear()
         self._streaming = False
         self.generate_button.setEnabled(self.model_combo.count() > 0)
@@ -640,12 +637,12 @@ class CopyWorkspace(Workspace):
         self.status_message.emit(f"Generation {'cancelled' if cancelled else 'failed'}: {count} unfinished "
                                  f"line{'s' if count != 1 else ''} removed; the ads are incomplete")
 
-    def _finish_line(self, event: JobEvent) -> None:
-        finished = event.type is EventType.FINISHED
-        self._set_line(str(event.payload["text"]) if finished else self._line_job[3])
-        if finished:
+    def _finish_line(self, payload: dict[str, Any] | None) -> None:
+        """The rewrite ended: its line (``payload``), or None when it failed or was cancelled (the old line back)."""
+        self._set_line(str(payload["text"]) if payload is not None else self._line_job[3])
+        if payload is not None:
             _, name, index, _ = self._line_job
-            self._note_angle(self._shown, name, index, event.payload)
+            self._note_angle(self._shown, name, index, payload)
         self._line_job = None
         self._line_streaming = False
         self.active_job = None

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.defaults import default_model
 from studio.core.jobs import JobSpec
+from studio.core.modalities import all_modalities
 from studio.core.plain_words import family_words, quality_figures, source_words, technical_figures
 from studio.core.settings import Settings
 from studio.engine.client import Engine
@@ -33,8 +34,7 @@ from studio.ui.jobs import run_job
 from studio.ui.workspaces.base import Workspace
 
 COLUMNS = ("Name", "Makes", "Kind", "From", "Size", "Quality", "Licence")
-MODALITIES = (("All", ""), ("Sprites", "sprite"), ("Ad copy", "copy"), ("Music", "music"),
-              ("Quality judges", "eval"))
+MODALITIES = (("All", ""), *((m.label, m.name) for m in all_modalities()), ("Quality judges", "eval"))
 MAKES = {key: label for label, key in MODALITIES if key}
 
 

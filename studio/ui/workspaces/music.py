@@ -35,7 +35,8 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.core.formats.audio import read_audio, read_audio_recipe, write_audio
 from studio.core.formats.midi import write_midi
-from studio.core.jobs import EventType, JobEvent, JobSpec, thaw
+from studio.core.jobs import JobSpec, thaw
+from studio.core.music_request import MusicRequest
 from studio.core.music_styles import list_styles, load_style_file, styles_dir
 from studio.core.music_theory import MAX_BPM, MIN_BPM, NOTE_NAMES_SHARP, parse_key, parse_meter
 from studio.core.recipe import meter_choice, real_number, recipe_or_problem
@@ -44,6 +45,7 @@ from studio.core.settings import Settings
 from studio.engine.client import Engine
 from studio.ui import dialogs
 from studio.ui.icons import icon
+from studio.ui.jobs import run_job
 from studio.ui.widgets.piano_roll import PianoRoll, part_colour
 from studio.ui.widgets.player import AudioPlayer
 from studio.ui.widgets.seed_box import SeedBox
@@ -142,7 +144,6 @@ class MusicWorkspace(Workspace):
         self._result_index = -1
         self._muted: set[str] = set()
         self._soloed: set[str] = set()
-        self._models_job: int | None = None
         self.mute_boxes: dict[str, QCheckBox] = {}
         self.solo_boxes: dict[str, QCheckBox] = {}
 
@@ -185,7 +186,6 @@ class MusicWorkspace(Workspace):
         space = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
         space.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         space.activated.connect(self.toggle_play)
-        engine.event.connect(self._on_event)
         self._show_clip(None)
         self.request_models()
         if self.player.problem:
@@ -548,7 +548,7 @@ class MusicWorkspace(Workspace):
 
     # --- generation ---------------------------------------------------------------------------------
     def request_models(self) -> None:
-        self._models_job = self.engine.submit(JobSpec("models.list", {"modality": "music"}))
+        run_job(self.engine, JobSpec("models.list", {"modality": "music"}), on_done=self._set_models)
 
     def refresh_models(self) -> None:
         self.request_models()
@@ -562,8 +562,16 @@ class MusicWorkspace(Workspace):
 
     def _submit(self, kind: str, params: dict[str, Any], what: str) -> None:
         spec = JobSpec(kind, params, self.seed_spin.next_seed(), self.model_combo.currentData())
-        self.active_job = self.engine.submit(spec)
+        if kind == MusicRequest.kind:  # a new clip: its typed request checks the form
+            try:
+                spec = MusicRequest.from_spec(spec).spec(spec.model)
+            except StudioError as exc:
+                self.status_message.emit(str(exc))
+                return
         self._set_busy(True)
+        call = run_job(self.engine, spec, on_done=lambda payload: self._on_clip(kind, payload),
+                       on_fail=lambda _message: self._job_ended(), on_cancel=self._job_ended)
+        self.active_job = call.job_id
         self.status_message.emit(f"{what} (seed {spec.seed})")
 
     def run_example(self) -> None:
@@ -613,33 +621,30 @@ class MusicWorkspace(Workspace):
         else:
             self._update_edit_controls()
 
-    def _on_event(self, event: JobEvent) -> None:
-        if event.job_id == self._models_job and event.type.is_terminal:
-            self._models_job = None
-            if event.type is EventType.FINISHED:
-                while self.model_combo.count() > 1:  # keep "Automatic"
-                    self.model_combo.removeItem(1)
-                for entry in event.payload:
-                    self.model_combo.addItem(entry["name"], entry["name"])
-                wanted = self.model_combo.findData(self.take_pending_model())
-                if wanted >= 0:
-                    self.model_combo.setCurrentIndex(wanted)
-            return
-        if event.job_id != self.active_job or not event.type.is_terminal:
-            return
+    def _set_models(self, models: list[dict[str, Any]]) -> None:
+        while self.model_combo.count() > 1:  # keep "Automatic"
+            self.model_combo.removeItem(1)
+        for entry in models:
+            self.model_combo.addItem(entry["name"], entry["name"])
+        wanted = self.model_combo.findData(self.take_pending_model())
+        if wanted >= 0:
+            self.model_combo.setCurrentIndex(wanted)
+
+    def _job_ended(self) -> None:
         self.active_job = None
         self._set_busy(False)
-        if event.type is not EventType.FINISHED:
-            return
+
+    def _on_clip(self, kind: str, payload: Any) -> None:
+        self._job_ended()
         try:
-            clip = Clip.from_payload(event.payload)
+            clip = Clip.from_payload(payload)
         except (KeyError, TypeError, ValueError, StudioError) as exc:
-            self.status_message.emit(f"{event.kind} returned a clip Studio cannot show ({exc})")
+            self.status_message.emit(f"{kind} returned a clip Studio cannot show ({exc})")
             return
         self._results.append(clip)
         self._result_index = len(self._results) - 1
         self.path = None
-        self._replace_clip(clip, event.kind.replace("music.", "").capitalize() + " clip")
+        self._replace_clip(clip, kind.replace("music.", "").capitalize() + " clip")
         self.status_message.emit(f"{clip.bars} bars, {clip.duration:.1f} s; Space plays, drag to loop a region")
 
     def step_result(self, delta: int) -> None:

@@ -41,7 +41,7 @@ from studio.core.formats import png_meta
 from studio.core.formats.images import load_rgba
 from studio.core.formats.palette import auto_palette
 from studio.core.formats.sheet import Tag, load_sheet, save_sheet
-from studio.core.jobs import EventType, JobEvent, JobSpec
+from studio.core.jobs import JobEvent, JobSpec
 from studio.core.pixel_finish import FinishOptions, finish_sprite
 from studio.core.recipe import recipe_or_problem
 from studio.core.safe_write import write_atomic
@@ -51,6 +51,7 @@ from studio.engine.client import Engine
 from studio.ui import dialogs
 from studio.ui.app import dark_palette, style_sheet
 from studio.ui.icons import icon
+from studio.ui.jobs import run_job
 from studio.ui.widgets.elided_label import ElidedLabel
 from studio.ui.widgets.palette_bar import PaletteBar
 from studio.ui.widgets.pixel_canvas import MAX_SIDE, PixelCanvas, Tool, rgba_to_qimage
@@ -380,7 +381,6 @@ class SpriteWorkspace(Workspace):
         return box
 
     def _connect(self) -> None:
-        self.engine.event.connect(self._on_event)
         self.canvas.color_changed.connect(self.palette_bar.set_current)
         self.canvas.zoom_changed.connect(self._update_canvas_labels)
         self.canvas.image_changed.connect(self._update_canvas_labels)
@@ -461,11 +461,20 @@ class SpriteWorkspace(Workspace):
 
     # --- jobs ---------------------------------------------------------------------------------------
     def _submit(self, purpose: str, spec: JobSpec) -> int:
-        self._jobs[spec.job_id] = purpose  # before submit: the engine reports QUEUED at once
-        self.engine.submit(spec)
-        if purpose != "models":
-            self.active_job = spec.job_id
-            self.cancel_button.setEnabled(True)
+        self._jobs[spec.job_id] = purpose
+        if purpose == "models":
+            run_job(self.engine, spec, on_done=self._on_models, on_fail=self.panel.show_problem,
+                    on_end=lambda: self._jobs.pop(spec.job_id, None))
+            return spec.job_id
+        run_job(self.engine, spec, on_started=lambda: self._on_started(purpose),
+                on_progress=lambda event: self._on_progress(purpose, event),
+                on_partial=lambda payload: self._on_partial(purpose, payload),
+                on_done=lambda payload: self._on_finished(purpose, payload),
+                on_fail=lambda message: self._error(f"{purpose.capitalize()} failed: {message}"),
+                on_cancel=lambda: self._say(f"{purpose.capitalize()} cancelled."),
+                on_end=lambda: self._job_ended(spec.job_id))
+        self.active_job = spec.job_id
+        self.cancel_button.setEnabled(True)
         return spec.job_id
 
     def refresh_models(self) -> None:
@@ -542,51 +551,38 @@ class SpriteWorkspace(Workspace):
             if purpose != "models":
                 self.engine.cancel(job_id)
 
-    def _on_event(self, event: JobEvent) -> None:
-        purpose = self._jobs.get(event.job_id)
-        if purpose is None:
-            return
-        if purpose == "models":
-            self._on_models_event(event)
-        elif event.type is EventType.STARTED:
-            if purpose in BATCH_JOBS:
-                self.results.clear()
-                self._update_results_label(purpose)
-            self.progress.setValue(0)
-            self.progress.show()
-        elif event.type is EventType.PROGRESS:
-            self.progress.setValue(int(event.fraction * 1000))
-            self._say(f"{event.message or purpose.capitalize()}{format_eta(event.eta_s)}")
-        elif event.type is EventType.PARTIAL and purpose in BATCH_JOBS:
-            self.results.add_result(event.payload)
+    def _on_started(self, purpose: str) -> None:
+        if purpose in BATCH_JOBS:
+            self.results.clear()
             self._update_results_label(purpose)
-        elif event.type is EventType.FINISHED:
-            self._on_finished(purpose, event.payload)
-        elif event.type is EventType.FAILED:
-            self._error(f"{purpose.capitalize()} failed: {event.message}")
-        elif event.type is EventType.CANCELLED:
-            self._say(f"{purpose.capitalize()} cancelled.")
-        if event.type.is_terminal:
-            self._jobs.pop(event.job_id, None)
-            busy = any(p != "models" for p in self._jobs.values())
-            self.cancel_button.setEnabled(busy)
-            self.progress.setVisible(busy)
-            if not busy:
-                self.active_job = None
+        self.progress.setValue(0)
+        self.progress.show()
 
-    def _on_models_event(self, event: JobEvent) -> None:
-        if event.type is EventType.FINISHED:
-            self.panel.set_models(list(event.payload or []))
-            self._models_loaded = True
-            if self.pending_model:
-                self.select_model(self.take_pending_model())
-            if self._pending_recipe is not None:
-                self._restore_recipe(self._pending_recipe)
-            self._update_actions()
-        elif event.type is EventType.FAILED:
-            self.panel.show_problem(event.message)
-        if event.type.is_terminal:
-            self._jobs.pop(event.job_id, None)
+    def _on_progress(self, purpose: str, event: JobEvent) -> None:
+        self.progress.setValue(int(event.fraction * 1000))
+        self._say(f"{event.message or purpose.capitalize()}{format_eta(event.eta_s)}")
+
+    def _on_partial(self, purpose: str, payload: Any) -> None:
+        if purpose in BATCH_JOBS:
+            self.results.add_result(payload)
+            self._update_results_label(purpose)
+
+    def _job_ended(self, job_id: int) -> None:
+        self._jobs.pop(job_id, None)
+        busy = any(p != "models" for p in self._jobs.values())
+        self.cancel_button.setEnabled(busy)
+        self.progress.setVisible(busy)
+        if not busy:
+            self.active_job = None
+
+    def _on_models(self, models: list[dict[str, Any]] | None) -> None:
+        self.panel.set_models(list(models or []))
+        self._models_loaded = True
+        if self.pending_model:
+            self.select_model(self.take_pending_model())
+        if self._pending_recipe is not None:
+            self._restore_recipe(self._pending_recipe)
+        self._update_actions()
 
     def _on_finished(self, purpose: str, payload: Any) -> None:
         if purpose in BATCH_JOBS:

@@ -28,49 +28,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.defaults import BASE_LANGUAGE_MODEL
 from studio.core.jobs import JobSpec
+from studio.core.modalities import get as get_modality
+from studio.core.modalities import trainable
+from studio.core.modality import TrainChoice, Training
 from studio.core.paths import resources_dir
 from studio.core.plain_words import metric_name, quality_figures, technical_figures, without_cli_flags
 from studio.core.settings import Settings
+from studio.core.training_events import (
+    TrainingError,
+    TrainingEvent,
+    TrainingFinished,
+    TrainingInfo,
+    TrainingPaused,
+    TrainingProgress,
+)
 from studio.engine.client import Engine
 from studio.engine.training_process import TrainingProcess
 from studio.ui.jobs import run_job
 from studio.ui.widgets.loss_plot import LossPlot
 from studio.ui.workspaces.base import Workspace
 
-FAMILIES = {
-    "sprite": [
-        ("GAN (fast, one step)", "gan"),
-        ("VAE (variations, blends)", "vae"),
-        ("Diffusion (quality)", "diffusion"),
-    ],
-    "copy": [("LoRA brand voice on the language model", "lora")],
-    "music": [("Fine-tune the note Transformer", "transformer")],
-}
-MODALITY_LABELS = (("Sprites", "sprite"), ("Ad copy", "copy"), ("Music", "music"))
 PRESETS = ("quick", "balanced", "best")
-DATA_HINTS = {
-    "sprite": "a folder of PNGs, or a sprite sheet",
-    "copy": "a TXT or CSV file, one example a line",
-    "music": "a folder or file of MIDI/ABC tunes",
-}
-SAMPLE_HINTS = {
-    "sprite": "Samples appear here during training.",
-    "copy": "Ad-copy runs show their train and validation loss; the card lists held-out perplexity.",
-    "music": "Music runs show their train and validation loss; the card lists the validation likelihood.",
-}
-NAME_HINTS = {"sprite": "my-sprites", "copy": "my-brand-voice", "music": "my-tunes"}
-NO_BASE = "No language model installed: run set-up or import a GGUF model (Models) to train a brand voice on it."
-# What a run can start from, per modality: the architecture of its base models, the one listed first, and whether
-# "nothing" (a new model) is a choice. Sprites and music fine-tune the bundled model unless the user says otherwise.
-SPRITE_ARCHS = {"gan": "sprite-gan", "vae": "sprite-vae", "diffusion": "sprite-diffusion"}
 NEW_MODEL = ""  # the base choice "nothing: train a new model"
-BASE_TOOLTIPS = {
-    "sprite": "Fine-tune a trained sprite model on your sprites (much better with few of them), or train a new one",
-    "copy": "The language model the brand-voice adapter is trained on (and used with)",
-    "music": "Fine-tune a trained note Transformer on your tunes, or train a new one",
-}
 
 
 def format_duration(seconds: float) -> str:
@@ -104,7 +84,7 @@ class TrainWorkspace(Workspace):
         self.process.event.connect(self._on_event)
         self.process.log_line.connect(lambda line: self._log(without_cli_flags(line)))
         self.process.ended.connect(self._on_ended)
-        self.last_event: dict[str, Any] = {}
+        self.last_event: TrainingEvent | None = None
         self.finished_model: str = ""
         self.run_modality: str = ""  # the modality of the run started last (the combo may change since)
         self.run_state = "idle"  # idle | running | paused | stopped (cancelled or failed) | finished
@@ -115,15 +95,15 @@ class TrainWorkspace(Workspace):
     # --- layout --------------------------------------------------------------------------------------
     def _build(self) -> None:
         self.modality = QComboBox()
-        for label, key in MODALITY_LABELS:
-            self.modality.addItem(label, key)
+        for modality in trainable():
+            self.modality.addItem(modality.label, modality.name)
         self.modality.currentIndexChanged.connect(self._on_modality)
         self.family = QComboBox()
         self.family.currentIndexChanged.connect(lambda _: self.refresh_base_models())
         self.base = QComboBox()
         self.base.currentIndexChanged.connect(lambda _: self.estimate())
         self.data_path = QLineEdit()
-        self.data_path.setPlaceholderText(DATA_HINTS["sprite"])
+        self.data_path.setPlaceholderText(self.training.data_hint)
         browse_folder = QPushButton("Folder…")
         browse_folder.clicked.connect(self._choose_folder)
         browse_file = QPushButton("File…")
@@ -146,7 +126,7 @@ class TrainWorkspace(Workspace):
         self.estimate_label = QLabel("")
         self.estimate_label.setWordWrap(True)
         self.name = QLineEdit()
-        self.name.setPlaceholderText("my-sprites")
+        self.name.setPlaceholderText(self.training.name_hint)
         self.name.textEdited.connect(self._on_name_edited)
         self.licence = QLineEdit()
         self.licence.setPlaceholderText("e.g. my own work, CC0, CC-BY-4.0")
@@ -242,30 +222,33 @@ class TrainWorkspace(Workspace):
     # --- state ---------------------------------------------------------------------------------------
     @property
     def modality_key(self) -> str:
-        return str(self.modality.currentData())
+        return str(self.modality.currentData() or trainable()[0].name)
+
+    @property
+    def training(self) -> Training:
+        """How the chosen modality trains (what this form shows and which command it builds)."""
+        training = get_modality(self.modality_key).training
+        assert training is not None  # the combo lists trainable modalities only
+        return training
 
     def _on_modality(self) -> None:
+        training = self.training
         self.family.clear()
-        for label, key in FAMILIES[self.modality_key]:
-            self.family.addItem(label, key)
-        is_sprite = self.modality_key == "sprite"
-        self.grid.setEnabled(is_sprite)
-        self.augment_button.setEnabled(is_sprite)
-        self.base.setToolTip(BASE_TOOLTIPS[self.modality_key])
-        self.data_path.setPlaceholderText(DATA_HINTS[self.modality_key])
-        self.name.setPlaceholderText(NAME_HINTS[self.modality_key])
+        for family in training.families:
+            self.family.addItem(family.label, family.key)
+        self.grid.setEnabled(training.sheet_grid)
+        self.augment_button.setEnabled(training.preview is not None)
+        self.base.setToolTip(training.base_tooltip)
+        self.data_path.setPlaceholderText(training.data_hint)
+        self.name.setPlaceholderText(training.name_hint)
         if self.sample.pixmap().isNull():
-            self.sample.setText(SAMPLE_HINTS[self.modality_key])
+            self.sample.setText(training.sample_hint)
         self.refresh_base_models()
 
     def base_arch(self) -> tuple[str, str]:
         """(architecture of the models this run can start from, the one to list first)."""
-        if self.modality_key == "sprite":
-            arch = SPRITE_ARCHS.get(str(self.family.currentData()), "sprite-gan")
-            return arch, arch
-        if self.modality_key == "music":
-            return "music-transformer", "music-transformer"
-        return "llama", BASE_LANGUAGE_MODEL  # the language model set-up installs: listed first
+        family = self.training.family(str(self.family.currentData()))
+        return family.arch, self.training.first_base or family.arch
 
     def refresh_base_models(self) -> None:
         """Ask the engine which models this run can start from (adapters are not bases)."""
@@ -289,13 +272,13 @@ class TrainWorkspace(Workspace):
         self.base.setProperty("arch", arch)
         for name in names:
             self.base.addItem(name, name)
-        if self.modality_key != "copy":
+        if self.training.from_scratch:
             self.base.addItem("Nothing: train a new model", NEW_MODEL)
         if chosen is not None and self.base.findData(chosen) >= 0:
             self.base.setCurrentIndex(self.base.findData(chosen))
         self.base.blockSignals(False)
-        if not names and self.modality_key == "copy":
-            self._say(NO_BASE)
+        if not names and not self.training.from_scratch:
+            self._say(self.training.needs_base)
         if self.data_path.text().strip():
             self.estimate()
 
@@ -312,9 +295,12 @@ class TrainWorkspace(Workspace):
         self.resume_button.setEnabled(state in ("paused", "stopped") or (state == "idle" and named))
         self.cancel_button.setEnabled(state in ("running", "paused"))
         done = state == "finished" and bool(self.finished_model)
-        # LoRA adapters run on their torch base model; there is no ONNX graph of an adapter alone
-        self.export_button.setEnabled(done and self.run_modality != "copy")
+        self.export_button.setEnabled(done and self._run_training().exportable)
         self.use_button.setEnabled(done)
+
+    def _run_training(self) -> Training:
+        """How the run started last trains (the combo may have changed since)."""
+        return get_modality(self.run_modality).training or self.training if self.run_modality else self.training
 
     def _on_name_edited(self) -> None:
         if self.run_state in ("idle", "finished", "stopped"):
@@ -392,27 +378,13 @@ class TrainWorkspace(Workspace):
 
     # --- running -------------------------------------------------------------------------------------
     def train_args(self, resume: bool = False) -> list[str]:
-        name = self.name.text().strip()
-        args = [self.modality_key]
-        if self.modality_key == "sprite":
-            args += ["--model", str(self.family.currentData())]
-            if self.grid.value():
-                args += ["--grid", str(self.grid.value())]
-        base = self.base.currentData()
-        if self.modality_key == "copy" and base:
-            args += ["--base", str(base)]
-        elif self.modality_key != "copy" and base is not None:
-            args += ["--init", str(base)] if base != NEW_MODEL else ["--scratch"]
-        args += ["--data", self.data_path.text().strip(), "--preset", self.preset.currentText(), "--name", name]
-        if self.licence.text().strip():
-            args += ["--licence", self.licence.text().strip()]
-        if self.max_steps.value():
-            args += ["--max-steps", str(self.max_steps.value())]
-        if self.modality_key != "copy":  # copy training reads the settings itself
-            args += ["--threads", str(self.settings.model_threads)]
-        if resume:
-            args.append("--resume")
-        return args
+        """The ``studio train`` arguments of the form, as the chosen modality builds them."""
+        choice = TrainChoice(family=str(self.family.currentData()), data=self.data_path.text().strip(),
+                             preset=self.preset.currentText(), name=self.name.text().strip(),
+                             base=self.base.currentData(), grid=self.grid.value(),
+                             licence=self.licence.text().strip(), max_steps=self.max_steps.value(),
+                             threads=self.settings.model_threads, resume=resume)
+        return self.training.command(choice)
 
     def start(self, resume: bool = False) -> None:
         if not self.name.text().strip():
@@ -421,8 +393,8 @@ class TrainWorkspace(Workspace):
         if not self.data_path.text().strip():
             self._say("Choose the training data first.")
             return
-        if self.modality_key == "copy" and not self.base.currentData():
-            self._say(NO_BASE)
+        if not self.training.from_scratch and not self.base.currentData():
+            self._say(self.training.needs_base)
             return
         if not resume:
             self.plot.clear_curves()
@@ -448,26 +420,25 @@ class TrainWorkspace(Workspace):
             return
         self.process.cancel()
 
-    def _on_event(self, event: dict[str, Any]) -> None:
+    def _on_event(self, event: TrainingEvent) -> None:
         self.last_event = event
-        kind = event.get("event", "progress")
-        if kind == "progress":
-            step, total = int(event.get("step", 0)), max(1, int(event.get("total", 1)))
+        if isinstance(event, TrainingProgress):
+            step, total = event.step, max(1, event.total)
             self.progress.setMaximum(total)
             self.progress.setValue(step)
             self.activity.emit(f"Training {self.name.text().strip()}: step {step:,} of {total:,}")
-            self.eta.setText(format_eta(event.get("eta_s")))
-            if event.get("loss"):
-                self.plot.add_point(step, {metric_name(k): float(v) for k, v in event["loss"].items()
+            self.eta.setText(format_eta(event.eta_s))
+            if event.loss:
+                self.plot.add_point(step, {metric_name(k): v for k, v in event.loss.items()
                                            if k not in ("lr", "progress")})
-            if event.get("sample_path"):
-                self._show_sample(event["sample_path"])
-        elif kind == "finished":
-            self.finished_model = str(event.get("model", self.name.text().strip()))
-            metrics = event.get("metrics", {})
+            if event.sample_path:
+                self._show_sample(event.sample_path)
+        elif isinstance(event, TrainingFinished):
+            self.finished_model = event.model or self.name.text().strip()
+            metrics = dict(event.metrics)
             quality = ", ".join(text for text, _ in quality_figures(metrics))
-            card = event.get("card", "")
-            evaluation = event.get("evaluation") or {}
+            card = event.card
+            evaluation = event.evaluation
             judged = (f"\nAgainst your sprites: difference {evaluation['fid']:.2f} (lower is better), "
                       f"{evaluation['near_copy_fraction']:.1%} near copies of them.") if evaluation else ""
             self.result.setText(f"Model {self.finished_model} is ready. {quality}{judged}"
@@ -475,10 +446,10 @@ class TrainWorkspace(Workspace):
             self.result.setToolTip("\n".join(filter(None, [
                 technical_figures(metrics), f"FID {evaluation['fid']:.3f} (sprite-encoder features), near-copy "
                 f"fraction {evaluation['near_copy_fraction']:.3f}" if evaluation else ""])))
-        elif kind == "error":
-            self._say(without_cli_flags(str(event.get("message", "training failed"))))
-        elif kind in ("info", "paused"):
-            self._log(without_cli_flags(str(event.get("message", ""))))
+        elif isinstance(event, TrainingError):
+            self._say(without_cli_flags(event.message or "training failed"))
+        elif isinstance(event, TrainingInfo | TrainingPaused):
+            self._log(without_cli_flags(event.message))
 
     def _show_sample(self, path: str) -> None:
         pixmap = QPixmap(path)
@@ -493,7 +464,7 @@ class TrainWorkspace(Workspace):
         self._say(message)
         self.run_ended.emit(state, message)
         if state == "finished" and self.finished_model:
-            offer = "use it now" if self.run_modality == "copy" else "export it to ONNX or use it now"
+            offer = "export it to ONNX or use it now" if self._run_training().exportable else "use it now"
             self._say(f"{self.finished_model} is ready: {offer}.")
 
     def export(self) -> None:
