@@ -63,7 +63,7 @@ def copy_runtime(resources: Any) -> str:
     """The runtime that writes copy: the user's choice; "auto" is measured once on this machine at the app's thread
     count on the copy generator's own work, a batch of candidates of one prompt (torch shares the prompt's keys
     and values between rows, onnxruntime's fused graph copies them but runs each product faster): see
-    ``select_language_model(..., purpose="batch")`` and ``studio bench copy``."""
+    ``RuntimeLoader.load(..., purpose="batch")`` and ``studio bench copy``."""
     return getattr(resources, "runtime", "auto")
 
 
