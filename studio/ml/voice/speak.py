@@ -97,6 +97,7 @@ def speak(engine: VoiceEngine, request: VoiceRequest, progress: Callable[[float,
                                              for i, p in enumerate(pieces)]
         try:
             for piece, future in zip(pieces, futures, strict=True):
+                check_cancel()  # between pieces too: pieces already rendered must not outrun a cancel
                 while not future.done():
                     check_cancel()
                     wait([future], timeout=0.05)
