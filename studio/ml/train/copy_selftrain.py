@@ -22,7 +22,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +267,7 @@ def train_on(lm: Any, kept: Sequence[KeptLine], held: Sequence[KeptLine], config
                              max_tokens=1024, lora=config.lora)
     torch.backends.cuda.matmul.allow_tf32 = True  # on a GPU: TF32 matrix products, ample for a LoRA's updates
     examples = [example_of(lm, k) for k in order]
-    recipe = recipe_of([k.text for k in order], replace(settings), lm.sha256)
+    recipe = recipe_of([k.text for k in order], settings, lm.sha256)
     return fit_adapter(lm, examples[n_val:], examples[:n_val], [example_of(lm, k) for k in held], settings, recipe)
 
 
