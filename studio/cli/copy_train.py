@@ -5,6 +5,8 @@
     studio train copy --debian debian-blurbs.jsonl --name copy-lora-debian
     studio train copy --self-train --briefs resources/briefs/dev --debian debian-blurbs.jsonl --name copy-ads \
         --rounds 2 --workers 14 --device cuda      # teach the model the job on its own best lines (RFT)
+    studio train copy --self-train ... --journal practice.jsonl --write-only   # write practice ads only, resumable;
+    studio train copy --self-train ... --journal practice.jsonl --rounds 1     # later: train on them (and more)
 
 With ``--events`` it prints one JSON event per line: the app's Train workspace runs it that way.
 """
@@ -33,9 +35,11 @@ def run_self_train(args: argparse.Namespace) -> int:
     from studio.ml.train.copy_selftrain import (
         PracticeSources,
         SelfTrainConfig,
+        collect,
         device_threads,
         practice_ads,
         practice_briefs,
+        round_ads,
         save_kept,
         self_train,
         split_by_product,
@@ -49,7 +53,8 @@ def run_self_train(args: argparse.Namespace) -> int:
     config = SelfTrainConfig(rounds=args.rounds, ads_per_round=args.ads, candidates=args.candidates,
                              workers=args.workers or max(1, device_threads() - 1), minutes=args.minutes,
                              seed=args.seed, lora=LoRAConfig(rank=rank, alpha=2.0 * rank), epochs=args.epochs or 3,
-                             batch=args.batch, lr=args.lr or 3e-4)
+                             batch=args.batch, lr=args.lr or 3e-4,
+                             journal=Path(args.journal) if args.journal else None)
     sources = PracticeSources(Path(args.briefs) if args.briefs else None, args.variations,
                               Path(args.debian) if args.debian else None, args.debian_briefs)
     out = Path(args.out) if args.out else paths.user_models_dir() / f"{name}.safetensors"
@@ -61,6 +66,13 @@ def run_self_train(args: argparse.Namespace) -> int:
         train_ads, held_ads = split_by_product(practice_ads(briefs, args.seed), seed=args.seed)
         on_event({"event": "info", "message": f"{len(briefs)} practice briefs: {len(train_ads)} ads to train on, "
                                               f"{len(held_ads)} held out"})
+        if args.write_only:
+            ads = round_ads(train_ads, held_ads, config, 0)
+            deadline = began + args.minutes * 60 if args.minutes else 1e12
+            found = collect(args.base, None, ads, config.workers, config.candidates, 0, deadline, on_event,
+                            config.journal)
+            outcome.update({"lines": len(found), "journal": str(config.journal)})
+            return outcome
         lm = load_copy_model(make_resources(args.device), args.base, runtime="torch")
         work = out.with_name(f"{out.stem}-rounds")
         work.mkdir(parents=True, exist_ok=True)
@@ -87,7 +99,9 @@ def run_self_train(args: argparse.Namespace) -> int:
         return outcome
 
     code = run_trainer(trainer, args.events)
-    if code == 0 and not args.events:
+    if code == 0 and not args.events and args.write_only:
+        print(f"{outcome['lines']} lines kept so far in {outcome['journal']}")
+    elif code == 0 and not args.events:
         metrics = outcome["metrics"]
         print(f"held-out perplexity: {metrics['held_out_perplexity_before']:.2f} before, "
               f"{metrics['held_out_perplexity_after']:.2f} after ({metrics['held_out_lines']} lines)")
@@ -100,6 +114,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.self_train:
         if args.data or not (args.briefs or args.debian):
             raise SystemExit("studio train copy --self-train: give --briefs FOLDER and/or --debian CORPUS (not --data)")
+        if args.write_only and not args.journal:
+            raise SystemExit("studio train copy --self-train --write-only: give --journal FILE to keep the ads in")
         return run_self_train(args)
     if bool(args.data) == bool(args.debian) or args.briefs:
         raise SystemExit("studio train copy: give either --data (your lines) or --debian (the blurb corpus)")
@@ -153,6 +169,9 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     selftrain.add_argument("--variations", type=int, default=600, help="variations of the --briefs briefs")
     selftrain.add_argument("--debian-briefs", type=int, default=600, help="briefs made from Debian packages")
     selftrain.add_argument("--batch", type=int, default=16, help="training batch")
+    selftrain.add_argument("--journal", help="the first round's written ads: kept as each is written, and ads "
+                                             "already in it are not written again (resume after a stop)")
+    selftrain.add_argument("--write-only", action="store_true", help="write practice ads into --journal, no training")
     p.add_argument("--samples", type=int, default=2000, help="--debian: blurbs to train on")
     p.add_argument("--held-out-count", type=int, default=200, help="--debian: blurbs held out to measure")
     p.add_argument("--name", help="model name (default copy-lora-<file name>)")

@@ -10,6 +10,7 @@ import pytest
 from studio.core.copy_brief import brief_from_dict
 from studio.core.copy_formats import generation_format
 from studio.core.copy_plan import Angle
+from studio.core.errors import BadInputError
 from studio.ml.data.copy_text import PackageBlurb, parse_translations, read_debian_corpus
 from studio.ml.data.training_briefs import debian_briefs, usable_packages, varied_briefs
 from studio.ml.text.copywriter import slot_prompt_ids
@@ -123,6 +124,48 @@ def test_a_kept_line_trains_on_the_exact_prompt_it_was_written_after() -> None:
     assert lm.tokenizer.decode(target[:-1]) == "Fresh coffee every week"
 
 
+def _line(text: str) -> KeptLine:
+    return KeptLine(AD.brief, "google-rsa", "none", "headline", "feature", "fresh beans every week", text, 1.0,
+                    -1.0, 0)
+
+
+def test_a_journal_keeps_each_written_ad_and_resumes_without_writing_it_again(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.jsonl"
+    other = PracticeAd(AD.brief, "meta", "none", 8)
+    copy_selftrain.append_journal(journal, AD, [_line("Fresh Beans Weekly")], 9.5)
+    copy_selftrain.append_journal(journal, other, [], 4.0)  # written, nothing kept: still not written again
+    events = []
+    # every ad is in the journal: no worker process starts (the base model named does not even exist)
+    kept = copy_selftrain.collect("no-such-model", None, [AD, other], 2, 6, 0, 1e12, events.append, journal)
+    assert [k.text for k in kept] == ["Fresh Beans Weekly"]
+    assert "2 ads already written" in events[0]["message"]
+
+
+def test_a_journal_line_cut_short_by_a_crash_is_dropped_and_the_next_ad_starts_a_line(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.jsonl"
+    copy_selftrain.append_journal(journal, AD, [_line("Fresh Beans Weekly")], 9.5)
+    with open(journal, "a") as fh:
+        fh.write('{"ad": "cut-sh')
+    assert list(copy_selftrain.read_journal(journal)) == [copy_selftrain.ad_key(AD)]
+    copy_selftrain.drop_cut_line(journal)
+    other = PracticeAd(AD.brief, "meta", "none", 8)
+    copy_selftrain.append_journal(journal, other, [_line("Beans Weekly")], 3.0)
+    assert len(copy_selftrain.read_journal(journal)) == 2
+
+
+def test_a_damaged_journal_says_so_and_is_left_alone(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text('not json\n{"ad": "x", "kept": []}\n')
+    with pytest.raises(BadInputError, match="line 1 is not a written ad"):
+        copy_selftrain.read_journal(journal)
+    assert journal.read_text().startswith("not json")
+
+
+def test_a_journal_tells_ads_apart_by_their_whole_brief() -> None:
+    changed = PracticeAd({**AD.brief, "tone": "bold"}, AD.format, AD.framework, AD.seed)
+    assert copy_selftrain.ad_key(changed) != copy_selftrain.ad_key(AD)
+
+
 def test_the_evaluation_scores_fluency_with_the_judge(monkeypatch: pytest.MonkeyPatch) -> None:
     from studio.ml.text import copy_eval
 
@@ -132,3 +175,10 @@ def test_the_evaluation_scores_fluency_with_the_judge(monkeypatch: pytest.Monkey
     brief = Path(__file__).parents[2] / "resources" / "briefs" / "test" / "barber.json"
     copy_eval.evaluate(writer, [brief], ["email"], judge=judge)
     assert seen and all(model is judge for model in seen)
+
+
+def test_writing_only_needs_a_journal_to_keep_the_ads_in() -> None:
+    from studio.cli import main
+
+    with pytest.raises(SystemExit, match="give --journal FILE"):
+        main(["train", "copy", "--self-train", "--briefs", "resources/briefs/dev", "--write-only"])

@@ -163,23 +163,89 @@ def _write_one(ad: PracticeAd, candidates: int, round_: int, deadline: float) ->
 
 
 def collect(base: str, adapter: Path | None, ads: Sequence[PracticeAd], workers: int, candidates: int,
-            round_: int, deadline: float, on_event: EventCallback) -> list[KeptLine]:
-    """Every kept line of ``ads``, written by ``workers`` processes until ``deadline`` (time.time())."""
+            round_: int, deadline: float, on_event: EventCallback, journal: Path | None = None) -> list[KeptLine]:
+    """Every kept line of ``ads``, written by ``workers`` processes until ``deadline`` (time.time()).
+
+    With a ``journal``, each written ad is appended to it as soon as it is done, and ads already in it are not
+    written again: writing can stop at any moment (Ctrl+C, a deadline, a machine given back) and resume later,
+    here or on another machine, and the lines of every session are trained on together."""
+    if journal is not None:
+        drop_cut_line(journal)
+    done = read_journal(journal) if journal is not None else {}
+    kept = [line for ad in ads if ad_key(ad) in done for line in done[ad_key(ad)]]
+    todo = [ad for ad in ads if ad_key(ad) not in done]
+    if done:
+        on_event({"event": "info", "message": f"round {round_}: {len(ads) - len(todo)} ads already written "
+                                              f"({len(kept)} lines kept), {len(todo)} to write"})
+    if not todo:
+        return kept
     context = multiprocessing.get_context("spawn")
-    kept: list[KeptLine] = []
     seconds: list[float] = []
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+    with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)), mp_context=context,
+                                                initializer=_start_worker,
                                                 initargs=(base, str(adapter) if adapter else None)) as pool:
-        futures = [pool.submit(_write_one, ad, candidates, round_, deadline) for ad in ads]
+        futures = {pool.submit(_write_one, ad, candidates, round_, deadline): ad for ad in todo}
         for future in concurrent.futures.as_completed(futures):
             lines, took = future.result()
             kept += lines
             if took:
+                if journal is not None:
+                    append_journal(journal, futures[future], lines, took)
                 seconds.append(took)
                 if len(seconds) in (1, workers) or len(seconds) % 25 == 0:  # the first tells if a worker is slow
                     on_event({"event": "info", "message": f"round {round_}: {len(seconds)} ads written "
                               f"({sum(seconds) / len(seconds):.1f} s an ad in a worker), {len(kept)} lines kept"})
     return kept
+
+
+def append_journal(journal: Path, ad: PracticeAd, kept: Sequence[KeptLine], seconds: float) -> None:
+    """One written ad as one JSON line, flushed to disk before the next ad is counted."""
+    import json
+
+    record = {"ad": ad_key(ad), "product": ad.brief["product"], "format": ad.format, "seconds": round(seconds, 2),
+              "kept": [asdict(k) for k in kept]}
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    with open(journal, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def drop_cut_line(journal: Path) -> None:
+    """Remove a last line cut short by a crash, so the next ad appended starts a line of its own."""
+    data = journal.read_bytes() if journal.exists() else b""
+    if data and not data.endswith(b"\n"):
+        with open(journal, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
+def ad_key(ad: PracticeAd) -> str:
+    """What names a practice ad in a journal: its whole brief, format, framework and seed."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(asdict(ad), sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:20]
+
+
+def read_journal(journal: Path) -> dict[str, list[KeptLine]]:
+    """The written ads of a journal by :func:`ad_key`, with their kept lines. A last line cut short by a crash is
+    skipped (its ad is written again); any other unreadable line is a damaged journal and says so."""
+    import json
+
+    if not journal.exists():
+        return {}
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    found: dict[str, list[KeptLine]] = {}
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+            found[str(record["ad"])] = [KeptLine(**k) for k in record["kept"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            if number == len(lines):
+                break
+            raise BadInputError(f"{journal} line {number} is not a written ad ({exc}); move the file aside to "
+                                f"start afresh") from None
+    return found
 
 
 # --- the rounds -------------------------------------------------------------------------------------------------
@@ -198,6 +264,7 @@ class SelfTrainConfig:
     epochs: int = 3
     batch: int = 16
     lr: float = 3e-4
+    journal: Path | None = None  # the first round's written ads: resumed from, appended to (see collect)
 
 
 @dataclass
@@ -220,24 +287,21 @@ def self_train(lm: Any, base: str, train_ads: Sequence[PracticeAd], held_ads: Se
     rounds: list[dict[str, Any]] = []
     adapter: Path | None = None
     result: TrainResult | None = None
-    per_round = config.ads_per_round
-    held_per_round = max(1, len(held_ads) // config.rounds)
     for round_ in range(config.rounds):
-        ads = list(train_ads[round_ * per_round:(round_ + 1) * per_round])
-        ads += held_ads[round_ * held_per_round:(round_ + 1) * held_per_round]
-        random.Random(config.seed + round_).shuffle(ads)  # held-out ads spread out: the deadline cuts both alike
+        ads = round_ads(train_ads, held_ads, config, round_)
         left = stop_at - time.time()
         deadline = time.time() + (left * (1 - config.train_share) / (config.rounds - round_)
                                   if math.isfinite(left) else 1e9)
         started = time.time()
-        found = collect(base, adapter, ads, config.workers, config.candidates, round_, deadline, on_event)
+        found = collect(base, adapter, ads, config.workers, config.candidates, round_, deadline, on_event,
+                        config.journal if round_ == 0 else None)
         held_products = {ad.brief["product"] for ad in held_ads}
         new_held = [k for k in found if k.brief["product"] in held_products]
         new_train = [k for k in found if k.brief["product"] not in held_products]
         kept += new_train
         held += new_held
         save_kept(workdir / f"round-{round_}-lines.jsonl", found)
-        written = sum(1 for ad in ads if any(k.brief == ad.brief and k.format == ad.format for k in found))
+        written = len({(repr(k.brief), k.format) for k in found})
         summary = {"round": round_, "ads": len(ads), "ads_written": written, "lines_kept": len(found),
                    "lines_per_ad": round(len(found) / max(1, written), 2), "write_s": round(time.time() - started),
                    "generator": "base" if adapter is None else f"base + round {round_ - 1} adapter"}
@@ -256,6 +320,18 @@ def self_train(lm: Any, base: str, train_ads: Sequence[PracticeAd], held_ads: Se
                                                           "base_sha256": lm.sha256})
     assert result is not None
     return SelfTrainOutcome(result, kept, rounds)
+
+
+def round_ads(train_ads: Sequence[PracticeAd], held_ads: Sequence[PracticeAd], config: SelfTrainConfig,
+              round_: int) -> list[PracticeAd]:
+    """The ads a round writes: its share of the training ads and of the held-out ones, mixed (so a deadline cuts
+    both alike); the same list wherever and whenever it is asked for, so a journal resumes it."""
+    per_round = config.ads_per_round
+    held_per_round = max(1, len(held_ads) // config.rounds)
+    ads = list(train_ads[round_ * per_round:(round_ + 1) * per_round])
+    ads += held_ads[round_ * held_per_round:(round_ + 1) * held_per_round]
+    random.Random(config.seed + round_).shuffle(ads)
+    return ads
 
 
 def train_on(lm: Any, kept: Sequence[KeptLine], held: Sequence[KeptLine], config: SelfTrainConfig) -> TrainResult:
