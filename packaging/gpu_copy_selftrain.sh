@@ -8,14 +8,17 @@
 #
 # Why two calls: the device tool carries at most 64 MiB a call, and the base model (SmolLM2-135M-Instruct Q4_1
 # GGUF) is 98 MB; the halves are joined there and checked against the model's sha256 before anything loads it.
-# The run: 15 CPU processes write practice ads (the app's own planner, filters and reranker), the GPU trains the
-# LoRA on the best lines; two rounds (the second writer is base + the first adapter), within SELFTRAIN_MINUTES.
+# The run: CPU processes write practice ads (the app's own planner, filters and reranker), the GPU trains the LoRA
+# on the best lines, within SELFTRAIN_MINUTES. Ads already written (here, in earlier sessions, by
+# `studio train copy --self-train --journal ... --write-only`) travel as .selftrain/journal.jsonl: they are not
+# written again, and the journal comes back with the ads written there added. Meanwhile `pytest -m gpu` runs, and
+# .selftrain/prof_ad.py (if there) profiles one writer's ads, to see why writers there are slower than here.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 MODE=${1:-run}
 OUT=${OUT:-$ROOT/artifacts/copy-selftrain}
-MINUTES=${SELFTRAIN_MINUTES:-7.5}
+MINUTES=${SELFTRAIN_MINUTES:-6}
 GGUF=SmolLM2-135M-Instruct.Q4_1
 SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 HALF=50000000
@@ -51,7 +54,7 @@ join_model() {
 }
 
 run() {
-  local py=python3 workers=${SELFTRAIN_WORKERS:-15} device=${SELFTRAIN_DEVICE:-cuda}
+  local py=python3 workers=${SELFTRAIN_WORKERS:-13} device=${SELFTRAIN_DEVICE:-cuda}
   [ "$MODE" = dry-run ] || export STUDIO_HOME=${STUDIO_HOME:-/tmp/studio-home}
   export PYTHONUNBUFFERED=1
   export STUDIO_COMMIT=$(cat .selftrain/commit.txt 2>/dev/null || git rev-parse --short HEAD)
@@ -64,16 +67,26 @@ run() {
   fi
   [ "$MODE" = dry-run ] || join_model
   mkdir -p "$OUT"
+  [ -f .selftrain/journal.jsonl ] && cp .selftrain/journal.jsonl "$OUT/practice-journal.jsonl"
+  say "$(wc -l < "$OUT/practice-journal.jsonl" 2>/dev/null || echo 0) practice ads already written"
+  if [ "$MODE" != dry-run ]; then
+    (timeout 300 "$py" -m pytest -q -m gpu -p no:cacheprovider tests/gpu tests/ml/test_synth.py \
+      >"$OUT/pytest-gpu.log" 2>&1; echo "exit $?" >>"$OUT/pytest-gpu.log") &
+    [ -f .selftrain/prof_ad.py ] && (timeout -s INT 170 "$py" .selftrain/prof_ad.py >"$OUT/writer-profile.txt" 2>&1 &)
+  fi
   nvidia-smi -L 2>/dev/null; say "$(nproc) CPU cores; writing with $workers processes; $MINUTES minutes"
   "$py" -m studio train copy --self-train --briefs resources/briefs/dev --debian .selftrain/debian-practice.jsonl \
     --variations "${SELFTRAIN_VARIATIONS:-900}" --debian-briefs "${SELFTRAIN_DEBIAN:-660}" \
-    --rounds "${SELFTRAIN_ROUNDS:-2}" --ads "${SELFTRAIN_ADS:-800}" --workers "$workers" --minutes "$MINUTES" \
-    --epochs "${SELFTRAIN_EPOCHS:-2}" --batch "${SELFTRAIN_BATCH:-16}" --device "$device" --name copy-ads \
+    --journal "$OUT/practice-journal.jsonl" \
+    --rounds "${SELFTRAIN_ROUNDS:-1}" --ads "${SELFTRAIN_ADS:-1400}" --workers "$workers" --minutes "$MINUTES" \
+    --epochs "${SELFTRAIN_EPOCHS:-2}" --batch "${SELFTRAIN_BATCH:-32}" --device "$device" --name copy-ads \
     --licence "Apache-2.0 (the base model's); practice data: the model's own lines for Studio's development briefs and Debian package descriptions (DFSG-free licences)" \
     --out "$OUT/copy-ads.safetensors"
   local code=$?
+  wait
+  [ -f "$OUT/pytest-gpu.log" ] && tail -3 "$OUT/pytest-gpu.log" >&2
   # the device tool brings back at most 8 files: the rounds' adapters, sidecars and lines travel as one archive
-  rm -f "$OUT/copy-ads-rounds/round-$((${SELFTRAIN_ROUNDS:-2} - 1)).safetensors"
+  rm -f "$OUT/copy-ads-rounds/round-$((${SELFTRAIN_ROUNDS:-1} - 1)).safetensors"
   tar -C "$OUT" -cf "$OUT/copy-ads-rounds.tar" copy-ads-rounds && rm -rf "$OUT/copy-ads-rounds"
   ls -la "$OUT" >&2
   exit $code

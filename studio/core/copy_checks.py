@@ -49,7 +49,8 @@ INSTRUCTION_WORDS = frozenset({
     "headline", "headlines", "description", "descriptions", "tagline", "taglines", "character", "characters",
     "reworded", "reword", "rewrite", "rewritten", "rephrase", "rephrased", "hashtag", "hashtags", "emoji",
     "emojis", "cta", "copywriter", "copywriting", "paragraph", "sentence", "sentences", "keyword", "keywords",
-    "slogan", "slogans", "url", "urls", "aida", "adcopy",
+    "slogan", "slogans", "url", "urls", "adcopy",
+    "aida", "pas", "bab", "4p", "4ps",  # the frameworks' names ("With PAS, you can get all the features you love")
 })
 _INSTRUCTION_PHRASES = re.compile(
     r"\b(?:ad copy|here (?:is|are)|as an ai|word count|bold text|in bold|subject line|word limit|character limit|"

@@ -182,3 +182,8 @@ def test_writing_only_needs_a_journal_to_keep_the_ads_in() -> None:
 
     with pytest.raises(SystemExit, match="give --journal FILE"):
         main(["train", "copy", "--self-train", "--briefs", "resources/briefs/dev", "--write-only"])
+
+
+def test_lines_that_fail_checks_added_since_they_were_kept_are_not_trained_on() -> None:
+    fine, leaky = _line("Fresh Beans Every Week"), _line("With PAS, Fresh Beans")
+    assert copy_selftrain.still_passing([fine, leaky]) == [fine]

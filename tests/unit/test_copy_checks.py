@@ -46,7 +46,8 @@ def test_complete_lines_do_not_dangle(line: str) -> None:
 @pytest.mark.parametrize("line", ["Reworded 50% differently", 'Headline: "Headlamp, a sunrise',
                                   "How does it work? - 50 words, no bold text.", "Here are 3 headlines",
                                   "Product: Lumen Trail", "Tally in a Encouraging Tone",
-                                  "Billable in a Practical Tone"])
+                                  "Billable in a Practical Tone", "With PAS, you can get all the features you love",
+                                  "Follow the AIDA Way"])
 def test_instruction_talk(line: str) -> None:
     assert instruction_talk(line, VOCABULARY)
 
