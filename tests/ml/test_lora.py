@@ -19,6 +19,7 @@ from studio.ml.tasks import copy as copy_tasks
 from studio.ml.text.copywriter import CopyRequest, generate_ads
 from studio.ml.train.lora import (
     LoRAConfig,
+    LoRALinear,
     TrainSettings,
     adapter_state,
     apply_adapter,
@@ -122,3 +123,27 @@ def test_the_copy_task_applies_a_stored_adapter(trained, monkeypatch: pytest.Mon
     brief = brief_from_dict({"product": "Brewly", "features": ["fresh coffee"]})
     request = CopyRequest(brief, generation_format("tagline"), "none", {"tagline": 4}, variants=2, seed=4)
     assert generate_ads(adapted, request) != generate_ads(lm, request)
+
+
+def test_an_applied_adapter_is_merged_and_keeps_the_base_models_decoding_copies(trained, tmp_path: Path) -> None:
+    """Merged into its own copy of the matrices: the same logits as the LoRA layers, no LoRA layer left (no extra
+    products per step), the base model untouched, and int8 decoding copies made again from the merged weights."""
+    import copy
+
+    from studio.ml.models.llama import Linear
+
+    lm, _, result, settings = trained
+    path = save_adapter(tmp_path / "voice.safetensors", result.model, settings.lora,
+                        {"name": "voice", "base_model": lm.name, "base_sha256": lm.sha256})
+    base = copy.copy(lm)
+    base.model = copy.deepcopy(lm.model)
+    base.model.set_decode_precision(torch.int8)
+    before = {k: v.clone() for k, v in base.model.state_dict().items()}
+    applied = apply_adapter(base, path)
+    assert not any(isinstance(m, LoRALinear) for m in applied.model.modules())
+    int8 = [m for m in applied.model.modules() if isinstance(m, Linear) and m.decode_scale is not None]
+    assert int8 and all(m.decode_weight.dtype == torch.int8 for m in int8)
+    assert all(torch.equal(v, before[k]) for k, v in base.model.state_dict().items())
+    prompt = torch.arange(5, 17)[None]  # more rows than a decoding step: the float32 weights, merged
+    with torch.no_grad():
+        assert torch.allclose(applied.model(prompt)[0], result.model.eval()(prompt)[0], atol=1e-5)

@@ -98,6 +98,27 @@ def with_lora(model: Llama, config: LoRAConfig, seed: int = 0) -> Llama:
     return adapted
 
 
+def merge_lora(adapted: Llama, base: Llama) -> Llama:
+    """``adapted`` (from :func:`with_lora`) with every LoRA layer replaced by a plain one holding
+    ``W + scale * B A`` (summed in float32), and ``base``'s kinds of low-precision copies made from those weights."""
+    from studio.ml.models.llama import Linear
+
+    for module in list(adapted.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, LoRALinear):
+                weight = child.base.weight
+                delta = child.scale * (child.lora_B.detach().float() @ child.lora_A.detach().float())
+                plain = Linear(child.base.in_features, child.base.out_features)
+                plain.weight = nn.Parameter((weight.detach().float() + delta).to(weight.dtype), requires_grad=False)
+                setattr(module, child_name, plain.to(weight.device))
+    linears = [m for m in base.modules() if isinstance(m, Linear)]
+    decode = {m.decode_weight.dtype for m in linears if m.decode_weight is not None}  # int8, or bfloat16 where a
+    batch = {m.batch_weight.dtype for m in linears if m.batch_weight is not None}  # width does not suit int8
+    adapted.set_decode_precision(torch.int8 if torch.int8 in decode else next(iter(decode), None))
+    adapted.set_batch_precision(next(iter(batch), None))
+    return adapted.eval()
+
+
 def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if ".lora_" in k}
 
@@ -399,7 +420,10 @@ def read_adapter(path: Path) -> tuple[LoRAConfig, dict[str, Any], dict[str, torc
 
 
 def apply_adapter(lm: LanguageModel, path: Path, name: str = "") -> LanguageModel:
-    """A :class:`LanguageModel` that runs ``lm``'s model with the adapter in ``path`` (base weights shared)."""
+    """A :class:`LanguageModel` that runs ``lm``'s model with the adapter in ``path`` merged into a copy of the
+    adapted matrices (``lm`` itself is not changed): it runs at the base model's speed, with no extra products per
+    layer, and keeps the base model's low-precision copies for decoding and batches, made again from the merged
+    weights."""
     config, meta, state = read_adapter(path)
     if meta.get("base_sha256") and lm.sha256 and meta["base_sha256"] != lm.sha256:
         raise ModelFileError(
@@ -415,7 +439,7 @@ def apply_adapter(lm: LanguageModel, path: Path, name: str = "") -> LanguageMode
         for key, value in model.state_dict(keep_vars=True).items():
             if key in state:
                 value.copy_(state[key].to(value.device, value.dtype))
-    model.eval()
+    model = merge_lora(model, lm.model)
 
     source = {**lm.source, "base_model": lm.name, "base_sha256": lm.sha256}
     return LanguageModel(model, lm.tokenizer, lm.device, lm.dtype, name or meta.get("name", ""),
