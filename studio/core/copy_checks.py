@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from studio.core.ad_formats import AdFormat, char_count
 from studio.core.copy_brief import WORD_RE, Brief, find_banned, words
@@ -131,6 +132,46 @@ def instruction_talk(line: str, vocabulary: BriefVocabulary) -> list[str]:
     return hits
 
 
+def garbled_phrases(line: str, brief: Brief) -> list[str]:
+    """Words that break a phrase of the brief by one letter ("Hot Towel Shakes" for "hot towel shaves"): the line
+    follows a word of the phrase with a near miss of the next one, or precedes the next with a near miss of the
+    first. A real word, so the lexicon passes it, but the ad now says something else. Other forms of the word
+    ("shave", "shaving") are the word, not a miss."""
+    found = []
+    line_words = words(line)
+    for text in (brief.product, *brief.features, brief.audience, *brief.must_use):
+        phrase = words(text)
+        for meant_a, meant_b in pairwise(phrase):
+            for a, b in pairwise(line_words):
+                if a == meant_a and _near_miss(b, meant_b):
+                    found.append(b)
+                elif b == meant_b and _near_miss(a, meant_a):
+                    found.append(a)
+    return found
+
+
+def _near_miss(word: str, meant: str) -> bool:
+    return (len(meant) >= 4 and word.isalpha() and word != meant and stem(word) != stem(meant)
+            and _one_edit_apart(word, meant))
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """One letter changed, added or removed, other than a spelling's or a plural's ("analyser"/"analyzer",
+    "cancelling"/"canceling", "payment"/"payments")."""
+    if len(a) == len(b):
+        diff = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+        return len(diff) == 1 and set(diff[0]) != {"s", "z"}
+    if abs(len(a) - len(b)) != 1:
+        return False
+    short, long = sorted((a, b), key=len)
+    i = next((k for k, (x, y) in enumerate(zip(short, long, strict=False)) if x != y), len(short))
+    if short[i:] != long[i + 1:]:
+        return False
+    extra = long[i]
+    doubled = extra in (long[i - 1] if i else "", long[i + 1] if i + 1 < len(long) else "")
+    return not doubled and not (extra == "s" and i == len(short))
+
+
 def non_words(line: str, vocabulary: BriefVocabulary, known: Callable[[str], bool] | None = None) -> list[str]:
     """Words neither in the common-word list (``known``) nor in the brief ("fromm", "vswitch"); a proper name of
     the spelling list counts as a word where the line capitalises it ("Spain", not "spain")."""
@@ -227,6 +268,7 @@ class LineReport:
     instruction_talk: tuple[str, ...]
     non_words: tuple[str, ...]
     on_brief: tuple[str, ...]
+    garbled: tuple[str, ...] = ()  # near misses of a brief phrase's words (see garbled_phrases)
 
     @property
     def hard(self) -> list[str]:
@@ -241,6 +283,8 @@ class LineReport:
             found.append("talks about the instructions")
         if self.non_words:
             found.append("non-word")
+        if self.garbled:
+            found.append("garbles the brief")
         return found
 
 
@@ -254,6 +298,7 @@ def check_line(line: str, field: str, brief: Brief, fmt: AdFormat, vocabulary: B
         banned=tuple(find_banned(line, brief.banned_patterns)), dangling=hanging,
         instruction_talk=tuple(instruction_talk(line, vocabulary)),
         non_words=tuple(non_words(line, vocabulary, known)), on_brief=tuple(vocabulary.shares(line)),
+        garbled=tuple(garbled_phrases(line, brief)),
     )
 
 

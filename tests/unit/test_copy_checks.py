@@ -12,11 +12,12 @@ from studio.core.copy_checks import (
     check_line,
     contains_phrase,
     dangling,
+    garbled_phrases,
     instruction_talk,
     must_use_missing,
     non_words,
 )
-from studio.core.copy_formats import DEFAULT_COUNTS
+from studio.core.copy_formats import DEFAULT_COUNTS, generation_format
 from studio.core.copy_plan import Angle, extractive_lines, path_lines, plan_ad
 
 BRIEF = brief_from_dict({"product": "Lumen Trail", "features": ["400 lumen beam for night runs",
@@ -154,3 +155,20 @@ def test_names_keep_their_emoji_and_long_must_use_words_get_a_note() -> None:
     assert restore_names("Sakura 桜 Tea for You, Every Day", brief, 30, fmt) == "Sakura 桜 Tea for You, Every Day"
     notes = must_use_notes(brief, fmt, {"headline": 15, "description": 4})
     assert len(notes) == 1 and "longer than a line of the headlines" in notes[0]
+
+
+BARBER = brief_from_dict({"product": "Fade Street Barbers", "features": ["hot towel shaves", "open till 9pm"],
+                          "audience": "men in the city centre"})
+
+
+@pytest.mark.parametrize("line, garbled", [("Hot Towel Shakes Your Business", ["shakes"]),
+                                           ("Face Street Barbers", ["face"])])
+def test_a_brief_phrase_broken_by_one_letter_is_caught(line: str, garbled: list[str]) -> None:
+    assert garbled_phrases(line, BARBER) == garbled
+    assert "garbles the brief" in check_line(line, "headline", BARBER, generation_format("google-rsa")).hard
+
+
+@pytest.mark.parametrize("line", ["Hot Towel Shaves Tonight", "A Hot Towel Shave", "Hot Towel Shaving",
+                                  "Men in the City Center", "Hot Bars on the Go"])
+def test_other_forms_and_spellings_of_a_brief_word_are_not_garbled(line: str) -> None:
+    assert garbled_phrases(line, BARBER) == []

@@ -99,6 +99,7 @@ class Tally:
     dangling: int = 0
     instruction: int = 0
     non_word: int = 0
+    garbled: int = 0
     on_brief: int = 0
     specific: int = 0
     duplicates: int = 0
@@ -111,8 +112,8 @@ class Tally:
     cpu_seconds: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, other: Tally) -> None:
-        for name in ("lines", "prose", "over_limit", "banned", "dangling", "instruction", "non_word", "on_brief",
-                     "specific", "duplicates", "ads", "ads_with_must_use", "fallback"):
+        for name in ("lines", "prose", "over_limit", "banned", "dangling", "instruction", "non_word", "garbled",
+                     "on_brief", "specific", "duplicates", "ads", "ads_with_must_use", "fallback"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.fluency += other.fluency
         self.specificity += other.specificity
@@ -129,6 +130,7 @@ class Tally:
             "dangling": self.dangling / n,
             "instruction_talk": self.instruction / n,
             "non_words": self.non_word / n,
+            "garbled": self.garbled / n,
             "on_brief": self.on_brief / max(1, self.prose),
             "specific": self.specific / len(self.specificity) if self.specificity else float("nan"),
             "specificity": sum(self.specificity) / len(self.specificity) if self.specificity else float("nan"),
@@ -165,6 +167,7 @@ def evaluate_ad(lm: Any, brief: Brief, fmt_name: str, ad: dict[str, list[str]], 
         tally.dangling += report.dangling
         tally.instruction += bool(report.instruction_talk)
         tally.non_word += bool(report.non_words)
+        tally.garbled += bool(report.garbled)
         tally.duplicates += duplicate
         if name in PROSE_FIELDS:
             tally.prose += 1
@@ -177,6 +180,7 @@ def evaluate_ad(lm: Any, brief: Brief, fmt_name: str, ad: dict[str, list[str]], 
                      "specificity": round(margin, 3) if others else None,
                      "problems": report.hard + (["duplicate"] if duplicate else []),
                      "on_brief": list(report.on_brief), "non_words": list(report.non_words),
+                     "garbled": list(report.garbled),
                      "instruction_talk": list(report.instruction_talk), "banned": list(report.banned)})
     return tally, rows
 
@@ -240,15 +244,16 @@ def _specific(summary: dict[str, Any]) -> str:
 def markdown_table(report: dict[str, Any]) -> list[str]:
     """Per brief and overall, one row each."""
     fmts = report["formats"]
-    head = ["brief", "lines", "limits", "banned", "dangling", "instr. talk", "non-words", "on-brief", "specific",
+    head = ["brief", "lines", "limits", "banned", "dangling", "instr. talk", "non-words", "garbled", "on-brief",
+            "specific",
             "must-use ads", "distinct", "fluency", "fallback", *[f"s/{f} (CPU s)" for f in fmts]]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
 
     def row(name: str, s: dict[str, Any]) -> str:
         cells = [name, str(s["lines"]), _pct(s["limits_ok"]), str(s["banned"]), _pct(s["dangling"]),
-                 _pct(s["instruction_talk"]), _pct(s["non_words"]), _pct(s["on_brief"]), _specific(s),
-                 _pct(s["must_use_ads"]),
-                 _pct(s["distinct"]), f"{s['fluency']:.2f}", str(s["fallback_lines"]),
+                 _pct(s["instruction_talk"]), _pct(s["non_words"]), _pct(s.get("garbled", 0.0)),
+                 _pct(s["on_brief"]), _specific(s), _pct(s["must_use_ads"]), _pct(s["distinct"]),
+                 f"{s['fluency']:.2f}", str(s["fallback_lines"]),
                  *[_seconds(s, f) for f in fmts]]
         return "| " + " | ".join(cells) + " |"
 
