@@ -70,13 +70,13 @@ def run_self_train(args: argparse.Namespace) -> int:
             ads = round_ads(train_ads, held_ads, config, 0)
             deadline = began + args.minutes * 60 if args.minutes else 1e12
             found = collect(args.base, None, ads, config.workers, config.candidates, 0, deadline, on_event,
-                            config.journal)
+                            config.journal, cancel)
             outcome.update({"lines": len(found), "journal": str(config.journal)})
             return outcome
         lm = load_copy_model(make_resources(args.device), args.base, runtime="torch")
         work = out.with_name(f"{out.stem}-rounds")
         work.mkdir(parents=True, exist_ok=True)
-        done = self_train(lm, args.base, train_ads, held_ads, config, work, on_event)
+        done = self_train(lm, args.base, train_ads, held_ads, config, work, on_event, cancel)
         result = done.result
         kept_path = out.with_name(f"{out.stem}-lines.jsonl")
         save_kept(kept_path, done.kept)

@@ -90,8 +90,8 @@ def run_trainer(train: Trainer, events: bool) -> int:
     previous = {sig: signal.signal(sig, lambda *_: token.cancel()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         result = train(writer, token)
-    except JobCancelled:
-        writer({"event": "paused", "message": "checkpoint saved; run again with --resume to continue"})
+    except JobCancelled as exc:
+        writer({"event": "paused", "message": str(exc) or "checkpoint saved; run again with --resume to continue"})
         return PAUSED_EXIT_CODE
     except StudioError as exc:
         writer({"event": "error", "message": str(exc)})

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from studio.core.cancel import CancelToken, JobCancelled
 from studio.core.copy_brief import Brief, brief_from_dict
 from studio.core.copy_formats import field_counts, generation_format
 from studio.core.copy_plan import Angle
@@ -138,7 +139,11 @@ _WORKER: dict[str, Any] = {}
 
 
 def _start_worker(base: str, adapter: str | None) -> None:
-    """Each worker process: one torch thread, the language model loaded once on the CPU."""
+    """Each worker process: one torch thread, the language model loaded once on the CPU. Ctrl+C reaches the
+    whole process group: the main process decides (it lets the ads being written finish), not the workers."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     from studio.core.settings import load_settings
     from studio.ml.resources import Resources
@@ -163,8 +168,11 @@ def _write_one(ad: PracticeAd, candidates: int, round_: int, deadline: float) ->
 
 
 def collect(base: str, adapter: Path | None, ads: Sequence[PracticeAd], workers: int, candidates: int,
-            round_: int, deadline: float, on_event: EventCallback, journal: Path | None = None) -> list[KeptLine]:
-    """Every kept line of ``ads``, written by ``workers`` processes until ``deadline`` (time.time()).
+            round_: int, deadline: float, on_event: EventCallback, journal: Path | None = None,
+            cancel: CancelToken | None = None) -> list[KeptLine]:
+    """Every kept line of ``ads``, written by ``workers`` processes until ``deadline`` (time.time()) or until
+    ``cancel`` is set (then ads not begun are dropped and :class:`JobCancelled` is raised once each ad being
+    written has been kept).
 
     With a ``journal``, each written ad is appended to it as soon as it is done, and ads already in it are not
     written again: writing can stop at any moment (Ctrl+C, a deadline, a machine given back) and resume later,
@@ -186,6 +194,11 @@ def collect(base: str, adapter: Path | None, ads: Sequence[PracticeAd], workers:
                                                 initargs=(base, str(adapter) if adapter else None)) as pool:
         futures = {pool.submit(_write_one, ad, candidates, round_, deadline): ad for ad in todo}
         for future in concurrent.futures.as_completed(futures):
+            if cancel is not None and cancel.cancelled:
+                for waiting in futures:
+                    waiting.cancel()
+            if future.cancelled():
+                continue
             lines, took = future.result()
             kept += lines
             if took:
@@ -195,6 +208,9 @@ def collect(base: str, adapter: Path | None, ads: Sequence[PracticeAd], workers:
                 if len(seconds) in (1, workers) or len(seconds) % 25 == 0:  # the first tells if a worker is slow
                     on_event({"event": "info", "message": f"round {round_}: {len(seconds)} ads written "
                               f"({sum(seconds) / len(seconds):.1f} s an ad in a worker), {len(kept)} lines kept"})
+    if cancel is not None and cancel.cancelled:
+        where = f"; run the same command again to go on from {journal}" if journal else ""
+        raise JobCancelled(f"stopped: {len(seconds)} ads written{where}")
     return kept
 
 
@@ -275,7 +291,8 @@ class SelfTrainOutcome:
 
 
 def self_train(lm: Any, base: str, train_ads: Sequence[PracticeAd], held_ads: Sequence[PracticeAd],
-               config: SelfTrainConfig, workdir: Path, on_event: EventCallback) -> SelfTrainOutcome:
+               config: SelfTrainConfig, workdir: Path, on_event: EventCallback,
+               cancel: CancelToken | None = None) -> SelfTrainOutcome:
     """``config.rounds`` rounds of write, keep the best, train (``lm``: the base model on the training device).
     Each round's adapter and lines are left in ``workdir`` (``round-N.safetensors``, ``round-N-lines.jsonl``)."""
     if not train_ads or not held_ads:
@@ -294,7 +311,7 @@ def self_train(lm: Any, base: str, train_ads: Sequence[PracticeAd], held_ads: Se
                                   if math.isfinite(left) else 1e9)
         started = time.time()
         found = collect(base, adapter, ads, config.workers, config.candidates, round_, deadline, on_event,
-                        config.journal if round_ == 0 else None)
+                        config.journal if round_ == 0 else None, cancel)
         held_products = {ad.brief["product"] for ad in held_ads}
         passing = still_passing(found)
         if len(passing) < len(found):
