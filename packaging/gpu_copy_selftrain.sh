@@ -13,6 +13,7 @@
 # `studio train copy --self-train --journal ... --write-only`) travel as .selftrain/journal.jsonl: they are not
 # written again, and the journal comes back with the ads written there added. Meanwhile `pytest -m gpu` runs, and
 # .selftrain/prof_ad.py (if there) profiles one writer's ads, to see why writers there are slower than here.
+# With a journal that already holds every practice ad (write them here first), the call only trains: minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -57,6 +58,9 @@ run() {
   local py=python3 workers=${SELFTRAIN_WORKERS:-13} device=${SELFTRAIN_DEVICE:-cuda}
   [ "$MODE" = dry-run ] || export STUDIO_HOME=${STUDIO_HOME:-/tmp/studio-home}
   export PYTHONUNBUFFERED=1
+  # Writers there ran 20-50x slower than here in tiny operations (bench/results/2026-12-04-gpu-copy-selftrain-
+  # writers.md); the hypothesis to test is page faults on memory glibc keeps handing back: keep it in the heap.
+  export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-268435456} MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-1073741824}
   export STUDIO_COMMIT=$(cat .selftrain/commit.txt 2>/dev/null || git rev-parse --short HEAD)
   if [ -d .whl ]; then
     $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
