@@ -34,7 +34,7 @@ from studio.ml.runtime.exports import FUSED_GRAPH as GRAPH
 from studio.ml.runtime.exports import FUSED_INPUTS as INPUTS
 from studio.ml.runtime.exports import ExportRecord
 from studio.ml.text import gguf_loader
-from studio.ml.text.lm import _as_rows
+from studio.ml.text.lm import _as_rows, repeat_prompt
 from studio.ml.text.prompt_cache import PromptCache
 from studio.ml.text.tokenizer import GGUFTokenizer
 
@@ -171,12 +171,7 @@ class GqaLanguageModel:
             logits, cache = self._prefill_one(rows[0], capacity)
         else:
             logits, cache = self._prefill_padded(rows, capacity)
-        if copies > 1:
-            if len(rows) != 1:
-                raise BadInputError("copies repeat a single prompt; pass one prompt or several, not both")
-            cache = cache.expand(copies)
-            logits = logits.expand(copies, -1).contiguous()
-        return logits, cache
+        return repeat_prompt(logits, cache, len(rows), copies)
 
     def decode_step(self, token_ids: Sequence[int] | torch.Tensor, cache: GqaCache) -> tuple[torch.Tensor, GqaCache]:
         """Feed one token per row; returns (next-token logits (B, V) float32, cache), the cache filled in place."""

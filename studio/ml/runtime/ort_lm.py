@@ -41,7 +41,7 @@ from studio.ml.runtime.loader import ExportedModels, RuntimeLoader
 from studio.ml.runtime.ort_session import open_session
 from studio.ml.runtime.runners import OrtGraphRunner
 from studio.ml.store import ModelEntry
-from studio.ml.text.lm import LanguageModel, _as_rows, app_precision, load_language_model
+from studio.ml.text.lm import LanguageModel, _as_rows, app_precision, load_language_model, repeat_prompt
 from studio.ml.text.prompt_cache import PromptCache
 from studio.ml.text.tokenizer import GGUFTokenizer
 
@@ -160,12 +160,7 @@ class OrtLanguageModel:
             tokens = torch.tensor([[self.tokenizer.pad_id] * p + list(r) for p, r in zip(pads, rows, strict=True)])
             pad = torch.tensor(pads, device=self.runner.device) if any(pads) else None
             logits, cache = self._forward(tokens, OrtKVCache.empty(self.config, len(rows), self.runner.device, pad))
-        if copies > 1:
-            if len(rows) != 1:
-                raise BadInputError("copies repeat a single prompt; pass one prompt or several, not both")
-            cache = cache.expand(copies)
-            logits = logits.expand(copies, -1).contiguous()
-        return logits, cache
+        return repeat_prompt(logits, cache, len(rows), copies)
 
     def _prefill_one(self, prompt: list[int]) -> tuple[torch.Tensor, OrtKVCache]:
         """One prompt, starting from the longest prefix of it already run (see studio.ml.text.prompt_cache)."""

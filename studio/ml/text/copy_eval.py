@@ -237,7 +237,7 @@ def _pct(x: float) -> str:
 
 def _specific(summary: dict[str, Any]) -> str:
     """Share of specific prose lines and their mean margin (– when there were no other briefs to compare with)."""
-    share = summary.get("specific", float("nan"))
+    share = summary["specific"]
     return "–" if share != share else f"{_pct(share)} ({summary['specificity']:+.2f})"
 
 
@@ -251,7 +251,7 @@ def markdown_table(report: dict[str, Any]) -> list[str]:
 
     def row(name: str, s: dict[str, Any]) -> str:
         cells = [name, str(s["lines"]), _pct(s["limits_ok"]), str(s["banned"]), _pct(s["dangling"]),
-                 _pct(s["instruction_talk"]), _pct(s["non_words"]), _pct(s.get("garbled", 0.0)),
+                 _pct(s["instruction_talk"]), _pct(s["non_words"]), _pct(s["garbled"]),
                  _pct(s["on_brief"]), _specific(s), _pct(s["must_use_ads"]), _pct(s["distinct"]),
                  f"{s['fluency']:.2f}", str(s["fallback_lines"]),
                  *[_seconds(s, f) for f in fmts]]

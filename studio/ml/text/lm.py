@@ -120,12 +120,7 @@ class LanguageModel:
             pad = torch.tensor(pads, device=self.device) if any(pads) else None
             cache = KVCache.allocate(self.config, len(rows), capacity, self.device, self.dtype, pad)
             logits, cache = self._forward(tokens, cache, last_only=True)
-        if copies > 1:
-            if len(rows) != 1:
-                raise BadInputError("copies repeat a single prompt; pass one prompt or several, not both")
-            cache = cache.expand(copies)
-            logits = logits.expand(copies, -1).contiguous()
-        return logits, cache
+        return repeat_prompt(logits, cache, len(rows), copies)
 
     @torch.inference_mode()
     def decode_step(self, token_ids: Sequence[int] | torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
@@ -205,6 +200,16 @@ def _as_rows(ids: Sequence[int] | Sequence[Sequence[int]] | torch.Tensor) -> lis
     if any(not r for r in rows):
         raise BadInputError("one of the prompts is empty")
     return rows
+
+
+def repeat_prompt(logits: torch.Tensor, cache: Any, prompts: int, copies: int) -> tuple[torch.Tensor, Any]:
+    """A prefill's (logits, cache) repeated as ``copies`` rows of one prompt (candidates sampled from it): every
+    runtime's ``prefill(..., copies=)``. Copies of several prompts at once are refused."""
+    if copies <= 1:
+        return logits, cache
+    if prompts != 1:
+        raise BadInputError("copies repeat a single prompt; pass one prompt or several, not both")
+    return logits.expand(copies, -1).contiguous(), cache.expand(copies)
 
 
 def resolve_dtype(device: str | torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:

@@ -112,8 +112,9 @@ def merge_lora(adapted: Llama, base: Llama) -> Llama:
                 plain.weight = nn.Parameter((weight.detach().float() + delta).to(weight.dtype), requires_grad=False)
                 setattr(module, child_name, plain.to(weight.device))
     linears = [m for m in base.modules() if isinstance(m, Linear)]
-    decode = {m.decode_weight.dtype for m in linears if m.decode_weight is not None}  # int8, or bfloat16 where a
-    batch = {m.batch_weight.dtype for m in linears if m.batch_weight is not None}  # width does not suit int8
+    # int8 decoding copies hold bfloat16 ones where a matrix's width does not suit int8: int8 is the precision
+    decode = {m.decode_weight.dtype for m in linears if m.decode_weight is not None}
+    batch = {m.batch_weight.dtype for m in linears if m.batch_weight is not None}
     adapted.set_decode_precision(torch.int8 if torch.int8 in decode else next(iter(decode), None))
     adapted.set_batch_precision(next(iter(batch), None))
     return adapted.eval()
