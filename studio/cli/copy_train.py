@@ -53,7 +53,7 @@ def run_self_train(args: argparse.Namespace) -> int:
     config = SelfTrainConfig(rounds=args.rounds, ads_per_round=args.ads, candidates=args.candidates,
                              workers=args.workers or max(1, device_threads() - 1), minutes=args.minutes,
                              seed=args.seed, lora=LoRAConfig(rank=rank, alpha=2.0 * rank), epochs=args.epochs or 3,
-                             batch=args.batch, lr=args.lr or 3e-4,
+                             batch=args.batch, lr=args.lr or 3e-4, max_steps=args.max_steps,
                              journal=Path(args.journal) if args.journal else None)
     sources = PracticeSources(Path(args.briefs) if args.briefs else None, args.variations,
                               Path(args.debian) if args.debian else None, args.debian_briefs)

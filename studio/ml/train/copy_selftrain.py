@@ -39,13 +39,14 @@ from studio.ml.text.rerank import Scored
 from studio.ml.train.lora import (
     Example,
     LoRAConfig,
+    RunFolder,
     TrainResult,
     TrainSettings,
     apply_adapter,
     fit_adapter,
     save_adapter,
 )
-from studio.ml.train.lora_state import recipe_of
+from studio.ml.train.lora_state import has_state, recipe_of
 
 EventCallback = Callable[[dict[str, Any]], None]
 #: Formats practised, and how many ads of each per brief (an RSA has the most slots).
@@ -130,7 +131,7 @@ def example_of(lm: Any, line: KeptLine, max_tokens: int = 1024) -> Example:
     ids = [*prompt, *lm.tokenizer.encode(line.text, add_bos=False), lm.tokenizer.eos_id]
     if len(ids) > max_tokens:
         raise StudioError(f"a practice prompt of {len(ids)} tokens is longer than {max_tokens}")
-    return Example(ids, len(prompt))
+    return Example(ids, len(prompt), shared=len(prefix))
 
 
 # --- writing in worker processes ------------------------------------------------------------------------------
@@ -280,6 +281,9 @@ class SelfTrainConfig:
     epochs: int = 3
     batch: int = 16
     lr: float = 3e-4
+    max_steps: int = 0  # 0: the epochs decide; else training stops after this many batches
+    validation_lines: int = 200  # at most, kept aside from the training lines to decide when to stop
+    held_out_lines: int = 300  # at most, of the held-out products' lines, measured before and after
     journal: Path | None = None  # the first round's written ads: resumed from, appended to (see collect)
 
 
@@ -329,7 +333,12 @@ def self_train(lm: Any, base: str, train_ads: Sequence[PracticeAd], held_ads: Se
         on_event({"event": "info", "message": f"round {round_}: {summary}"})
         if not kept or not held:
             raise StudioError(f"round {round_} kept no lines to train on or to measure")
-        result = train_on(lm, kept, held, config)
+        checkpoints = workdir / f"round-{round_}-checkpoints"  # a stopped run goes on from here when run again
+        try:
+            result = train_on(lm, kept, held, config, RunFolder(checkpoints, resume=has_state(checkpoints)), cancel)
+        except JobCancelled:
+            raise JobCancelled(f"round {round_}: training paused, checkpoint in {checkpoints}; run the same "
+                               "command again to go on") from None
         summary.update({"train_lines": len(kept), "held_out_lines": len(held),
                         "held_out_perplexity_before": round(result.perplexity_before, 3),
                         "held_out_perplexity_after": round(result.perplexity_after, 3),
@@ -364,17 +373,32 @@ def still_passing(kept: Sequence[KeptLine]) -> list[KeptLine]:
             if not check_line(k.text, k.field, brief_from_dict(k.brief), generation_format(k.format)).hard]
 
 
-def train_on(lm: Any, kept: Sequence[KeptLine], held: Sequence[KeptLine], config: SelfTrainConfig) -> TrainResult:
-    """A fresh adapter on ``kept`` (a tenth kept aside to decide when to stop), measured on ``held``."""
-    order = list(kept)
-    random.Random(config.seed).shuffle(order)
-    n_val = max(1, len(order) // 10)
+def train_on(lm: Any, kept: Sequence[KeptLine], held: Sequence[KeptLine], config: SelfTrainConfig,
+             run: RunFolder | None = None, cancel: CancelToken | None = None) -> TrainResult:
+    """A fresh adapter on ``kept`` (a tenth, at most ``config.validation_lines``, kept aside to decide when to
+    stop), measured on at most ``config.held_out_lines`` of ``held``. With ``run``, it pauses and resumes."""
+    order = by_prompt(kept, config.seed)
+    n_val = max(1, min(len(order) // 10, config.validation_lines))
+    measured = by_prompt(held, config.seed)
     settings = TrainSettings(epochs=config.epochs, batch=config.batch, lr=config.lr, seed=config.seed,
-                             max_tokens=1024, lora=config.lora)
+                             max_tokens=1024, max_steps=config.max_steps, lora=config.lora)
     torch.backends.cuda.matmul.allow_tf32 = True  # on a GPU: TF32 matrix products, ample for a LoRA's updates
     examples = [example_of(lm, k) for k in order]
     recipe = recipe_of([k.text for k in order], settings, lm.sha256)
-    return fit_adapter(lm, examples[n_val:], examples[:n_val], [example_of(lm, k) for k in held], settings, recipe)
+    return fit_adapter(lm, examples[n_val:], examples[:n_val],
+                       [example_of(lm, k) for k in measured[:config.held_out_lines]], settings, recipe,
+                       cancel=cancel.check if cancel is not None else None, run=run)
+
+
+def by_prompt(lines: Sequence[KeptLine], seed: int) -> list[KeptLine]:
+    """``lines`` shuffled with the lines of one field of one ad side by side: a cut of the list then keeps whole
+    prompts, which training runs once for all their lines (see shared_prefix)."""
+    groups: dict[tuple[str, str, str, str], list[KeptLine]] = {}
+    for line in lines:
+        groups.setdefault((repr(line.brief), line.format, line.framework, line.field), []).append(line)
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    return [line for group in order for line in group]
 
 
 def device_threads() -> int:

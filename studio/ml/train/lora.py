@@ -42,10 +42,12 @@ from studio.ml.train.lora_state import (
     save_state,
     set_rng_state,
 )
+from studio.ml.train.shared_prefix import shared_prefix_loss, shuffled_by_prefix
 
 ARCH = "llama-lora"
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 MARKER = "- "
+SAVE_EVERY_S = 600.0  # a running adapter's checkpoint is at most this old
 
 
 class LoRALinear(nn.Module):
@@ -135,6 +137,7 @@ def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
 class Example:
     ids: list[int]
     target_from: int  # loss on ids[target_from:] (the assistant's reply)
+    shared: int = 0  # ids[:shared] is a prompt prefix other examples may share (see shared_prefix)
 
 
 def training_prompt(system: str, request: str) -> list[dict[str, str]]:
@@ -186,7 +189,10 @@ def _batch(examples: Sequence[Example], pad_id: int) -> tuple[torch.Tensor, torc
 def example_loss(model: Llama, examples: Sequence[Example], pad_id: int, device: torch.device) -> tuple[
         torch.Tensor, int]:
     """(summed next-token NLL over the reply tokens, number of those tokens). Right padding needs no mask:
-    causal attention never lets a real token see the padding after it."""
+    causal attention never lets a real token see the padding after it. Examples that all name a shared prefix
+    run each distinct prefix once (the same loss, a fraction of the arithmetic)."""
+    if examples and all(e.shared for e in examples):
+        return shared_prefix_loss(model, examples, pad_id, device)
     ids, targets = _batch(examples, pad_id)
     ids, targets = ids.to(device), targets.to(device)
     logits, _ = model(ids)
@@ -347,10 +353,10 @@ def fit_adapter(lm: LanguageModel, train: Sequence[Example], val: Sequence[Examp
             loop.best_score = best[0]
             save_state(run.checkpoints, loop, adapter_state(model), best[1], optimiser, recipe)
 
+    saved_at = time.monotonic()
     while loop.step < total and not loop.done:
         loop.epoch_rng = rng_state(order)
-        batch_order = list(train)
-        order.shuffle(batch_order)
+        batch_order = shuffled_by_prefix(train, order)
         first, loop.batch_index = loop.batch_index, 0
         for index in range(first, math.ceil(len(batch_order) / settings.batch)):
             if loop.step >= total:
@@ -372,6 +378,10 @@ def fit_adapter(lm: LanguageModel, train: Sequence[Example], val: Sequence[Examp
             optimiser.step()
             loop.losses.append(float(mean.detach()))
             loop.step += 1
+            if time.monotonic() - saved_at > SAVE_EVERY_S:  # long epochs (hours on a CPU) lose little to a crash
+                loop.batch_index = index + 1
+                save()
+                saved_at = time.monotonic()
             progress(loop.step / total, f"step {loop.step}/{total}, loss {loop.losses[-1]:.3f}")
             on_step(loop.step, total, {"train": loop.losses[-1]})
         loop.batch_index = 0
