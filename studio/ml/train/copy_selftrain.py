@@ -40,6 +40,7 @@ from studio.ml.train.lora import (
     Example,
     LoRAConfig,
     RunFolder,
+    StepFn,
     TrainResult,
     TrainSettings,
     apply_adapter,
@@ -335,7 +336,8 @@ def self_train(lm: Any, base: str, train_ads: Sequence[PracticeAd], held_ads: Se
             raise StudioError(f"round {round_} kept no lines to train on or to measure")
         checkpoints = workdir / f"round-{round_}-checkpoints"  # a stopped run goes on from here when run again
         try:
-            result = train_on(lm, kept, held, config, RunFolder(checkpoints, resume=has_state(checkpoints)), cancel)
+            result = train_on(lm, kept, held, config, RunFolder(checkpoints, resume=has_state(checkpoints)), cancel,
+                              lambda step, total, losses: on_event({"step": step, "total": total, "loss": losses}))
         except JobCancelled:
             raise JobCancelled(f"round {round_}: training paused, checkpoint in {checkpoints}; run the same "
                                "command again to go on") from None
@@ -374,7 +376,8 @@ def still_passing(kept: Sequence[KeptLine]) -> list[KeptLine]:
 
 
 def train_on(lm: Any, kept: Sequence[KeptLine], held: Sequence[KeptLine], config: SelfTrainConfig,
-             run: RunFolder | None = None, cancel: CancelToken | None = None) -> TrainResult:
+             run: RunFolder | None = None, cancel: CancelToken | None = None,
+             on_step: StepFn | None = None) -> TrainResult:
     """A fresh adapter on ``kept`` (a tenth, at most ``config.validation_lines``, kept aside to decide when to
     stop), measured on at most ``config.held_out_lines`` of ``held``. With ``run``, it pauses and resumes."""
     order = by_prompt(kept, config.seed)
@@ -387,7 +390,7 @@ def train_on(lm: Any, kept: Sequence[KeptLine], held: Sequence[KeptLine], config
     recipe = recipe_of([k.text for k in order], settings, lm.sha256)
     return fit_adapter(lm, examples[n_val:], examples[:n_val],
                        [example_of(lm, k) for k in measured[:config.held_out_lines]], settings, recipe,
-                       cancel=cancel.check if cancel is not None else None, run=run)
+                       cancel=cancel.check if cancel is not None else None, on_step=on_step, run=run)
 
 
 def by_prompt(lines: Sequence[KeptLine], seed: int) -> list[KeptLine]:
