@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build Studio's one-folder bundle and its archive: the app and the CLI in one executable, the bundled models, the
-# resources, the default language model and its ONNX export. Running it needs no Python and no network.
+# resources, the base language model and its ONNX export. Running it needs no Python and no network.
 #   bash packaging/build.sh cpu     # CPU build of torch, onnxruntime (CPU)         -> dist/studio-VERSION-linux-x86_64-cpu.tar.zst
 #   bash packaging/build.sh cuda    # torch with its CUDA libraries, onnxruntime-gpu -> dist/studio-VERSION-linux-x86_64-cuda.tar.zst
-# Needs: Python 3.11, zstd, and the default language model (`bash packaging/setup.sh setup` fetches it and makes
+# Needs: Python 3.11, zstd, and the base language model (`bash packaging/setup.sh setup` fetches it and makes
 # its int4 export). The build environment (build/venv-VARIANT) installs exactly the files locked with sha256 in
 # packaging/bundle/requirements-VARIANT.txt; a second run reuses it. Work files: build/ (gitignored).
 set -euo pipefail

@@ -68,14 +68,15 @@ if [ ! -f "$VOICE_STAMP" ]; then
 fi
 "$VENV/bin/python" packaging/fetch_voices.py || log "the voices could not be installed: the Voice workspace says so"
 
-# 4. The language model exported for this machine's onnxruntime (on a CPU the fused 4-bit graph, fp16 on a GPU),
-#    once: copy then decodes about twice as fast as through torch (bench/results/2026-12-04-cpu-copy-speed.md). `app`
+# 4. The base language model exported for this machine's onnxruntime (on a CPU the fused 4-bit graph, fp16 on a GPU),
+#    once: copy with the base model (the default self-trained adapter runs on torch) then decodes about twice as fast as
+#    through torch (bench/results/2026-12-04-cpu-copy-speed.md). `app`
 #    leaves it to the app, which makes it in the background after its window opens (the Copy workspace shows how long
 #    it has taken); `setup` makes it here.
 #    The tests make their own tiny exports.
 if [ "$MODE" = setup ]; then
   VARIANT=int4; [ "$EXTRA" = gpu ] && VARIANT=fp16
-  LM=$("$VENV/bin/python" -c "from studio.core.defaults import copy_defaults; print(copy_defaults().model)")
+  LM=$("$VENV/bin/python" -c "from studio.core.modalities.copy import BASE_LANGUAGE_MODEL as m; print(m)")
   if ! "$VENV/bin/python" -c "import sys; from studio.ml.runtime.exports import has_export; \
                               sys.exit(0 if has_export('$LM', '$VARIANT') else 1)" 2>/dev/null; then
     timed "exporting the language model $LM for onnxruntime ($VARIANT, once)" \

@@ -1,4 +1,5 @@
-"""Stage the models a bundle ships: the repository's models/, plus the default language model and its ONNX export.
+"""Stage the models a bundle ships: the repository's models/, plus the base language model and its ONNX export (the
+default copy adapter in models/ runs on that base).
 
     python packaging/bundle/stage_models.py OUT_DIR [--variants int4]
 
@@ -20,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from studio.core import paths  # noqa: E402
-from studio.core.defaults import copy_defaults  # noqa: E402
 from studio.core.errors import ModelFileError  # noqa: E402
+from studio.core.modalities.copy import BASE_LANGUAGE_MODEL  # noqa: E402
 from studio.ml.manifest import entry_for_files, read_manifest, write_manifest  # noqa: E402
 from studio.ml.runtime.exports import default_export_dir, read_record, stale_reason, verify_record  # noqa: E402
 from studio.ml.store import ModelStore  # noqa: E402
@@ -33,11 +34,11 @@ def stage(out: Path, variants: list[str]) -> list[str]:
         shutil.rmtree(out)
     shutil.copytree(ROOT / "models", out)
     notes = [f"models/: {len(read_manifest(out))} bundled models"]
-    name = copy_defaults().model
+    name = BASE_LANGUAGE_MODEL
     try:
         entry = ModelStore(bundled=ROOT / "models", user=paths.user_models_dir()).find(name)
     except ModelFileError:
-        raise SystemExit(f"the default language model {name!r} is not in {paths.user_models_dir() / 'lm'}: "
+        raise SystemExit(f"the base language model {name!r} is not in {paths.user_models_dir() / 'lm'}: "
                          "run `bash packaging/setup.sh setup` (it fetches it, and makes its int4 export)") from None
     lm_dir = out / "lm"
     lm_dir.mkdir()

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio.core.defaults import BASE_LANGUAGE_MODEL, copy_defaults
+from studio.core.defaults import copy_defaults
+from studio.core.modalities.copy import BASE_LANGUAGE_MODEL
 from studio.core.safe_write import write_atomic
 
 

@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from studio.core.defaults import BASE_LANGUAGE_MODEL
 from studio.core.errors import BadInputError
+from studio.core.modalities.copy import BASE_LANGUAGE_MODEL
 from studio.core.safe_write import write_atomic
 
 DEFAULT_LM = BASE_LANGUAGE_MODEL

@@ -18,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from studio.core.defaults import BASE_LANGUAGE_MODEL
+from studio.core.modalities.copy import BASE_LANGUAGE_MODEL
 
 
 def run_self_train(args: argparse.Namespace) -> int:
@@ -48,7 +48,7 @@ def run_self_train(args: argparse.Namespace) -> int:
     from studio.ml.train.model_card import write_model_card
     from studio.ml.train.music import git_commit
 
-    name = check_name(args.name or "copy-ads")
+    name = check_name(args.name or "my-copy-ads")  # not the bundled default's name: a user model would shadow it
     rank = args.rank or 8
     config = SelfTrainConfig(rounds=args.rounds, ads_per_round=args.ads, candidates=args.candidates,
                              workers=args.workers or max(1, device_threads() - 1), minutes=args.minutes,
@@ -89,6 +89,7 @@ def run_self_train(args: argparse.Namespace) -> int:
                     or git_commit(), "hardware": describe_device(lm.device.type), "device": str(lm.device),
                     "seconds": round(time.time() - began), "workers": config.workers, "seed": args.seed,
                     "rounds": done.rounds, "practice": recipe, "lr": config.lr, "epochs": config.epochs,
+                    "max_steps": config.max_steps,
                     "batch": config.batch, "candidates": config.candidates, "data": kept_path.name}
         path = save_adapter(out, result.model, config.lora, {
             "name": name, "base_model": lm.name, "base_sha256": lm.sha256, "rank": rank,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio.core.modalities import all_modalities
-from studio.core.modalities.copy import BASE_LANGUAGE_MODEL
+from studio.core.modalities.copy import DEFAULT_COPY_MODEL
 
 #: The model a generation workspace opens on (and the CLI uses) per modality (each modality names its own).
 DEFAULT_MODELS = {m.name: m.default_model for m in all_modalities() if m.default_model}
@@ -27,10 +27,10 @@ class CopyDefaults:
 
 
 def copy_defaults(format_name: str = "google-rsa") -> CopyDefaults:
-    """The copy model and sampling for ``format_name``. The base instruct model writes every format; the bundled
-    Debian adapter's own card says it is not meant for punchy headlines, so it is no default."""
+    """The copy model and sampling for ``format_name``: the bundled self-trained adapter writes every format (it
+    practised all three); the Debian adapter's own card says it is not meant for punchy headlines."""
     del format_name  # one default for every format today
-    return CopyDefaults(BASE_LANGUAGE_MODEL, temperature=0.7, top_p=0.9)
+    return CopyDefaults(DEFAULT_COPY_MODEL, temperature=0.7, top_p=0.9)
 
 
 def default_model(modality: str) -> str:

@@ -244,6 +244,17 @@ def workspace_runtime(resources: Any, modality: str, ort_provider: str, speeds: 
     except ModelFileError:
         return WorkspaceRuntime(modality, name, device, "", how="not installed: this workspace cannot generate",
                                 speed=speed)
+    from studio.ml.train.lora import ARCH as LORA_ARCH
+
+    if entry.arch == LORA_ARCH:
+        base = str(entry.meta.get("base_model", ""))
+        try:
+            resources.store.find(base)
+        except ModelFileError:
+            return WorkspaceRuntime(modality, name, device, "", how=f"its base model {base or '(unnamed)'} is not "
+                                    "installed: this workspace cannot generate", speed=speed)
+        return WorkspaceRuntime(modality, name, device, "torch", "", f"a LoRA adapter, merged into {base}'s weights "
+                                "(adapters run on PyTorch only)", speed)
     only = _only_runtime(entry.arch)
     if only:
         provider = ort_provider if only == "onnxruntime" else ""

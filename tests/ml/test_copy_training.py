@@ -27,13 +27,16 @@ def _items() -> tuple[list, list]:
     return items_from_lines(LINES[:12], "Write lines.", 2, 0), items_from_lines(LINES[12:], "Write lines.", 1, 0)
 
 
-def _pause_at(step: int):
-    """A cancel check that pauses before the ``step``-th step (1-based)."""
+MEASURING_CHECKS = 2  # cancel checks before the first step: a batch of the held-out lines, one of the validation lines
+
+
+def _pause_at(step: int, measuring: int = MEASURING_CHECKS):
+    """A cancel check that pauses before the ``step``-th step (1-based; 0: while the lines are first measured)."""
     calls = {"n": 0}
 
     def check() -> None:
         calls["n"] += 1
-        if calls["n"] == step:
+        if calls["n"] == step + measuring or (step == 0 and calls["n"] == 1):
             raise JobCancelled()
 
     return check
@@ -91,3 +94,17 @@ def test_disk_full_at_the_adapter_write_then_resume_writes_it(tmp_path: Path, mo
     assert weights == paths.user_models_dir() / "our-voice.safetensors" and weights.exists()
     card = Path(outcome["card"]).read_text(encoding="utf-8")
     assert "our own lines" in card and "base model `tiny`" in card and f"| steps | {trained_steps} |" in card
+
+
+def test_a_pause_while_the_held_out_lines_are_first_measured_stops_before_any_step(tmp_path: Path) -> None:
+    """Measuring hundreds of long prompts takes minutes on a CPU: a pause then stops at once, with nothing to keep."""
+    from studio.ml.train.lora_state import has_state
+
+    lm = tiny_lm(seed=1)
+    train, held = _items()
+    steps: list[int] = []
+    run = RunFolder(tmp_path / "checkpoints")
+    with pytest.raises(JobCancelled):
+        train_lora(lm, train, held, SETTINGS, cancel=_pause_at(0), run=run,
+                   on_step=lambda step, _total, _losses: steps.append(step))
+    assert steps == [] and not has_state(run.checkpoints)

@@ -137,7 +137,7 @@ def run_task(fn, spec: JobSpec) -> tuple[object, list]:
 
 
 def test_copy_generate_task_follows_the_payload_contract(lm, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(copy_tasks, "load_copy_model", lambda resources, name, device=None, runtime=None: lm)
+    monkeypatch.setattr(copy_tasks, "load_copy_model", lambda resources, name, device=None, **_: lm)
     params = {"brief": BRIEF, "format": "meta", "framework": "fab", "variants": 2, "temperature": 0.9, "top_p": 0.9,
               "candidates": 2}
     spec = JobSpec("copy.generate", params, seed=3, model="tiny")
@@ -155,7 +155,7 @@ def test_copy_generate_task_follows_the_payload_contract(lm, monkeypatch: pytest
 
 
 def test_copy_line_task(lm, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(copy_tasks, "load_copy_model", lambda resources, name, device=None, runtime=None: lm)
+    monkeypatch.setattr(copy_tasks, "load_copy_model", lambda resources, name, device=None, **_: lm)
     existing = ["Fresh beans weekly", "Roasted for you"]
     params = {"brief": BRIEF, "format": "google-rsa", "framework": "none", "field": "headline", "index": 0,
               "existing": existing, "candidates": 2}
@@ -193,10 +193,10 @@ REAL_MODEL = Path.home() / ".local/share/studio/models/lm/SmolLM2-135M-Instruct.
 
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_MODEL.exists(), reason="the SmolLM2 GGUF is not installed (packaging/fetch_models.py)")
-@pytest.mark.parametrize("adapter", [None, "copy-lora-debian"])
+@pytest.mark.parametrize("adapter", [None, "copy-lora-debian", "copy-ads"])
 def test_real_model_keeps_banned_forms_out_and_never_cuts_a_word(adapter: str | None) -> None:
-    """The issue's two safeguards with the base model and with the bundled adapter: ``best`` banned, no
-    "bests"/"bested"/"Bestseller"; no line ends mid-word or on a dangling word."""
+    """The issue's two safeguards with the base model and with the bundled adapters (copy-ads is the default):
+    ``best`` banned, no "bests"/"bested"/"Bestseller"; no line ends mid-word or on a dangling word."""
     from studio.ml.text.lm import load_language_model
     from studio.ml.train.lora import apply_adapter
 

@@ -15,6 +15,7 @@ from studio.ml.train.lora import (
     LoRAConfig,
     RunFolder,
     TrainSettings,
+    backward_batch,
     example_loss,
     fit_adapter,
     lora_parameters,
@@ -67,6 +68,19 @@ def test_the_shared_prefix_loss_and_gradient_equal_example_by_example() -> None:
     assert shared_loss == pytest.approx(plain_loss, rel=1e-5)
     assert torch.allclose(shared_grad, plain_grad, rtol=1e-4, atol=1e-6)
     assert plain_grad.abs().sum() > 0
+
+
+def test_a_batch_backpropagated_one_prefix_at_a_time_gets_the_whole_batchs_gradient() -> None:
+    lm, model = _adapted()
+    params = lora_parameters(model)
+    mean = backward_batch(model, _examples(), lm.tokenizer.pad_id, lm.device)
+    in_parts = torch.cat([p.grad.flatten() for p in params])
+    for p in params:
+        p.grad = None
+    loss, n = example_loss(model, _unshared(_examples()), lm.tokenizer.pad_id, lm.device)
+    (loss / n).backward()
+    assert mean == pytest.approx(float(loss.detach()) / n, rel=1e-5)
+    assert torch.allclose(in_parts, torch.cat([p.grad.flatten() for p in params]), rtol=1e-4, atol=1e-6)
 
 
 def test_each_distinct_prefix_runs_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,7 +67,7 @@ def test_staging_skips_a_language_model_export_from_an_older_version(studio_home
     import importlib.util
 
     from studio.core import paths
-    from studio.core.defaults import copy_defaults
+    from studio.core.modalities.copy import BASE_LANGUAGE_MODEL
     from studio.ml.checkpoint import sha256_file
     from studio.ml.export.pipeline import default_export_dir
     from studio.ml.export.records import graph_entry, write_record
@@ -75,7 +75,7 @@ def test_staging_skips_a_language_model_export_from_an_older_version(studio_home
     from studio.ml.text.lm import load_language_model
     from tests.ml.tiny_gguf import tiny_model, write_tiny_gguf
 
-    name = copy_defaults().model
+    name = BASE_LANGUAGE_MODEL
     gguf = write_tiny_gguf(paths.user_models_dir() / "lm" / "Tiny.gguf", tiny_model(seed=1))
     load_language_model(gguf, name=name)  # its sidecar lists it in the store under the default's name
     folder = default_export_dir(name, "int4")

@@ -107,12 +107,14 @@ def test_lists_open_on_the_bundled_default_not_the_first_name(qtbot):
     assert engine.shutdown()
 
 
-def test_copy_list_order_puts_the_default_language_model_before_the_debian_adapter():
+def test_copy_list_order_puts_the_default_adapter_first_then_the_bundled_then_the_base_and_the_users():
     entries = [{"name": "copy-lora-debian", "modality": "copy", "source": "bundled", "family": "lora"},
                {"name": "a-brand-voice", "modality": "copy", "source": "user", "family": "lora"},
-               {"name": "smollm2-135m-instruct", "modality": "copy", "source": "user", "family": ""}]
+               {"name": "smollm2-135m-instruct", "modality": "copy", "source": "user", "family": ""},
+               {"name": "copy-ads", "modality": "copy", "source": "bundled", "family": "lora"}]
+    assert default_model("copy") == copy_defaults().model == "copy-ads"
     assert [e["name"] for e in sorted(entries, key=model_order)] == [
-        "smollm2-135m-instruct", "copy-lora-debian", "a-brand-voice"]
+        "copy-ads", "copy-lora-debian", "smollm2-135m-instruct", "a-brand-voice"]
 
 
 def test_the_copy_workspace_opens_on_the_cli_default_model_and_sampling(qtbot, window):
@@ -125,8 +127,7 @@ def test_the_copy_workspace_opens_on_the_cli_default_model_and_sampling(qtbot, w
 
 
 def test_the_copy_workspace_selects_the_default_even_when_it_is_not_listed_first(qtbot):
-    alphabetical = [{"name": "copy-lora-debian", "modality": "copy"}, {"name": "smollm2-135m-instruct",
-                                                                         "modality": "copy"}]
+    alphabetical = [{"name": "copy-lora-debian", "modality": "copy"}, {"name": "copy-ads", "modality": "copy"}]
     engine = Engine(tasks={"models.list": lambda spec, ctx: alphabetical})
     from studio.ui.workspaces.copy import CopyWorkspace
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from studio.core.modality import Family, Modality, Ref, TrainChoice, Training
 
 BASE_LANGUAGE_MODEL = "smollm2-135m-instruct"
+#: The bundled self-trained adapter (rejection-sampling fine-tuning of the base on its own best practice lines):
+#: what the Copy workspace and `studio generate copy` write with unless told otherwise.
+DEFAULT_COPY_MODEL = "copy-ads"
 
 
 def train_command(choice: TrainChoice) -> list[str]:
@@ -20,7 +23,7 @@ MODALITY = Modality(
     workspace=Ref("studio.ui.workspaces.copy:CopyWorkspace"),
     tasks=(Ref("studio.ml.tasks.copy"),),
     cli=(Ref("studio.cli.copy"), Ref("studio.cli.copy_train"), Ref("studio.cli.copy_lm")),
-    default_model=BASE_LANGUAGE_MODEL,
+    default_model=DEFAULT_COPY_MODEL,
     speed_probe=Ref("studio.ml.tasks.copy:speed_probe"),
     opens=(".txt", ".md", ".csv", ".json"),
     exports=("CSV for ad tools", "plain text and Markdown", "JSON with the recipe"),

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from studio.core.defaults import BASE_LANGUAGE_MODEL
+from studio.core.modalities.copy import BASE_LANGUAGE_MODEL
 from studio.ml.text.bench import MESSAGES
 
 WARM_STEPS = 4

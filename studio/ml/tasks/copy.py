@@ -10,6 +10,7 @@ an extractive line from the brief. The model is a language model of the store or
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,6 +24,7 @@ from studio.core.copy_plan import must_use_notes
 from studio.core.defaults import copy_defaults
 from studio.core.errors import BadInputError, ModelFileError
 from studio.core.jobs import JobSpec, thaw
+from studio.core.modalities.copy import BASE_LANGUAGE_MODEL, DEFAULT_COPY_MODEL
 from studio.ml.sampling.text import SamplingParams
 from studio.ml.tasks import task
 from studio.ml.text.copywriter import (
@@ -35,18 +37,38 @@ from studio.ml.text.copywriter import (
 )
 from studio.ml.text.lm import LanguageModel, get_language_model
 
+log = logging.getLogger(__name__)
+
 MAX_VARIANTS = 10
 MAX_CANDIDATES = 16
 
 
-def load_copy_model(resources: Any, name: str, device: str | None = None, runtime: str | None = None) -> Any:
+def resolve_copy_model(store: Any, name: str, note: Callable[[str], None] | None = None) -> str:
+    """The store name to write with: ``name``, or the default. The bundled default adapter gives way to its base
+    model when it is missing or damaged (its sha256 differs), with ``note`` saying so: copy still works. A model
+    the user named must be there."""
+    wanted = name or copy_defaults().model
+    if wanted != DEFAULT_COPY_MODEL:
+        return wanted
+    try:
+        store.verify(store.find(wanted))
+    except ModelFileError as exc:
+        (note or log.warning)(f"{exc}: writing with the base model {BASE_LANGUAGE_MODEL} instead (set-up restores "
+                              "the bundled adapter)")
+        return BASE_LANGUAGE_MODEL
+    return wanted
+
+
+def load_copy_model(resources: Any, name: str, device: str | None = None, runtime: str | None = None,
+                    note: Callable[[str], None] | None = None) -> Any:
     """A language model by store name (torch or onnxruntime, as :func:`get_language_model` picks; ``runtime=
-    "torch"`` when the torch module is needed); a LoRA adapter comes back applied to its torch base model."""
+    "torch"`` when the torch module is needed); a LoRA adapter comes back applied to its torch base model. The
+    default is resolved by :func:`resolve_copy_model` (``note`` hears of a fallback)."""
     from studio.ml.train.lora import ARCH as LORA_ARCH
     from studio.ml.train.lora import apply_adapter
 
     device = device or resources.device
-    entry = resources.store.find(name or copy_defaults().model)
+    entry = resources.store.find(resolve_copy_model(resources.store, name, note))
     if entry.arch != LORA_ARCH:
         return get_language_model(resources, entry.name, device, runtime=runtime or copy_runtime(resources),
                                   purpose="batch")
@@ -108,7 +130,8 @@ def request_from_spec(spec: JobSpec) -> CopyRequest:
 
 
 def recipe(spec: JobSpec, lm: LanguageModel) -> dict[str, Any]:
-    return {"model": spec.model or lm.name, "model_sha256": lm.sha256, "kind": spec.kind, "seed": spec.seed,
+    """What made the lines; ``model`` is the one that wrote them (the base, when the default adapter fell back)."""
+    return {"model": lm.name or spec.model, "model_sha256": lm.sha256, "kind": spec.kind, "seed": spec.seed,
             "params": thaw(spec.params)}
 
 
@@ -117,7 +140,7 @@ def generate_copy(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     request = request_from_spec(spec)
     note = foreign_brief_note(request.brief)
     ctx.progress(0.0, "loading the language model")
-    lm = load_copy_model(ctx.resources, spec.model, ctx.device)
+    lm = load_copy_model(ctx.resources, spec.model, ctx.device, note=ctx.note)
     for text in [note, *must_use_notes(request.brief, request.format, request.counts)]:
         if text:
             ctx.note(text)
@@ -146,7 +169,7 @@ def regenerate_copy_line(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     if not isinstance(existing, list) or not all(isinstance(x, str) for x in existing):
         raise BadInputError("existing must be a list of the field's current lines")
     index = int(params.get("index", len(existing)))
-    lm = load_copy_model(ctx.resources, spec.model, ctx.device)
+    lm = load_copy_model(ctx.resources, spec.model, ctx.device, note=ctx.note)
 
     def stream(payload: dict[str, Any]) -> None:
         if payload["index"] == index:  # the other lines are kept as they are

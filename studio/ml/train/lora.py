@@ -219,11 +219,14 @@ def backward_batch(model: Llama, batch: Sequence[Example], pad_id: int, device: 
 
 @torch.no_grad()
 def perplexity(model: Llama, examples: Sequence[Example], pad_id: int, device: torch.device,
-               batch: int = 8) -> float:
-    """exp(mean NLL per reply token) over ``examples``."""
+               batch: int = 8, cancel: Callable[[], None] | None = None) -> float:
+    """exp(mean NLL per reply token) over ``examples``; ``cancel`` is checked between batches (measuring hundreds
+    of long prompts takes minutes on a CPU, and a pause should not wait for it)."""
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(examples), batch):
+        if cancel is not None:
+            cancel()
         loss, n = example_loss(model, examples[i:i + batch], pad_id, device)
         total += float(loss)
         count += n
@@ -360,8 +363,8 @@ def fit_adapter(lm: LanguageModel, train: Sequence[Example], val: Sequence[Examp
         best = (loop.best_score, dict(checkpoint.groups["best"]))
         set_rng_state(order, loop.epoch_rng)
     else:
-        loop = LoopState(before=perplexity(model, held, pad, device))
-        best = (perplexity(model, val, pad, device) if val else math.inf, snapshot())
+        loop = LoopState(before=perplexity(model, held, pad, device, cancel=cancel))
+        best = (perplexity(model, val, pad, device, cancel=cancel) if val else math.inf, snapshot())
 
     def save() -> None:
         if run is not None:
