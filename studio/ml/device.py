@@ -39,7 +39,8 @@ def describe_device(device: str) -> str:
     if device == "cuda" and cuda_available():
         props = torch.cuda.get_device_properties(0)
         return f"CUDA: {props.name} ({props.total_memory / 2**30:.0f} GiB)"
-    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads for models)"
+    cores, threads = os.cpu_count() or 1, torch.get_num_threads()
+    return f"CPU ({cores} core{'s' * (cores != 1)}, {threads} thread{'s' * (threads != 1)} for models)"
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -198,3 +198,15 @@ def test_studio_doctor_prints_the_report(studio_home: Path) -> None:
     plain = subprocess.run([sys.executable, "-m", "studio", "doctor"], capture_output=True, text=True, timeout=300,
                            cwd=ROOT)
     assert "Workspaces:" in plain.stdout and "  Sprites: sprite-gan: PyTorch on the " in plain.stdout
+
+
+def test_the_device_line_counts_cores_and_threads_in_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from studio.ml import device
+
+    monkeypatch.setattr(device.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert device.describe_device("cpu") == "CPU (2 cores, 1 thread for models)"
+    monkeypatch.setattr(device.os, "cpu_count", lambda: 1)
+    assert device.describe_device("cpu") == "CPU (1 core, 1 thread for models)"
