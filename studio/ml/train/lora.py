@@ -42,7 +42,7 @@ from studio.ml.train.lora_state import (
     save_state,
     set_rng_state,
 )
-from studio.ml.train.shared_prefix import prefix_groups, shared_prefix_loss, shuffled_by_prefix
+from studio.ml.train.shared_prefix import next_token_nll, prefix_groups, shared_prefix_loss, shuffled_by_prefix
 
 ARCH = "llama-lora"
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -196,10 +196,7 @@ def example_loss(model: Llama, examples: Sequence[Example], pad_id: int, device:
     ids, targets = _batch(examples, pad_id)
     ids, targets = ids.to(device), targets.to(device)
     logits, _ = model(ids)
-    shifted = targets[:, 1:]
-    loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), shifted.reshape(-1),
-                           ignore_index=-100, reduction="sum")
-    return loss, int((shifted != -100).sum())
+    return next_token_nll(logits, targets)
 
 
 def backward_batch(model: Llama, batch: Sequence[Example], pad_id: int, device: torch.device) -> float:

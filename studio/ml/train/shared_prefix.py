@@ -84,6 +84,11 @@ def _group_loss(model: Llama, group: Sequence[Shareable], pad_id: int, device: t
     ids, targets = ids.to(device), targets.to(device)
     # Right padding needs no mask beyond the causal one: a real token never sees the padding after it.
     logits, _ = model(ids, cache=ConcatCache(past_k, past_v))
+    return next_token_nll(logits, targets)
+
+
+def next_token_nll(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(summed NLL of each position's next target, number of targets); ``targets`` -100 where there is none."""
     shifted = targets[:, 1:]
     loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), shifted.reshape(-1),
                            ignore_index=-100, reduction="sum")
