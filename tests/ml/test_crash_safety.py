@@ -263,8 +263,15 @@ def test_fifty_random_kills_during_saves_leave_the_previous_file_loadable(kind) 
     started = time.perf_counter()
     saver.save(folder, 1)
     window = 0.02 + 3 * (time.perf_counter() - started)  # the kills land anywhere in about three saves
-    report = random_kills(lambda version: saver.save(folder, version), lambda: saver.check(folder),
-                          saver.lands_in(folder), kills=KILLS, window=window, first_version=2)
-    print(report.line(name))
-    assert report.intact == KILLS
+    # A tiny save (MIDI: a few hundred bytes) is over so fast that 50 random kills can all miss it (seen once on a
+    # fresh clone): another round of 50, with other delays, until one lands mid-save. Every kill must leave the file
+    # intact, in every round.
+    for round_ in range(3):
+        report = random_kills(lambda version: saver.save(folder, version), lambda: saver.check(folder),
+                              saver.lands_in(folder), kills=KILLS, window=window, seed=14 + round_,
+                              first_version=2 + round_ * 10_000_000)
+        print(report.line(name))
+        assert report.intact == KILLS
+        if report.left_temporaries:
+            break
     assert len(report.versions_seen) >= 3 and report.left_temporaries >= 1, "the kills did not land mid-save"
