@@ -68,20 +68,17 @@ if [ ! -f "$VOICE_STAMP" ]; then
 fi
 "$VENV/bin/python" packaging/fetch_voices.py || log "the voices could not be installed: the Voice workspace says so"
 
-# 4. The base language model exported for this machine's onnxruntime (on a CPU the fused 4-bit graph, fp16 on a GPU),
-#    once: copy with the base model (the default self-trained adapter runs on torch) then decodes about twice as fast as
-#    through torch (bench/results/2026-12-04-cpu-copy-speed.md). `app`
-#    leaves it to the app, which makes it in the background after its window opens (the Copy workspace shows how long
-#    it has taken); `setup` makes it here.
+# 4. The default copy model (the bundled adapter on the base language model) exported for onnxruntime on a CPU, once:
+#    its fused 4-bit graph decodes about three times as fast as torch (bench/results/). On a GPU the adapter runs
+#    merged into the base model's torch weights: nothing to export. `app` leaves it to the app, which makes it in
+#    the background after its window opens (the Copy workspace shows how long it has taken); `setup` makes it here.
 #    The tests make their own tiny exports.
-if [ "$MODE" = setup ]; then
-  VARIANT=int4; [ "$EXTRA" = gpu ] && VARIANT=fp16
-  LM=$("$VENV/bin/python" -c "from studio.core.modalities.copy import BASE_LANGUAGE_MODEL as m; print(m)")
+if [ "$MODE" = setup ] && [ "$EXTRA" = cpu ]; then
+  LM=$("$VENV/bin/python" -c "from studio.core.modalities.copy import DEFAULT_COPY_MODEL as m; print(m)")
   if ! "$VENV/bin/python" -c "import sys; from studio.ml.runtime.exports import has_export; \
-                              sys.exit(0 if has_export('$LM', '$VARIANT') else 1)" 2>/dev/null; then
-    timed "exporting the language model $LM for onnxruntime ($VARIANT, once)" \
-      "under a minute on a CPU, 2-3 minutes for a GPU's fp16" \
-      "$VENV/bin/studio" export onnx "$LM" --$VARIANT --if-missing >/dev/null \
+                              sys.exit(0 if has_export('$LM', 'int4') else 1)" 2>/dev/null; then
+    timed "exporting the copy model $LM for onnxruntime (int4, once)" "under a minute on a CPU" \
+      "$VENV/bin/studio" export onnx "$LM" --int4 --if-missing >/dev/null \
       || log "the ONNX export failed; Studio runs the language model through torch instead"
   fi
 fi

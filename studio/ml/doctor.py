@@ -246,6 +246,7 @@ def workspace_runtime(resources: Any, modality: str, ort_provider: str, speeds: 
                                 speed=speed)
     from studio.ml.train.lora import ARCH as LORA_ARCH
 
+    adapter = ""
     if entry.arch == LORA_ARCH:
         base = str(entry.meta.get("base_model", ""))
         try:
@@ -253,8 +254,10 @@ def workspace_runtime(resources: Any, modality: str, ort_provider: str, speeds: 
         except ModelFileError:
             return WorkspaceRuntime(modality, name, device, "", how=f"its base model {base or '(unnamed)'} is not "
                                     "installed: this workspace cannot generate", speed=speed)
-        return WorkspaceRuntime(modality, name, device, "torch", "", f"a LoRA adapter, merged into {base}'s weights "
-                                "(adapters run on PyTorch only)", speed)
+        if device != "cpu":
+            return WorkspaceRuntime(modality, name, device, "torch", "", f"a LoRA adapter, merged into {base}'s "
+                                    "weights (its ONNX graph is the CPU's)", speed)
+        adapter = f"a LoRA adapter of {base}; "
     only = _only_runtime(entry.arch)
     if only:
         provider = ort_provider if only == "onnxruntime" else ""
@@ -270,7 +273,7 @@ def workspace_runtime(resources: Any, modality: str, ort_provider: str, speeds: 
     else:
         runtime, how = "torch", "no ONNX export of it yet (Models > Export makes one)"
     provider = ort_provider if runtime.startswith("onnxruntime") else ""
-    return WorkspaceRuntime(modality, name, device, runtime, provider, how, speed)
+    return WorkspaceRuntime(modality, name, device, runtime, provider, adapter + how, speed)
 
 
 # --- speed -------------------------------------------------------------------------------------------------------

@@ -17,11 +17,11 @@ from studio.ml.store import ModelStore
 
 
 def export_now(name: str, store: ModelStore, device: str) -> ExportRecord:
-    """The ONNX export forcing onnxruntime on a model without one makes now: a GGUF language model's fused int4
-    graph on a CPU, else fp32."""
+    """The ONNX export forcing onnxruntime on a model without one makes now: a GGUF language model's (or its LoRA
+    adapter's) fused int4 graph on a CPU, else fp32."""
     entry = store.find(name)
-    gguf = entry.arch == "llama" and entry.meta.get("format") == "gguf"
-    return export_model(name, "int4" if gguf and device == "cpu" else "fp32", store=store)
+    language = (entry.arch == "llama" and entry.meta.get("format") == "gguf") or entry.arch == "llama-lora"
+    return export_model(name, "int4" if language and device == "cpu" else "fp32", store=store)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from studio.core.errors import BadInputError, ModelFileError
 from studio.ml.export.llama_graph import GRAPH, _from_gguf, build_graph
 from studio.ml.export.records import write_record
 from studio.ml.runtime.exports import find_export, has_export, read_record
-from studio.ml.runtime.gqa_lm import GqaLanguageModel, read_gguf_header
+from studio.ml.runtime.gqa_lm import GqaLanguageModel, SharedCache, read_gguf_header
 from studio.ml.runtime.ort_session import open_session
 from studio.ml.sampling.constrained import LineRules
 from studio.ml.sampling.text import SamplingParams
@@ -161,6 +161,43 @@ def test_a_shared_prompt_prefix_is_reused(exact) -> None:
     want, _ = torch_lm.prefill(second, 8)
     assert fed == [3], "only the new tail of the prompt runs"
     torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
+
+
+def test_candidates_share_one_copy_of_the_prompt_and_equal_torch(exact) -> None:
+    """Tails of different lengths in one run, rows repeated, dropped and extended by several tokens, the buffer
+    grown and, at the model's length limit, compacted to what the rows still attend to: every step's logits equal
+    torch's, whose rows each hold their own copy."""
+    torch_lm, fused = exact
+    prefix = torch_lm.tokenizer.encode_chat(CHAT)
+    tails = [[5, 6, 7], [9], [11, 12]]
+    want, reference = torch_lm.prefill_shared(prefix, tails, 2)
+    got, shared = fused.prefill_shared(prefix, tails, 2)
+    assert isinstance(shared, SharedCache) and shared.buffer.batch == 1
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
+    index = torch.tensor([0, 0, 1, 2, 2, 2])
+    reference, shared = reference.select(index), shared.select(index)
+    grown = shared.buffer.capacity
+    for step in range(12):
+        tokens = [(7 * step + 3 * row) % 200 + 3 for row in range(shared.batch)]
+        want, reference = torch_lm.decode_step(tokens, reference)
+        got, shared = fused.decode_step(tokens, shared)
+        torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
+    assert shared.buffer.capacity > grown, "the buffer grew"
+    keep = torch.tensor([1, 4])
+    reference, shared = reference.select(keep), shared.select(keep)
+    want, reference = torch_lm.prefill([[20, 21, 22], [23, 24, 25]], 8, cache=reference)
+    got, shared = fused.prefill([[20, 21, 22], [23, 24, 25]], 8, cache=shared)
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
+    limit, compacted = fused.config.max_seq_len, False
+    while not compacted:  # the two rows read far less than the limit, but all rows wrote more
+        assert shared.length < limit - 1
+        before = shared.written
+        tokens = [shared.length % 200 + 3, shared.length % 150 + 5]
+        want, reference = torch_lm.decode_step(tokens, reference)
+        got, shared = fused.decode_step(tokens, shared)
+        torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
+        compacted = shared.written < before
+    assert shared.buffer.capacity == limit
 
 
 def test_bad_input_is_refused_like_torch(exact) -> None:

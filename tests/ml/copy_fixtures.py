@@ -4,6 +4,7 @@ spelt) wrapped as a GGUFTokenizer, and a randomly initialised two-layer Llama. N
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -54,3 +55,26 @@ def tiny_lm(seed: int = 0, embed_std: float = 0.02) -> LanguageModel:
     with torch.no_grad():
         model.embed_tokens.weight.normal_(0.0, embed_std)
     return LanguageModel(model, tokenizer, torch.device("cpu"), torch.float32, name="tiny", sha256="0" * 64)
+
+
+class InMemoryBaseLoader:
+    """The worker's runtime loader for tests whose base language model lives in memory (``base``, under any
+    name): adapters of the store are applied to it by the real adapter runtime on torch; ``loaded`` lists the base
+    models asked for."""
+
+    def __init__(self, resources: Any, base: LanguageModel) -> None:
+        self.resources, self.base, self.loaded = resources, base, []
+
+    def load(self, name: str, device: str | None = None, runtime: str | None = None, purpose: str = "stream") -> Any:
+        from studio.core.errors import ModelFileError
+        from studio.ml.runtime.lora_lm import ADAPTER
+
+        try:
+            entry = self.resources.store.find(name)
+        except ModelFileError:  # the base model, in memory only
+            entry = None
+        if entry is not None and entry.arch == "llama-lora":
+            return self.resources.cache.get(f"lm-lora:{name}:{device}",
+                                            lambda: ADAPTER.load_torch(self, entry, device or "cpu"))
+        self.loaded.append(name)
+        return self.base

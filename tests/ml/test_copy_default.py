@@ -16,7 +16,7 @@ from studio.ml.cache import ModelCache
 from studio.ml.store import ModelEntry, ModelStore
 from studio.ml.tasks import copy as copy_tasks
 from studio.ml.train.lora import LoRAConfig, save_adapter, with_lora
-from tests.ml.copy_fixtures import tiny_lm
+from tests.ml.copy_fixtures import InMemoryBaseLoader, tiny_lm
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,28 +43,21 @@ def _entry(name: str, arch: str = "llama", weights: Path = Path("x")) -> ModelEn
 
 
 @pytest.fixture
-def adapter_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def adapter_store(tmp_path: Path):
     """A user store with the default adapter trained (one step of nothing: a fresh adapter) on a tiny base."""
     lm = tiny_lm(seed=1)
     store = ModelStore(bundled=tmp_path / "bundled", user=tmp_path / "user")
     save_adapter(store.user / f"{DEFAULT_COPY_MODEL}.safetensors", with_lora(lm.model, LoRAConfig(rank=4)),
                  LoRAConfig(rank=4), {"name": DEFAULT_COPY_MODEL, "base_model": BASE_LANGUAGE_MODEL,
                                       "base_sha256": lm.sha256})
-    loaded: list[str] = []
-
-    def base_model(resources, name, device=None, runtime=None, purpose=""):
-        loaded.append(name)
-        return lm
-
-    monkeypatch.setattr(copy_tasks, "get_language_model", base_model)
-    return store, loaded
+    resources = SimpleNamespace(store=store, cache=ModelCache(), device="cpu", runtime="auto")
+    resources.runtimes = InMemoryBaseLoader(resources, lm)
+    return resources
 
 
 def test_the_default_adapter_loads_as_the_default(adapter_store) -> None:
-    store, loaded = adapter_store
-    resources = SimpleNamespace(store=store, cache=ModelCache(), device="cpu")
-    adapted = copy_tasks.load_copy_model(resources, "")
-    assert adapted.name == DEFAULT_COPY_MODEL and loaded == [BASE_LANGUAGE_MODEL]
+    adapted = copy_tasks.load_copy_model(adapter_store, "")
+    assert adapted.name == DEFAULT_COPY_MODEL and adapter_store.runtimes.loaded == [BASE_LANGUAGE_MODEL]
     assert adapted.source["base_model"] == "tiny"
 
 
@@ -99,17 +92,28 @@ def test_the_bundled_default_adapter_is_listed_verified_and_made_for_the_base_mo
     assert (ROOT / "models" / f"{DEFAULT_COPY_MODEL}.md").exists()
 
 
-def test_the_machine_report_and_the_first_run_export_treat_the_default_as_an_adapter() -> None:
+def test_the_machine_report_and_the_first_run_export_treat_the_default_as_an_adapter(tmp_path: Path) -> None:
+    """On a CPU the adapter's int4 graph is made at first run and then measured like any export; on CUDA it runs
+    merged into its base model on torch and needs no export."""
     from studio.ml.doctor import workspace_runtime
     from studio.ml.tasks.models import export_status
 
-    store = FakeStore([_entry(BASE_LANGUAGE_MODEL), _entry(DEFAULT_COPY_MODEL, "llama-lora")])
+    weights = tmp_path / "copy-ads.safetensors"
+    weights.write_bytes(b"an adapter")
+    store = FakeStore([_entry(BASE_LANGUAGE_MODEL), _entry(DEFAULT_COPY_MODEL, "llama-lora", weights)])
     resources = SimpleNamespace(store=store, device="cpu", runtime="auto")
     report = workspace_runtime(resources, "copy", "", {})
     assert report.model == DEFAULT_COPY_MODEL and report.runtime == "torch"
-    assert report.how == f"a LoRA adapter, merged into {BASE_LANGUAGE_MODEL}'s weights (adapters run on PyTorch only)"
+    assert report.how == (f"a LoRA adapter of {BASE_LANGUAGE_MODEL}; no ONNX export of it yet (Models > Export makes "
+                          "one)")
     status = export_status(JobSpec("models.export_status"), SimpleNamespace(resources=resources, device="cpu"))
-    assert status == {"name": DEFAULT_COPY_MODEL, "variant": "int4", "installed": True, "needed": False}
+    assert status == {"name": DEFAULT_COPY_MODEL, "variant": "int4", "installed": True, "needed": True}
+
+    on_cuda = SimpleNamespace(store=store, device="cuda", runtime="auto")
+    report = workspace_runtime(on_cuda, "copy", "", {})
+    assert report.runtime == "torch" and "its ONNX graph is the CPU's" in report.how
+    status = export_status(JobSpec("models.export_status"), SimpleNamespace(resources=on_cuda, device="cuda"))
+    assert status["needed"] is False
 
     without_base = SimpleNamespace(store=FakeStore([_entry(DEFAULT_COPY_MODEL, "llama-lora")]), device="cpu",
                                    runtime="auto")

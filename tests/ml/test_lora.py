@@ -29,7 +29,7 @@ from studio.ml.train.lora import (
     train_lora,
     with_lora,
 )
-from tests.ml.copy_fixtures import tiny_lm
+from tests.ml.copy_fixtures import InMemoryBaseLoader, tiny_lm
 
 # 50 lines in one unmistakable voice: short, upbeat, always "Brewly" and "fresh" and an exclamation mark
 VOICE = [f"Brewly {verb} fresh {thing}!" for verb in ("pours", "brings", "roasts", "sends", "makes")
@@ -109,13 +109,13 @@ def test_save_load_and_apply(trained, tmp_path: Path) -> None:
         apply_adapter(other, path)
 
 
-def test_the_copy_task_applies_a_stored_adapter(trained, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_copy_task_applies_a_stored_adapter(trained) -> None:
     lm, _, result, settings = trained
     store = ModelStore()
     save_adapter(store.user / "brand-voice.safetensors", result.model, settings.lora,
                  {"name": "brand-voice", "base_model": "tiny", "base_sha256": lm.sha256})
-    monkeypatch.setattr(copy_tasks, "get_language_model", lambda resources, name, device=None, runtime=None: lm)
-    resources = SimpleNamespace(store=store, cache=ModelCache(), device="cpu")
+    resources = SimpleNamespace(store=store, cache=ModelCache(), device="cpu", runtime="auto")
+    resources.runtimes = InMemoryBaseLoader(resources, lm)
     entry = store.find("brand-voice")
     assert entry.arch == "llama-lora" and entry.modality == "copy"
     adapted = copy_tasks.load_copy_model(resources, "brand-voice")

@@ -67,7 +67,7 @@ def test_staging_skips_a_language_model_export_from_an_older_version(studio_home
     import importlib.util
 
     from studio.core import paths
-    from studio.core.modalities.copy import BASE_LANGUAGE_MODEL
+    from studio.core.modalities.copy import BASE_LANGUAGE_MODEL, DEFAULT_COPY_MODEL
     from studio.ml.checkpoint import sha256_file
     from studio.ml.export.pipeline import default_export_dir
     from studio.ml.export.records import graph_entry, write_record
@@ -78,15 +78,15 @@ def test_staging_skips_a_language_model_export_from_an_older_version(studio_home
     name = BASE_LANGUAGE_MODEL
     gguf = write_tiny_gguf(paths.user_models_dir() / "lm" / "Tiny.gguf", tiny_model(seed=1))
     load_language_model(gguf, name=name)  # its sidecar lists it in the store under the default's name
-    folder = default_export_dir(name, "int4")
+    folder = default_export_dir(DEFAULT_COPY_MODEL, "int4")  # the default adapter's graph is what ships
     folder.mkdir(parents=True)
     (folder / "decoder_with_past.onnx").write_bytes(b"a traced graph")  # what an older version exported
-    write_record(ExportRecord(name, "llama", "int4", folder,
+    write_record(ExportRecord(DEFAULT_COPY_MODEL, "llama-lora", "int4", folder,
                               {"decoder_with_past": graph_entry(folder / "decoder_with_past.onnx", 0.0, 0.0)},
-                              sha256_file(gguf), 18, {}))
+                              sha256_file(ROOT / "models" / f"{DEFAULT_COPY_MODEL}.safetensors"), 18, {}))
     spec = importlib.util.spec_from_file_location("stage_models", ROOT / "packaging" / "bundle" / "stage_models.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     notes = module.stage(tmp_path / "models", ["int4"])
     assert any("no usable int4 export" in n and "older version" in n for n in notes)
-    assert not (tmp_path / "models" / "onnx" / name / "int4").exists()  # the app makes the fused one on first use
+    assert not (tmp_path / "models" / "onnx" / DEFAULT_COPY_MODEL / "int4").exists()  # the app makes it on first use

@@ -28,9 +28,10 @@ MODALITY = Modality(
     opens=(".txt", ".md", ".csv", ".json"),
     exports=("CSV for ad tools", "plain text and Markdown", "JSON with the recipe"),
     model_files=("*.gguf", "*.safetensors"),
-    runtimes={"llama": Ref("studio.ml.runtime.ort_lm:ADAPTER")},
+    runtimes={"llama": Ref("studio.ml.runtime.ort_lm:ADAPTER"), "llama-lora": Ref("studio.ml.runtime.lora_lm:ADAPTER")},
     step_adapters={"llama": Ref("studio.ml.runtime.ort_lm:DecoderSteps")},
-    export_checks={"llama": Ref("studio.ml.eval.perplexity:export_quality")},
+    export_checks={"llama": Ref("studio.ml.eval.perplexity:export_quality"),
+                   "llama-lora": Ref("studio.ml.eval.perplexity:export_quality")},
     training=Training(
         families=(Family("LoRA brand voice on the language model", "lora", "llama"),),
         command=train_command,
@@ -44,7 +45,7 @@ MODALITY = Modality(
         from_scratch=False,
         needs_base="No language model installed: run set-up or import a GGUF model (Models) to train a brand "
         "voice on it.",
-        exportable=False,  # LoRA adapters run on their torch base model; there is no ONNX graph of one alone
+        exportable=False,  # an adapter's only graph is the CPU's int4 one (`studio export onnx NAME --int4`)
     ),
     prepares=True,
 )

@@ -197,7 +197,8 @@ def ort_rows(name: str, path: Path, prompt: list[int], device: str, threads: int
 def given_export_rows(folders: Sequence[Path], path: Path, prompt: list[int], device: str, threads: int,
                       new_tokens: int, repeats: int, batches: Sequence[int]) -> list[dict[str, Any]]:
     """Export folders measured as they are, e.g. one an older version of Studio made (the app would refuse it and
-    export again, so it is never the app's choice): how much faster the current export is, side by side."""
+    export again, so it is never the app's choice): how much faster the current export is, side by side; or a LoRA
+    adapter's graph on this base model (the default copy model is one)."""
     from studio.ml.runtime.exports import read_record, stale_reason
 
     rows = []
@@ -208,8 +209,9 @@ def given_export_rows(folders: Sequence[Path], path: Path, prompt: list[int], de
             rows.append(_row("onnxruntime", "?", f"failed: {exc}", export=str(folder)))
             continue
         older = " from an older Studio" if stale_reason(record) else ""
+        adapter = f" of the adapter {record.model}" if record.arch == "llama-lora" else ""
         rows.append(_ort_row(record, path, prompt, device, threads, new_tokens, repeats, batches, candidate=False,
-                             label=f"{_export_kind(record)}{older} (given)"))
+                             label=f"{_export_kind(record)}{older}{adapter} (given)"))
     return rows
 
 
@@ -398,7 +400,7 @@ def markdown(report: dict[str, Any]) -> list[str]:
         "TTFT: cold = empty prompt cache; new brief = another brief ran before (the system message is reused); "
         "repeat = the same prompt again (regenerate; llama.cpp's binding has its own prompt cache). transformers is "
         "measured cold only. k candidates: k rows of the prompt decoded together as the copy generator starts them "
-        "(torch shares the prompt's keys and values between rows; onnxruntime's fused graph copies them), tokens/s "
+        "(both runtimes keep the prompt's keys and values once for all rows), tokens/s "
         "of all rows together. auto ms: what the app's \"auto\" runtime measures of each runtime it may choose "
         "(ms a token: one stream / 8 candidates); it runs copy on the fastest at 8 candidates (the default).",
         "",

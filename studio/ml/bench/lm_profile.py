@@ -68,7 +68,8 @@ def ort_profile(lm: Any, path: Path, prompt: list[int], steps: int, threads: int
         options.profile_file_prefix = str(Path(folder) / "profile")
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0" if threads == 1 else "1")
+        options.add_session_config_entry("session.force_spinning_stop", "1")  # as the app opens it
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         if hasattr(lm, "session"):
             lm.session = session

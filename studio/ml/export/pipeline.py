@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from studio.core.errors import BadInputError
 from studio.core.modalities import export_check
 from studio.core.safe_write import staged_folder
 from studio.ml import registry
@@ -61,28 +62,40 @@ def _export_fp32(entry: ModelEntry, out_dir: Path) -> dict[str, dict[str, Any]]:
     return graphs
 
 
-def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None) -> ExportRecord:
+def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None, store: ModelStore) -> ExportRecord:
     """The int4 language model: the fused graph built straight from the GGUF's blocks (seconds, no fp32 export
     first); its next-token logits after a chat prompt, held-out perplexity and greedy tokens are measured against
-    the torch float32 model."""
+    the torch float32 model. A LoRA adapter is built on its base model's GGUF, its matrices added exactly, and
+    measured against the float32 base with the adapter merged."""
     from studio.ml.export.llama_graph import FORMAT, GRAPH, build_graph
     from studio.ml.runtime.gqa_lm import load_gqa_language_model
     from studio.ml.text.bench import MESSAGES
     from studio.ml.text.lm import load_language_model
+    from studio.ml.train.lora import ARCH as LORA_ARCH
+    from studio.ml.train.lora import adapter_low_rank, apply_adapter
 
+    gguf, low_rank, extra = entry.weights, None, {"format": FORMAT}
+    if entry.arch == LORA_ARCH:
+        meta, low_rank = adapter_low_rank(entry.weights)
+        base = store.find(str(meta.get("base_model", "")))
+        store.verify(base)
+        gguf = base.weights
+        extra.update(base_model=base.name, base_sha256=sha256_file(gguf))
     with staged_folder(out_dir, f"the int4 ONNX export of {entry.name}") as staging:
         path = staging / f"{GRAPH}.onnx"
-        build_graph(entry.weights, path)
+        build_graph(gguf, path, low_rank=low_rank)
         record = ExportRecord(model=entry.name, arch=entry.arch, variant="int4", folder=staging, graphs={},
-                              source_sha256=sha256_file(entry.weights), opset=OPSET, extra={"format": FORMAT})
-        reference = load_language_model(entry.weights, "cpu", "fp32", name=entry.name)
+                              source_sha256=sha256_file(entry.weights), opset=OPSET, extra=extra)
+        reference = load_language_model(gguf, "cpu", "fp32", name=extra.get("base_model", entry.name))
+        if low_rank is not None:
+            reference = apply_adapter(reference, entry.weights, entry.name)
         record.graphs[GRAPH] = graph_entry(path, 0.0, 0.0)
-        fused = load_gqa_language_model(record, entry.weights)
+        fused = load_gqa_language_model(record, gguf)
         prompt = reference.tokenizer.encode_chat(MESSAGES)
         want, got = reference.prefill(prompt, 1)[0], fused.prefill(prompt, 1)[0]
         error = float((want - got).abs().max())
         record.graphs[GRAPH].update(max_abs_error=error, max_rel_error=error / float(want.abs().max()))
-        record.extra.update(quality=export_check(entry.arch).load()(reference, fused, entry.weights, heldout),
+        record.extra.update(quality=export_check(entry.arch).load()(reference, fused, gguf, heldout),
                             note="built from the GGUF's own blocks; errors are of the next-token logits after a "
                                  "chat prompt against torch float32")
         write_record(record)
@@ -105,14 +118,18 @@ def export_model(
 
     ``heldout``: the package-description corpus whose slice measures a quantised language model's perplexity
     (default: one found under the data folder, else the built-in text)."""
+    from studio.ml.train.lora import ARCH as LORA_ARCH
+
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}")
     store = store or ModelStore()
     entry = store.find(name)
     store.verify(entry)
     out_dir = Path(out_dir) if out_dir else default_export_dir(name, variant)
-    if variant == "int4" and entry.meta.get("format") == "gguf":
-        return _export_fused(entry, out_dir, heldout)
+    if variant == "int4" and (entry.meta.get("format") == "gguf" or entry.arch == LORA_ARCH):
+        return _export_fused(entry, out_dir, heldout, store)
+    if entry.arch == LORA_ARCH:
+        raise BadInputError(f"{name} is a LoRA adapter: it exports as the CPU's int4 graph only (--int4)")
     base = fp32_export(name, store) if variant != "fp32" else None
     # The export is one unit (graphs, record, card): built beside out_dir and swapped in when complete, so a kill
     # or a full disk leaves the previous export whole and never a 0-byte graph.

@@ -21,8 +21,9 @@ RECORD_NAME = "export.json"
 # A language model's int4 export is the fused graph of studio.ml.export.llama_graph; its name, its inputs and the
 # format of its layout (exports of another format are made again) live here, where exports are read.
 FUSED_GRAPH = "decoder_gqa"
-FUSED_FORMAT = 1
-FUSED_INPUTS = ("input_ids", "seqlens_k", "total_sequence_length", "logit_positions")
+FUSED_FORMAT = 2  # 2: each token's rotary position and an attention bias are inputs (rows sharing a prefix)
+FUSED_INPUTS = ("input_ids", "seqlens_k", "total_sequence_length", "logit_positions", "position_ids",
+                "attention_bias")
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def verify_record(record: ExportRecord) -> None:
 def stale_reason(record: ExportRecord) -> str | None:
     """Why an export cannot be used by this version of Studio (it is made again), or None. A language model's int4
     export is the fused graph, in its current format."""
-    if record.arch == "llama" and record.variant == "int4" and (
+    if record.arch in ("llama", "llama-lora") and record.variant == "int4" and (
             FUSED_GRAPH not in record.graphs or record.extra.get("format") != FUSED_FORMAT):
         return f"is from an older version of Studio (not the fused graph of format {FUSED_FORMAT})"
     return None

@@ -9,6 +9,12 @@ lengths (``seqlens_k``): prompts of different lengths are right-padded once and 
 position, so there is no padding mask at all. The kernel takes several new tokens with a past for one row at a
 time only, so several rows are extended a token at a time (one batched step per token).
 
+Candidates of one prompt (``prefill_shared``) share it instead of copying it: a :class:`SharedCache` holds the
+prompt once in a one-row buffer and appends every row's tokens after it; each step feeds all rows' tokens as one
+sequence, with their own rotary positions (``position_ids``) and an attention bias that lets each token see the
+prompt, its row's tail and its row's earlier tokens only. Keeping, repeating or dropping rows copies nothing, and
+a step reads the prompt's keys and values once for all rows, not once per row.
+
 Usage::
 
     lm = load_gqa_language_model(record, gguf_path, threads=2)
@@ -129,6 +135,70 @@ class GqaCache:
 
 
 @dataclass
+class SharedCache:
+    """Rows that share a prompt: ``buffer`` (one row) holds the prompt, then every row's tokens where they were
+    written; ``visible`` (rows, capacity) says which of those positions each row attends to, ``positions`` (rows,)
+    each row's next rotary position. Rows selected from this cache share its buffer: this cache is then spent."""
+
+    buffer: GqaCache
+    visible: np.ndarray
+    positions: np.ndarray
+
+    @classmethod
+    def of_prompt(cls, buffer: GqaCache, rows: int) -> SharedCache:
+        """``rows`` rows that have each read the prompt in ``buffer`` (one row) and nothing else."""
+        visible = np.zeros((rows, buffer.capacity), bool)
+        visible[:, : buffer.length] = True
+        return cls(buffer, visible, np.full(rows, buffer.length, np.int64))
+
+    @property
+    def batch(self) -> int:
+        return len(self.positions)
+
+    @property
+    def length(self) -> int:
+        """The longest row's length (prompt, tail and tokens of its own)."""
+        return int(self.positions.max())
+
+    @property
+    def written(self) -> int:
+        return self.buffer.length
+
+    @property
+    def nbytes(self) -> int:
+        return self.buffer.nbytes
+
+    def select(self, rows: torch.Tensor | Sequence[int]) -> SharedCache:
+        """Keep, repeat or drop rows (finished candidates leave the batch): no keys or values are copied."""
+        index = np.asarray(torch.as_tensor(rows).cpu(), dtype=np.int64).reshape(-1)
+        return SharedCache(self.buffer, self.visible[index], self.positions[index])
+
+    def reserve(self, new: int, limit: int) -> SharedCache:
+        """This cache, or one with room for ``new`` more tokens within ``limit`` positions: the buffer doubles, or,
+        at the limit, keeps only the positions some row still attends to."""
+        needed = self.written + new
+        if needed <= self.buffer.capacity:
+            return self
+        if needed > limit:
+            keep = np.flatnonzero(self.visible[:, : self.written].any(0))
+            if len(keep) + new > limit:
+                raise BadInputError(f"these candidates need {len(keep) + new} positions but this model reads at most "
+                                    f"{limit}: ask for fewer candidates or shorter lines")
+            buffer = GqaCache(np.zeros_like(self.buffer.kv), np.array([len(keep)], np.int64))
+            buffer.kv[:, :, :, :, : len(keep)] = self.buffer.kv[:, :, :, :, keep]
+            visible = np.zeros_like(self.visible)
+            visible[:, : len(keep)] = self.visible[:, keep]
+            return SharedCache(buffer, visible, self.positions)
+        kv = self.buffer.kv
+        capacity = min(max(needed, 2 * self.buffer.capacity), limit)
+        buffer = GqaCache(np.zeros((*kv.shape[:4], capacity, kv.shape[5]), np.float32), self.buffer.lengths.copy())
+        buffer.kv[:, :, :, :, : self.written] = kv[:, :, :, :, : self.written]
+        visible = np.zeros((self.batch, capacity), bool)
+        visible[:, : self.written] = self.visible[:, : self.written]
+        return SharedCache(buffer, visible, self.positions)
+
+
+@dataclass
 class GqaLanguageModel:
     """A language model whose network runs in onnxruntime's fused graph; tokenizer and sampling stay in Python."""
 
@@ -155,13 +225,15 @@ class GqaLanguageModel:
         )
 
     def prefill(self, ids: Sequence[int] | Sequence[Sequence[int]], max_new_tokens: int = 256, copies: int = 1,
-                cache: GqaCache | None = None) -> tuple[torch.Tensor, GqaCache]:
+                cache: GqaCache | SharedCache | None = None) -> tuple[torch.Tensor, GqaCache | SharedCache]:
         """As :meth:`studio.ml.text.lm.LanguageModel.prefill`: (next-token logits (B, V) float32, cache)."""
         rows = _as_rows(ids)
         if cache is not None:
             if len({len(r) for r in rows}) != 1 or len(rows) != cache.batch:
                 raise BadInputError("extending a cache needs one equally long piece per cached row")
             self._check_room(cache.length + len(rows[0]) + 1)
+            if isinstance(cache, SharedCache):
+                return self._shared_run(rows, cache)
             cache = cache.reserve(self._capacity(cache.length + len(rows[0]), max_new_tokens))
             return self._extend(np.asarray(rows, np.int64), cache)[:, -1], cache
         longest = max(len(r) for r in rows)
@@ -173,31 +245,57 @@ class GqaLanguageModel:
             logits, cache = self._prefill_padded(rows, capacity)
         return repeat_prompt(logits, cache, len(rows), copies)
 
-    def decode_step(self, token_ids: Sequence[int] | torch.Tensor, cache: GqaCache) -> tuple[torch.Tensor, GqaCache]:
+    def decode_step(self, token_ids: Sequence[int] | torch.Tensor,
+                    cache: GqaCache | SharedCache) -> tuple[torch.Tensor, GqaCache | SharedCache]:
         """Feed one token per row; returns (next-token logits (B, V) float32, cache), the cache filled in place."""
         tokens = np.asarray(torch.as_tensor(token_ids, dtype=torch.long).view(-1, 1))
         if tokens.shape[0] != cache.batch:
             raise BadInputError(f"decode_step got {tokens.shape[0]} tokens for a cache of {cache.batch} rows")
         self._check_room(cache.length + 1)
+        if isinstance(cache, SharedCache):
+            return self._shared_run(tokens.tolist(), cache)
         cache = cache.reserve(cache.length + 1)
         return self._run(tokens, cache)[:, -1], cache
 
     def prefill_shared(self, prefix: Sequence[int], tails: Sequence[Sequence[int]],
-                       max_new_tokens: int = 64) -> tuple[torch.Tensor, GqaCache]:
-        """``prefix`` once (through the prompt cache), then each of ``tails`` after a copy of it; returns (logits
-        (len(tails), V), a cache with one row per tail). The kernel cannot share one prefix between rows, so rows
-        repeated later (``cache.select``) copy it."""
+                       max_new_tokens: int = 64) -> tuple[torch.Tensor, SharedCache]:
+        """``prefix`` once (through the prompt cache), then every one of ``tails`` after it in one run; returns
+        (logits (len(tails), V), a :class:`SharedCache` with one row per tail, the prefix stored once)."""
         rows = _as_rows(tails)
         longest = max(len(r) for r in rows)
         self._check_room(len(prefix) + longest + 1)
-        capacity = self._capacity(len(prefix) + longest, max_new_tokens)
-        _, head = self._prefill_one(list(prefix), capacity)
-        logits, caches = [], []
-        for tail in rows:
-            cache = head.copy()
-            logits.append(self._run(np.asarray([tail], np.int64), cache)[:, -1])
-            caches.append(cache)
-        return torch.cat(logits), GqaCache.stack(caches)
+        room = len(prefix) + sum(len(r) for r in rows) + len(rows) * max_new_tokens
+        _, head = self._prefill_one(list(prefix), min(room, self.config.max_seq_len))
+        return self._shared_run(rows, SharedCache.of_prompt(head, len(rows)))
+
+    def _shared_run(self, rows: list[list[int]], cache: SharedCache) -> tuple[torch.Tensor, SharedCache]:
+        """Each row's tokens (any lengths) after what it has read, all in one run; (logits (B, V) at each row's
+        last token, the cache with them written)."""
+        lengths = np.asarray([len(r) for r in rows], np.int64)
+        new = int(lengths.sum())
+        cache = cache.reserve(new, self.config.max_seq_len)
+        start, total = cache.written, cache.written + new
+        owner = np.repeat(np.arange(len(rows)), lengths)  # the row of each token fed, in feeding order
+        order = np.arange(new)
+        sees = np.empty((new, total), bool)
+        sees[:, :start] = cache.visible[owner, :start]
+        sees[:, start:] = (owner[:, None] == owner[None, :]) & (order[None, :] <= order[:, None])
+        first = np.cumsum(lengths) - lengths
+        positions = cache.positions[owner] + order - first[owner]
+        bound = cache.buffer.binding(self.session)
+        bound.bind_cpu_input("input_ids", np.asarray([[t for r in rows for t in r]], np.int64))
+        bound.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))
+        bound.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
+        bound.bind_cpu_input("logit_positions", first + lengths - 1)
+        bound.bind_cpu_input("position_ids", positions[None])
+        bound.bind_cpu_input("attention_bias", np.where(sees, np.float32(0), np.float32(-np.inf))[None, None])
+        logits = np.empty((1, len(rows), self.config.vocab_size), np.float32)
+        bound.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
+        self.session.run_with_iobinding(bound)
+        cache.buffer.lengths = np.array([total], np.int64)
+        cache.visible[owner, start + order] = True
+        cache.positions = cache.positions + lengths
+        return torch.from_numpy(logits[0]), cache
 
     def extend_logits(self, rows: Sequence[Sequence[int]], cache: GqaCache) -> torch.Tensor:
         """As :meth:`studio.ml.text.lm.LanguageModel.extend_logits`: logits (B, T, V) at every fed position."""
@@ -256,11 +354,15 @@ class GqaLanguageModel:
         if positions is None:
             positions = range(new) if every_position else [new - 1]
         picked = np.asarray(list(positions), np.int64)
+        longest = max(int(total.max()), new)
         bound = cache.binding(self.session)
         bound.bind_cpu_input("input_ids", np.ascontiguousarray(tokens))
         bound.bind_cpu_input("seqlens_k", (total - 1).astype(np.int32))
-        bound.bind_cpu_input("total_sequence_length", np.array(max(int(total.max()), new), np.int32))
+        bound.bind_cpu_input("total_sequence_length", np.array(longest, np.int32))
         bound.bind_cpu_input("logit_positions", picked)
+        start = cache.lengths if lengths is None else np.zeros(batch, np.int64)
+        bound.bind_cpu_input("position_ids", start[:, None] + np.arange(new, dtype=np.int64))
+        bound.bind_cpu_input("attention_bias", np.zeros((1, 1, new, longest), np.float32))
         logits = np.empty((batch, len(picked), self.config.vocab_size), np.float32)
         bound.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
         self.session.run_with_iobinding(bound)
@@ -302,7 +404,7 @@ def load_gqa_language_model(record: ExportRecord, gguf_path: Path, threads: int 
     path = record.graph_path(GRAPH)
     if note := int4_kernel_note():
         log.warning("%s", note)
-    session = open_session(path, "cpu", threads)
+    session = open_session(path, "cpu", threads, spin_within_runs=threads != 1)
     names = [i.name for i in session.get_inputs()]
     if names[: len(INPUTS)] != list(INPUTS):
         raise ModelFileError(f"{path.name} has inputs {names[:4]}, not the fused decoder's: export it again")

@@ -240,7 +240,7 @@ def load_ort_language_model(
     """Open the export's graph (checked against the registry's inputs) with the GGUF's tokenizer: the fused graph
     of an int4 export (:mod:`studio.ml.runtime.gqa_lm`), else the traced ``decoder_with_past``. CUDA asked without
     the CUDA provider runs on the CPU provider (logged)."""
-    if record.arch != "llama":
+    if record.arch not in ("llama", "llama-lora"):
         raise ModelFileError(f"the export in {record.folder} is of a {record.arch} model, not a language model")
     if FUSED_GRAPH in record.graphs:
         return load_gqa_language_model(record, gguf_path, threads, name)
@@ -275,7 +275,7 @@ def decode_seconds(lm: Any, steps: int = MEASURE_STEPS) -> float:
 
 def batch_seconds(lm: Any, rows: int = MEASURE_BATCH, steps: int = MEASURE_STEPS) -> float:
     """Seconds per token of ``rows`` candidates of one prompt decoded together for ``steps`` steps, as the copy
-    generator decodes them: the start included (the prompt's keys and values shared, or copied to every row),
+    generator decodes them: the start included (the prompt's keys and values shared between the rows),
     the prompt itself already in the prompt cache as the system message is."""
     prompt = lm.tokenizer.encode(MEASURE_PROMPT)
     lm.prefill(prompt, steps + 1)  # the prompt cache holds it, and lazy initialisation is paid
@@ -322,7 +322,7 @@ class LanguageModels(ExportedModels):
 
     def batch_seconds(self, model: Any) -> float:
         """Seconds a token of the copy generator's work, MEASURE_BATCH candidates of one prompt (what "auto"
-        compares for copy: torch shares the prompt's keys and values, the fused graph runs each product faster)."""
+        compares for copy; both runtimes keep the prompt's keys and values once for all rows)."""
         return batch_seconds(model)
 
 

@@ -13,7 +13,6 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from studio.core import paths
@@ -62,29 +61,23 @@ def resolve_copy_model(store: Any, name: str, note: Callable[[str], None] | None
 def load_copy_model(resources: Any, name: str, device: str | None = None, runtime: str | None = None,
                     note: Callable[[str], None] | None = None) -> Any:
     """A language model by store name (torch or onnxruntime, as :func:`get_language_model` picks; ``runtime=
-    "torch"`` when the torch module is needed); a LoRA adapter comes back applied to its torch base model. The
-    default is resolved by :func:`resolve_copy_model` (``note`` hears of a fallback)."""
+    "torch"`` when the torch module is needed). A LoRA adapter runs merged into its torch base model, or on
+    onnxruntime in its own int4 export (:mod:`studio.ml.runtime.lora_lm`). The default is resolved by
+    :func:`resolve_copy_model` (``note`` hears of a fallback)."""
     from studio.ml.train.lora import ARCH as LORA_ARCH
-    from studio.ml.train.lora import apply_adapter
 
     device = device or resources.device
     entry = resources.store.find(resolve_copy_model(resources.store, name, note))
+    runtime = runtime or copy_runtime(resources)
     if entry.arch != LORA_ARCH:
-        return get_language_model(resources, entry.name, device, runtime=runtime or copy_runtime(resources),
-                                  purpose="batch")
-    base = entry.meta.get("base_model")
-    if not base:
-        raise ModelFileError(f"the adapter {entry.name!r} does not say which model it was trained on")
-    resources.store.verify(entry)
-    base_lm = get_language_model(resources, base, device, runtime="torch")
-    return resources.cache.get(f"lm-lora:{entry.name}:{device}",
-                               lambda: apply_adapter(base_lm, Path(entry.weights), entry.name))
+        return get_language_model(resources, entry.name, device, runtime=runtime, purpose="batch")
+    return resources.runtimes.load(entry.name, device, runtime, purpose="batch")
 
 
 def copy_runtime(resources: Any) -> str:
     """The runtime that writes copy: the user's choice; "auto" is measured once on this machine at the app's thread
-    count on the copy generator's own work, a batch of candidates of one prompt (torch shares the prompt's keys
-    and values between rows, onnxruntime's fused graph copies them but runs each product faster): see
+    count on the copy generator's own work, a batch of candidates of one prompt (both runtimes keep the prompt's
+    keys and values once for all rows): see
     ``RuntimeLoader.load(..., purpose="batch")`` and ``studio bench copy``."""
     return getattr(resources, "runtime", "auto")
 

@@ -43,8 +43,8 @@ def list_models(spec: JobSpec, ctx: JobContext) -> list[dict[str, Any]]:
 @task("models.export_status")
 def export_status(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     """Whether the default copy model still lacks the ONNX export that makes copy faster on this machine (int4 on
-    a CPU, fp16 on CUDA): the app then makes it in the background after its window opens. The default adapter
-    needs none."""
+    a CPU, fp16 on CUDA): the app then makes it in the background after its window opens. An adapter has the
+    CPU's int4 graph only (on CUDA it runs merged into its base model's torch weights)."""
     from studio.core.errors import ModelFileError
     from studio.ml.runtime.exports import has_export
     from studio.ml.train.lora import ARCH as LORA_ARCH
@@ -55,7 +55,7 @@ def export_status(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
         entry = ctx.resources.store.find(name)
     except ModelFileError:
         return {"name": name, "variant": variant, "needed": False, "installed": False}
-    if entry.arch == LORA_ARCH:  # an adapter runs merged into its base model's torch weights: no graph to make
+    if entry.arch == LORA_ARCH and variant != "int4":
         return {"name": name, "variant": variant, "installed": True, "needed": False}
     return {"name": name, "variant": variant, "installed": True,
             "needed": not has_export(name, variant, ctx.resources.store)}

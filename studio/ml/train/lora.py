@@ -442,6 +442,22 @@ def read_adapter(path: Path) -> tuple[LoRAConfig, dict[str, Any], dict[str, torc
     return config, meta, state
 
 
+def adapter_low_rank(path: Path) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]]]:
+    """(sidecar, pairs): the adapter's matrices as float32 numpy ``(A, alpha / rank * B)`` by module path
+    (``layers.3.self_attn.q_proj``), for the onnxruntime graph that adds them (:mod:`studio.ml.export.llama_graph`)."""
+    config, meta, state = read_adapter(path)
+    scale = config.alpha / config.rank
+    pairs = {}
+    for key, a in state.items():
+        if key.endswith(".lora_A"):
+            module = key.removesuffix(".lora_A")
+            b = state.get(f"{module}.lora_B")
+            if b is None or b.shape[1] != a.shape[0]:
+                raise ModelFileError(f"{Path(path).name} is not a readable LoRA adapter ({module} has no B to match)")
+            pairs[module] = (a.float().numpy(), (scale * b.float()).numpy())
+    return meta, pairs
+
+
 def apply_adapter(lm: LanguageModel, path: Path, name: str = "") -> LanguageModel:
     """A :class:`LanguageModel` that runs ``lm``'s model with the adapter in ``path`` merged into a copy of the
     adapted matrices (``lm`` itself is not changed): it runs at the base model's speed, with no extra products per

@@ -1,0 +1,119 @@
+"""A LoRA adapter on onnxruntime: the base model's fused int4 graph with the adapter's low-rank products added
+exactly (equal to torch with the adapter merged, at float32 activations), exported by `studio export onnx NAME
+--int4` against its base model, run by the copy task on onnxruntime or torch, and refused when the base model's
+weights are not the ones it was made on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from gguf import GGMLQuantizationType
+
+from studio.core import paths
+from studio.core.errors import BadInputError, ModelFileError
+from studio.core.jobs import JobSpec
+from studio.core.modalities.copy import BASE_LANGUAGE_MODEL
+from studio.ml.cache import ModelCache
+from studio.ml.export.llama_graph import build_graph, stack_low_rank
+from studio.ml.export.pipeline import export_model
+from studio.ml.export.records import write_record
+from studio.ml.resources import Resources
+from studio.ml.runtime.exports import read_record
+from studio.ml.runtime.gqa_lm import GqaLanguageModel, read_gguf_header
+from studio.ml.runtime.ort_session import open_session
+from studio.ml.store import ModelStore
+from studio.ml.tasks.copy import load_copy_model
+from studio.ml.tasks.models import export_status
+from studio.ml.text.lm import LanguageModel, load_language_model
+from studio.ml.train.lora import LoRAConfig, adapter_low_rank, apply_adapter, save_adapter, with_lora
+from tests.ml.tiny_gguf import tiny_model, write_tiny_gguf
+
+ADAPTER = "tiny-voice"
+ATOL = 1e-4
+
+
+def _adapter(base: LanguageModel, path: Path, seed: int = 5) -> Path:
+    """A rank-4 adapter on every projection whose B is random (a fresh one adds nothing)."""
+    config = LoRAConfig(rank=4, alpha=8.0)
+    model = with_lora(base.model, config)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, value in model.named_parameters():
+            if name.endswith("lora_B"):
+                value.normal_(0.0, 0.05)
+    return save_adapter(path, model, config, {"name": ADAPTER, "base_model": BASE_LANGUAGE_MODEL,
+                                              "base_sha256": base.sha256})
+
+
+@pytest.fixture
+def home(studio_home: Path) -> Path:
+    """A user store with a tiny Q4_1 base model under the default base's name and an adapter trained on it."""
+    models = paths.user_models_dir()
+    gguf = write_tiny_gguf(models / "lm" / "Tiny.gguf", tiny_model(seed=3, max_seq_len=4096, dim=64),
+                           layer_type=GGMLQuantizationType.Q4_1)
+    base = load_language_model(gguf, "cpu", "fp32", name=BASE_LANGUAGE_MODEL)  # writes the sidecar: listed
+    _adapter(base, models / "copy" / f"{ADAPTER}.safetensors")
+    return models
+
+
+def test_low_rank_pairs_stack_block_diagonally() -> None:
+    a1, b1 = torch.ones(2, 8).numpy(), torch.full((3, 2), 2.0).numpy()
+    a3, b3 = torch.ones(1, 8).numpy(), torch.full((4, 1), 3.0).numpy()
+    a, b = stack_low_rank([(a1, b1), None, (a3, b3)], [3, 5, 4])
+    assert a.shape == (3, 8) and b.shape == (12, 3)
+    assert (b[:3, :2] == 2).all() and (b[3:8] == 0).all() and (b[8:, 2] == 3).all() and (b[8:, :2] == 0).all()
+    assert stack_low_rank([None, None], [3, 5]) is None
+
+
+def test_the_graph_with_an_adapter_equals_torch_with_it_merged(home: Path, tmp_path: Path) -> None:
+    gguf = home / "lm" / "Tiny.gguf"
+    base = load_language_model(gguf, "cpu", "fp32", name=BASE_LANGUAGE_MODEL)
+    path = home / "copy" / f"{ADAPTER}.safetensors"
+    merged = apply_adapter(base, path, ADAPTER)
+    _, low_rank = adapter_low_rank(path)
+    build_graph(gguf, tmp_path / "lora.onnx", 0, low_rank)
+    config, tokenizer, _ = read_gguf_header(gguf)
+    fused = GqaLanguageModel(open_session(tmp_path / "lora.onnx", "cpu", 1), config, tokenizer)
+    prompt = base.tokenizer.encode_chat([{"role": "user", "content": "Write a headline"}])
+    want, cache = merged.prefill(prompt, 4)
+    got, fused_cache = fused.prefill(prompt, 4)
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
+    assert float((want - base.prefill(prompt, 4)[0]).abs().max()) > 100 * ATOL  # the adapter does change them
+    for token in (5, 17, 40):
+        want, cache = merged.decode_step([token], cache)
+        got, fused_cache = fused.decode_step([token], fused_cache)
+        torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
+
+
+def _resources(runtime: str) -> Resources:
+    return Resources(device="cpu", runtime=runtime, store=ModelStore(), cache=ModelCache(), cpu_threads=1)
+
+
+def test_an_adapter_exports_against_its_base_and_copy_runs_it_on_onnxruntime(home: Path) -> None:
+    resources = _resources("onnxruntime")
+    status = export_status(JobSpec("models.export_status", params={"name": ADAPTER}),
+                           type("Ctx", (), {"resources": resources, "device": "cpu"})())
+    assert status["needed"] is True  # the app makes it after its window opens
+    with pytest.raises(BadInputError, match="int4 graph only"):
+        export_model(ADAPTER, "fp32")
+    record = export_model(ADAPTER, "int4")
+    assert record.arch == "llama-lora" and record.extra["base_model"] == BASE_LANGUAGE_MODEL
+    assert record.extra["quality"]["perplexity_ratio"] < 1.05
+    lm = load_copy_model(resources, ADAPTER)
+    assert isinstance(lm, GqaLanguageModel) and lm.name == ADAPTER and lm.sha256 == record.source_sha256
+    on_torch = load_copy_model(_resources("torch"), ADAPTER)
+    assert isinstance(on_torch, LanguageModel) and on_torch.name == ADAPTER
+    prompt = on_torch.tokenizer.encode_chat([{"role": "user", "content": "Sell a lamp"}])
+    torch.testing.assert_close(lm.prefill(prompt, 2)[0], on_torch.prefill(prompt, 2)[0], atol=0.2, rtol=0.05)
+    auto = load_copy_model(_resources("auto"), ADAPTER)  # measured: either runtime, named as the adapter
+    assert auto.name == ADAPTER
+
+
+def test_an_export_made_on_other_base_weights_is_refused(home: Path) -> None:
+    record = export_model(ADAPTER, "int4")
+    write_record(record.__class__(**{**record.__dict__, "extra": {**record.extra, "base_sha256": "0" * 64}}))
+    assert read_record(record.folder).extra["base_sha256"] == "0" * 64
+    with pytest.raises(ModelFileError, match="other weights"):
+        load_copy_model(_resources("onnxruntime"), ADAPTER)
