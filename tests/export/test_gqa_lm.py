@@ -236,3 +236,17 @@ def test_an_older_or_foreign_int4_export_is_refused_and_made_again(exported_home
     with caplog.at_level(logging.WARNING):
         assert find_export(LM, ("int4",), "0" * 64) is None
     assert "other weights" in caplog.text
+
+
+def test_the_decoders_threads_spin_within_a_run_only(exported_home: Path) -> None:
+    """Several threads spin between the operators of a run (waking a sleeping one for each of some 700 small
+    operators a token costs more than it gains) and sleep when the run ends; one thread has no pool to spin."""
+    from studio.ml.runtime.gqa_lm import load_gqa_language_model
+
+    record = read_record(exported_home / "onnx" / LM / "int4")
+    gguf = exported_home / "lm" / "Tiny-LM.gguf"
+    for threads, spins in ((2, "1"), (1, "0")):
+        options = load_gqa_language_model(record, gguf, threads).session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == spins
+        if spins == "1":
+            assert options.get_session_config_entry("session.force_spinning_stop") == "1"
