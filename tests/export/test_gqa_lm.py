@@ -198,6 +198,11 @@ def test_candidates_share_one_copy_of_the_prompt_and_equal_torch(exact) -> None:
         torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
         compacted = shared.written < before
     assert shared.buffer.capacity == limit
+    _, many = fused.prefill_shared(prefix, [[5]], 2)
+    many = many.select(torch.zeros(120, dtype=torch.long))
+    with pytest.raises(BadInputError, match="fewer candidates"):  # what they read no longer fits: said, not cut
+        for _ in range(4):
+            _, many = fused.decode_step([7] * 120, many)
 
 
 def test_bad_input_is_refused_like_torch(exact) -> None:

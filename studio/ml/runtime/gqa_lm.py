@@ -164,10 +164,6 @@ class SharedCache:
     def written(self) -> int:
         return self.buffer.length
 
-    @property
-    def nbytes(self) -> int:
-        return self.buffer.nbytes
-
     def select(self, rows: torch.Tensor | Sequence[int]) -> SharedCache:
         """Keep, repeat or drop rows (finished candidates leave the batch): no keys or values are copied."""
         index = np.asarray(torch.as_tensor(rows).cpu(), dtype=np.int64).reshape(-1)
@@ -176,25 +172,21 @@ class SharedCache:
     def reserve(self, new: int, limit: int) -> SharedCache:
         """This cache, or one with room for ``new`` more tokens within ``limit`` positions: the buffer doubles, or,
         at the limit, keeps only the positions some row still attends to."""
-        needed = self.written + new
-        if needed <= self.buffer.capacity:
+        if self.written + new <= self.buffer.capacity:
             return self
-        if needed > limit:
+        if self.written + new <= limit:
+            keep = np.arange(self.written)
+        else:
             keep = np.flatnonzero(self.visible[:, : self.written].any(0))
-            if len(keep) + new > limit:
-                raise BadInputError(f"these candidates need {len(keep) + new} positions but this model reads at most "
-                                    f"{limit}: ask for fewer candidates or shorter lines")
-            buffer = GqaCache(np.zeros_like(self.buffer.kv), np.array([len(keep)], np.int64))
-            buffer.kv[:, :, :, :, : len(keep)] = self.buffer.kv[:, :, :, :, keep]
-            visible = np.zeros_like(self.visible)
-            visible[:, : len(keep)] = self.visible[:, keep]
-            return SharedCache(buffer, visible, self.positions)
+        if len(keep) + new > limit:
+            raise BadInputError(f"these candidates need {len(keep) + new} positions but this model reads at most "
+                                f"{limit}: ask for fewer candidates or shorter lines")
         kv = self.buffer.kv
-        capacity = min(max(needed, 2 * self.buffer.capacity), limit)
-        buffer = GqaCache(np.zeros((*kv.shape[:4], capacity, kv.shape[5]), np.float32), self.buffer.lengths.copy())
-        buffer.kv[:, :, :, :, : self.written] = kv[:, :, :, :, : self.written]
+        capacity = min(max(len(keep) + new, 2 * self.buffer.capacity), limit)
+        buffer = GqaCache(np.zeros((*kv.shape[:4], capacity, kv.shape[5]), np.float32), np.array([len(keep)]))
+        buffer.kv[:, :, :, :, : len(keep)] = kv[:, :, :, :, keep]
         visible = np.zeros((self.batch, capacity), bool)
-        visible[:, : self.written] = self.visible[:, : self.written]
+        visible[:, : len(keep)] = self.visible[:, keep]
         return SharedCache(buffer, visible, self.positions)
 
 
