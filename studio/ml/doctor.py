@@ -238,7 +238,7 @@ def workspace_runtime(resources: Any, modality: str, ort_provider: str, speeds: 
 
     device = resources.device
     name = default_model(modality)
-    speed = _speed_words(speeds.get(modality), device)
+    speed = _speed_words(speeds.get(modality), device, name)
     try:
         entry = resources.store.find(name)
     except ModelFileError:
@@ -278,8 +278,9 @@ def workspace_runtime(resources: Any, modality: str, ort_provider: str, speeds: 
 
 # --- speed -------------------------------------------------------------------------------------------------------
 
-def _speed_words(record: dict[str, Any] | None, device: str) -> str:
-    if not record or record.get("device") != device:
+def _speed_words(record: dict[str, Any] | None, device: str, model: str) -> str:
+    """The remembered speed of ``model`` on ``device``; nothing for another model (the default changed since)."""
+    if not record or record.get("device") != device or record.get("model") != model:
         return ""
     return f"{record['value']:.3g} {record['unit']} on {record['runtime_words']} (measured {record['measured']})"
 
@@ -292,10 +293,10 @@ def read_speeds() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def remember_speed(modality: str, device: str, value: float, unit: str, runtime_words: str) -> None:
+def remember_speed(modality: str, device: str, value: float, unit: str, runtime_words: str, model: str) -> None:
     speeds = read_speeds()
-    speeds[modality] = {"device": device, "value": value, "unit": unit, "runtime_words": runtime_words,
-                        "measured": time.strftime("%Y-%m-%d %H:%M")}
+    speeds[modality] = {"device": device, "model": model, "value": value, "unit": unit,
+                        "runtime_words": runtime_words, "measured": time.strftime("%Y-%m-%d %H:%M")}
     (paths.cache_dir() / SPEEDS_FILE).write_text(json.dumps(speeds, indent=2), encoding="utf-8")
 
 
@@ -315,7 +316,7 @@ def measure_speed(resources: Any, modality: str, run: Callable[[JobSpec], Any]) 
     result = run(spec)
     value = rate(result, time.perf_counter() - start)
     words = workspace_runtime(resources, modality, "", {}).runtime_words()
-    remember_speed(modality, resources.device, value, unit, words)
+    remember_speed(modality, resources.device, value, unit, words, entry.name)
 
 
 # --- out-of-memory fallbacks ----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from studio.core import paths
+from studio.core.defaults import default_model
 from studio.core.jobs import JobSpec
 from studio.core.machine_report import report_lines, status_summary
 from studio.core.modalities import all_modalities
@@ -151,11 +152,13 @@ def test_remembered_runtime_reads_the_selectors_keys() -> None:
     assert doctor.remembered_runtime("def", "cuda", choices) == ""
 
 
-def test_measured_speeds_are_remembered_per_device() -> None:
-    doctor.remember_speed("sprite", "cpu", 48.2, "sprites/s", "PyTorch on the CPU")
+def test_measured_speeds_are_remembered_per_device_and_model() -> None:
+    doctor.remember_speed("sprite", "cpu", 48.2, "sprites/s", "PyTorch on the CPU", default_model("sprite"))
     on_cpu = diagnose(_resources("cpu"), Machine(nvidia_smi=None, driver_cuda=None)).workspaces[0]
     assert on_cpu.speed.startswith("48.2 sprites/s on PyTorch on the CPU (measured ")
     assert diagnose(_resources("cuda"), Machine()).workspaces[0].speed == ""  # measured on another device
+    doctor.remember_speed("sprite", "cpu", 48.2, "sprites/s", "PyTorch on the CPU", "an-older-default")
+    assert diagnose(_resources("cpu"), Machine()).workspaces[0].speed == ""  # measured on another model
 
 
 def test_measure_speed_times_the_workspace_job() -> None:
