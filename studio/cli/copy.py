@@ -43,8 +43,9 @@ def run_generate(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"brief": brief.to_dict(), "format": args.format, "framework": args.framework,
                               "variants": args.variants,
                               "temperature": defaults.temperature if args.temperature is None else args.temperature,
-                              "top_p": defaults.top_p if args.top_p is None else args.top_p,
-                              "candidates": args.candidates}
+                              "top_p": defaults.top_p if args.top_p is None else args.top_p}
+    if args.candidates is not None:
+        params["candidates"] = args.candidates
     spec = JobSpec("copy.generate", params, seed=args.seed, model=args.model or defaults.model)
     result = run_in_console(spec, args.device, quiet=args.quiet)
     _print_ads(result)
@@ -86,7 +87,7 @@ def run_eval(args: argparse.Namespace) -> int:
     judge = load_copy_model(resources, BASE_LANGUAGE_MODEL, runtime="torch")  # the same judge for every model
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     report = evaluate(lm, briefs, formats, seed=args.seed, progress=lambda text: print(text, file=sys.stderr),
-                      judge=judge)
+                      judge=judge, candidates=args.candidates)
     report.update(model=model, runtime=getattr(lm, "runtime", "torch"), briefs_from=str(args.briefs or ""),
                   fluency_judge=BASE_LANGUAGE_MODEL)
     table = markdown_table(report)
@@ -126,7 +127,8 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--temperature", type=float, default=None,
                    help=f"default {copy_defaults().temperature} (shared with the app)")
     p.add_argument("--top-p", type=float, default=None, help=f"default {copy_defaults().top_p}")
-    p.add_argument("--candidates", type=int, default=4, help="lines sampled per slot; the best is kept")
+    p.add_argument("--candidates", type=int, default=None,
+                   help="lines sampled per slot, the best kept (default: the app's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default=None,
                    help=f"language model or LoRA adapter name (default {copy_defaults().model}, as in the app)")
@@ -153,6 +155,7 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default=None,
                    help="what runs the model (default: the app's setting)")
     p.add_argument("--data", help="also: held-out perplexity of these lines (TXT/CSV)")
+    p.add_argument("--candidates", type=int, default=None, help="lines sampled per slot (default: the app's)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
     p.add_argument("--md", help="write the table (and three briefs' ads) as Markdown here")

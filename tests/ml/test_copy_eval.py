@@ -38,3 +38,21 @@ def test_without_other_briefs_specificity_is_not_measured(monkeypatch: pytest.Mo
     summary = tally.summary()
     assert math.isnan(summary["specific"])
     assert "| – |" in copy_eval.markdown_table({"formats": ["google-rsa"], "briefs": [], "overall": summary})[-1]
+
+
+def test_the_evaluation_samples_as_many_candidates_as_asked_else_the_apps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from studio.ml.text.copywriter import CopyRequest
+    from tests.ml.copy_fixtures import tiny_lm
+
+    asked: list[int] = []
+    write = copy_eval.write_ads
+    monkeypatch.setattr(copy_eval, "write_ads", lambda lm, request: asked.append(request.candidates)
+                        or write(lm, request))
+    monkeypatch.setattr(copy_eval, "fluency", lambda model, brief, lines: [-1.0] * len(lines))
+    brief = Path(__file__).parents[2] / "resources" / "briefs" / "test" / "barber.json"
+    lm = tiny_lm(seed=1)
+    copy_eval.evaluate(lm, [brief], ["email"], candidates=2)
+    copy_eval.evaluate(lm, [brief], ["email"])
+    assert asked == [2, 2, CopyRequest.candidates, CopyRequest.candidates]  # the warm-up, then the ad

@@ -187,18 +187,22 @@ def evaluate_ad(lm: Any, brief: Brief, fmt_name: str, ad: dict[str, list[str]], 
 
 def evaluate(lm: Any, briefs: Sequence[Path], formats: Sequence[str] = DEFAULT_FORMATS, seed: int = 1,
              framework: str = "none", sampling: SamplingParams | None = None,
-             progress: Callable[[str], None] | None = None, judge: Any = None) -> dict[str, Any]:
-    """Write one ad per brief and format with the app's generator and measure everything (see module doc).
+             progress: Callable[[str], None] | None = None, judge: Any = None,
+             candidates: int | None = None) -> dict[str, Any]:
+    """Write one ad per brief and format with the app's generator and measure everything (see module doc);
+    ``candidates``: lines sampled per slot, as the app's request has them.
     ``judge`` scores fluency (default ``lm``): give every system compared the same judge, the base model, or an
     adapter trained on its own lines would grade itself."""
     sampling = sampling or SamplingParams(0.7, 0.9)
+    candidates = candidates or CopyRequest.candidates
     judge = judge or lm
     say = progress or (lambda text: None)
     if briefs:  # warm up (untimed): the vocabulary tables, the word list and the few-shot prompts' cache
         warm = load_brief(briefs[0])
         for fmt_name in formats:
             fmt = generation_format(fmt_name)
-            write_ads(lm, CopyRequest(warm, fmt, framework, DEFAULT_COUNTS[fmt.name], 1, sampling, seed=seed + 99))
+            write_ads(lm, CopyRequest(warm, fmt, framework, DEFAULT_COUNTS[fmt.name], 1, sampling, seed=seed + 99,
+                                      candidates=candidates))
         say("warmed up")
     total = Tally()
     per_brief = []
@@ -210,7 +214,8 @@ def evaluate(lm: Any, briefs: Sequence[Path], formats: Sequence[str] = DEFAULT_F
         ads = {}
         for fmt_name in formats:
             fmt = generation_format(fmt_name)
-            request = CopyRequest(brief, fmt, framework, DEFAULT_COUNTS[fmt.name], 1, sampling, seed=seed)
+            request = CopyRequest(brief, fmt, framework, DEFAULT_COUNTS[fmt.name], 1, sampling, seed=seed,
+                                  candidates=candidates)
             started, cpu = time.perf_counter(), time.process_time()
             written = write_ads(lm, request)[0]
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
