@@ -198,6 +198,8 @@ def test_candidates_share_one_copy_of_the_prompt_and_equal_torch(exact) -> None:
         torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
         compacted = shared.written < before
     assert shared.buffer.capacity == limit
+    _, copies = fused.prefill(prefix, 4, copies=3)  # copies of one prompt (variants, scoring) share it too
+    assert isinstance(copies, SharedCache) and copies.batch == 3 and copies.buffer.batch == 1
     _, many = fused.prefill_shared(prefix, [[5]], 2)
     many = many.select(torch.zeros(120, dtype=torch.long))
     with pytest.raises(BadInputError, match="fewer candidates"):  # what they read no longer fits: said, not cut

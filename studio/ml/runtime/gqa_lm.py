@@ -233,6 +233,8 @@ class GqaLanguageModel:
         capacity = self._capacity(longest, max_new_tokens)
         if len(rows) == 1:
             logits, cache = self._prefill_one(rows[0], capacity)
+            if copies > 1:  # rows of one prompt share it (a copy of it per row is what made batches slow)
+                return logits.expand(copies, -1).contiguous(), SharedCache.of_prompt(cache, copies)
         else:
             logits, cache = self._prefill_padded(rows, capacity)
         return repeat_prompt(logits, cache, len(rows), copies)
@@ -260,9 +262,10 @@ class GqaLanguageModel:
         _, head = self._prefill_one(list(prefix), min(room, self.config.max_seq_len))
         return self._shared_run(rows, SharedCache.of_prompt(head, len(rows)))
 
-    def _shared_run(self, rows: list[list[int]], cache: SharedCache) -> tuple[torch.Tensor, SharedCache]:
+    def _shared_run(self, rows: list[list[int]], cache: SharedCache,
+                    every_position: bool = False) -> tuple[torch.Tensor, SharedCache]:
         """Each row's tokens (any lengths) after what it has read, all in one run; (logits (B, V) at each row's
-        last token, the cache with them written)."""
+        last token, or (all tokens fed, V) at every one, the cache with them written)."""
         lengths = np.asarray([len(r) for r in rows], np.int64)
         new = int(lengths.sum())
         cache = cache.reserve(new, self.config.max_seq_len)
@@ -278,10 +281,11 @@ class GqaLanguageModel:
         bound.bind_cpu_input("input_ids", np.asarray([[t for r in rows for t in r]], np.int64))
         bound.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))
         bound.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
-        bound.bind_cpu_input("logit_positions", first + lengths - 1)
+        picked = np.arange(new) if every_position else first + lengths - 1
+        bound.bind_cpu_input("logit_positions", picked)
         bound.bind_cpu_input("position_ids", positions[None])
         bound.bind_cpu_input("attention_bias", np.where(sees, np.float32(0), np.float32(-np.inf))[None, None])
-        logits = np.empty((1, len(rows), self.config.vocab_size), np.float32)
+        logits = np.empty((1, len(picked), self.config.vocab_size), np.float32)
         bound.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
         self.session.run_with_iobinding(bound)
         cache.buffer.lengths = np.array([total], np.int64)
@@ -289,10 +293,13 @@ class GqaLanguageModel:
         cache.positions = cache.positions + lengths
         return torch.from_numpy(logits[0]), cache
 
-    def extend_logits(self, rows: Sequence[Sequence[int]], cache: GqaCache) -> torch.Tensor:
-        """As :meth:`studio.ml.text.lm.LanguageModel.extend_logits`: logits (B, T, V) at every fed position."""
+    def extend_logits(self, rows: Sequence[Sequence[int]], cache: GqaCache | SharedCache) -> torch.Tensor:
+        """As :meth:`studio.ml.text.lm.LanguageModel.extend_logits`: logits (B, T, V) at every fed position (rows
+        sharing a prompt: every row's tokens in one run)."""
         tokens = np.asarray([list(r) for r in rows], np.int64)
         self._check_room(cache.length + tokens.shape[1])
+        if isinstance(cache, SharedCache):
+            return self._shared_run(tokens.tolist(), cache, every_position=True)[0].view(*tokens.shape, -1)
         if cache.capacity < cache.length + tokens.shape[1]:
             raise BadInputError("the cache has no room for these tokens: prefill with a larger max_new_tokens")
         return self._extend(tokens, cache)
