@@ -9,11 +9,12 @@ lengths (``seqlens_k``): prompts of different lengths are right-padded once and 
 position, so there is no padding mask at all. The kernel takes several new tokens with a past for one row at a
 time only, so several rows are extended a token at a time (one batched step per token).
 
-Candidates of one prompt (``prefill_shared``) share it instead of copying it: a :class:`SharedCache` holds the
-prompt once in a one-row buffer and appends every row's tokens after it; each step feeds all rows' tokens as one
-sequence, with their own rotary positions (``position_ids``) and an attention bias that lets each token see the
-prompt, its row's tail and its row's earlier tokens only. Keeping, repeating or dropping rows copies nothing, and
-a step reads the prompt's keys and values once for all rows, not once per row.
+Rows of one prompt (candidates: ``prefill_shared``; variants and scored lines: ``prefill(copies=)``) share it
+instead of copying it: a :class:`SharedCache` holds the prompt once in a one-row buffer and appends every row's
+tokens after it; each step feeds all rows' tokens as one sequence, with their own rotary positions
+(``position_ids``) and an attention bias that lets each token see the prompt, its row's tail and its row's earlier
+tokens only. Keeping, repeating or dropping rows copies nothing, and a step reads the prompt's keys and values once
+for all rows, not once per row.
 
 Usage::
 
