@@ -257,3 +257,17 @@ def test_the_decoders_threads_spin_within_a_run_only(exported_home: Path) -> Non
         assert options.get_session_config_entry("session.intra_op.allow_spinning") == spins
         if spins == "1":
             assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+
+
+def test_a_q8_0_embedding_table_stays_8_bit(q4_gguf: Path, tmp_path: Path) -> None:
+    """The default model's Q8_0 table is gathered as it is stored (its rows exact: the logits tests above), not as
+    a float32 table four times its size."""
+    import onnx
+
+    build_graph(q4_gguf, tmp_path / "fused.onnx", 4)
+    model = onnx.load(str(tmp_path / "fused.onnx"))
+    embedding = next(n for n in model.graph.node if n.output[0] == "embedded_blocks")
+    assert embedding.op_type == "GatherBlockQuantized"
+    table = next(t for t in model.graph.initializer if t.name == "embed_tokens.q")
+    assert table.data_type == onnx.TensorProto.UINT8
+    assert not any(t.name == "embed_tokens" for t in model.graph.initializer)

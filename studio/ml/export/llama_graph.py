@@ -252,10 +252,7 @@ def build_graph(gguf: Path, dst: Path, accuracy_level: int = 4, low_rank: LowRan
     g, sums = _Graph(accuracy_level), {}
     eps = config.norm_eps
     embed = by_name["token_embd.weight"]
-    from gguf.quants import dequantize
-
-    table = np.asarray(dequantize(embed.data, embed.tensor_type), np.float32).reshape(config.vocab_size, config.dim)
-    x = g.node("Gather", [g.const("embed_tokens", table), "input_ids"], ["embedded"], axis=0)[0]
+    x = _embedding(g, embed, config)
     cos, sin = rope_table(config)
     half = config.head_dim // 2
     g.const("cos_cache", cos[:, :half].numpy())
@@ -312,6 +309,22 @@ def build_graph(gguf: Path, dst: Path, accuracy_level: int = 4, low_rank: LowRan
     model.ir_version = 9
     write_atomic(dst, model.SerializeToString(), f"the ONNX graph {Path(dst).name}")
     return config
+
+
+def _embedding(g: _Graph, embed: Any, config: LlamaConfig) -> str:
+    """The token embedding: a Q8_0 table stays 8-bit (``GatherBlockQuantized``, exact; a quarter of float32's
+    bytes: 28 MB instead of 113 MB for SmolLM2), any other type is a float32 table."""
+    if int(embed.tensor_type) == Q8_0:
+        blocks = _from_gguf(embed, config.vocab_size, config.dim, 8)
+        rows = g.node("GatherBlockQuantized", [g.const("embed_tokens.q", blocks.q), "input_ids",
+                                               g.const("embed_tokens.scales", blocks.scale[..., None])],
+                      ["embedded_blocks"], "com.microsoft", gather_axis=0, quantize_axis=2, block_size=BLOCK, bits=8)
+        width = g.const("embed_tokens.shape", np.array([0, 0, config.dim], np.int64))
+        return g.node("Reshape", [rows[0], width], ["embedded"])[0]
+    from gguf.quants import dequantize
+
+    table = np.asarray(dequantize(embed.data, embed.tensor_type), np.float32).reshape(config.vocab_size, config.dim)
+    return g.node("Gather", [g.const("embed_tokens", table), "input_ids"], ["embedded"], axis=0)[0]
 
 
 def _f32(tensor: Any) -> np.ndarray:
