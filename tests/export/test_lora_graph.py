@@ -72,7 +72,7 @@ def test_the_graph_with_an_adapter_equals_torch_with_it_merged(home: Path, tmp_p
     base = load_language_model(gguf, "cpu", "fp32", name=BASE_LANGUAGE_MODEL)
     path = home / "copy" / f"{ADAPTER}.safetensors"
     merged = apply_adapter(base, path, ADAPTER)
-    _, low_rank = adapter_low_rank(path)
+    low_rank = adapter_low_rank(path)
     build_graph(gguf, tmp_path / "lora.onnx", 0, low_rank)
     config, tokenizer, _ = read_gguf_header(gguf)
     fused = GqaLanguageModel(open_session(tmp_path / "lora.onnx", "cpu", 1), config, tokenizer)

@@ -69,6 +69,7 @@ def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None, store:
     measured against the float32 base with the adapter merged."""
     from studio.ml.export.llama_graph import FORMAT, GRAPH, build_graph
     from studio.ml.runtime.gqa_lm import load_gqa_language_model
+    from studio.ml.runtime.lora_lm import base_model
     from studio.ml.text.bench import MESSAGES
     from studio.ml.text.lm import load_language_model
     from studio.ml.train.lora import ARCH as LORA_ARCH
@@ -76,8 +77,8 @@ def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None, store:
 
     gguf, low_rank, extra = entry.weights, None, {"format": FORMAT}
     if entry.arch == LORA_ARCH:
-        meta, low_rank = adapter_low_rank(entry.weights)
-        base = store.find(str(meta.get("base_model", "")))
+        low_rank = adapter_low_rank(entry.weights)
+        base = store.find(base_model(entry))
         store.verify(base)
         gguf = base.weights
         extra.update(base_model=base.name, base_sha256=sha256_file(gguf))

@@ -104,21 +104,6 @@ class GqaCache:
             kv[:, :, row, :, :filled] = self.kv[:, :, source, :, :filled]
         return GqaCache(kv, self.lengths[index].copy())
 
-    def copy(self) -> GqaCache:
-        return self.select(list(range(self.batch)))
-
-    def expand(self, batch: int) -> GqaCache:
-        """``batch`` copies of a single-row cache (one prefill, many variants)."""
-        if self.batch != 1:
-            raise ValueError("only a single-row cache can be expanded")
-        return self.select([0] * batch)
-
-    @classmethod
-    def stack(cls, caches: Sequence[GqaCache]) -> GqaCache:
-        """Caches of equal capacity as the rows of one."""
-        return cls(np.concatenate([c.kv[:, :, : c.batch] for c in caches], axis=2),
-                   np.concatenate([c.lengths for c in caches]))
-
     def binding(self, session: Any) -> Any:
         """An IO binding of ``session`` with every layer's keys and values bound in place (made once per session)."""
         key = id(session)

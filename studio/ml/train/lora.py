@@ -442,10 +442,10 @@ def read_adapter(path: Path) -> tuple[LoRAConfig, dict[str, Any], dict[str, torc
     return config, meta, state
 
 
-def adapter_low_rank(path: Path) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]]]:
-    """(sidecar, pairs): the adapter's matrices as float32 numpy ``(A, alpha / rank * B)`` by module path
-    (``layers.3.self_attn.q_proj``), for the onnxruntime graph that adds them (:mod:`studio.ml.export.llama_graph`)."""
-    config, meta, state = read_adapter(path)
+def adapter_low_rank(path: Path) -> dict[str, tuple[Any, Any]]:
+    """The adapter's matrices as float32 numpy ``(A, alpha / rank * B)`` by module path (``layers.3.self_attn.q_proj``),
+    for the onnxruntime graph that adds them (:mod:`studio.ml.export.llama_graph`)."""
+    config, _, state = read_adapter(path)
     scale = config.alpha / config.rank
     pairs = {}
     for key, a in state.items():
@@ -455,7 +455,7 @@ def adapter_low_rank(path: Path) -> tuple[dict[str, Any], dict[str, tuple[Any, A
             if b is None or b.shape[1] != a.shape[0]:
                 raise ModelFileError(f"{Path(path).name} is not a readable LoRA adapter ({module} has no B to match)")
             pairs[module] = (a.float().numpy(), (scale * b.float()).numpy())
-    return meta, pairs
+    return pairs
 
 
 def apply_adapter(lm: LanguageModel, path: Path, name: str = "") -> LanguageModel:
