@@ -65,7 +65,7 @@ def _export_fp32(entry: ModelEntry, out_dir: Path) -> dict[str, dict[str, Any]]:
 def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None, store: ModelStore) -> ExportRecord:
     """The int4 language model: the fused graph built straight from the GGUF's blocks (seconds, no fp32 export
     first); its next-token logits after a chat prompt, held-out perplexity and greedy tokens are measured against
-    the torch float32 model. A LoRA adapter is built on its base model's GGUF, its matrices added exactly, and
+    the torch float32 model. A LoRA adapter is built on its base model's GGUF, merged into 8-bit blocks, and
     measured against the float32 base with the adapter merged."""
     from studio.ml.export.llama_graph import FORMAT, GRAPH, build_graph
     from studio.ml.runtime.gqa_lm import load_gqa_language_model

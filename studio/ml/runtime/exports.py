@@ -21,7 +21,8 @@ RECORD_NAME = "export.json"
 # A language model's int4 export is the fused graph of studio.ml.export.llama_graph; its name, its inputs and the
 # format of its layout (exports of another format are made again) live here, where exports are read.
 FUSED_GRAPH = "decoder_gqa"
-FUSED_FORMAT = 3  # 2: rotary positions and an attention bias are inputs (rows sharing a prefix); 3: 8-bit embedding
+FUSED_FORMAT = 4  # 2: rotary positions and an attention bias are inputs (rows sharing a prefix); 3: 8-bit embedding;
+# 4: an adapter merged into 8-bit blocks
 FUSED_INPUTS = ("input_ids", "seqlens_k", "total_sequence_length", "logit_positions", "position_ids",
                 "attention_bias")
 

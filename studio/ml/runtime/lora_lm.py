@@ -1,6 +1,6 @@
 """LoRA adapters of the language model on the runtime loader: on torch, merged into a copy of their base model's
-weights; on onnxruntime (a CPU), the base model's fused int4 graph with the adapter's low-rank products added
-exactly (``studio export onnx NAME --int4``, :mod:`studio.ml.export.llama_graph`). "auto" measures both."""
+weights; on onnxruntime (a CPU), the base model's fused graph with the adapter merged into 8-bit blocks
+(``studio export onnx NAME --int4``, :mod:`studio.ml.export.llama_graph`). "auto" measures both."""
 
 from __future__ import annotations
 
