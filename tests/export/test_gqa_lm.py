@@ -207,6 +207,29 @@ def test_candidates_share_one_copy_of_the_prompt_and_equal_torch(exact) -> None:
             _, many = fused.decode_step([7] * 120, many)
 
 
+def test_rows_asked_for_at_the_start_get_room_for_all_their_tokens(exact) -> None:
+    """The copy generator's start: tails run once, rows repeating them, and a buffer that never has to grow (each
+    growth copies every position written), the same logits as torch's rows."""
+    torch_lm, fused = exact
+    prefix = torch_lm.tokenizer.encode_chat(CHAT)
+    rows = [0, 0, 0, 1, 1, 1]
+    want, reference = torch_lm.prefill_shared(prefix, [[5, 6], [9]], 5, rows=rows)
+    got, shared = fused.prefill_shared(prefix, [[5, 6], [9]], 5, rows=rows)
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
+    capacity = shared.buffer.capacity
+    for step in range(5):
+        tokens = [(5 * step + row) % 200 + 3 for row in range(len(rows))]
+        want, reference = torch_lm.decode_step(tokens, reference)
+        got, shared = fused.decode_step(tokens, shared)
+        torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-3)
+    assert shared.buffer.capacity == capacity, "no growth"
+    _, copies = fused.prefill(prefix, 5, copies=4)
+    capacity = copies.buffer.capacity
+    for _ in range(5):
+        _, copies = fused.decode_step([7] * 4, copies)
+    assert copies.buffer.capacity == capacity, "copies of one prompt: no growth either"
+
+
 def test_bad_input_is_refused_like_torch(exact) -> None:
     _, fused = exact
     with pytest.raises(BadInputError, match="empty"):

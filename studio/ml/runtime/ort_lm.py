@@ -290,9 +290,7 @@ def candidate_batch(lm: Any, prompt: list[int], rows: int, max_new_tokens: int) 
     """(logits, cache) of ``rows`` copies of ``prompt``: the prefix shared (``prefill_shared``) where the runtime
     has it, as :func:`studio.ml.text.candidates.sample_lines` starts its batches."""
     if hasattr(lm, "prefill_shared"):
-        logits, cache = lm.prefill_shared(prompt[:-1], [prompt[-1:]], max_new_tokens)
-        index = torch.zeros(rows, dtype=torch.long)
-        return logits[index], cache.select(index)
+        return lm.prefill_shared(prompt[:-1], [prompt[-1:]], max_new_tokens, rows=[0] * rows)
     return lm.prefill(prompt, max_new_tokens, copies=rows)
 
 

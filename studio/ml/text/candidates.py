@@ -145,11 +145,10 @@ def _start(lm: Any, prefix: Sequence[int], rows: list[_Row], room: int) -> tuple
     tails: dict[tuple[int, ...], int] = {}
     for row in rows:
         tails.setdefault(row.job.tail, len(tails))
-    logits, cache = lm.prefill_shared(prefix, [list(t) for t in tails], max_new_tokens=room)
-    index = torch.tensor([tails[row.job.tail] for row in rows])
     for row in rows:
         row.pending.clear()
-    return logits[index], cache.select(index)
+    return lm.prefill_shared(prefix, [list(t) for t in tails], max_new_tokens=room,
+                             rows=[tails[row.job.tail] for row in rows])
 
 
 def _choose(row: _Row, logits: torch.Tensor, raw: torch.Tensor, constraints: CopyConstraints,

@@ -132,10 +132,19 @@ class LanguageModel:
         return self._forward(tokens, cache, last_only=False)
 
     @torch.inference_mode()
-    def prefill_shared(self, prefix: Sequence[int], tails: Sequence[Sequence[int]],
-                       max_new_tokens: int = 64) -> tuple[torch.Tensor, SharedPrefixCache]:
+    def prefill_shared(self, prefix: Sequence[int], tails: Sequence[Sequence[int]], max_new_tokens: int = 64,
+                       rows: Sequence[int] | None = None) -> tuple[torch.Tensor, SharedPrefixCache]:
         """Run ``prefix`` once (through the prompt cache) and each of ``tails`` after it as its own row; returns
-        (next-token logits (B, V) float32 on the CPU, a cache whose rows share the prefix's keys and values)."""
+        (next-token logits (B, V) float32 on the CPU, a cache whose rows share the prefix's keys and values) for
+        ``rows``: the tail each row continues (repeats allowed; default one row per tail)."""
+        logits, cache = self._prefill_tails(prefix, tails, max_new_tokens)
+        if rows is None:
+            return logits, cache
+        index = torch.tensor(list(rows), dtype=torch.long)
+        return logits[index], cache.select(index.to(self.device))
+
+    def _prefill_tails(self, prefix: Sequence[int], tails: Sequence[Sequence[int]],
+                       max_new_tokens: int) -> tuple[torch.Tensor, SharedPrefixCache]:
         rows = _as_rows(tails)
         longest = max(len(r) for r in rows)
         self._check_room(len(prefix) + longest + 1)
