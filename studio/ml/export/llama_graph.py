@@ -177,7 +177,7 @@ def merged(blocks: Blocks, pair: Pair | None) -> Blocks:
     weight = blocks.dequantised()
     if pair is not None:
         a, scaled_b = pair
-        weight = weight + scaled_b.astype(np.float32) @ a.astype(np.float32)
+        weight = weight + scaled_b @ a
     return requantise(weight, 8)
 
 

@@ -218,12 +218,11 @@ class GqaLanguageModel:
         longest = max(len(r) for r in rows)
         self._check_room(longest + 1)
         capacity = self._capacity(longest, max_new_tokens)
+        if len(rows) == 1 and copies > 1:  # rows of one prompt share it, each writing its tokens into its buffer
+            logits, cache = self._prefill_one(rows[0], self._capacity(longest, copies * max_new_tokens))
+            return logits.expand(copies, -1).contiguous(), SharedCache.of_prompt(cache, copies)
         if len(rows) == 1:
-            if copies > 1:  # every copy writes its own tokens into the one buffer
-                capacity = self._capacity(longest, copies * max_new_tokens)
             logits, cache = self._prefill_one(rows[0], capacity)
-            if copies > 1:  # rows of one prompt share it (a copy of it per row is what made batches slow)
-                return logits.expand(copies, -1).contiguous(), SharedCache.of_prompt(cache, copies)
         else:
             logits, cache = self._prefill_padded(rows, capacity)
         return repeat_prompt(logits, cache, len(rows), copies)

@@ -444,7 +444,7 @@ def read_adapter(path: Path) -> tuple[LoRAConfig, dict[str, Any], dict[str, torc
 
 def adapter_low_rank(path: Path) -> dict[str, tuple[Any, Any]]:
     """The adapter's matrices as float32 numpy ``(A, alpha / rank * B)`` by module path (``layers.3.self_attn.q_proj``),
-    for the onnxruntime graph that adds them (:mod:`studio.ml.export.llama_graph`)."""
+    for the onnxruntime graph that merges them (:mod:`studio.ml.export.llama_graph`)."""
     config, _, state = read_adapter(path)
     scale = config.alpha / config.rank
     pairs = {}
