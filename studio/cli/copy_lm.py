@@ -41,7 +41,7 @@ def thread_counts(text: str) -> list[int]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from studio.ml.bench.copy import ORT_VARIANTS, REFERENCES, bench_copy, carry_quality, markdown, summary
+    from studio.ml.bench.copy import ORT_VARIANTS, REFERENCES, ROUNDS, bench_copy, carry_quality, markdown, summary
     from studio.ml.bench.timing import machine_description, machine_line
     from studio.ml.device import resolve_device
     from studio.ml.runtime.ort_lm import CPU_VARIANTS, CUDA_VARIANTS
@@ -60,7 +60,8 @@ def run_bench(args: argparse.Namespace) -> int:
         report = bench_copy(args.model, _model_path(args), device, threads, args.new_tokens, args.repeats, batches,
                             dtypes if first else (app_precision(device) or "fp32",), references, quality=first,
                             variants=ORT_VARIANTS if first else CUDA_VARIANTS if device == "cuda" else CPU_VARIANTS,
-                            exports=[Path(e) for e in args.export])
+                            exports=[Path(e) for e in args.export],
+                            rounds=ROUNDS if args.rounds is None else args.rounds)
         if not first:
             carry_quality(reports[0], report)
         reports.append(report)
@@ -90,6 +91,9 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
                         "`studio export onnx` made)")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int,
+                        help="alternating rounds of the default runtime, llama.cpp and the given exports, whose "
+                        "within-round ratios the targets are held against (default: the bench's own; 0: none)")
     parser.add_argument("--batches", default="4,8,16",
                         help="candidates of one prompt decoded together, comma-separated (besides the single stream)")
     parser.add_argument("--threads", default="2,app",

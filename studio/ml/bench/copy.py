@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from studio.ml.bench.side_by_side import Contender, alternate, medians, round_ratio
 from studio.ml.bench.timing import Timing, cuda_sync, measure, summarise
 from studio.ml.checkpoint import sha256_file
 from studio.ml.eval.perplexity import held_out_text, perplexity
@@ -40,12 +41,32 @@ TARGET_BATCH8 = 3.0  # 8 candidates of one prompt at least 3x its single-stream 
 TARGET_PERPLEXITY = 1.02  # held-out perplexity within 2 % of float32
 REFERENCES = ("transformers", "llama.cpp")
 BATCHES = (4, 8, 16)  # candidates decoded together, besides the single stream
+CANDIDATES = 8  # the batch the target is set for
+ROUNDS = 10  # alternating rounds that the target ratios are taken from
 
 
 def _greedy(logits: torch.Tensor, stops: list[int]) -> list[int]:
     logits = logits.clone()
     logits[:, stops] = float("-inf")
     return logits.argmax(-1).tolist()
+
+
+def decode_once(lm: Any, prompt: list[int], new_tokens: int, batch: int, device: str) -> float:
+    """Seconds of the ``new_tokens - 1`` decoding steps after the first token, ``batch`` rows of ``prompt`` (k > 1:
+    started as the copy generator starts its candidates, through :func:`candidate_batch`); the prefill is untimed."""
+    stops = sorted(lm.tokenizer.stop_ids)
+    sync = cuda_sync(device)
+    with torch.inference_mode(), batch_copies(batch > 1):  # as the copy generator decodes its candidates
+        if batch == 1:
+            logits, cache = lm.prefill(prompt, new_tokens)
+        else:
+            logits, cache = candidate_batch(lm, prompt, batch, new_tokens)
+        start = time.perf_counter()
+        for _ in range(new_tokens - 1):
+            logits, cache = lm.decode_step(_greedy(logits, stops), cache)
+        if sync is not None:
+            sync()
+    return time.perf_counter() - start
 
 
 def lm_speed(lm: Any, prompt: list[int], new_tokens: int, repeats: int, batches: Sequence[int],
@@ -75,19 +96,6 @@ def lm_speed(lm: Any, prompt: list[int], new_tokens: int, repeats: int, batches:
             seconds.append(time.perf_counter() - start)
         return summarise(seconds[1:])
 
-    def decode_seconds(batch: int) -> float:
-        with batch_copies(batch > 1):  # as the copy generator decodes its candidates
-            if batch == 1:
-                logits, cache = lm.prefill(prompt, new_tokens)
-            else:
-                logits, cache = candidate_batch(lm, prompt, batch, new_tokens)
-            start = time.perf_counter()
-            for _ in range(new_tokens - 1):
-                logits, cache = lm.decode_step(_greedy(logits, stops), cache)
-        if sync is not None:
-            sync()
-        return time.perf_counter() - start
-
     with torch.inference_mode():
         result: dict[str, Any] = {}
         for key, before in (("ttft", None), ("ttft_new_brief", other), ("ttft_repeat", prompt)):
@@ -95,8 +103,8 @@ def lm_speed(lm: Any, prompt: list[int], new_tokens: int, repeats: int, batches:
             result[f"{key}_ms"] = round(ttft.median_s * 1e3, 1)
             result[f"{key}_iqr_ms"] = round(ttft.iqr_s * 1e3, 1)
         for batch in sorted({1, *batches}):
-            decode_seconds(batch)  # warm-up
-            spent = summarise([decode_seconds(batch) for _ in range(repeats)])
+            decode_once(lm, prompt, new_tokens, batch, device)  # warm-up
+            spent = summarise([decode_once(lm, prompt, new_tokens, batch, device) for _ in range(repeats)])
             key = "decode_tok_s" if batch == 1 else f"decode_tok_s_k{batch}"
             result[key] = round(batch * (new_tokens - 1) / spent.median_s, 2)
             result[f"{key}_iqr_ms_per_step"] = round(spent.iqr_s * 1e3 / (new_tokens - 1), 2)
@@ -241,28 +249,43 @@ def transformers_row(path: Path, prompt: list[int], new_tokens: int, repeats: in
                 decode_tok_s=round(rate, 2))
 
 
+LLAMA_CPP_MISSING = ("not installed (llama-cpp-python: no prebuilt wheel for this platform; it compiles from "
+                     "source)")
+
+
+def open_llama_cpp(path: Path, prompt: list[int], new_tokens: int, threads: int) -> Any:
+    """The GGUF as it is (Q4_1) in llama.cpp's Python binding; ImportError when it is not installed."""
+    import llama_cpp
+
+    return llama_cpp.Llama(model_path=str(path), n_ctx=len(prompt) + new_tokens + 8, n_threads=threads or None,
+                           verbose=False)
+
+
+def llama_cpp_decode(llm: Any, prompt: list[int], new_tokens: int, cold: bool) -> tuple[float, float]:
+    """(TTFT, seconds per step) of one greedy run. llama-cpp-python reuses the longest prefix of its previous tokens
+    (its own prompt cache) unless reset, so ``cold`` resets it and a repeat does not: the same two cases as
+    Studio's."""
+    if cold:
+        llm.reset()
+    start = time.perf_counter()
+    stamps = []
+    for token in llm.generate(prompt, top_k=1, temp=0.0, reset=True):
+        stamps.append(time.perf_counter())
+        if len(stamps) == new_tokens or token is None:
+            break
+    return stamps[0] - start, (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1)
+
+
 def llama_cpp_row(path: Path, prompt: list[int], new_tokens: int, repeats: int, threads: int) -> dict[str, Any]:
     """The GGUF as it is (Q4_1) through llama.cpp's Python binding, greedy."""
     try:
         import llama_cpp
     except ImportError:
-        return _row("llama.cpp", "gguf", "not installed (llama-cpp-python: no prebuilt wheel for this platform; "
-                                         "it compiles from source)")
-    llm, load_s = _timed_load(lambda: llama_cpp.Llama(model_path=str(path), n_ctx=len(prompt) + new_tokens + 8,
-                                                      n_threads=threads or None, verbose=False))
+        return _row("llama.cpp", "gguf", LLAMA_CPP_MISSING)
+    llm, load_s = _timed_load(lambda: open_llama_cpp(path, prompt, new_tokens, threads))
 
     def run(cold: bool) -> tuple[float, float]:
-        """(TTFT, seconds per step). llama-cpp-python reuses the longest prefix of its previous tokens (its own
-        prompt cache) unless reset, so ``cold`` resets it and a repeat does not: the same two cases as Studio's."""
-        if cold:
-            llm.reset()
-        start = time.perf_counter()
-        stamps = []
-        for token in llm.generate(prompt, top_k=1, temp=0.0, reset=True):
-            stamps.append(time.perf_counter())
-            if len(stamps) == new_tokens or token is None:
-                break
-        return stamps[0] - start, (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1)
+        return llama_cpp_decode(llm, prompt, new_tokens, cold)
 
     run(cold=True)  # warm-up
     cold = [run(cold=True) for _ in range(repeats)]
@@ -301,10 +324,17 @@ def _picks_fastest(candidates: list[dict[str, Any]], auto_key: str, speed_key: s
     return {"picked": _name(picked), "fastest": _name(fastest), "met": picked is fastest}
 
 
-def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Ratios against the targets. The default runtime is what the app's "auto" choice runs copy on: the candidate
-    (torch at the app's precision, every export it may use) its own measurement of a batch of candidates found
-    fastest (the copy generator decodes candidates in batches); llama.cpp is the reference."""
+def default_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the app's "auto" choice runs copy on: the candidate (torch at the app's precision, every export it may
+    use) its own measurement of a batch of candidates found fastest (the copy generator decodes in batches)."""
+    candidates = [r for r in rows if r["status"] == "ok" and r.get("decode_tok_s") and r.get("auto_batch_ms")]
+    return min(candidates, key=lambda r: r["auto_batch_ms"], default=None)
+
+
+def ratios(rows: list[dict[str, Any]], side: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Ratios against the targets, for the default runtime (:func:`default_row`); llama.cpp is the reference.
+    ``side``: the alternating rounds (:func:`alternating_rounds`), whose within-round ratios replace the ratios of
+    the sequential rows where they measured the same thing."""
     ok = [r for r in rows if r["status"] == "ok" and r.get("decode_tok_s")]
     torch_fp32 = next((r for r in ok if r["runtime"] == "torch eager" and r["precision"] == "fp32"), None)
     torch_best = max((r for r in ok if r["runtime"] == "torch eager"), key=lambda r: r["decode_tok_s"], default=None)
@@ -313,7 +343,7 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
     older = next((r for r in ort if "older" in (r.get("export") or "")), None)
     ort_best = max(ort, key=lambda r: r["decode_tok_s"], default=None)
     candidates = [r for r in ok if r.get("auto_batch_ms")]
-    default = min(candidates, key=lambda r: r["auto_batch_ms"], default=None)
+    default = default_row(rows)
     llama = next((r for r in ok if r["runtime"] == "llama.cpp"), None)
     ppl = default.get("perplexity_ratio") if default else None
     if default is not None and default["precision"] == "fp32":
@@ -331,18 +361,83 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "onnxruntime_int4_vs_torch_fp32": _ratio(fused, torch_fp32, TARGET_VS_TORCH),
         "onnxruntime_best_vs_torch_best": _ratio(ort_best, torch_best, TARGET_VS_TORCH),
         "default": _name(default),
+        **(side["targets"] if side else {}),
     }
+
+
+def _open_row(row: dict[str, Any], name: str, path: Path, device: str, threads: int) -> Any:
+    """The language model a measured row ran: torch at its precision, or the verified export of its variant."""
+    from studio.ml.runtime.exports import find_export
+    from studio.ml.runtime.ort_lm import load_ort_language_model
+
+    if row["runtime"] == "torch eager":
+        return load_language_model(path, device, row["precision"])
+    record = find_export(name, (row["precision"],), sha256_file(path))
+    if record is None:
+        raise FileNotFoundError(f"the {row['precision']} export of {name} is gone")
+    return load_ort_language_model(record, path, device, threads)
+
+
+def _studio_turns(label: str, lm: Any, prompt: list[int], new_tokens: int, device: str) -> list[Contender]:
+    """One stream and CANDIDATES candidates of a Studio language model, as two contenders."""
+    steps = new_tokens - 1
+    return [Contender(label, steps, lambda: decode_once(lm, prompt, new_tokens, 1, device)),
+            Contender(f"{label}, {CANDIDATES} candidates", CANDIDATES * steps,
+                      lambda: decode_once(lm, prompt, new_tokens, CANDIDATES, device))]
+
+
+def alternating_rounds(name: str, path: Path, prompt: list[int], device: str, threads: int, new_tokens: int,
+                       rounds: int, rows: list[dict[str, Any]], exports: Sequence[Path] = ()) -> dict[str, Any] | None:
+    """The default runtime (one stream and 8 candidates), llama.cpp and each given export, taking turns for
+    ``rounds`` rounds (:mod:`studio.ml.bench.side_by_side`): the ratios the targets are held against, each taken
+    within a round. None when there is no default runtime to measure."""
+    from studio.ml.runtime.exports import read_record
+    from studio.ml.runtime.ort_lm import load_ort_language_model
+
+    default = default_row(rows)
+    if default is None or rounds < 1:
+        return None
+    label = f"default: {_name(default)}"
+    contenders = _studio_turns(label, _open_row(default, name, path, device, threads), prompt, new_tokens, device)
+    given = []
+    for folder in exports:
+        try:
+            record = read_record(Path(folder))
+            lm = load_ort_language_model(record, path, device, threads)
+        except Exception as exc:  # its row in the table says why; the rounds go on without it
+            log.warning("the export in %s is left out of the alternating rounds: %s", folder, exc)
+            continue
+        given.append(f"{record.model} {record.variant} (given)")
+        contenders += _studio_turns(given[-1], lm, prompt, new_tokens, device)
+    llama = any(r["runtime"] == "llama.cpp" and r["status"] == "ok" for r in rows)
+    if llama:
+        llm = open_llama_cpp(path, prompt, new_tokens, threads)
+        contenders.append(Contender("llama.cpp", new_tokens - 1, lambda: (new_tokens - 1) * llama_cpp_decode(
+            llm, prompt, new_tokens, cold=True)[1]))
+    rates = alternate(contenders, rounds)
+    batch = f", {CANDIDATES} candidates"
+    targets = {"default_vs_llama_cpp": round_ratio(rates, label, "llama.cpp", TARGET_VS_LLAMA_CPP),
+               "default_8_candidates_vs_its_single_stream": round_ratio(rates, label + batch, label, TARGET_BATCH8)}
+    others = {}
+    for each in given:
+        others[f"{each} vs llama.cpp"] = round_ratio(rates, each, "llama.cpp", TARGET_VS_LLAMA_CPP)
+        others[f"{each}: {CANDIDATES} candidates vs its single stream"] = round_ratio(rates, each + batch, each,
+                                                                                      TARGET_BATCH8)
+    return {"rounds": len(next(iter(rates.values()))), "tok_s": medians(rates),
+            "range": {k: [round(min(v), 2), round(max(v), 2)] for k, v in rates.items()},
+            "targets": targets, "others": others}
 
 
 def bench_copy(
     name: str, path: Path, device: str = "cpu", threads: int = 0, new_tokens: int = 64, repeats: int = 5,
     batches: Sequence[int] = BATCHES, dtypes: tuple[str, ...] = ("fp32", "bf16", "int8"),
     references: Sequence[str] = REFERENCES, quality: bool = True, variants: Sequence[str] = ORT_VARIANTS,
-    exports: Sequence[Path] = (),
+    exports: Sequence[Path] = (), rounds: int = ROUNDS,
 ) -> dict[str, Any]:
     """Every row for one GGUF model at ``threads`` (0: torch's own count; clamped to 1..cores, and said);
     ``references``: which of transformers and llama.cpp to add; ``quality``: the torch rows' held-out perplexity;
-    ``exports``: export folders measured as well, as they are (an older export, say)."""
+    ``exports``: export folders measured as well, as they are (an older export, say); ``rounds``: alternating
+    rounds of the default runtime, llama.cpp and the given exports after the rows (0: none)."""
     threads, threads_note = clamp_threads(threads or torch.get_num_threads())
     torch.set_num_threads(threads)
     load_before = _load_average()
@@ -356,10 +451,11 @@ def bench_copy(
         rows.append(transformers_row(path, prompt, new_tokens, repeats))
     if "llama.cpp" in references:
         rows.append(llama_cpp_row(path, prompt, new_tokens, repeats, threads))
+    side = alternating_rounds(name, path, prompt, device, threads, new_tokens, rounds, rows, exports)
     return {"model": name, "file": path.name, "prompt_tokens": len(prompt), "new_tokens": new_tokens,
             "repeats": repeats, "batches": sorted({1, *batches}), "threads": threads, "threads_note": threads_note,
             "kernel_note": int4_kernel_note(), "load_average": {"start": load_before, "end": _load_average()},
-            "rows": rows, "ratios": ratios(rows)}
+            "rows": rows, "side_by_side": side, "ratios": ratios(rows, side)}
 
 
 def carry_quality(first: dict[str, Any], report: dict[str, Any]) -> None:
@@ -369,7 +465,7 @@ def carry_quality(first: dict[str, Any], report: dict[str, Any]) -> None:
     for row in report["rows"]:
         if not row.get("perplexity_ratio") and _name(row) in measured:
             row["perplexity_ratio"] = measured[_name(row)]
-    report["ratios"] = ratios(report["rows"])
+    report["ratios"] = ratios(report["rows"], report.get("side_by_side"))
 
 
 def _load_average() -> list[float] | None:
@@ -381,6 +477,8 @@ def _ratio_line(key: str, value: dict[str, Any]) -> str:
     if "picked" in value:
         return f"| {key.replace('_', ' ')} | {value['picked'] or '-'} | {value['fastest'] or '-'} | {met} |"
     measured = "-" if value["ratio"] is None else f"{value['ratio']:.2f}x"
+    if value.get("rounds"):
+        measured += f" (rounds {value['low']:.2f}-{value['high']:.2f})"
     target = f"at most {value['target']:.2f}x" if value.get("at_most") else f"{value['target']:.1f}x"
     return f"| {key.replace('_', ' ')} | {measured} | {target} | {met} |"
 
@@ -425,6 +523,22 @@ def markdown(report: dict[str, Any]) -> list[str]:
     lines += ["", f"Default copy runtime (auto's choice): {report['ratios'].get('default') or 'none measured'}.", "",
               "| ratio | measured (auto's pick) | target (fastest measured) | met |", "|---|---:|---:|---|"]
     lines += [_ratio_line(key, value) for key, value in report["ratios"].items() if isinstance(value, dict)]
+    return lines + side_by_side_markdown(report.get("side_by_side"), report["new_tokens"])
+
+
+def side_by_side_markdown(side: dict[str, Any] | None, new_tokens: int) -> list[str]:
+    if not side:
+        return []
+    lines = ["", f"Alternating rounds ({side['rounds']}): each round decodes {new_tokens} greedy tokens after the "
+             "prompt once with each runtime below, every other round in reverse order; a ratio is taken within each "
+             "round, and the targets above that have a rounds range are the median of those. The rates move with "
+             "the machine; the ratios much less.", "",
+             "| runtime | tok/s, median of rounds | lowest-highest round |", "|---|---:|---:|"]
+    lines += [f"| {name} | {rate:.1f} | {side['range'][name][0]:.1f}-{side['range'][name][1]:.1f} |"
+              for name, rate in side["tok_s"].items()]
+    if side["others"]:
+        lines += ["", "| ratio (given exports) | measured | target | met |", "|---|---:|---:|---|"]
+        lines += [_ratio_line(key, value) for key, value in side["others"].items()]
     return lines
 
 
@@ -440,6 +554,8 @@ def summary(reports: Sequence[dict[str, Any]]) -> list[str]:
             met = "not measured" if value["met"] is None else ("met" if value["met"] else "NOT met")
             shown = value["picked"] if "picked" in value else (
                 None if value["ratio"] is None else f"{value['ratio']:.2f}x")
+            if value.get("rounds"):
+                shown += f", rounds {value['low']:.2f}-{value['high']:.2f}"
             cells.append(f"{shown or '-'} ({met})")
         lines.append(f"| {key.replace('_', ' ')} | " + " | ".join(cells) + " |")
     return [*lines, ""]

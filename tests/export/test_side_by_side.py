@@ -1,0 +1,56 @@
+"""Alternating rounds: turns alternate in order, every ratio is taken within a round, and the bench holds its
+targets against those ratios (no timed assertions: the contenders here report made-up seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from studio.ml.bench import copy as copy_bench
+from studio.ml.bench.side_by_side import Contender, alternate, medians, round_ratio
+from tests.export.conftest import LM
+
+
+def _turns(seconds: dict[str, list[float]], order: list[str]) -> list[Contender]:
+    """Contenders that log their turns and take the given seconds, one value a turn (the first: the warm-up)."""
+
+    def run(name: str) -> float:
+        order.append(name)
+        return seconds[name].pop(0)
+
+    return [Contender(name, 10, lambda name=name: run(name)) for name in seconds]
+
+
+def test_turns_alternate_and_ratios_are_taken_within_each_round() -> None:
+    order: list[str] = []
+    # the machine slows down by half in round 2 for both: the rates halve, the ratio within the round does not
+    seconds = {"ours": [9.0, 1.0, 2.0, 1.0], "theirs": [9.0, 2.0, 4.0, 2.0]}
+    rates = alternate(_turns(seconds, order), rounds=3)
+    assert order == ["ours", "theirs", "ours", "theirs", "theirs", "ours", "ours", "theirs"]  # warm-up, then turns
+    assert rates == {"ours": [10.0, 5.0, 10.0], "theirs": [5.0, 2.5, 5.0]}
+    assert round_ratio(rates, "ours", "theirs", 1.0) == {"ratio": 2.0, "low": 2.0, "high": 2.0, "rounds": 3,
+                                                         "target": 1.0, "met": True}
+    assert round_ratio(rates, "theirs", "ours", 1.0)["met"] is False
+    assert round_ratio(rates, "ours", "llama.cpp", 1.0) == {"ratio": None, "target": 1.0, "met": None}
+    assert medians(rates) == {"ours": 10.0, "theirs": 5.0}
+
+
+def test_the_bench_holds_its_targets_against_the_alternating_rounds(exported_home: Path) -> None:
+    gguf = exported_home / "lm" / "Tiny-LM.gguf"
+    prompt = [5, 6, 7]
+    rows = copy_bench.ort_rows(LM, gguf, prompt, "cpu", 1, 4, 1, (2,), variants=("int4",))
+    rows.append({"runtime": "llama.cpp", "precision": "gguf", "status": "not installed"})
+    given = [exported_home / "onnx" / LM / "int4", exported_home / "no-such-export"]
+    side = copy_bench.alternating_rounds(LM, gguf, prompt, "cpu", 1, 4, 2, rows, given)
+    assert side is not None and side["rounds"] == 2
+    default = "default: onnxruntime int4 fused graph"
+    assert set(side["tok_s"]) == {default, f"{default}, 8 candidates", f"{LM} int4 (given)",
+                                  f"{LM} int4 (given), 8 candidates"}  # the missing export is left out
+    batch = side["targets"]["default_8_candidates_vs_its_single_stream"]
+    assert batch["rounds"] == 2 and batch["low"] <= batch["ratio"] <= batch["high"]
+    assert side["targets"]["default_vs_llama_cpp"]["met"] is None  # llama.cpp absent: not measured, not a pass
+    ratios = copy_bench.ratios(rows, side)
+    assert ratios["default_8_candidates_vs_its_single_stream"] == batch
+    text = "\n".join(copy_bench.side_by_side_markdown(side, 4))
+    assert "Alternating rounds (2)" in text and f"| {default}, 8 candidates |" in text
+    assert f"| {LM} int4 (given): 8 candidates vs its single stream |" in text
+    assert copy_bench.alternating_rounds(LM, gguf, prompt, "cpu", 1, 4, 0, rows) is None
