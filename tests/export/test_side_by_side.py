@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from studio.ml.bench import copy as copy_bench
 from studio.ml.bench.side_by_side import Contender, alternate, medians, round_ratio
 from tests.export.conftest import LM
@@ -54,3 +56,17 @@ def test_the_bench_holds_its_targets_against_the_alternating_rounds(exported_hom
     assert "Alternating rounds (2)" in text and f"| {default}, 8 candidates |" in text
     assert f"| {LM} int4 (given): 8 candidates vs its single stream |" in text
     assert copy_bench.alternating_rounds(LM, gguf, prompt, "cpu", 1, 4, 0, rows) is None
+
+
+def test_failed_rounds_are_said_and_the_tables_still_stand(exported_home: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_memory(*args: object) -> None:
+        raise MemoryError("out of memory loading the default runtime again")
+
+    monkeypatch.setattr(copy_bench, "_open_row", no_memory)
+    gguf = exported_home / "lm" / "Tiny-LM.gguf"
+    report = copy_bench.bench_copy(LM, gguf, threads=1, new_tokens=4, repeats=1, batches=(8,), dtypes=("fp32",),
+                                   references=(), quality=False, variants=("int4",), rounds=2)
+    assert report["side_by_side"] == {"failed": "out of memory loading the default runtime again"}
+    assert report["ratios"]["default_8_candidates_vs_its_single_stream"]["ratio"] is not None  # sequential tables
+    assert "Alternating rounds: failed (out of memory" in "\n".join(copy_bench.markdown(report))
