@@ -41,12 +41,14 @@ def test_the_bench_holds_its_targets_against_the_alternating_rounds(exported_hom
     prompt = [5, 6, 7]
     rows = copy_bench.ort_rows(LM, gguf, prompt, "cpu", 1, 4, 1, (2,), variants=("int4",))
     rows.append({"runtime": "llama.cpp", "precision": "gguf", "status": "not installed"})
-    given = [exported_home / "onnx" / LM / "int4", exported_home / "no-such-export"]
+    export = exported_home / "onnx" / LM / "int4"
+    given = [export, exported_home / "no-such-export", export]  # the same export twice gets two names
     side = copy_bench.alternating_rounds(LM, gguf, prompt, "cpu", 1, 4, 2, rows, given)
     assert side is not None and side["rounds"] == 2
     default = "default: onnxruntime int4 fused graph"
     assert set(side["tok_s"]) == {default, f"{default}, 8 candidates", f"{LM} int4 (given)",
-                                  f"{LM} int4 (given), 8 candidates"}  # the missing export is left out
+                                  f"{LM} int4 (given), 8 candidates", f"{LM} int4 (given: {export})",
+                                  f"{LM} int4 (given: {export}), 8 candidates"}  # the missing export is left out
     batch = side["targets"]["default_8_candidates_vs_its_single_stream"]
     assert batch["rounds"] == 2 and batch["low"] <= batch["ratio"] <= batch["high"]
     assert side["targets"]["default_vs_llama_cpp"]["met"] is None  # llama.cpp absent: not measured, not a pass

@@ -403,7 +403,7 @@ def alternating_rounds(name: str, path: Path, prompt: list[int], device: str, th
         return None
     label = f"default: {_name(default)}"
     contenders = _studio_turns(label, _open_row(default, name, path, device, threads), prompt, new_tokens, device)
-    given = []
+    given: list[str] = []  # labels, unique: two folders of one model and variant are told apart by their paths
     for folder in exports:
         try:
             record = read_record(Path(folder))
@@ -411,7 +411,8 @@ def alternating_rounds(name: str, path: Path, prompt: list[int], device: str, th
         except Exception as exc:  # its row in the table says why; the rounds go on without it
             log.warning("the export in %s is left out of the alternating rounds: %s", folder, exc)
             continue
-        given.append(f"{record.model} {record.variant} (given)")
+        label = f"{record.model} {record.variant} (given)"
+        given.append(label if label not in given else f"{record.model} {record.variant} (given: {folder})")
         contenders += _studio_turns(given[-1], lm, prompt, new_tokens, device)
     llama = any(r["runtime"] == "llama.cpp" and r["status"] == "ok" for r in rows)
     if llama:
