@@ -56,8 +56,9 @@ def _greedy(logits: torch.Tensor, stops: list[int]) -> list[int]:
 
 
 def decode_once(lm: Any, prompt: list[int], new_tokens: int, batch: int, device: str) -> float:
-    """Seconds of the ``new_tokens - 1`` decoding steps after the first token, ``batch`` rows of ``prompt`` (k > 1:
-    started as the copy generator starts its candidates, through :func:`candidate_batch`); the prefill is untimed."""
+    """Seconds of the ``new_tokens - 1`` decoding steps after the first token, ``batch`` rows of ``prompt`` (more
+    than one: started as the copy generator starts its candidates, through :func:`candidate_batch`); the prefill is
+    untimed."""
     stops = sorted(lm.tokenizer.stop_ids)
     sync = cuda_sync(device)
     with torch.inference_mode(), batch_copies(batch > 1):  # as the copy generator decodes its candidates
