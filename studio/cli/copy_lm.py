@@ -47,6 +47,9 @@ def run_bench(args: argparse.Namespace) -> int:
     from studio.ml.runtime.ort_lm import CPU_VARIANTS, CUDA_VARIANTS
     from studio.ml.text.lm import app_precision
 
+    if args.new_tokens < 2:
+        raise BadInputError(f"--new-tokens {args.new_tokens}: decoding speed needs at least 2 tokens (the first "
+                            "comes with the prompt)")
     device = resolve_device(args.device)
     dtypes = tuple(d.strip() for d in args.dtypes.split(",") if d.strip()) or ("fp32",)
     batches = tuple(int(k) for k in args.batches.split(",") if k.strip())

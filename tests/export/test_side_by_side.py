@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from studio.ml.bench import copy as copy_bench
-from studio.ml.bench.side_by_side import Contender, alternate, medians, round_ratio
+from studio.ml.bench.side_by_side import Contender, alternate, round_ratio
 from tests.export.conftest import LM
 
 
@@ -24,16 +24,19 @@ def _turns(seconds: dict[str, list[float]], order: list[str]) -> list[Contender]
 
 def test_turns_alternate_and_ratios_are_taken_within_each_round() -> None:
     order: list[str] = []
-    # the machine slows down by half in round 2 for both: the rates halve, the ratio within the round does not
-    seconds = {"ours": [9.0, 1.0, 2.0, 1.0], "theirs": [9.0, 2.0, 4.0, 2.0]}
+    # per round, ours over theirs: 2, 1, 1 (median 1); the medians of the rates would say 10 over 5 (2)
+    seconds = {"ours": [9.0, 1.0, 1.0, 2.0], "theirs": [9.0, 2.0, 1.0, 2.0]}
     rates = alternate(_turns(seconds, order), rounds=3)
     assert order == ["ours", "theirs", "ours", "theirs", "theirs", "ours", "ours", "theirs"]  # warm-up, then turns
-    assert rates == {"ours": [10.0, 5.0, 10.0], "theirs": [5.0, 2.5, 5.0]}
-    assert round_ratio(rates, "ours", "theirs", 1.0) == {"ratio": 2.0, "low": 2.0, "high": 2.0, "rounds": 3,
+    assert rates == {"ours": [10.0, 10.0, 5.0], "theirs": [5.0, 10.0, 5.0]}
+    assert round_ratio(rates, "ours", "theirs", 1.0) == {"ratio": 1.0, "low": 1.0, "high": 2.0, "rounds": 3,
                                                          "target": 1.0, "met": True}
-    assert round_ratio(rates, "theirs", "ours", 1.0)["met"] is False
+    assert round_ratio(rates, "theirs", "ours", 1.5)["met"] is False
     assert round_ratio(rates, "ours", "llama.cpp", 1.0) == {"ratio": None, "target": 1.0, "met": None}
-    assert medians(rates) == {"ours": 10.0, "theirs": 5.0}
+    with pytest.raises(ValueError, match="share a name"):
+        alternate([Contender("ours", 1, lambda: 1.0), Contender("ours", 1, lambda: 1.0)], rounds=1)
+    with pytest.raises(ValueError, match="at least one round"):
+        alternate([Contender("ours", 1, lambda: 1.0)], rounds=0)
 
 
 def test_the_bench_holds_its_targets_against_the_alternating_rounds(exported_home: Path) -> None:
@@ -46,11 +49,13 @@ def test_the_bench_holds_its_targets_against_the_alternating_rounds(exported_hom
     side = copy_bench.alternating_rounds(LM, gguf, prompt, "cpu", 1, 4, 2, rows, given)
     assert side is not None and side["rounds"] == 2
     default = "default: onnxruntime int4 fused graph"
-    assert set(side["tok_s"]) == {default, f"{default}, 8 candidates", f"{LM} int4 (given)",
-                                  f"{LM} int4 (given), 8 candidates", f"{LM} int4 (given: {export})",
-                                  f"{LM} int4 (given: {export}), 8 candidates"}  # the missing export is left out
+    assert set(side["rates"]) == {default, f"{default}, 8 candidates", f"{LM} int4 (given)",
+                                  f"{LM} int4 (given), 8 candidates", f"{LM} int4 (given) #2",
+                                  f"{LM} int4 (given) #2, 8 candidates"}  # the missing export is left out
     batch = side["targets"]["default_8_candidates_vs_its_single_stream"]
-    assert batch["rounds"] == 2 and batch["low"] <= batch["ratio"] <= batch["high"]
+    assert batch == round_ratio(side["rates"], f"{default}, 8 candidates", default, 3.0)  # the default's own rows
+    assert side["others"][f"{LM} int4 (given) #2: 8 candidates vs its single stream"] == round_ratio(
+        side["rates"], f"{LM} int4 (given) #2, 8 candidates", f"{LM} int4 (given) #2", 3.0)
     assert side["targets"]["default_vs_llama_cpp"]["met"] is None  # llama.cpp absent: not measured, not a pass
     ratios = copy_bench.ratios(rows, side)
     assert ratios["default_8_candidates_vs_its_single_stream"] == batch

@@ -23,3 +23,9 @@ def test_bench_copy_writes_json_and_markdown(tmp_path: Path) -> None:
         assert row["ttft_ms"] > 0 and row["decode_tok_s"] > 0 and row["decode_tok_s_k2"] > 0
     assert report["prompt_tokens"] > 100
     assert "| torch eager | fp32 |" in out_md.read_text() and "TTFT ms repeat" in out_md.read_text()
+
+
+def test_bench_copy_refuses_fewer_than_two_new_tokens(tmp_path: Path, capsys) -> None:
+    gguf = write_tiny_gguf(tmp_path / "tiny.gguf", tiny_model(max_seq_len=1024))
+    assert main(["bench", "copy", "--gguf", str(gguf), "--new-tokens", "1", "--no-references"]) != 0
+    assert "at least 2 tokens" in capsys.readouterr().err

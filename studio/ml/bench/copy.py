@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 
 import torch
 
-from studio.ml.bench.side_by_side import Contender, alternate, medians, round_ratio
+from studio.ml.bench.side_by_side import Contender, alternate, round_ratio
 from studio.ml.bench.timing import Timing, cuda_sync, measure, summarise
 from studio.ml.checkpoint import sha256_file
 from studio.ml.eval.perplexity import held_out_text, perplexity
@@ -391,47 +392,49 @@ def _studio_turns(label: str, lm: Any, prompt: list[int], new_tokens: int, devic
                       lambda: decode_once(lm, prompt, new_tokens, CANDIDATES, device))]
 
 
+def _numbered(name: str, taken: list[str]) -> str:
+    """``name``, numbered when it is taken already (two folders of one model and variant)."""
+    return name if name not in taken else f"{name} #{len(taken) + 1}"
+
+
 def alternating_rounds(name: str, path: Path, prompt: list[int], device: str, threads: int, new_tokens: int,
                        rounds: int, rows: list[dict[str, Any]], exports: Sequence[Path] = ()) -> dict[str, Any] | None:
     """The default runtime (one stream and 8 candidates), llama.cpp and each given export, taking turns for
     ``rounds`` rounds (:mod:`studio.ml.bench.side_by_side`): the ratios the targets are held against, each taken
-    within a round. None when there is no default runtime to measure."""
+    within a round, and every round's tokens/s (``rates``). None when there is no default runtime to measure."""
     from studio.ml.runtime.exports import read_record
     from studio.ml.runtime.ort_lm import load_ort_language_model
 
     default = default_row(rows)
     if default is None or rounds < 1:
         return None
-    label = f"default: {_name(default)}"
-    contenders = _studio_turns(label, _open_row(default, name, path, device, threads), prompt, new_tokens, device)
-    given: list[str] = []  # labels, unique: two folders of one model and variant are told apart by their paths
+    own = f"default: {_name(default)}"
+    contenders = _studio_turns(own, _open_row(default, name, path, device, threads), prompt, new_tokens, device)
+    given: list[str] = []
     for folder in exports:
         try:
             record = read_record(Path(folder))
             lm = load_ort_language_model(record, path, device, threads)
+            decode_once(lm, prompt, new_tokens, CANDIDATES, device)  # one that loads but cannot run stays out
         except Exception as exc:  # its row in the table says why; the rounds go on without it
             log.warning("the export in %s is left out of the alternating rounds: %s", folder, exc)
             continue
-        label = f"{record.model} {record.variant} (given)"
-        given.append(label if label not in given else f"{record.model} {record.variant} (given: {folder})")
+        given.append(_numbered(f"{record.model} {record.variant} (given)", given))
         contenders += _studio_turns(given[-1], lm, prompt, new_tokens, device)
-    llama = any(r["runtime"] == "llama.cpp" and r["status"] == "ok" for r in rows)
-    if llama:
+    if any(r["runtime"] == "llama.cpp" and r["status"] == "ok" for r in rows):
         llm = open_llama_cpp(path, prompt, new_tokens, threads)
         contenders.append(Contender("llama.cpp", new_tokens - 1, lambda: (new_tokens - 1) * llama_cpp_decode(
             llm, prompt, new_tokens, cold=True)[1]))
     rates = alternate(contenders, rounds)
     batch = f", {CANDIDATES} candidates"
-    targets = {"default_vs_llama_cpp": round_ratio(rates, label, "llama.cpp", TARGET_VS_LLAMA_CPP),
-               "default_8_candidates_vs_its_single_stream": round_ratio(rates, label + batch, label, TARGET_BATCH8)}
+    targets = {"default_vs_llama_cpp": round_ratio(rates, own, "llama.cpp", TARGET_VS_LLAMA_CPP),
+               "default_8_candidates_vs_its_single_stream": round_ratio(rates, own + batch, own, TARGET_BATCH8)}
     others = {}
     for each in given:
         others[f"{each} vs llama.cpp"] = round_ratio(rates, each, "llama.cpp", TARGET_VS_LLAMA_CPP)
         others[f"{each}: {CANDIDATES} candidates vs its single stream"] = round_ratio(rates, each + batch, each,
                                                                                       TARGET_BATCH8)
-    return {"rounds": len(next(iter(rates.values()))), "tok_s": medians(rates),
-            "range": {k: [round(min(v), 2), round(max(v), 2)] for k, v in rates.items()},
-            "targets": targets, "others": others}
+    return {"rounds": rounds, "rates": rates, "targets": targets, "others": others}
 
 
 def bench_copy(
@@ -537,17 +540,19 @@ def markdown(report: dict[str, Any]) -> list[str]:
 
 
 def side_by_side_markdown(side: dict[str, Any] | None, new_tokens: int) -> list[str]:
+    """The alternating rounds' rates (median, lowest and highest round) and the given exports' ratios."""
     if not side:
         return []
     if "failed" in side:
         return ["", f"Alternating rounds: failed ({side['failed']}); the targets above are the sequential tables'."]
-    lines = ["", f"Alternating rounds ({side['rounds']}): each round decodes {new_tokens} greedy tokens after the "
-             "prompt once with each runtime below, every other round in reverse order; a ratio is taken within each "
-             "round, and the targets above that have a rounds range are the median of those. The rates move with "
-             "the machine; the ratios much less.", "",
+    lines = ["", f"Alternating rounds ({side['rounds']}): in each round every runtime below decodes once, "
+             f"{new_tokens - 1} greedy steps after the prompt's first token (each of {CANDIDATES} candidates takes "
+             "them too), every other round in reverse order; a ratio is taken within each round, and the targets "
+             "above that have a rounds range are the median of those. The rates move with the machine; the ratios "
+             "much less.", "",
              "| runtime | tok/s, median of rounds | lowest-highest round |", "|---|---:|---:|"]
-    lines += [f"| {name} | {rate:.1f} | {side['range'][name][0]:.1f}-{side['range'][name][1]:.1f} |"
-              for name, rate in side["tok_s"].items()]
+    lines += [f"| {name} | {statistics.median(rates):.1f} | {min(rates):.1f}-{max(rates):.1f} |"
+              for name, rates in side["rates"].items()]
     if side["others"]:
         lines += ["", "| ratio (given exports) | measured | target | met |", "|---|---:|---:|---|"]
         lines += [_ratio_line(key, value) for key, value in side["others"].items()]

@@ -27,12 +27,16 @@ class Contender:
 
 
 def alternate(contenders: Sequence[Contender], rounds: int) -> dict[str, list[float]]:
-    """Each contender's tokens/s in each of ``rounds`` rounds, after one untimed warm-up turn each. Every other
-    round runs in reverse order, so no contender always runs straight after the same one."""
+    """Each contender's tokens/s in each of ``rounds`` rounds (at least one), after one untimed warm-up turn each.
+    Every other round runs in reverse order, so no contender always runs straight after the same one."""
+    if rounds < 1:
+        raise ValueError(f"alternating rounds need at least one round, not {rounds}")
+    rates: dict[str, list[float]] = {c.name: [] for c in contenders}
+    if len(rates) != len(contenders):
+        raise ValueError("two contenders share a name: their turns would merge")
     for contender in contenders:
         contender.run()
-    rates: dict[str, list[float]] = {c.name: [] for c in contenders}
-    for index in range(max(1, rounds)):
+    for index in range(rounds):
         for contender in contenders if index % 2 == 0 else reversed(contenders):
             rates[contender.name].append(contender.tokens / max(contender.run(), 1e-9))
     return rates
@@ -47,7 +51,3 @@ def round_ratio(rates: dict[str, list[float]], numerator: str, denominator: str,
     median = statistics.median(per_round)
     return {"ratio": round(median, 2), "low": round(min(per_round), 2), "high": round(max(per_round), 2),
             "rounds": len(per_round), "target": target, "met": median >= target}
-
-
-def medians(rates: dict[str, list[float]]) -> dict[str, float]:
-    return {name: round(statistics.median(values), 2) for name, values in rates.items()}
