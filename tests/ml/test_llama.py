@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -188,7 +189,7 @@ def test_greedy_top_k_and_top_p_limits() -> None:
 
 
 def test_repetition_penalty_and_masks() -> None:
-    logits = torch.tensor([2.0, -2.0, 1.0])
+    logits = np.array([2.0, -2.0, 1.0], np.float32)
     penalised = apply_repetition_penalty(logits, [0, 1], 2.0)
     assert penalised.tolist() == [1.0, -4.0, 1.0]
     assert logits.tolist() == [2.0, -2.0, 1.0]  # the input is left alone

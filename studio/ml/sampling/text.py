@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from studio.core.errors import BadInputError
@@ -43,54 +44,65 @@ class SamplingParams:
         return self.temperature == 0.0
 
 
-def apply_repetition_penalty(logits: torch.Tensor, history: Sequence[int], penalty: float) -> torch.Tensor:
+def apply_repetition_penalty(logits: np.ndarray, history: Sequence[int], penalty: float) -> np.ndarray:
     """One row (V,): logits of tokens seen in ``history`` are divided by ``penalty`` (multiplied if negative)."""
     if penalty == 1.0 or not history:
         return logits
-    ids = torch.tensor(sorted(set(history)), dtype=torch.long)
+    ids = np.fromiter(set(history), dtype=np.int64)
     seen = logits[ids]
-    logits = logits.clone()
-    logits[ids] = torch.where(seen < 0, seen * penalty, seen / penalty)
+    logits = logits.copy()
+    logits[ids] = np.where(seen < 0, seen * penalty, seen / penalty)
     return logits
 
 
-NUCLEUS_GUESS = 256  # tokens ranked first; the full sort runs only when they hold less than top_p of the mass
+#: With top-p, tokens at least this likely relative to the most likely are ranked first; the whole vocabulary is
+#: sorted only when they hold less than top_p of the probability (the tokens kept are the same either way: every
+#: token left out is less likely than all of them, so the mass ranked above it already reaches top_p).
+NUCLEUS_CUTOFF = 1e-4
 
 
-def _ranked(scaled: torch.Tensor, params: SamplingParams, total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The candidate tokens' scores in descending order and their ids: all tokens (or the top k), or, with
-    top-p, the few highest when they already hold top_p of the probability (the same tokens a full sort keeps).
-    ``total`` is the log-sum-exp of ``scaled``."""
+def _ranked(weights: np.ndarray, total: float, params: SamplingParams) -> np.ndarray:
+    """The ids of the tokens a draw may pick, most likely first (all tokens with weight, in id order, when
+    neither top-k nor top-p narrows them: the order does not change the distribution)."""
     if params.top_k:
-        return scaled.topk(min(params.top_k, scaled.numel()))
-    if params.top_p < 1.0 and scaled.numel() > NUCLEUS_GUESS:
-        values, order = scaled.topk(NUCLEUS_GUESS)
-        if float(torch.exp(values - total).sum()) >= params.top_p:
-            return values, order
-    return scaled.sort(descending=True)
+        k = min(params.top_k, weights.size)
+        order = np.argpartition(-weights, k - 1)[:k]
+    elif params.top_p < 1.0:
+        order = np.flatnonzero(weights >= NUCLEUS_CUTOFF)
+        if float(weights[order].sum(dtype=np.float64)) < params.top_p * total:
+            order = np.flatnonzero(weights)
+    else:
+        return np.flatnonzero(weights)
+    return order[np.argsort(-weights[order], kind="stable")]
 
 
 def sample_row(
-    logits: torch.Tensor, params: SamplingParams, generator: torch.Generator, history: Sequence[int] = ()
+    logits: torch.Tensor | np.ndarray, params: SamplingParams, generator: torch.Generator,
+    history: Sequence[int] = (),
 ) -> int:
-    """The next token id for one row of logits (V,) (float32, CPU)."""
-    logits = apply_repetition_penalty(logits.float(), history, params.repetition_penalty)
-    if not bool(torch.isfinite(logits).any()):
+    """The next token id for one row of logits (V,). numpy, not torch, on one row: its element-wise passes over
+    a 49,152-token vocabulary measured 2-3x faster, and a copy line samples every token."""
+    row = logits.detach().float().cpu().numpy() if isinstance(logits, torch.Tensor) else logits
+    row = apply_repetition_penalty(np.asarray(row, np.float32), history, params.repetition_penalty)
+    best = float(row.max())
+    if best == -np.inf:
         raise BadInputError("no token is allowed at this point (every candidate was ruled out)")
+    if not np.isfinite(best):
+        raise BadInputError("the model's scores are not numbers (NaN or infinite): the model file may be broken")
     if params.greedy:
-        return int(logits.argmax())
-    scaled = logits / params.temperature
-    total = torch.logsumexp(scaled, dim=0)
-    values, order = _ranked(scaled, params, total)
+        return int(row.argmax())
+    weights = np.exp((row - best) / params.temperature)  # probabilities up to their sum; the top token's is 1
+    total = float(weights.sum(dtype=np.float64))
+    order = _ranked(weights, total, params)
     # top-k renormalises over its k tokens; otherwise the ranked tokens' share of the whole distribution
-    probs = torch.softmax(values, dim=0) if params.top_k else torch.exp(values - total)
+    probs = weights[order].astype(np.float64)
+    probs /= probs.sum() if params.top_k else total
     if params.top_p < 1.0:
-        before = probs.cumsum(0) - probs  # probability mass ranked above each token
-        probs = torch.where(before < params.top_p, probs, torch.zeros_like(probs))
-    cumulative = probs.cumsum(0)
-    draw = torch.rand((), generator=generator, dtype=torch.float64).item() * float(cumulative[-1])
-    index = int(torch.searchsorted(cumulative, torch.tensor([draw], dtype=cumulative.dtype), right=True))
-    index = min(index, int((probs > 0).sum()) - 1)  # rounding can land just past the last kept token
+        before = np.cumsum(probs) - probs  # probability mass ranked above each token
+        probs = np.where(before < params.top_p, probs, 0.0)
+    cumulative = np.cumsum(probs)
+    draw = torch.rand((), generator=generator, dtype=torch.float64).item() * cumulative[-1]
+    index = min(int(np.searchsorted(cumulative, draw, side="right")), int(np.count_nonzero(probs)) - 1)
     return int(order[index])
 
 

@@ -161,15 +161,14 @@ def _choose(row: _Row, logits: torch.Tensor, raw: torch.Tensor, constraints: Cop
         token = row.start.popleft()
     else:
         row.start.clear()
-        scores = logits.numpy().copy()
+        scores = np.where(mask, logits.numpy(), np.float32(-np.inf))  # a copy with the ruled-out tokens at -inf
         if row.bonus is not None:
             row.bonus.apply(scores, row.state)
         limit = row.job.limit or row.job.rules.budget
         fill = row.state.length / limit
         if fill > 0.5:  # nudge the line to end (where a line may end) as it nears its limit; the mask decides where
             scores[constraints.table.end_ids] += END_BIAS * (fill - 0.5) / 0.5
-        scores[~mask] = -np.inf
-        token = sample_row(torch.from_numpy(scores), params, row.generator, row.tokens)
+        token = sample_row(scores, params, row.generator, row.tokens)
     row.tokens.append(token)
     row.logprobs.append(float(raw[token]))
     if constraints.is_end(token):
