@@ -1,12 +1,16 @@
 """A LoRA adapter on onnxruntime: the base model's fused graph with the adapter merged into 8-bit blocks (equal to
-torch with the adapter merged and its matrices rounded the same way, at float32 activations), exported by
-`studio export onnx NAME --int4` against its base model, run by the copy task on onnxruntime or torch, and refused
-when the base model's weights are not the ones it was made on."""
+torch with the adapter merged and its matrices rounded the same way, at float32 activations), or with Q/K/V, the
+attention output and gate/up as smoothed per-tensor int8 products (close to torch, signed or unsigned weights as the
+CPU needs), exported by `studio export onnx NAME --int4` against its base model, run by the copy task on onnxruntime
+or torch, and refused when the base model's weights are not the ones it was made on, or when its signed weights
+would saturate on this CPU."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
 import torch
 from gguf import GGMLQuantizationType
@@ -17,11 +21,14 @@ from studio.core.errors import BadInputError, ModelFileError
 from studio.core.jobs import JobSpec
 from studio.core.modalities.copy import BASE_LANGUAGE_MODEL
 from studio.ml.cache import ModelCache
-from studio.ml.export.llama_graph import BLOCK, build_graph, requantise
+from studio.ml.export.calibration import calibration_prompts, measure
+from studio.ml.export.llama_graph import BLOCK, build_graph, requantise, smoothing
 from studio.ml.export.pipeline import export_model
 from studio.ml.export.records import write_record
 from studio.ml.resources import Resources
-from studio.ml.runtime.exports import read_record
+from studio.ml.runtime import cpu, exports
+from studio.ml.runtime.cpu import signed_int8_weights
+from studio.ml.runtime.exports import read_record, stale_reason
 from studio.ml.runtime.gqa_lm import GqaLanguageModel, read_gguf_header
 from studio.ml.runtime.ort_session import open_session
 from studio.ml.store import ModelStore
@@ -129,3 +136,90 @@ def test_an_export_made_on_other_base_weights_is_refused(home: Path) -> None:
     assert read_record(record.folder).extra["base_sha256"] == "0" * 64
     with pytest.raises(ModelFileError, match="other weights"):
         load_copy_model(_resources("onnxruntime"), ADAPTER)
+
+
+def test_smoothing_moves_range_into_the_weights_and_leaves_the_products_as_they_were() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 64)).astype(np.float32)
+    x[:, 3] *= 60  # an outlier channel, as RMSNorm outputs have
+    norm, weight = rng.uniform(0.5, 2, 64).astype(np.float32), rng.standard_normal((8, 64)).astype(np.float32)
+    divisor = smoothing(np.abs(x * norm).max(0), weight)
+    np.testing.assert_allclose((x * (norm / divisor)) @ (weight * divisor).T, (x * norm) @ weight.T, rtol=1e-4,
+                               atol=1e-3)
+    smoothed = np.abs(x * norm / divisor).max(0)
+    assert smoothed.max() / np.median(smoothed) < np.abs(x * norm).max(0).max() / np.median(np.abs(x * norm).max(0))
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_the_per_tensor_graph_follows_torch_with_the_adapter_merged(home: Path, tmp_path: Path, signed: bool) -> None:
+    gguf = home / "lm" / "Tiny.gguf"
+    path = home / "copy" / f"{ADAPTER}.safetensors"
+    exact = apply_adapter(load_language_model(gguf, "cpu", "fp32", name=BASE_LANGUAGE_MODEL), path, ADAPTER)
+    prompts = calibration_prompts(exact)
+    assert len(prompts) == 2 * len(list((paths.resources_dir() / "briefs" / "dev").glob("*.json")))
+    calibration = measure(exact, prompts[:6], "six dev prompts")
+    assert len(calibration.qkv) == len(exact.model.layers) and (calibration.gate_up[0] > 0).all()
+    with pytest.raises(ValueError, match="adapter"):
+        build_graph(gguf, tmp_path / "no.onnx", calibration=calibration)
+    build_graph(gguf, tmp_path / "lora.onnx", low_rank=adapter_low_rank(path), calibration=calibration,
+                signed_weights=signed)
+    graph = onnx.load(str(tmp_path / "lora.onnx")).graph
+    ops = [n.op_type for n in graph.node]
+    layers = len(exact.model.layers)
+    assert ops.count("DynamicQuantizeMatMul") == 3 * layers and ops.count("MatMulNBits") == layers + 1  # down, head
+    weights = {t.name: t.data_type for t in graph.initializer}
+    assert weights["layers.0.qkv.q"] == (onnx.TensorProto.INT8 if signed else onnx.TensorProto.UINT8)
+    assert ("layers.0.qkv.zero_points" in weights) is not signed
+    config, tokenizer, _ = read_gguf_header(gguf)
+    fused = GqaLanguageModel(open_session(tmp_path / "lora.onnx", "cpu", 1), config, tokenizer)
+    prompt = exact.tokenizer.encode_chat([{"role": "user", "content": "Write a headline"}])
+    want, cache = exact.prefill(prompt, 8)
+    got, fused_cache = fused.prefill(prompt, 8)
+    torch.testing.assert_close(got, want, atol=0.1, rtol=0.05)
+    for _ in range(6):  # the same greedy tokens, step by step
+        token = int(want[0].argmax())
+        assert int(got[0].argmax()) == token
+        want, cache = exact.decode_step([token], cache)
+        got, fused_cache = fused.decode_step([token], fused_cache)
+    torch.testing.assert_close(got, want, atol=0.1, rtol=0.05)
+
+
+def test_signed_weights_are_made_only_where_the_int8_products_cannot_saturate(home: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    assert signed_int8_weights(frozenset({"avx2", "avx512_vnni"}), "x86_64")
+    assert signed_int8_weights(frozenset({"avx2", "amx_int8"}), "x86_64")
+    assert not signed_int8_weights(frozenset({"avx2", "avx512bw"}), "x86_64")  # vpmaddubsw saturates
+    assert not signed_int8_weights(frozenset(), "x86_64")  # unknown: unsigned, exact anywhere
+    assert signed_int8_weights(frozenset(), "aarch64")
+    monkeypatch.setattr(cpu, "per_tensor_products", lambda threads: True)
+    monkeypatch.setattr(exports, "per_tensor_products", lambda threads: True)
+    record = export_model(ADAPTER, "int4")
+    expected = "signed" if signed_int8_weights() else "unsigned"
+    assert record.extra[exports.PRODUCTS] == exports.PER_TENSOR and record.extra[exports.SIGNED_WEIGHTS] == expected
+    assert "SmoothQuant" in record.extra["smoothing"] and stale_reason(record) is None
+    signed = record.__class__(**{**record.__dict__, "extra": {**record.extra, exports.SIGNED_WEIGHTS: "signed"}})
+    monkeypatch.setattr(exports, "signed_int8_weights", lambda: False)
+    assert "saturate" in (stale_reason(signed) or "")
+    write_record(signed)
+    assert _export_needed()  # made again, with unsigned weights
+
+
+def test_per_tensor_products_are_made_for_one_thread_and_blocks_for_more(home: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cpu.per_tensor_products(1) and not cpu.per_tensor_products(2)
+    for one_thread in (True, False):
+        monkeypatch.setattr(cpu, "per_tensor_products", lambda threads, chosen=one_thread: chosen)
+        record = export_model(ADAPTER, "int4")
+        graph = onnx.load(str(record.graph_path("decoder_gqa")), load_external_data=False).graph
+        assert any(n.op_type == "DynamicQuantizeMatMul" for n in graph.node) is one_thread
+        assert (record.extra[exports.PRODUCTS] == exports.PER_TENSOR) is one_thread
+        monkeypatch.setattr(exports, "per_tensor_products", lambda threads, chosen=one_thread: chosen)
+        assert not _export_needed()
+        monkeypatch.setattr(exports, "per_tensor_products", lambda threads, chosen=one_thread: not chosen)
+        assert "thread" in (stale_reason(record) or "") and _export_needed()  # the thread count changed
+
+
+def _export_needed() -> bool:
+    status = export_status(JobSpec("models.export_status", params={"name": ADAPTER}),
+                           type("Ctx", (), {"resources": _resources("onnxruntime"), "device": "cpu"})())
+    return bool(status["needed"])

@@ -222,7 +222,10 @@ def given_export_rows(folders: Sequence[Path], path: Path, prompt: list[int], de
         except Exception as exc:
             rows.append(_row("onnxruntime", "?", f"failed: {exc}", export=str(folder)))
             continue
-        older = " from an older Studio" if stale_reason(record) else ""
+        reason = stale_reason(record) or ""
+        older = " (not the app's choice here)" if reason else ""
+        if "older version" in reason:
+            older = " from an older Studio"
         adapter = f" of the adapter {record.model}" if record.arch == "llama-lora" else ""
         rows.append(_ort_row(record, path, prompt, device, threads, new_tokens, repeats, batches, candidate=False,
                              label=f"{_export_kind(record)}{older}{adapter} (given)"))

@@ -19,13 +19,21 @@ from torch import nn
 from studio.core.errors import BadInputError
 from studio.core.modalities import export_check
 from studio.core.safe_write import staged_folder
+from studio.core.settings import load_settings
 from studio.ml import registry
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.export import optimise
 from studio.ml.export.greedy import check_greedy
 from studio.ml.export.onnx_export import OPSET, export_architecture, validate_graph
 from studio.ml.export.records import graph_entry, write_card, write_record
-from studio.ml.runtime.exports import ExportRecord, default_export_dir, find_export
+from studio.ml.runtime.exports import (
+    PER_TENSOR,
+    PRODUCTS,
+    SIGNED_WEIGHTS,
+    ExportRecord,
+    default_export_dir,
+    find_export,
+)
 from studio.ml.store import ModelEntry, ModelStore
 from studio.ml.text.lm import load_language_model
 
@@ -65,9 +73,12 @@ def _export_fp32(entry: ModelEntry, out_dir: Path) -> dict[str, dict[str, Any]]:
 def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None, store: ModelStore) -> ExportRecord:
     """The int4 language model: the fused graph built straight from the GGUF's blocks (seconds, no fp32 export
     first); its next-token logits after a chat prompt, held-out perplexity and greedy tokens are measured against
-    the torch float32 model. A LoRA adapter is built on its base model's GGUF, merged into 8-bit blocks, and
-    measured against the float32 base with the adapter merged."""
-    from studio.ml.export.llama_graph import FORMAT, GRAPH, build_graph
+    the torch float32 model. A LoRA adapter is built on its base model's GGUF, merged (in 8-bit blocks, or, where
+    the app runs models on one thread, with per-tensor int8 products smoothed on the merged model's activations over
+    the app's copy prompts), and measured against the float32 base with the adapter merged."""
+    from studio.ml.export.calibration import calibrate
+    from studio.ml.export.llama_graph import FORMAT, GRAPH, SMOOTHING, build_graph
+    from studio.ml.runtime.cpu import per_tensor_products, signed_int8_weights
     from studio.ml.runtime.gqa_lm import load_gqa_language_model
     from studio.ml.runtime.lora_lm import base_model
     from studio.ml.text.bench import MESSAGES
@@ -75,21 +86,29 @@ def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None, store:
     from studio.ml.train.lora import ARCH as LORA_ARCH
     from studio.ml.train.lora import adapter_low_rank, apply_adapter
 
-    gguf, low_rank, extra = entry.weights, None, {"format": FORMAT}
+    gguf, low_rank, calibration, extra = entry.weights, None, None, {"format": FORMAT}
     if entry.arch == LORA_ARCH:
         low_rank = adapter_low_rank(entry.weights)
         base = store.find(base_model(entry))
         store.verify(base)
         gguf = base.weights
         extra.update(base_model=base.name, base_sha256=sha256_file(gguf))
+    reference = load_language_model(gguf, "cpu", "fp32", name=extra.get("base_model", entry.name))
+    if low_rank is not None:
+        reference = apply_adapter(reference, entry.weights, entry.name)
+        extra[PRODUCTS] = "8-bit blocks"
+    if low_rank is not None and per_tensor_products(load_settings().model_threads):
+        calibration = calibrate(reference)
+        signed = signed_int8_weights()
+        extra.update({PRODUCTS: PER_TENSOR, SIGNED_WEIGHTS: "signed" if signed else "unsigned",
+                      "smoothing": f"SmoothQuant alpha {SMOOTHING} on {calibration.source} "
+                                   f"({calibration.tokens} tokens)"})
     with staged_folder(out_dir, f"the int4 ONNX export of {entry.name}") as staging:
         path = staging / f"{GRAPH}.onnx"
-        build_graph(gguf, path, low_rank=low_rank)
+        build_graph(gguf, path, low_rank=low_rank, calibration=calibration,
+                    signed_weights=extra.get(SIGNED_WEIGHTS) != "unsigned")
         record = ExportRecord(model=entry.name, arch=entry.arch, variant="int4", folder=staging, graphs={},
                               source_sha256=sha256_file(entry.weights), opset=OPSET, extra=extra)
-        reference = load_language_model(gguf, "cpu", "fp32", name=extra.get("base_model", entry.name))
-        if low_rank is not None:
-            reference = apply_adapter(reference, entry.weights, entry.name)
         record.graphs[GRAPH] = graph_entry(path, 0.0, 0.0)
         fused = load_gqa_language_model(record, gguf)
         prompt = reference.tokenizer.encode_chat(MESSAGES)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import platform
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -14,6 +15,11 @@ log = logging.getLogger(__name__)
 # has them, with AVX2 (or AVX-512) otherwise; without AVX2 it dequantises to float32 first, several times slower.
 INT8_DOT = ("avx512_vnni", "avx_vnni", "asimddp")  # AVX-512 VNNI, AVX-VNNI, ARM dot product
 WIDE_VECTORS = ("avx2", "asimd")
+# onnxruntime's int8 GEMM (DynamicQuantizeMatMul) multiplies uint8 activations by signed weights with VNNI or AMX
+# where the CPU has them; x86 without them uses vpmaddubsw, whose int16 pair sums can saturate on signed weights
+# (onnxruntime's own advice: unsigned weights there). ARM's dot products do not saturate.
+INT8_GEMM = (*INT8_DOT, "amx_int8")
+X86 = ("x86_64", "amd64", "i386", "i686")
 
 
 def cores() -> int:
@@ -41,6 +47,23 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
         if line.startswith(("flags", "Features")):
             return frozenset(line.split(":", 1)[1].split())
     return frozenset()
+
+
+def signed_int8_weights(flags: frozenset[str] | None = None, machine: str | None = None) -> bool:
+    """Whether int8 products may hold signed weights on this CPU without saturating (see :data:`INT8_GEMM`); an x86
+    CPU whose flags are unknown gets unsigned weights, which are exact everywhere."""
+    if (machine or platform.machine()).lower() not in X86:
+        return True
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in INT8_GEMM)
+
+
+def per_tensor_products(threads: int) -> bool:
+    """Whether an adapter's graph should multiply Q/K/V, the attention output and gate/up as per-tensor int8 GEMMs
+    (DynamicQuantizeMatMul) rather than in 8-bit blocks (MatMulNBits): at one thread. The GEMM costs about 1.1x its
+    one-row time at 8 rows where the blocks cost 2.6x, but it runs a single row on one core: measured at 2 threads,
+    one stream was 13 % slower than with the blocks, which use both cores."""
+    return threads == 1
 
 
 def int4_kernel_note(flags: frozenset[str] | None = None) -> str:

@@ -12,7 +12,9 @@ from typing import Any
 from studio.core import paths
 from studio.core.errors import ModelFileError
 from studio.core.formats.json_file import expect_object, read_json
+from studio.core.settings import load_settings
 from studio.ml.checkpoint import sha256_file
+from studio.ml.runtime.cpu import per_tensor_products, signed_int8_weights
 from studio.ml.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -21,8 +23,12 @@ RECORD_NAME = "export.json"
 # A language model's int4 export is the fused graph of studio.ml.export.llama_graph; its name, its inputs and the
 # format of its layout (exports of another format are made again) live here, where exports are read.
 FUSED_GRAPH = "decoder_gqa"
-FUSED_FORMAT = 4  # 2: rotary positions and an attention bias are inputs (rows sharing a prefix); 3: 8-bit embedding;
-# 4: an adapter merged into 8-bit blocks
+FUSED_FORMAT = 5  # 2: rotary positions and an attention bias are inputs (rows sharing a prefix); 3: 8-bit embedding;
+# 4: an adapter merged into 8-bit blocks; 5: an adapter's Q/K/V, attention output and gate/up as smoothed per-tensor
+# int8 products (DynamicQuantizeMatMul)
+SIGNED_WEIGHTS = "int8_weights"  # the record's key: "signed" or "unsigned" (see studio.ml.runtime.cpu)
+PRODUCTS = "products"  # the record's key: PER_TENSOR where an adapter's graph has per-tensor int8 products
+PER_TENSOR = "per-tensor int8"
 FUSED_INPUTS = ("input_ids", "seqlens_k", "total_sequence_length", "logit_positions", "position_ids",
                 "attention_bias")
 
@@ -88,6 +94,13 @@ def stale_reason(record: ExportRecord) -> str | None:
     if record.arch in ("llama", "llama-lora") and record.variant == "int4" and (
             FUSED_GRAPH not in record.graphs or record.extra.get("format") != FUSED_FORMAT):
         return f"is from an older version of Studio (not the fused graph of format {FUSED_FORMAT})"
+    if record.arch == "llama-lora" and record.variant == "int4" and (
+            (record.extra.get(PRODUCTS) == PER_TENSOR) != per_tensor_products(load_settings().model_threads)):
+        return (f"was made for {'one thread' if record.extra.get(PRODUCTS) == PER_TENSOR else 'several threads'}, "
+                f"and Studio now runs models on {load_settings().model_threads}")
+    if record.extra.get(SIGNED_WEIGHTS) == "signed" and not signed_int8_weights():
+        return ("holds signed int8 weights, made on a CPU with int8 dot products; this CPU lacks them and its int8 "
+                "products could saturate on such weights")
     return None
 
 
