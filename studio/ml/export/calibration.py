@@ -24,6 +24,10 @@ from studio.core.paths import resources_dir
 FORMATS = ("google-rsa", "meta")
 
 
+def dev_briefs() -> Path:
+    return resources_dir() / "briefs" / "dev"
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Per layer, the largest |input| of each channel of the Q/K/V and gate/up products (the two RMSNorm outputs),
@@ -38,7 +42,7 @@ class Calibration:
 def calibration_prompts(lm: Any, briefs: Path | None = None) -> list[list[int]]:
     """The chat prompt of one slot per brief and format: the first of one field (the display path aside), the
     fields taken in turn from brief to brief."""
-    folder = briefs or resources_dir() / "briefs" / "dev"
+    folder = briefs or dev_briefs()
     prompts = []
     for number, path in enumerate(sorted(folder.glob("*.json"))):
         brief = load_brief(path)
@@ -82,6 +86,6 @@ def measure(lm: Any, prompts: list[list[int]], source: str) -> Calibration:
 
 
 def calibrate(lm: Any, briefs: Path | None = None) -> Calibration:
-    folder = briefs or resources_dir() / "briefs" / "dev"
+    folder = briefs or dev_briefs()
     prompts = calibration_prompts(lm, folder)
     return measure(lm, prompts, f"{len(prompts)} copy prompts from {folder.name} briefs")

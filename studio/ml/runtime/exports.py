@@ -94,10 +94,11 @@ def stale_reason(record: ExportRecord) -> str | None:
     if record.arch in ("llama", "llama-lora") and record.variant == "int4" and (
             FUSED_GRAPH not in record.graphs or record.extra.get("format") != FUSED_FORMAT):
         return f"is from an older version of Studio (not the fused graph of format {FUSED_FORMAT})"
-    if record.arch == "llama-lora" and record.variant == "int4" and (
-            (record.extra.get(PRODUCTS) == PER_TENSOR) != per_tensor_products(load_settings().model_threads)):
-        return (f"was made for {'one thread' if record.extra.get(PRODUCTS) == PER_TENSOR else 'several threads'}, "
-                f"and Studio now runs models on {load_settings().model_threads}")
+    if record.arch == "llama-lora" and record.variant == "int4":
+        per_tensor, threads = record.extra.get(PRODUCTS) == PER_TENSOR, load_settings().model_threads
+        if per_tensor != per_tensor_products(threads):
+            return (f"was made for {'one thread' if per_tensor else 'several threads'}, and Studio now runs models on "
+                    f"{threads}")
     if record.extra.get(SIGNED_WEIGHTS) == "signed" and not signed_int8_weights():
         return ("holds signed int8 weights, made on a CPU with int8 dot products; this CPU lacks them and its int8 "
                 "products could saturate on such weights")
