@@ -213,7 +213,7 @@ def given_export_rows(folders: Sequence[Path], path: Path, prompt: list[int], de
     """Export folders measured as they are, e.g. one an older version of Studio made (the app would refuse it and
     export again, so it is never the app's choice): how much faster the current export is, side by side; or a LoRA
     adapter's graph on this base model (the default copy model is one)."""
-    from studio.ml.runtime.exports import read_record, stale_reason
+    from studio.ml.runtime.exports import older_format, read_record, stale_reason
 
     rows = []
     for folder in folders:
@@ -222,10 +222,8 @@ def given_export_rows(folders: Sequence[Path], path: Path, prompt: list[int], de
         except Exception as exc:
             rows.append(_row("onnxruntime", "?", f"failed: {exc}", export=str(folder)))
             continue
-        reason = stale_reason(record) or ""
-        older = " (not the app's choice here)" if reason else ""
-        if "older version" in reason:
-            older = " from an older Studio"
+        older = " from an older Studio" if older_format(record) else ""
+        older = older or (" (not the app's choice here)" if stale_reason(record) else "")
         adapter = f" of the adapter {record.model}" if record.arch == "llama-lora" else ""
         rows.append(_ort_row(record, path, prompt, device, threads, new_tokens, repeats, batches, candidate=False,
                              label=f"{_export_kind(record)}{older}{adapter} (given)"))

@@ -88,11 +88,16 @@ def verify_record(record: ExportRecord) -> None:
             )
 
 
+def older_format(record: ExportRecord) -> bool:
+    """Whether a language model's int4 export is not the fused graph in its current format."""
+    return record.arch in ("llama", "llama-lora") and record.variant == "int4" and (
+        FUSED_GRAPH not in record.graphs or record.extra.get("format") != FUSED_FORMAT)
+
+
 def stale_reason(record: ExportRecord) -> str | None:
-    """Why an export cannot be used by this version of Studio (it is made again), or None. A language model's int4
-    export is the fused graph, in its current format."""
-    if record.arch in ("llama", "llama-lora") and record.variant == "int4" and (
-            FUSED_GRAPH not in record.graphs or record.extra.get("format") != FUSED_FORMAT):
+    """Why an export cannot be used here by this version of Studio (it is made again), or None: an older format,
+    products made for another thread count, or signed weights this CPU could saturate."""
+    if older_format(record):
         return f"is from an older version of Studio (not the fused graph of format {FUSED_FORMAT})"
     if record.arch == "llama-lora" and record.variant == "int4":
         per_tensor, threads = record.extra.get(PRODUCTS) == PER_TENSOR, load_settings().model_threads
