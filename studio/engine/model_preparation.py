@@ -14,8 +14,8 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signa
 from studio.core.paths import self_command
 
 #: what the CPU's export (the fused int4 graph) took on a 2-core CPU, checks included: 32 s at load 2 for
-#: `time studio export onnx smollm2-135m-instruct --int4`, 17 s quiet for the default adapter's (`copy-ads`); the
-#: estimate shown scales it by nothing else: it is a size of the wait, not a promise
+#: `time studio export onnx smollm2-135m-instruct --int4`, 41 s quiet for the default adapter's (`copy-ads`: its
+#: calibration and two graphs); the estimate shown scales it by nothing else: it is a size of the wait, not a promise
 TYPICAL_SECONDS = 45
 
 

@@ -1,9 +1,9 @@
-"""A LoRA adapter on onnxruntime: the base model's fused graph with the adapter merged into 8-bit blocks (equal to
-torch with the adapter merged and its matrices rounded the same way, at float32 activations), or with Q/K/V, the
-attention output and gate/up as smoothed per-tensor int8 products (close to torch, signed or unsigned weights as the
-CPU needs), exported by `studio export onnx NAME --int4` against its base model, run by the copy task on onnxruntime
-or torch, and refused when the base model's weights are not the ones it was made on, or when its signed weights
-would saturate on this CPU."""
+"""A LoRA adapter on onnxruntime: the base model's fused graph with the adapter merged into 8-bit blocks (equal to torch
+with the adapter merged and its matrices rounded the same way, at float32 activations), or with Q/K/V, the attention
+output and gate/up as smoothed per-tensor int8 products (close to torch, signed or unsigned weights as the CPU
+needs), exported by `studio export onnx NAME --int4` against its base model with both graphs (a single row runs on
+the blocks at several threads), run by the copy task on onnxruntime or torch, and refused when the base model's
+weights are not the ones it was made on, or when its signed weights would saturate on this CPU."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from studio.ml.resources import Resources
 from studio.ml.runtime import cpu, exports
 from studio.ml.runtime.cpu import signed_int8_weights
 from studio.ml.runtime.exports import read_record, stale_reason
-from studio.ml.runtime.gqa_lm import GqaLanguageModel, read_gguf_header
+from studio.ml.runtime.gqa_lm import GqaLanguageModel, load_gqa_language_model, read_gguf_header
 from studio.ml.runtime.ort_session import open_session
 from studio.ml.store import ModelStore
 from studio.ml.tasks.copy import load_copy_model
@@ -191,8 +191,6 @@ def test_signed_weights_are_made_only_where_the_int8_products_cannot_saturate(ho
     assert not signed_int8_weights(frozenset({"avx2", "avx512bw"}), "x86_64")  # vpmaddubsw saturates
     assert not signed_int8_weights(frozenset(), "x86_64")  # unknown: unsigned, exact anywhere
     assert signed_int8_weights(frozenset(), "aarch64")
-    monkeypatch.setattr(cpu, "per_tensor_products", lambda threads: True)
-    monkeypatch.setattr(exports, "per_tensor_products", lambda threads: True)
     record = export_model(ADAPTER, "int4")
     expected = "signed" if signed_int8_weights() else "unsigned"
     assert record.extra[exports.PRODUCTS] == exports.PER_TENSOR and record.extra[exports.SIGNED_WEIGHTS] == expected
@@ -204,19 +202,35 @@ def test_signed_weights_are_made_only_where_the_int8_products_cannot_saturate(ho
     assert _export_needed()  # made again, with unsigned weights
 
 
-def test_per_tensor_products_are_made_for_one_thread_and_blocks_for_more(home: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    assert cpu.per_tensor_products(1) and not cpu.per_tensor_products(2)
-    for one_thread in (True, False):
-        monkeypatch.setattr(cpu, "per_tensor_products", lambda threads, chosen=one_thread: chosen)
-        record = export_model(ADAPTER, "int4")
-        graph = onnx.load(str(record.graph_path("decoder_gqa")), load_external_data=False).graph
-        assert any(n.op_type == "DynamicQuantizeMatMul" for n in graph.node) is one_thread
-        assert (record.extra[exports.PRODUCTS] == exports.PER_TENSOR) is one_thread
-        monkeypatch.setattr(exports, "per_tensor_products", lambda threads, chosen=one_thread: chosen)
-        assert not _export_needed()
-        monkeypatch.setattr(exports, "per_tensor_products", lambda threads, chosen=one_thread: not chosen)
-        assert "thread" in (stale_reason(record) or "") and _export_needed()  # the thread count changed
+def test_an_adapters_export_decodes_a_single_row_in_blocks_at_several_threads(home: Path) -> None:
+    record = export_model(ADAPTER, "int4")
+    assert set(record.graphs) == {exports.FUSED_GRAPH, exports.FUSED_ONE_ROW_GRAPH}
+    assert all(info["max_rel_error"] < 0.05 for info in record.graphs.values())
+    graph = onnx.load(str(record.graph_path(exports.FUSED_ONE_ROW_GRAPH))).graph
+    ops = [n.op_type for n in graph.node]
+    assert "DynamicQuantizeMatMul" not in ops and ops.count("MatMulNBits") == 4 * 2 + 1  # 2 layers' four, head
+    assert not cpu.one_row_graph(1) and cpu.one_row_graph(2)
+    gguf = home / "lm" / "Tiny.gguf"
+    assert load_gqa_language_model(record, gguf, threads=1).one_row is None
+    lm = load_gqa_language_model(record, gguf, threads=2)
+    per_tensor, blocks = lm.on_graph(exports.FUSED_GRAPH), lm.on_graph(exports.FUSED_ONE_ROW_GRAPH)
+    assert blocks.session is lm.one_row and per_tensor.one_row is None
+    prompt = lm.tokenizer.encode_chat([{"role": "user", "content": "Sell a lamp"}])
+    logits, cache = lm.prefill(prompt, 4)
+    want, want_cache = per_tensor.prefill(prompt, 4)
+    assert torch.equal(logits, want)  # a prompt runs on the per-tensor products
+    token = [int(logits[0].argmax())]
+    assert torch.equal(lm.decode_step(token, cache)[0], blocks.decode_step(token, want_cache)[0])  # one row: blocks
+    logits, shared = lm.prefill(prompt, 4, copies=3)
+    want, want_shared = per_tensor.prefill(prompt, 4, copies=3)
+    assert torch.equal(lm.decode_step(token * 3, shared)[0], per_tensor.decode_step(token * 3, want_shared)[0])
+    assert not torch.equal(blocks.prefill(prompt, 4)[0], want[:1])  # the two graphs do differ
+
+
+def test_an_adapters_export_of_the_previous_format_is_made_again(home: Path) -> None:
+    record = export_model(ADAPTER, "int4")
+    write_record(record.__class__(**{**record.__dict__, "extra": {**record.extra, "format": 5}}))
+    assert "older version" in (stale_reason(read_record(record.folder)) or "") and _export_needed()
 
 
 def _export_needed() -> bool:

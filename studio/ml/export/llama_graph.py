@@ -29,17 +29,19 @@ not memory traffic, is what these small matrices pay for.
 ``accuracy_level=4`` lets MatMulNBits quantise activations to int8 per block and use the CPU's VNNI / AVX-512 int8
 dot products (MLAS picks the kernel for the CPU it runs on and falls back to AVX2 or plain code by itself).
 
-With a :class:`~studio.ml.export.calibration.Calibration` (the app's adapter graph), Q/K/V, the attention output
-and gate/up run as ``DynamicQuantizeMatMul`` instead: int8 weights per output column, activations quantised to
-uint8 per tensor, multiplied by MLAS's int8 GEMM (AMX, VNNI). MatMulNBits' int8 path costs 2.6x its one-row time
-at 8 rows (the candidates a copy slot decodes together); the GEMM costs about 1.1x, so 8 candidates decode ~1.4x
-faster while one stream is unchanged. One scale for a whole tensor loses the small channels beside the large ones,
-so the RMSNorm outputs feeding Q/K/V and gate/up are smoothed first (SmoothQuant, alpha 0.8): channel ``j`` is
-divided by ``s_j = max|x_j|^0.8 / max|w_j|^0.2`` (folded into the norm's weight) and the weights' input ``j``
-multiplied by it, which leaves the products unchanged in exact arithmetic. The down projection (SwiGLU outputs
-with outliers no smoothing tamed: held-out perplexity x1.03-1.5) and the output layer (x1.02) keep 8-bit blocks.
-Weights are signed int8 where the CPU multiplies them with int8 dot products (VNNI, AMX, ARM's dot product), and
-uint8 with a zero point of 128 elsewhere: AVX2's ``vpmaddubsw`` can saturate on signed weights.
+With a :class:`~studio.ml.export.calibration.Calibration` (the app's adapter graph), Q/K/V, the attention output and
+gate/up run as ``DynamicQuantizeMatMul`` instead: int8 weights per output column, activations quantised to uint8 per
+tensor, multiplied by MLAS's int8 GEMM (AMX, VNNI). MatMulNBits' int8 path costs 2.6x its one-row time at 8 rows
+(the candidates a copy slot decodes together); the GEMM costs about 1.1x, so 8 candidates decode ~1.4x faster while
+one stream is unchanged at one thread. At more threads the GEMM still multiplies a single row on one core, so an
+adapter's export also holds the graph in 8-bit blocks, which one stream runs on there. One scale for a whole tensor
+loses the small channels beside the large ones, so the RMSNorm outputs feeding Q/K/V and gate/up are smoothed first
+(SmoothQuant, alpha 0.8): channel ``j`` is divided by ``s_j = max|x_j|^0.8 / max|w_j|^0.2`` (folded into the norm's
+weight) and the weights' input ``j`` multiplied by it, which leaves the products unchanged in exact arithmetic. The
+down projection (SwiGLU outputs with outliers no smoothing tamed: held-out perplexity x1.03-1.5) and the output
+layer (x1.02) keep 8-bit blocks. Weights are signed int8 where the CPU multiplies them with int8 dot products (VNNI,
+AMX, ARM's dot product), and uint8 with a zero point of 128 elsewhere: AVX2's ``vpmaddubsw`` can saturate on signed
+weights.
 """
 
 from __future__ import annotations

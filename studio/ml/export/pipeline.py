@@ -19,7 +19,6 @@ from torch import nn
 from studio.core.errors import BadInputError
 from studio.core.modalities import export_check
 from studio.core.safe_write import staged_folder
-from studio.core.settings import load_settings
 from studio.ml import registry
 from studio.ml.checkpoint import load_model, sha256_file
 from studio.ml.export import optimise
@@ -27,6 +26,7 @@ from studio.ml.export.greedy import check_greedy
 from studio.ml.export.onnx_export import OPSET, export_architecture, validate_graph
 from studio.ml.export.records import graph_entry, write_card, write_record
 from studio.ml.runtime.exports import (
+    FUSED_ONE_ROW_GRAPH,
     PER_TENSOR,
     PRODUCTS,
     SIGNED_WEIGHTS,
@@ -73,16 +73,15 @@ def _export_fp32(entry: ModelEntry, out_dir: Path) -> dict[str, dict[str, Any]]:
 def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None, store: ModelStore) -> ExportRecord:
     """The int4 language model: the fused graph built straight from the GGUF's blocks (seconds, no fp32 export
     first); its next-token logits after a chat prompt, held-out perplexity and greedy tokens are measured against
-    the torch float32 model. A LoRA adapter is built on its base model's GGUF, merged (in 8-bit blocks, or, where
-    the app runs models on one thread, with per-tensor int8 products smoothed on the merged model's activations over
-    the app's copy prompts), and measured against the float32 base with the adapter merged."""
+    the torch float32 model. A LoRA adapter is built on its base model's GGUF and merged twice: with per-tensor int8
+    products smoothed on the merged model's activations over the app's copy prompts (prefills and candidate
+    batches), and in 8-bit blocks (a single row, at several threads: :func:`studio.ml.runtime.cpu.one_row_graph`);
+    both are measured against the float32 base with the adapter merged."""
     from studio.ml.export.calibration import calibrate
     from studio.ml.export.llama_graph import FORMAT, GRAPH, SMOOTHING, build_graph
-    from studio.ml.runtime.cpu import per_tensor_products, signed_int8_weights
+    from studio.ml.runtime.cpu import signed_int8_weights
     from studio.ml.runtime.gqa_lm import load_gqa_language_model
     from studio.ml.runtime.lora_lm import base_model
-    from studio.ml.text.bench import MESSAGES
-    from studio.ml.text.lm import load_language_model
     from studio.ml.train.lora import ARCH as LORA_ARCH
     from studio.ml.train.lora import adapter_low_rank, apply_adapter
 
@@ -96,31 +95,42 @@ def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None, store:
     reference = load_language_model(gguf, "cpu", "fp32", name=extra.get("base_model", entry.name))
     if low_rank is not None:
         reference = apply_adapter(reference, entry.weights, entry.name)
-        extra[PRODUCTS] = "8-bit blocks"
-    if low_rank is not None and per_tensor_products(load_settings().model_threads):
         calibration = calibrate(reference)
         signed = signed_int8_weights()
         extra.update({PRODUCTS: PER_TENSOR, SIGNED_WEIGHTS: "signed" if signed else "unsigned",
                       "smoothing": f"SmoothQuant alpha {SMOOTHING} on {calibration.source} "
                                    f"({calibration.tokens} tokens)"})
     with staged_folder(out_dir, f"the int4 ONNX export of {entry.name}") as staging:
+        record = ExportRecord(model=entry.name, arch=entry.arch, variant="int4", folder=staging, graphs={},
+                              source_sha256=sha256_file(entry.weights), opset=OPSET, extra=extra)
         path = staging / f"{GRAPH}.onnx"
         build_graph(gguf, path, low_rank=low_rank, calibration=calibration,
                     signed_weights=extra.get(SIGNED_WEIGHTS) != "unsigned")
-        record = ExportRecord(model=entry.name, arch=entry.arch, variant="int4", folder=staging, graphs={},
-                              source_sha256=sha256_file(entry.weights), opset=OPSET, extra=extra)
         record.graphs[GRAPH] = graph_entry(path, 0.0, 0.0)
-        fused = load_gqa_language_model(record, gguf)
-        prompt = reference.tokenizer.encode_chat(MESSAGES)
-        want, got = reference.prefill(prompt, 1)[0], fused.prefill(prompt, 1)[0]
-        error = float((want - got).abs().max())
-        record.graphs[GRAPH].update(max_abs_error=error, max_rel_error=error / float(want.abs().max()))
+        if low_rank is not None:
+            path = staging / f"{FUSED_ONE_ROW_GRAPH}.onnx"
+            build_graph(gguf, path, low_rank=low_rank)
+            record.graphs[FUSED_ONE_ROW_GRAPH] = graph_entry(path, 0.0, 0.0)
+        fused = load_gqa_language_model(record, gguf, one_row=True)  # a single row on the blocks, as at 2+ threads
+        for graph in record.graphs:
+            record.graphs[graph].update(_logit_errors(reference, fused.on_graph(graph)))
         record.extra.update(quality=export_check(entry.arch).load()(reference, fused, gguf, heldout),
                             note="built from the GGUF's own blocks; errors are of the next-token logits after a "
                                  "chat prompt against torch float32")
         write_record(record)
         write_card(record)
     return replace(record, folder=out_dir)
+
+
+def _logit_errors(reference: Any, fused: Any) -> dict[str, float]:
+    """The largest error of ``fused``'s next-token logits after the bench's chat prompt, absolute and relative to
+    the largest logit of ``reference``."""
+    from studio.ml.text.bench import MESSAGES
+
+    prompt = reference.tokenizer.encode_chat(MESSAGES)
+    want, got = reference.prefill(prompt, 1)[0], fused.prefill(prompt, 1)[0]
+    error = float((want - got).abs().max())
+    return {"max_abs_error": error, "max_rel_error": error / float(want.abs().max())}
 
 
 def fp32_export(name: str, store: ModelStore) -> ExportRecord:

@@ -12,9 +12,8 @@ from typing import Any
 from studio.core import paths
 from studio.core.errors import ModelFileError
 from studio.core.formats.json_file import expect_object, read_json
-from studio.core.settings import load_settings
 from studio.ml.checkpoint import sha256_file
-from studio.ml.runtime.cpu import per_tensor_products, signed_int8_weights
+from studio.ml.runtime.cpu import signed_int8_weights
 from studio.ml.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -23,12 +22,13 @@ RECORD_NAME = "export.json"
 # A language model's int4 export is the fused graph of studio.ml.export.llama_graph; its name, its inputs and the
 # format of its layout (exports of another format are made again) live here, where exports are read.
 FUSED_GRAPH = "decoder_gqa"
-FUSED_FORMAT = 5  # 2: rotary positions and an attention bias are inputs (rows sharing a prefix); 3: 8-bit embedding;
+FUSED_FORMAT = 6  # 2: rotary positions and an attention bias are inputs (rows sharing a prefix); 3: 8-bit embedding;
 # 4: an adapter merged into 8-bit blocks; 5: an adapter's Q/K/V, attention output and gate/up as smoothed per-tensor
-# int8 products (DynamicQuantizeMatMul)
+# int8 products (DynamicQuantizeMatMul); 6: an adapter's export holds both, the blocks for a single row
+FUSED_ONE_ROW_GRAPH = "decoder_gqa_one_row"  # an adapter's graph in 8-bit blocks: one stream at several threads
 SIGNED_WEIGHTS = "int8_weights"  # the record's key: "signed" or "unsigned" (see studio.ml.runtime.cpu)
-PRODUCTS = "products"  # the record's key: PER_TENSOR where an adapter's graph has per-tensor int8 products
-PER_TENSOR = "per-tensor int8"
+PRODUCTS = "products"  # the record's key: what an adapter's graphs multiply with
+PER_TENSOR = "per-tensor int8; a single row also in 8-bit blocks"
 FUSED_INPUTS = ("input_ids", "seqlens_k", "total_sequence_length", "logit_positions", "position_ids",
                 "attention_bias")
 
@@ -95,15 +95,10 @@ def older_format(record: ExportRecord) -> bool:
 
 
 def stale_reason(record: ExportRecord) -> str | None:
-    """Why an export cannot be used here by this version of Studio (it is made again), or None: an older format,
-    products made for another thread count, or signed weights this CPU could saturate."""
+    """Why an export cannot be used here by this version of Studio (it is made again), or None: an older format, or
+    signed weights this CPU could saturate."""
     if older_format(record):
         return f"is from an older version of Studio (not the fused graph of format {FUSED_FORMAT})"
-    if record.arch == "llama-lora" and record.variant == "int4":
-        per_tensor, threads = record.extra.get(PRODUCTS) == PER_TENSOR, load_settings().model_threads
-        if per_tensor != per_tensor_products(threads):
-            return (f"was made for {'one thread' if per_tensor else 'several threads'}, and Studio now runs models on "
-                    f"{threads}")
     if record.extra.get(SIGNED_WEIGHTS) == "signed" and not signed_int8_weights():
         return ("holds signed int8 weights, made on a CPU with int8 dot products; this CPU lacks them and its int8 "
                 "products could saturate on such weights")

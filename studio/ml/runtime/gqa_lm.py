@@ -16,6 +16,10 @@ tokens after it; each step feeds all rows' tokens as one sequence, with their ow
 tokens only. Keeping, repeating or dropping rows copies nothing, and a step reads the prompt's keys and values once
 for all rows, not once per row.
 
+An adapter's export holds a second graph (:data:`~studio.ml.runtime.exports.FUSED_ONE_ROW_GRAPH`) whose products
+are 8-bit blocks: at several threads a step that feeds a single token (one stream) runs on it, every other run on the
+per-tensor int8 graph (:func:`studio.ml.runtime.cpu.one_row_graph`). Both write the same keys and values buffer.
+
 Usage::
 
     lm = load_gqa_language_model(record, gguf_path, threads=2)
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,6 +43,7 @@ from studio.ml.models.llama import LlamaConfig
 from studio.ml.runtime.exports import FUSED_FORMAT as FORMAT
 from studio.ml.runtime.exports import FUSED_GRAPH as GRAPH
 from studio.ml.runtime.exports import FUSED_INPUTS as INPUTS
+from studio.ml.runtime.exports import FUSED_ONE_ROW_GRAPH as ONE_ROW_GRAPH
 from studio.ml.runtime.exports import ExportRecord
 from studio.ml.text import gguf_loader
 from studio.ml.text.lm import _as_rows, repeat_prompt
@@ -190,6 +195,7 @@ class GqaLanguageModel:
     variant: str = "int4"
     nbytes: int = 0  # size of the graph file: what the worker's model cache budgets
     threads: int = 0
+    one_row: Any = None  # the session that runs a step of a single token, where it is not ``session``
     prompt_cache: PromptCache = field(default_factory=PromptCache, repr=False, compare=False)
     runtime: ClassVar[str] = "onnxruntime"
     device: ClassVar[torch.device] = torch.device("cpu")
@@ -202,6 +208,15 @@ class GqaLanguageModel:
             f"{self.name or 'this language model'} runs on onnxruntime; LoRA adapters, training and torch-side "
             "evaluation need the torch model (get_language_model(..., runtime='torch'))"
         )
+
+    def on_graph(self, graph: str) -> GqaLanguageModel:
+        """This model running everything on one of its graphs (the export measures each)."""
+        session = self.one_row if graph == ONE_ROW_GRAPH and self.one_row is not None else self.session
+        return replace(self, session=session, one_row=None, prompt_cache=PromptCache())
+
+    def _session_for(self, tokens: int) -> Any:
+        """The session a run feeding ``tokens`` tokens in all goes to."""
+        return self.one_row if tokens == 1 and self.one_row is not None else self.session
 
     def prefill(self, ids: Sequence[int] | Sequence[Sequence[int]], max_new_tokens: int = 256, copies: int = 1,
                 cache: GqaCache | SharedCache | None = None) -> tuple[torch.Tensor, GqaCache | SharedCache]:
@@ -269,7 +284,8 @@ class GqaLanguageModel:
         sees[:, start:] = (owner[:, None] == owner[None, :]) & (order[None, :] <= order[:, None])
         first = np.cumsum(lengths) - lengths
         positions = cache.positions[owner] + order - first[owner]
-        bound = cache.buffer.binding(self.session)
+        session = self._session_for(new)
+        bound = cache.buffer.binding(session)
         bound.bind_cpu_input("input_ids", np.asarray([[t for r in rows for t in r]], np.int64))
         bound.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))
         bound.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
@@ -279,7 +295,7 @@ class GqaLanguageModel:
         bound.bind_cpu_input("attention_bias", np.where(sees, np.float32(0), np.float32(-np.inf))[None, None])
         logits = np.empty((1, len(picked), self.config.vocab_size), np.float32)
         bound.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
-        self.session.run_with_iobinding(bound)
+        session.run_with_iobinding(bound)
         cache.buffer.lengths = np.array([total], np.int64)
         cache.visible[owner, start + order] = True
         cache.positions = cache.positions + lengths
@@ -346,7 +362,8 @@ class GqaLanguageModel:
             positions = range(new) if every_position else [new - 1]
         picked = np.asarray(list(positions), np.int64)
         longest = max(int(total.max()), new)
-        bound = cache.binding(self.session)
+        session = self._session_for(tokens.size)
+        bound = cache.binding(session)
         bound.bind_cpu_input("input_ids", np.ascontiguousarray(tokens))
         bound.bind_cpu_input("seqlens_k", (total - 1).astype(np.int32))
         bound.bind_cpu_input("total_sequence_length", np.array(longest, np.int32))
@@ -356,7 +373,7 @@ class GqaLanguageModel:
         bound.bind_cpu_input("attention_bias", np.zeros((1, 1, new, longest), np.float32))
         logits = np.empty((batch, len(picked), self.config.vocab_size), np.float32)
         bound.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
-        self.session.run_with_iobinding(bound)
+        session.run_with_iobinding(bound)
         cache.lengths = cache.lengths + new if lengths is None else lengths.astype(np.int64)
         return torch.from_numpy(logits)
 
@@ -384,21 +401,34 @@ def is_current(record: ExportRecord) -> bool:
     return GRAPH in record.graphs and record.extra.get("format") == FORMAT
 
 
-def load_gqa_language_model(record: ExportRecord, gguf_path: Path, threads: int = 0,
-                            name: str | None = None) -> GqaLanguageModel:
-    """Open the export's fused graph (its inputs checked) with the GGUF's tokenizer, on the CPU."""
-    from studio.ml.runtime.cpu import int4_kernel_note
-    from studio.ml.runtime.ort_session import open_session
+def load_gqa_language_model(record: ExportRecord, gguf_path: Path, threads: int = 0, name: str | None = None,
+                            one_row: bool | None = None) -> GqaLanguageModel:
+    """Open the export's fused graph (its inputs checked) with the GGUF's tokenizer, on the CPU; and its graph for a
+    single row, where it has one and ``one_row`` (default: :func:`~studio.ml.runtime.cpu.one_row_graph` at
+    ``threads``, 0 being every core)."""
+    from studio.ml.runtime.cpu import cores, int4_kernel_note, one_row_graph
 
     if not is_current(record):
         raise ModelFileError(f"the export in {record.folder} is from an older version of Studio: export it again")
-    path = record.graph_path(GRAPH)
     if note := int4_kernel_note():
         log.warning("%s", note)
+    session = _open_checked(record.graph_path(GRAPH), threads)
+    nbytes = record.graph_path(GRAPH).stat().st_size
+    single = None
+    if ONE_ROW_GRAPH in record.graphs and (one_row_graph(threads or cores()) if one_row is None else one_row):
+        single = _open_checked(record.graph_path(ONE_ROW_GRAPH), threads)
+        nbytes += record.graph_path(ONE_ROW_GRAPH).stat().st_size
+    config, tokenizer, source = read_gguf_header(Path(gguf_path))
+    return GqaLanguageModel(session, config, tokenizer, name or record.model, record.source_sha256, source,
+                            record.variant, nbytes, threads, single)
+
+
+def _open_checked(path: Path, threads: int) -> Any:
+    """An onnxruntime session on a fused graph whose inputs are the fused decoder's."""
+    from studio.ml.runtime.ort_session import open_session
+
     session = open_session(path, "cpu", threads, spin_within_runs=threads != 1)
     names = [i.name for i in session.get_inputs()]
     if names[: len(INPUTS)] != list(INPUTS):
         raise ModelFileError(f"{path.name} has inputs {names[:4]}, not the fused decoder's: export it again")
-    config, tokenizer, source = read_gguf_header(Path(gguf_path))
-    return GqaLanguageModel(session, config, tokenizer, name or record.model, record.source_sha256, source,
-                            record.variant, path.stat().st_size, threads)
+    return session
