@@ -118,12 +118,11 @@ def _summary(report: dict[str, Any]) -> list[str]:
 def run_all(args: argparse.Namespace) -> int:
     import torch
 
-    from studio.cli.copy_lm import DEFAULT_LM
+    from studio.cli.copy_lm import DEFAULT_MODEL, model_files
     from studio.ml.bench import copy as copy_bench
     from studio.ml.bench import sprites as sprite_bench
     from studio.ml.bench.timing import machine_description, machine_line
     from studio.ml.device import resolve_device
-    from studio.ml.store import ModelStore
 
     device = resolve_device(args.device)
     if args.threads:
@@ -134,12 +133,12 @@ def run_all(args: argparse.Namespace) -> int:
                                                    compile_=not args.no_compile)
     sections = [sprite_bench.markdown(report["sprites"])]
     try:
-        entry = ModelStore().find(DEFAULT_LM)
+        gguf, adapter = model_files(DEFAULT_MODEL)
     except ModelFileError as exc:
         sections.append(["## Copy", "", f"not measured: {exc}"])
     else:
-        report["copy"] = copy_bench.bench_copy(DEFAULT_LM, entry.weights, device, repeats=args.repeats,
-                                               new_tokens=args.new_tokens)
+        report["copy"] = copy_bench.bench_copy(DEFAULT_MODEL, gguf, device, repeats=args.repeats,
+                                               new_tokens=args.new_tokens, adapter=adapter)
         sections.append(copy_bench.markdown(report["copy"]))
     report["music"] = bench_music_runtimes(device, max(1, args.repeats // 2), args.warmup)
     sections.append(_music_markdown(report["music"]))

@@ -7,21 +7,32 @@ import json
 from pathlib import Path
 
 from studio.core.errors import BadInputError
-from studio.core.modalities.copy import BASE_LANGUAGE_MODEL
+from studio.core.modalities.copy import DEFAULT_COPY_MODEL
 from studio.core.safe_write import write_atomic
 
-DEFAULT_LM = BASE_LANGUAGE_MODEL
+DEFAULT_MODEL = DEFAULT_COPY_MODEL  # what the app writes copy with: the bundled adapter on its base model
 
 
-def _model_path(args: argparse.Namespace) -> Path:
-    if args.gguf:
-        return Path(args.gguf)
+def model_files(name: str) -> tuple[Path, Path | None]:
+    """(the GGUF, the LoRA adapter or None) of the stored language model or adapter ``name``, verified."""
+    from studio.ml.runtime.lora_lm import base_model
     from studio.ml.store import ModelStore
+    from studio.ml.train.lora import ARCH as LORA_ARCH
 
-    entry = ModelStore().find(args.model)
+    store = ModelStore()
+    entry = store.find(name)
+    store.verify(entry)
+    if entry.arch == LORA_ARCH:
+        base = store.find(base_model(entry))
+        store.verify(base)
+        return base.weights, entry.weights
     if entry.arch != "llama":
-        raise BadInputError(f"{args.model!r} is not a language model")
-    return entry.weights
+        raise BadInputError(f"{name!r} is not a language model")
+    return entry.weights, None
+
+
+def _model_files(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    return (Path(args.gguf), None) if args.gguf else model_files(args.model)
 
 
 def thread_counts(text: str) -> list[int]:
@@ -60,11 +71,12 @@ def run_bench(args: argparse.Namespace) -> int:
         first = i == 0
         machine = machine_description(device, threads)  # the load average before the table
         references = () if args.no_references else REFERENCES if first else ("llama.cpp",)
-        report = bench_copy(args.model, _model_path(args), device, threads, args.new_tokens, args.repeats, batches,
+        gguf, adapter = _model_files(args)
+        report = bench_copy(args.model, gguf, device, threads, args.new_tokens, args.repeats, batches,
                             dtypes if first else (app_precision(device) or "fp32",), references, quality=first,
                             variants=ORT_VARIANTS if first else CUDA_VARIANTS if device == "cuda" else CPU_VARIANTS,
                             exports=[Path(e) for e in args.export],
-                            rounds=ROUNDS if args.rounds is None else args.rounds)
+                            rounds=ROUNDS if args.rounds is None else args.rounds, adapter=adapter)
         if not first:
             carry_quality(reports[0], report)
         reports.append(report)
@@ -84,7 +96,9 @@ def add_commands(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser = groups["bench"].add_parser(
         "copy", help="language model speed side by side: torch, onnxruntime (fp32/fp16/int8/int4), transformers, "
         "llama.cpp: time to first token, tokens/s")
-    parser.add_argument("--model", default=DEFAULT_LM, help=f"model name in the store (default {DEFAULT_LM})")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"language model or LoRA adapter in the store (default {DEFAULT_MODEL}, the app's copy "
+                        "model)")
     parser.add_argument("--gguf", help="a GGUF file to measure instead of a stored model")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     parser.add_argument("--dtypes", default="fp32,bf16,int8", help="torch eager precisions, comma-separated: fp32, "

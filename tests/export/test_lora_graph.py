@@ -7,6 +7,7 @@ weights are not the ones it was made on, or when its signed weights would satura
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,12 @@ import torch
 from gguf import GGMLQuantizationType
 from torch import nn
 
+from studio.cli import main
 from studio.core import paths
 from studio.core.errors import BadInputError, ModelFileError
 from studio.core.jobs import JobSpec
 from studio.core.modalities.copy import BASE_LANGUAGE_MODEL
+from studio.ml.bench.copy import load_torch as load_bench_torch
 from studio.ml.cache import ModelCache
 from studio.ml.export.calibration import calibration_prompts, measure
 from studio.ml.export.llama_graph import BLOCK, build_graph, requantise, smoothing
@@ -237,3 +240,20 @@ def _export_needed() -> bool:
     status = export_status(JobSpec("models.export_status", params={"name": ADAPTER}),
                            type("Ctx", (), {"resources": _resources("onnxruntime"), "device": "cpu"})())
     return bool(status["needed"])
+
+
+def test_the_bench_measures_an_adapter_on_its_base_model(home: Path, tmp_path: Path) -> None:
+    record = export_model(ADAPTER, "int4")
+    out = tmp_path / "bench.json"
+    assert main(["bench", "copy", "--model", ADAPTER, "--dtypes", "fp32", "--new-tokens", "4", "--repeats", "1",
+                 "--batches", "8", "--threads", "2", "--rounds", "1", "--no-references", "--json", str(out),
+                 "--md", str(tmp_path / "bench.md")]) == 0
+    report = json.loads(out.read_text())["copy"]
+    assert report["adapter"] == f"{ADAPTER}.safetensors" and report["file"] == "Tiny.gguf"
+    rows = {(r["runtime"], r["precision"]): r for r in report["rows"]}
+    assert set(rows) == {("torch eager", "fp32"), ("onnxruntime", "int4")}  # an adapter exports as int4 only
+    assert rows[("onnxruntime", "int4")]["status"] == "ok"
+    assert rows[("onnxruntime", "int4")]["perplexity_ratio"] == record.extra["quality"]["perplexity_ratio"]
+    assert "the LoRA adapter tiny-voice.safetensors on Tiny.gguf" in (tmp_path / "bench.md").read_text()
+    torch_row = load_bench_torch(home / "lm" / "Tiny.gguf", "cpu", "fp32", home / "copy" / f"{ADAPTER}.safetensors")
+    assert torch_row.sha256 == record.source_sha256  # the torch rows run the adapter merged, not the base alone

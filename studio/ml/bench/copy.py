@@ -1,5 +1,8 @@
 """Language-model speed side by side, one run: the same GGUF weights through torch eager, onnxruntime (each
 exported precision), Hugging Face transformers' ``generate()`` and llama.cpp (``llama-cpp-python``), when present.
+A LoRA adapter (the app's default copy model is one) is measured on its base model's GGUF: torch with it merged and
+its own onnxruntime export; transformers and llama.cpp run the base GGUF as it is, whose shapes and blocks a merged
+adapter would keep (the same work a token).
 
 Every runtime gets the same prompt ids (the copy brief of :mod:`studio.ml.text.bench` through the chat template) and
 decodes greedily with the end-of-turn tokens masked, so every run is equally long and only the model's speed is
@@ -127,16 +130,26 @@ def _timed_load(load: Callable[[], Any]) -> tuple[Any, float]:
     return value, round(time.perf_counter() - start, 2)
 
 
+def load_torch(path: Path, device: str, dtype: str, adapter: Path | None = None) -> Any:
+    """The GGUF at ``path`` on torch at ``dtype``, with the LoRA ``adapter`` merged when there is one."""
+    lm = load_language_model(path, device, dtype)
+    if adapter is None:
+        return lm
+    from studio.ml.train.lora import apply_adapter
+
+    return apply_adapter(lm, adapter)
+
+
 def torch_rows(path: Path, prompt: list[int], device: str, dtypes: list[str], new_tokens: int, repeats: int,
-               batches: Sequence[int], quality: bool = True) -> list[dict[str, Any]]:
-    """One row per precision; on a CPU the rows with decoding copies carry their held-out perplexity against fp32
-    (every product through the copies), as the quantised exports do."""
+               batches: Sequence[int], quality: bool = True, adapter: Path | None = None) -> list[dict[str, Any]]:
+    """One row per precision (with ``adapter`` merged); on a CPU the rows with decoding copies carry their held-out
+    perplexity against fp32 (every product through the copies), as the quantised exports do."""
     rows = []
     passages, _ = held_out_text()
     reference = None
     app_dtype = app_precision(device) or "fp32"
     for dtype in dtypes:
-        lm, load_s = _timed_load(lambda dtype=dtype: load_language_model(path, device, dtype))
+        lm, load_s = _timed_load(lambda dtype=dtype: load_torch(path, device, dtype, adapter))
         measured: dict[str, Any] = {}
         if device == "cpu" and quality:
             with decoding_copies_for_every_input():
@@ -185,12 +198,14 @@ def _ort_row(record: Any, path: Path, prompt: list[int], device: str, threads: i
 
 
 def ort_rows(name: str, path: Path, prompt: list[int], device: str, threads: int, new_tokens: int, repeats: int,
-             batches: Sequence[int], variants: Sequence[str] = ORT_VARIANTS) -> list[dict[str, Any]]:
-    """One row per exported precision; those the app's "auto" runtime may choose carry its own measurement."""
+             batches: Sequence[int], variants: Sequence[str] = ORT_VARIANTS,
+             adapter: Path | None = None) -> list[dict[str, Any]]:
+    """One row per exported precision (of ``adapter``, the model ``name``, when there is one); those the app's
+    "auto" runtime may choose carry its own measurement."""
     from studio.ml.runtime.exports import find_export
     from studio.ml.runtime.ort_lm import CPU_VARIANTS, CUDA_VARIANTS, quality_ok
 
-    sha256 = sha256_file(path)
+    sha256 = sha256_file(adapter or path)
     choosable = CUDA_VARIANTS if device == "cuda" else CPU_VARIANTS
     rows = []
     for variant in variants:
@@ -372,14 +387,15 @@ def ratios(rows: list[dict[str, Any]], side: dict[str, Any] | None = None) -> di
     }
 
 
-def _open_row(row: dict[str, Any], name: str, path: Path, device: str, threads: int) -> Any:
+def _open_row(row: dict[str, Any], name: str, path: Path, device: str, threads: int,
+              adapter: Path | None = None) -> Any:
     """The language model a measured row ran: torch at its precision, or the verified export of its variant."""
     from studio.ml.runtime.exports import find_export
     from studio.ml.runtime.ort_lm import load_ort_language_model
 
     if row["runtime"] == "torch eager":
-        return load_language_model(path, device, row["precision"])
-    record = find_export(name, (row["precision"],), sha256_file(path))
+        return load_torch(path, device, row["precision"], adapter)
+    record = find_export(name, (row["precision"],), sha256_file(adapter or path))
     if record is None:
         raise FileNotFoundError(f"the {row['precision']} export of {name} is gone")
     return load_ort_language_model(record, path, device, threads)
@@ -399,7 +415,8 @@ def _numbered(name: str, taken: list[str]) -> str:
 
 
 def alternating_rounds(name: str, path: Path, prompt: list[int], device: str, threads: int, new_tokens: int,
-                       rounds: int, rows: list[dict[str, Any]], exports: Sequence[Path] = ()) -> dict[str, Any] | None:
+                       rounds: int, rows: list[dict[str, Any]], exports: Sequence[Path] = (),
+                       adapter: Path | None = None) -> dict[str, Any] | None:
     """The default runtime (one stream and 8 candidates), llama.cpp and each given export, taking turns for
     ``rounds`` rounds (:mod:`studio.ml.bench.side_by_side`): the ratios the targets are held against, each taken
     within a round, and every round's tokens/s (``rates``). None when there is no default runtime to measure."""
@@ -410,7 +427,8 @@ def alternating_rounds(name: str, path: Path, prompt: list[int], device: str, th
     if default is None or rounds < 1:
         return None
     own = f"default: {_name(default)}"
-    contenders = _studio_turns(own, _open_row(default, name, path, device, threads), prompt, new_tokens, device)
+    contenders = _studio_turns(own, _open_row(default, name, path, device, threads, adapter), prompt, new_tokens,
+                               device)
     given: list[str] = []
     for folder in exports:
         try:
@@ -442,9 +460,10 @@ def bench_copy(
     name: str, path: Path, device: str = "cpu", threads: int = 0, new_tokens: int = 64, repeats: int = 5,
     batches: Sequence[int] = BATCHES, dtypes: tuple[str, ...] = ("fp32", "bf16", "int8"),
     references: Sequence[str] = REFERENCES, quality: bool = True, variants: Sequence[str] = ORT_VARIANTS,
-    exports: Sequence[Path] = (), rounds: int = ROUNDS,
+    exports: Sequence[Path] = (), rounds: int = ROUNDS, adapter: Path | None = None,
 ) -> dict[str, Any]:
-    """Every row for one GGUF model at ``threads`` (0: torch's own count; clamped to 1..cores, and said);
+    """Every row for one GGUF model (or the LoRA ``adapter`` named ``name`` on it) at ``threads`` (0: torch's own
+    count; clamped to 1..cores, and said);
     ``references``: which of transformers and llama.cpp to add; ``quality``: the torch rows' held-out perplexity;
     ``exports``: export folders measured as well, as they are (an older export, say); ``rounds``: alternating
     rounds of the default runtime, llama.cpp and the given exports after the rows (0: none)."""
@@ -454,19 +473,22 @@ def bench_copy(
     tokenizer_lm = load_language_model(path, "cpu", "fp32")
     prompt = tokenizer_lm.tokenizer.encode_chat(MESSAGES)
     del tokenizer_lm
-    rows = torch_rows(path, prompt, device, list(dtypes), new_tokens, repeats, batches, quality)
-    rows += ort_rows(name, path, prompt, device, threads, new_tokens, repeats, batches, variants)
+    rows = torch_rows(path, prompt, device, list(dtypes), new_tokens, repeats, batches, quality, adapter)
+    if adapter is not None:  # an adapter exports as the CPU's fused graph only
+        variants = [v for v in variants if v == "int4"]
+    rows += ort_rows(name, path, prompt, device, threads, new_tokens, repeats, batches, variants, adapter)
     rows += given_export_rows(exports, path, prompt, device, threads, new_tokens, repeats, batches)
     if "transformers" in references:
         rows.append(transformers_row(path, prompt, new_tokens, repeats))
     if "llama.cpp" in references:
         rows.append(llama_cpp_row(path, prompt, new_tokens, repeats, threads))
     try:
-        side = alternating_rounds(name, path, prompt, device, threads, new_tokens, rounds, rows, exports)
+        side = alternating_rounds(name, path, prompt, device, threads, new_tokens, rounds, rows, exports, adapter)
     except Exception as exc:  # e.g. out of memory with every runtime loaded at once: the tables above still stand
         log.warning("the alternating rounds failed: %s", exc)
         side = {"failed": str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}
-    return {"model": name, "file": path.name, "prompt_tokens": len(prompt), "new_tokens": new_tokens,
+    return {"model": name, "file": path.name, "adapter": adapter.name if adapter else None,
+            "prompt_tokens": len(prompt), "new_tokens": new_tokens,
             "repeats": repeats, "batches": sorted({1, *batches}), "threads": threads, "threads_note": threads_note,
             "kernel_note": int4_kernel_note(), "load_average": {"start": load_before, "end": _load_average()},
             "rows": rows, "side_by_side": side, "ratios": ratios(rows, side)}
@@ -500,9 +522,14 @@ def _ratio_line(key: str, value: dict[str, Any]) -> str:
 def markdown(report: dict[str, Any]) -> list[str]:
     ks = [k for k in report["batches"] if k > 1]
     notes = [n for n in (report.get("threads_note"), report.get("kernel_note")) if n]
+    source = report["file"]
+    if report.get("adapter"):
+        source = f"the LoRA adapter {report['adapter']} on {report['file']}"
+        notes.append(f"transformers and llama.cpp run {report['file']} as it is, without the adapter: merged into "
+                     "it, the adapter would keep its shapes and block types, so the same work a token")
     load = report.get("load_average") or {}
     lines = [
-        f"## Copy: {report['model']} ({report['file']}), {report['threads']} threads",
+        f"## Copy: {report['model']} ({source}), {report['threads']} threads",
         "",
         f"Prompt {report['prompt_tokens']} tokens, {report['new_tokens']} new tokens, greedy with end tokens masked; "
         f"medians of {report['repeats']} runs after a warm-up (IQR in brackets); {report['threads']} threads; "
