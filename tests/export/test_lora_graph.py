@@ -209,6 +209,7 @@ def test_an_adapters_export_decodes_a_single_row_in_blocks_at_several_threads(ho
     record = export_model(ADAPTER, "int4")
     assert set(record.graphs) == {exports.FUSED_GRAPH, exports.FUSED_ONE_ROW_GRAPH}
     assert all(info["max_rel_error"] < 0.05 for info in record.graphs.values())
+    assert record.extra["one_row_quality"]["perplexity_ratio"] < 1.05
     graph = onnx.load(str(record.graph_path(exports.FUSED_ONE_ROW_GRAPH))).graph
     ops = [n.op_type for n in graph.node]
     assert "DynamicQuantizeMatMul" not in ops and ops.count("MatMulNBits") == 4 * 2 + 1  # 2 layers' four, head

@@ -114,9 +114,12 @@ def _export_fused(entry: ModelEntry, out_dir: Path, heldout: Path | None, store:
         fused = load_gqa_language_model(record, gguf, one_row=True)  # a single row on the blocks, as at 2+ threads
         for graph in record.graphs:
             record.graphs[graph].update(_logit_errors(reference, fused.on_graph(graph)))
-        record.extra.update(quality=export_check(entry.arch).load()(reference, fused, gguf, heldout),
+        check = export_check(entry.arch).load()
+        record.extra.update(quality=check(reference, fused, gguf, heldout),
                             note="built from the GGUF's own blocks; errors are of the next-token logits after a "
                                  "chat prompt against torch float32")
+        if FUSED_ONE_ROW_GRAPH in record.graphs:  # what one stream runs on at several threads, measured alone
+            record.extra["one_row_quality"] = check(reference, fused.on_graph(FUSED_ONE_ROW_GRAPH), gguf, heldout)
         write_record(record)
         write_card(record)
     return replace(record, folder=out_dir)
